@@ -1,0 +1,64 @@
+//! `grid-cli nodes`: the nodes connected to the master and what they give.
+
+use crate::commands::GlobalArgs;
+use crate::rpc::Grid;
+use bytesize::ByteSize;
+use clap::Parser;
+use grid_core::format_fuel;
+use std::process::ExitCode;
+
+/// List nodes: name, address, slots in use, memory, fuel capacity, cached
+/// modules, and what each has given so far.
+#[derive(Parser, Debug)]
+pub struct NodesCommand {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl NodesCommand {
+    /// Runs the command.
+    pub async fn execute(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+        let mut grid = Grid::connect(global.master.as_deref()).await?;
+        let nodes = grid.nodes().await?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&nodes)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let header = ["NAME", "ADDRESS", "SLOTS", "MEMORY", "FUEL/H", "FUEL LEFT", "CACHED", "JOBS", "FUEL BURNED"];
+        let rows: Vec<[String; 9]> = nodes
+            .iter()
+            .map(|n| {
+                [
+                    n.name.clone(),
+                    n.address.clone(),
+                    format!("{}/{}", n.slots_used, n.slots_total),
+                    format!("{}/{}", ByteSize(n.memory_used).display().iec(), ByteSize(n.memory_total).display().iec()),
+                    format_fuel(n.fuel_per_hour),
+                    format_fuel(n.fuel_available),
+                    n.cached_modules.to_string(),
+                    n.jobs_run.to_string(),
+                    format_fuel(n.fuel_burned),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: &[&str]| {
+            let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            println!("{}", parts.join("  ").trim_end());
+        };
+        line(&header);
+        for row in &rows {
+            line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        if rows.is_empty() {
+            eprintln!("no nodes connected");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,55 @@
+//! The `grid-cli` binary: parse flags, run the subcommand, map errors to
+//! one `grid:` line and a documented exit code.
+
+mod commands;
+mod embedded;
+mod exit;
+mod module;
+mod rpc;
+
+use clap::Parser;
+use commands::{Cli, Command};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.global.verbose {
+        0 => std::env::var("RUST_LOG").unwrap_or_else(|_| "off".into()),
+        1 => "warn".into(),
+        2 => "info".into(),
+        _ => "debug".into(),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("grid: failed to start the async runtime: {e}");
+            return ExitCode::from(exit::GRID_ERROR);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(cmd) => cmd.execute(&cli.global).await,
+            Command::Nodes(cmd) => cmd.execute(&cli.global).await,
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            let code = e.downcast_ref::<exit::Failure>().map_or(exit::GRID_ERROR, |f| f.code);
+            eprintln!("grid: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}

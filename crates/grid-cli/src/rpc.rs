@@ -1,0 +1,194 @@
+//! The CLI's connection to a grid: a named master, or an embedded one
+//! started in-process. The one module of this crate that sees prost types.
+
+use crate::embedded::Embedded;
+use anyhow::{Context, Result, anyhow};
+use grid_core::wire::MAX_MESSAGE_BYTES;
+use grid_core::{JobReport, JobSpec, ModuleHash};
+use grid_proto as pb;
+use grid_proto::master_client::MasterClient;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Module upload chunk size.
+const CHUNK: usize = 1 << 20;
+
+/// What happens to a job, as the CLI shows it.
+#[derive(Debug)]
+pub enum Event {
+    /// The job went to a node.
+    Assigned(String),
+    /// Guest stdout.
+    Stdout(Vec<u8>),
+    /// Guest stderr.
+    Stderr(Vec<u8>),
+    /// The job ended.
+    Finished(JobReport),
+}
+
+/// A node as `grid-cli nodes` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub address: String,
+    pub slots_used: u32,
+    pub slots_total: u32,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    pub fuel_per_hour: u64,
+    pub fuel_available: u64,
+    pub cached_modules: u32,
+    pub jobs_run: u64,
+    pub fuel_burned: u64,
+}
+
+/// A connected grid.
+pub struct Grid {
+    client: MasterClient<Channel>,
+    /// Keeps an embedded master and node alive while the grid is in use.
+    _embedded: Option<Embedded>,
+}
+
+fn status(e: tonic::Status) -> anyhow::Error {
+    anyhow!("{}", e.message())
+}
+
+impl Grid {
+    /// Connects to `master`, or with `None` starts an embedded grid.
+    pub async fn connect(master: Option<&str>) -> Result<Self> {
+        match master {
+            Some(url) => Ok(Self { client: connect(url).await?, _embedded: None }),
+            None => {
+                let embedded = Embedded::start().await.context("failed to start the embedded grid")?;
+                let client = connect(&embedded.url).await?;
+                let mut grid = Self { client, _embedded: Some(embedded) };
+                // The embedded node registers within milliseconds; wait for it
+                // so that the first command already sees it.
+                for _ in 0..500 {
+                    if !grid.nodes().await?.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Ok(grid)
+            }
+        }
+    }
+
+    /// Makes sure the master has `bytes`, uploading them only if it lacks them.
+    pub async fn ensure_module(&mut self, bytes: &[u8]) -> Result<ModuleHash> {
+        let hash = ModuleHash::of(bytes);
+        let missing = self
+            .client
+            .missing_modules(pb::MissingModulesRequest { hashes: vec![hash.to_string()] })
+            .await
+            .map_err(status)?
+            .into_inner()
+            .missing;
+        if missing.is_empty() {
+            return Ok(hash);
+        }
+        let total_size = bytes.len() as u64;
+        let mut chunks: Vec<pb::UploadChunk> = bytes
+            .chunks(CHUNK)
+            .map(|c| pb::UploadChunk { hash: String::new(), total_size: 0, data: c.to_vec() })
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(pb::UploadChunk::default());
+        }
+        chunks[0].hash = hash.to_string();
+        chunks[0].total_size = total_size;
+        self.client.upload_module(tokio_stream::iter(chunks)).await.map_err(status)?;
+        Ok(hash)
+    }
+
+    /// Queues a job; returns its id.
+    pub async fn submit(&mut self, spec: JobSpec) -> Result<String> {
+        let req = pb::SubmitJobRequest { spec: Some(spec.into()) };
+        Ok(self.client.submit_job(req).await.map_err(status)?.into_inner().job_id)
+    }
+
+    /// Follows a job's events from the start.
+    pub async fn watch(&mut self, job_id: &str) -> Result<Watch> {
+        let stream = self
+            .client
+            .watch_job(pb::WatchJobRequest { job_id: job_id.to_owned() })
+            .await
+            .map_err(status)?
+            .into_inner();
+        Ok(Watch { stream })
+    }
+
+    /// Cancels a job; returns whether it had not finished yet.
+    pub async fn cancel(&mut self, job_id: &str) -> Result<bool> {
+        let req = pb::CancelJobRequest { job_id: job_id.to_owned() };
+        Ok(self.client.cancel_job(req).await.map_err(status)?.into_inner().cancelled)
+    }
+
+    /// The nodes connected to the master.
+    pub async fn nodes(&mut self) -> Result<Vec<NodeRow>> {
+        let nodes = self.client.list_nodes(pb::ListNodesRequest {}).await.map_err(status)?.into_inner().nodes;
+        Ok(nodes
+            .into_iter()
+            .map(|n| NodeRow {
+                name: n.name,
+                address: n.address,
+                slots_used: n.slots_used,
+                slots_total: n.slots_total,
+                memory_used: n.memory_used,
+                memory_total: n.memory_total,
+                fuel_per_hour: n.fuel_per_hour,
+                fuel_available: n.fuel_available,
+                cached_modules: n.cached_modules,
+                jobs_run: n.jobs_run,
+                fuel_burned: n.fuel_burned,
+            })
+            .collect())
+    }
+}
+
+/// A job's event stream.
+pub struct Watch {
+    stream: tonic::Streaming<pb::JobEvent>,
+}
+
+impl Watch {
+    /// The next event; `None` when the stream ends.
+    pub async fn next(&mut self) -> Result<Option<Event>> {
+        use pb::job_event::Event as E;
+        loop {
+            let Some(ev) =
+                self.stream.message().await.map_err(|s| anyhow!("lost the job's event stream: {}", s.message()))?
+            else {
+                return Ok(None);
+            };
+            let event = match ev.event {
+                Some(E::AssignedNode(node)) => Event::Assigned(node),
+                Some(E::Output(chunk)) if chunk.stream == pb::OutputStream::Stderr as i32 => Event::Stderr(chunk.data),
+                Some(E::Output(chunk)) => Event::Stdout(chunk.data),
+                Some(E::Finished(result)) => Event::Finished(result.into()),
+                None => continue,
+            };
+            return Ok(Some(event));
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<MasterClient<Channel>> {
+    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url))
+        .map_err(|_| anyhow!("`{url}` is not a master URL: write it like `http://127.0.0.1:7070`"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let channel = endpoint.connect().await.map_err(|e| anyhow!("cannot reach master `{url}`: {}", root_cause(&e)))?;
+    Ok(MasterClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

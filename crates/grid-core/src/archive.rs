@@ -1,0 +1,259 @@
+//! Directories that travel with a job, as tar archives: packed on one side,
+//! unpacked or written back on the other. Files, subdirectories and symlinks
+//! that stay inside the tree travel; nothing may point or lead outside it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+/// What [`pack`] does with a symlink that leads outside the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// Refuse to pack the directory.
+    Fail,
+    /// Leave the symlink out.
+    Skip,
+}
+
+fn other(msg: String) -> io::Error {
+    io::Error::other(msg)
+}
+
+/// Packs the contents of `dir` (not `dir` itself) into a tar archive, in a
+/// stable order.
+pub fn pack(dir: &Path, escape: Escape) -> io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(dir.join(&rel))?.collect::<io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries.into_iter().rev() {
+            let rel_path = rel.join(entry.file_name());
+            let meta = entry.metadata()?;
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                let target = fs::read_link(entry.path())?;
+                if !symlink_stays_inside(&rel_path, &target) {
+                    match escape {
+                        Escape::Skip => continue,
+                        Escape::Fail => {
+                            return Err(other(format!(
+                                "symlink `{}` points outside `{}`",
+                                dir.join(&rel_path).display(),
+                                dir.display()
+                            )));
+                        }
+                    }
+                }
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                builder.append_link(&mut header, &rel_path, &target)?;
+            } else if ft.is_dir() {
+                builder.append_dir(&rel_path, entry.path())?;
+                stack.push(rel_path);
+            } else if ft.is_file() {
+                builder.append_path_with_name(entry.path(), &rel_path)?;
+            }
+        }
+    }
+    builder.into_inner()
+}
+
+/// Whether a symlink at `link` (relative to the tree's root) whose target is
+/// `target` resolves, lexically, to a place inside the tree.
+fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: i64 = link.components().count() as i64 - 1;
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// A relative path made only of plain components, or an error.
+fn safe_relative(path: &Path) -> io::Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => return Err(other(format!("archive entry `{}` leads outside its directory", path.display()))),
+        }
+    }
+    Ok(out)
+}
+
+/// Unpacks `archive` into the existing directory `dest`, refusing entries
+/// that lead outside it. Returns the number of bytes of file data written.
+pub fn unpack(archive: &[u8], dest: &Path) -> io::Result<u64> {
+    apply(archive, dest, false)
+}
+
+/// Makes `dest` look like `archive`: writes what is new or changed, and
+/// removes what the archive no longer has. Unchanged files are not touched.
+pub fn write_back(archive: &[u8], dest: &Path) -> io::Result<u64> {
+    apply(archive, dest, true)
+}
+
+fn apply(archive: &[u8], dest: &Path, remove_missing: bool) -> io::Result<u64> {
+    let mut ar = tar::Archive::new(archive);
+    let mut seen = BTreeSet::new();
+    let mut written = 0u64;
+    for entry in ar.entries()? {
+        let mut entry = entry?;
+        let rel = safe_relative(&entry.path()?)?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let path = dest.join(&rel);
+        seen.insert(rel.clone());
+        let existing = fs::symlink_metadata(&path).ok();
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                if existing.as_ref().is_some_and(|m| !m.is_dir()) {
+                    fs::remove_file(&path)?;
+                }
+                fs::create_dir_all(&path)?;
+            }
+            tar::EntryType::Symlink => {
+                let target =
+                    entry.link_name()?.ok_or_else(|| other(format!("symlink `{}` has no target", rel.display())))?;
+                if !symlink_stays_inside(&rel, &target) {
+                    return Err(other(format!("symlink `{}` points outside its directory", rel.display())));
+                }
+                if existing.is_some() {
+                    if fs::read_link(&path).ok().as_deref() == Some(target.as_ref()) {
+                        continue;
+                    }
+                    remove_any(&path)?;
+                }
+                make_parent(&path)?;
+                std::os::unix::fs::symlink(&*target, &path)?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut data = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut data)?;
+                if let Some(meta) = &existing {
+                    if meta.is_file() && meta.len() == data.len() as u64 && fs::read(&path)? == data {
+                        continue;
+                    }
+                    remove_any(&path)?;
+                }
+                make_parent(&path)?;
+                fs::write(&path, &data)?;
+                written += data.len() as u64;
+            }
+            _ => {}
+        }
+    }
+    if remove_missing {
+        remove_unseen(dest, Path::new(""), &seen)?;
+    }
+    Ok(written)
+}
+
+fn make_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) => fs::create_dir_all(parent),
+        None => Ok(()),
+    }
+}
+
+fn remove_any(path: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) }
+}
+
+fn remove_unseen(root: &Path, rel: &Path, seen: &BTreeSet<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let rel_path = rel.join(entry.file_name());
+        if !seen.contains(&rel_path) {
+            remove_any(&entry.path())?;
+        } else if entry.file_type()?.is_dir() {
+            remove_unseen(root, &rel_path, seen)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(root: &Path) {
+        fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        fs::write(root.join("a.txt"), "alpha").unwrap();
+        fs::write(root.join("sub/b.txt"), "beta").unwrap();
+        fs::write(root.join("sub/deeper/c.txt"), "gamma").unwrap();
+        std::os::unix::fs::symlink("sub/b.txt", root.join("link")).unwrap();
+    }
+
+    #[test]
+    fn round_trip_and_write_back() {
+        let src = tempfile::tempdir().unwrap();
+        tree(src.path());
+        let ar = pack(src.path(), Escape::Fail).unwrap();
+
+        let work = tempfile::tempdir().unwrap();
+        unpack(&ar, work.path()).unwrap();
+        assert_eq!(fs::read_to_string(work.path().join("sub/deeper/c.txt")).unwrap(), "gamma");
+        assert_eq!(fs::read_link(work.path().join("link")).unwrap(), Path::new("sub/b.txt"));
+
+        // The job changes one file, adds one, deletes one.
+        fs::write(work.path().join("a.txt"), "ALPHA").unwrap();
+        fs::write(work.path().join("new.txt"), "new").unwrap();
+        fs::remove_file(work.path().join("sub/deeper/c.txt")).unwrap();
+        let back = pack(work.path(), Escape::Skip).unwrap();
+        write_back(&back, src.path()).unwrap();
+        assert_eq!(fs::read_to_string(src.path().join("a.txt")).unwrap(), "ALPHA");
+        assert_eq!(fs::read_to_string(src.path().join("new.txt")).unwrap(), "new");
+        assert!(!src.path().join("sub/deeper/c.txt").exists());
+        assert_eq!(fs::read_to_string(src.path().join("sub/b.txt")).unwrap(), "beta");
+    }
+
+    #[test]
+    fn escaping_symlinks_fail_or_are_skipped() {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("ok.txt"), "ok").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../outside", src.path().join("rel")).unwrap();
+        let err = pack(src.path(), Escape::Fail).unwrap_err();
+        assert!(err.to_string().contains("points outside"), "{err}");
+        let ar = pack(src.path(), Escape::Skip).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        unpack(&ar, out.path()).unwrap();
+        assert!(out.path().join("ok.txt").exists());
+        assert!(fs::symlink_metadata(out.path().join("abs")).is_err());
+        assert!(fs::symlink_metadata(out.path().join("rel")).is_err());
+    }
+
+    #[test]
+    fn symlink_containment() {
+        for (link, target, inside) in [
+            ("a", "b", true),
+            ("d/a", "../b", true),
+            ("a", "../b", false),
+            ("d/a", "../../b", false),
+            ("a", "/etc", false),
+            ("d/e/a", "../x/../../y", true),
+        ] {
+            assert_eq!(symlink_stays_inside(Path::new(link), Path::new(target)), inside, "{link} -> {target}");
+        }
+    }
+}

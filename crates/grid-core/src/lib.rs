@@ -1,0 +1,13 @@
+//! Domain types every wasm-grid party shares, the parsing of the units people
+//! write (`64MiB`, `30s`, `50G/h`), directory archives, and the one place
+//! where these types are converted to and from the wire.
+
+pub mod archive;
+pub mod hash;
+pub mod job;
+pub mod units;
+pub mod wire;
+
+pub use hash::{HashError, ModuleHash};
+pub use job::{JobReport, JobSpec, Limits, MappedDir, Outcome};
+pub use units::{FuelQuota, format_fuel, parse_duration, parse_fuel, parse_size};

@@ -1,0 +1,143 @@
+//! Sizes, durations and fuel amounts as people write them: `64MiB`, `1G`,
+//! `30s`, `500ms`, `10G` fuel, `50G/h` fuel quotas.
+
+use std::time::Duration;
+
+/// Parses a size such as `64MiB`, `1G`, `512k` or `1048576` into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    t.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| format!("`{s}` is not a size: write it like `64MiB`, `1G` or `4096`"))
+}
+
+/// Parses a duration such as `30s`, `500ms` or `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}): write it like `30s`, `500ms` or `2m`"))
+}
+
+/// Parses a fuel amount: a whole number with an optional SI suffix
+/// (`k`, `M`, `G`, `T`, each ×1000), e.g. `10G` or `2500000`.
+pub fn parse_fuel(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let err = || format!("`{s}` is not a fuel amount: write it like `10G`, `500M` or `1000000`");
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c {
+                'k' | 'K' => 1_000,
+                'M' => 1_000_000,
+                'G' => 1_000_000_000,
+                'T' => 1_000_000_000_000,
+                _ => return Err(err()),
+            };
+            (&t[..i], mult)
+        }
+        _ => (t, 1),
+    };
+    let digits = digits.replace('_', "");
+    let n: u64 = digits.parse().map_err(|_| err())?;
+    n.checked_mul(mult).ok_or_else(err)
+}
+
+/// Formats a fuel amount the way [`parse_fuel`] reads it, rounded to three
+/// significant digits: `1.5G`, `250M`, `999`.
+pub fn format_fuel(fuel: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [(1_000_000_000_000, "T"), (1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")];
+    for (scale, suffix) in UNITS {
+        if fuel >= scale {
+            let v = fuel as f64 / scale as f64;
+            let digits = if v >= 100.0 {
+                0
+            } else if v >= 10.0 {
+                1
+            } else {
+                2
+            };
+            let s = format!("{v:.digits$}");
+            let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s };
+            return format!("{s}{suffix}");
+        }
+    }
+    fuel.to_string()
+}
+
+/// A volunteer's fuel quota, as a token bucket: `rate_per_hour` units flow in
+/// each hour, and at most `burst` may be saved up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FuelQuota {
+    /// Fuel units granted per hour.
+    pub rate_per_hour: u64,
+    /// The most fuel the bucket holds.
+    pub burst: u64,
+}
+
+impl FuelQuota {
+    /// Parses `AMOUNT/PERIOD`, e.g. `50G/h`, `1T/day`, `500M/10m`. The burst
+    /// is one period's amount.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let err = |why: String| format!("`{s}` is not a fuel quota ({why}): write it like `50G/h`");
+        let (amount, period) = s.split_once('/').ok_or_else(|| err("missing `/PERIOD`".into()))?;
+        let amount = parse_fuel(amount).map_err(err)?;
+        let period = match period.trim() {
+            "s" | "sec" => Duration::from_secs(1),
+            "m" | "min" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            "d" | "day" => Duration::from_secs(86_400),
+            other => parse_duration(other).map_err(err)?,
+        };
+        if period.is_zero() {
+            return Err(err("the period is zero".into()));
+        }
+        let per_hour = (amount as u128 * 3_600_000_000_000 / period.as_nanos()).min(u64::MAX as u128) as u64;
+        Ok(Self { rate_per_hour: per_hour, burst: amount })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (input, want) in [("64MiB", 64 << 20), ("1GiB", 1 << 30), ("4096", 4096), ("1 KiB", 1024)] {
+            assert_eq!(parse_size(input), Ok(want), "{input}");
+        }
+        assert!(parse_size("lots").unwrap_err().contains("`lots` is not a size"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn fuel() {
+        for (input, want) in [("10G", 10_000_000_000), ("500M", 500_000_000), ("7", 7), ("2k", 2000), ("1_000", 1000)] {
+            assert_eq!(parse_fuel(input), Ok(want), "{input}");
+        }
+        for bad in ["", "G", "1X", "-5", "99999999999T"] {
+            assert!(parse_fuel(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fuel_formatting() {
+        for (fuel, want) in
+            [(999, "999"), (1500, "1.5k"), (250_000_000, "250M"), (1_000_000_000_000, "1T"), (12_345_678_901, "12.3G")]
+        {
+            assert_eq!(format_fuel(fuel), want);
+        }
+    }
+
+    #[test]
+    fn quotas() {
+        assert_eq!(FuelQuota::parse("50G/h"), Ok(FuelQuota { rate_per_hour: 50_000_000_000, burst: 50_000_000_000 }));
+        assert_eq!(FuelQuota::parse("1G/min").unwrap().rate_per_hour, 60_000_000_000);
+        assert_eq!(FuelQuota::parse("24G/day").unwrap().rate_per_hour, 1_000_000_000);
+        assert!(FuelQuota::parse("50G").is_err());
+        assert!(FuelQuota::parse("50G/0s").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! The one place where domain types meet the prost types of `grid-proto`.
+
+use crate::{JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome};
+use grid_proto as pb;
+use std::time::Duration;
+
+/// The largest gRPC message any party sends or accepts: job specs carry
+/// stdin and mapped directories inline.
+pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
+
+/// A master address as a URL: `HOST:PORT` gets `http://` in front.
+pub fn master_url(address: &str) -> String {
+    if address.contains("://") { address.to_owned() } else { format!("http://{address}") }
+}
+
+/// Why a message from the wire does not make a valid domain value.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Hash(#[from] crate::HashError),
+}
+
+impl From<Limits> for pb::Limits {
+    fn from(l: Limits) -> Self {
+        pb::Limits {
+            fuel: l.fuel,
+            memory_bytes: l.memory,
+            timeout_ms: l.timeout.as_millis().min(u64::MAX as u128) as u64,
+            output_bytes: l.output,
+        }
+    }
+}
+
+impl From<pb::Limits> for Limits {
+    fn from(l: pb::Limits) -> Self {
+        Limits {
+            fuel: l.fuel,
+            memory: l.memory_bytes,
+            timeout: Duration::from_millis(l.timeout_ms),
+            output: l.output_bytes,
+        }
+    }
+}
+
+impl From<MappedDir> for pb::MappedDir {
+    fn from(d: MappedDir) -> Self {
+        pb::MappedDir { guest_path: d.guest_path, archive: d.archive }
+    }
+}
+
+impl From<pb::MappedDir> for MappedDir {
+    fn from(d: pb::MappedDir) -> Self {
+        MappedDir { guest_path: d.guest_path, archive: d.archive }
+    }
+}
+
+impl From<JobSpec> for pb::JobSpec {
+    fn from(s: JobSpec) -> Self {
+        pb::JobSpec {
+            module_hash: s.module.as_str().to_owned(),
+            args: s.args,
+            env: s.env.into_iter().map(|(key, value)| pb::EnvVar { key, value }).collect(),
+            stdin: s.stdin,
+            dirs: s.dirs.into_iter().map(Into::into).collect(),
+            limits: Some(s.limits.into()),
+        }
+    }
+}
+
+impl TryFrom<pb::JobSpec> for JobSpec {
+    type Error = WireError;
+    fn try_from(s: pb::JobSpec) -> Result<Self, WireError> {
+        Ok(JobSpec {
+            module: ModuleHash::parse(&s.module_hash)?,
+            args: s.args,
+            env: s.env.into_iter().map(|e| (e.key, e.value)).collect(),
+            stdin: s.stdin,
+            dirs: s.dirs.into_iter().map(Into::into).collect(),
+            limits: s.limits.ok_or(WireError::Missing("limits"))?.into(),
+        })
+    }
+}
+
+impl From<JobReport> for pb::JobResult {
+    fn from(r: JobReport) -> Self {
+        use pb::OutcomeKind as K;
+        let (kind, exit_code, message) = match r.outcome {
+            Outcome::Exited(code) => (K::Exited, code, String::new()),
+            Outcome::OutOfFuel => (K::OutOfFuel, 0, String::new()),
+            Outcome::MemoryLimit => (K::MemoryLimit, 0, String::new()),
+            Outcome::Timeout => (K::Timeout, 0, String::new()),
+            Outcome::OutputLimit => (K::OutputLimit, 0, String::new()),
+            Outcome::DiskLimit => (K::DiskLimit, 0, String::new()),
+            Outcome::StackOverflow => (K::StackOverflow, 0, String::new()),
+            Outcome::Trap(m) => (K::Trap, 0, m),
+            Outcome::InvalidModule(m) => (K::InvalidModule, 0, m),
+            Outcome::LinkError(m) => (K::LinkError, 0, m),
+            Outcome::Cancelled => (K::Cancelled, 0, String::new()),
+            Outcome::NodeError(m) => (K::NodeError, 0, m),
+        };
+        pb::JobResult {
+            kind: kind as i32,
+            exit_code,
+            message,
+            fuel_used: r.fuel_used,
+            fuel_limit: r.fuel_limit,
+            wall_us: r.wall.as_micros().min(u64::MAX as u128) as u64,
+            peak_memory_bytes: r.peak_memory,
+            node: r.node,
+            dirs: r.dirs.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<pb::JobResult> for JobReport {
+    fn from(r: pb::JobResult) -> Self {
+        use pb::OutcomeKind as K;
+        let outcome = match K::try_from(r.kind).unwrap_or(K::Unspecified) {
+            K::Exited => Outcome::Exited(r.exit_code),
+            K::OutOfFuel => Outcome::OutOfFuel,
+            K::MemoryLimit => Outcome::MemoryLimit,
+            K::Timeout => Outcome::Timeout,
+            K::OutputLimit => Outcome::OutputLimit,
+            K::DiskLimit => Outcome::DiskLimit,
+            K::StackOverflow => Outcome::StackOverflow,
+            K::Trap => Outcome::Trap(r.message),
+            K::InvalidModule => Outcome::InvalidModule(r.message),
+            K::LinkError => Outcome::LinkError(r.message),
+            K::Cancelled => Outcome::Cancelled,
+            K::NodeError => Outcome::NodeError(r.message),
+            K::Unspecified => Outcome::NodeError(format!("unknown outcome kind {}", r.kind)),
+        };
+        JobReport {
+            outcome,
+            fuel_used: r.fuel_used,
+            fuel_limit: r.fuel_limit,
+            wall: Duration::from_micros(r.wall_us),
+            peak_memory: r.peak_memory_bytes,
+            node: r.node,
+            dirs: r.dirs.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_and_report_round_trip() {
+        let spec = JobSpec {
+            module: ModuleHash::of(b"m"),
+            args: vec!["app".into(), "x".into()],
+            env: vec![("K".into(), "V".into())],
+            stdin: b"in".to_vec(),
+            dirs: vec![MappedDir { guest_path: "/data".into(), archive: vec![1, 2] }],
+            limits: Limits::default(),
+        };
+        let wire: pb::JobSpec = spec.clone().into();
+        assert_eq!(JobSpec::try_from(wire).unwrap(), spec);
+
+        for outcome in [
+            Outcome::Exited(3),
+            Outcome::OutOfFuel,
+            Outcome::Trap("unreachable".into()),
+            Outcome::LinkError("env::f".into()),
+        ] {
+            let report = JobReport {
+                outcome,
+                fuel_used: 5,
+                fuel_limit: 9,
+                wall: Duration::from_millis(7),
+                peak_memory: 65536,
+                node: "n".into(),
+                dirs: vec![],
+            };
+            assert_eq!(JobReport::from(pb::JobResult::from(report.clone())), report);
+        }
+    }
+
+    #[test]
+    fn bad_hash_is_refused() {
+        let wire =
+            pb::JobSpec { module_hash: "nope".into(), limits: Some(Limits::default().into()), ..Default::default() };
+        assert!(JobSpec::try_from(wire).unwrap_err().to_string().contains("`nope`"));
+    }
+}

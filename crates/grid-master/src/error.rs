@@ -1,0 +1,52 @@
+//! The master's errors, and their one mapping to gRPC statuses.
+
+use grid_core::{HashError, ModuleHash};
+use std::path::PathBuf;
+
+/// Everything a master call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("module `{0}` is not in the store: upload it first")]
+    ModuleNotFound(ModuleHash),
+    #[error("no job `{0}`")]
+    JobNotFound(String),
+    #[error("module is {size} bytes, over the master's limit of {limit} bytes")]
+    ModuleTooLarge { size: u64, limit: u64 },
+    #[error("invalid module: {0}")]
+    InvalidModule(String),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("node protocol error: {0}")]
+    Protocol(String),
+    #[error("i/o error on `{path}`: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The master's result type.
+pub type Result<T, E = MasterError> = std::result::Result<T, E>;
+
+impl MasterError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| MasterError::Io { path, source }
+    }
+}
+
+impl From<MasterError> for tonic::Status {
+    fn from(e: MasterError) -> Self {
+        use tonic::Status;
+        let msg = e.to_string();
+        match e {
+            MasterError::ModuleNotFound(_) => Status::failed_precondition(msg),
+            MasterError::JobNotFound(_) => Status::not_found(msg),
+            MasterError::ModuleTooLarge { .. } => Status::resource_exhausted(msg),
+            MasterError::InvalidModule(_) | MasterError::Hash(_) | MasterError::InvalidArgument(_) => {
+                Status::invalid_argument(msg)
+            }
+            MasterError::Protocol(_) => Status::failed_precondition(msg),
+            MasterError::Io { .. } => Status::internal(msg),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `grid-master`: accepts jobs over gRPC, stores modules by content hash,
+//! queues jobs and routes each to the node with the most spare fuel.
+//!
+//! The binary is a thin wrapper over [`Master::serve`], so tests and the
+//! embedded grid of `grid-cli` run this very code in-process.
+
+pub mod error;
+mod rpc;
+pub mod scheduler;
+pub mod state;
+pub mod store;
+
+pub use error::{MasterError, Result};
+
+use grid_core::wire::MAX_MESSAGE_BYTES;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How a master is set up.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Where the module store (and later, job history) lives.
+    pub data_dir: PathBuf,
+    /// The largest module accepted.
+    pub max_module_size: u64,
+    /// How often nodes send heartbeats; three missed ones mean a dead node.
+    pub heartbeat: Duration,
+}
+
+impl MasterConfig {
+    /// Defaults for a master keeping its data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self { data_dir: data_dir.into(), max_module_size: 64 << 20, heartbeat: Duration::from_secs(2) }
+    }
+}
+
+/// A master, ready to serve.
+pub struct Master {
+    grid: Arc<state::Grid>,
+    store: Arc<store::ModuleStore>,
+    config: MasterConfig,
+}
+
+impl Master {
+    /// Opens the master's data directory.
+    pub fn open(config: MasterConfig) -> Result<Self> {
+        let store = store::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
+        Ok(Self { grid: Arc::new(state::Grid::default()), store: Arc::new(store), config })
+    }
+
+    /// The live state, for embedding and tests.
+    pub fn grid(&self) -> Arc<state::Grid> {
+        self.grid.clone()
+    }
+
+    /// Serves gRPC on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let service = rpc::MasterService { grid: self.grid, store: self.store, heartbeat: self.config.heartbeat };
+        let server = grid_proto::master_server::MasterServer::new(service)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(server)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+}

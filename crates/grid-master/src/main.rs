@@ -1,0 +1,72 @@
+//! The `grid-master` binary: flags, logging, then [`grid_master::Master::serve`].
+
+use anyhow::Context;
+use clap::Parser;
+use grid_master::{Master, MasterConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The wasm-grid master: accepts jobs, stores modules by hash, and routes
+/// each job to the node with the most spare fuel capacity.
+#[derive(Parser, Debug)]
+#[command(name = "grid-master", version)]
+struct Args {
+    /// Address to listen on for clients and nodes (port 0 picks a free one;
+    /// the address in use is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Directory for the module store.
+    #[arg(long, default_value = "grid-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Largest module accepted, e.g. `64MiB`.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    max_module_size: u64,
+    /// How often nodes send heartbeats; a node silent for three is dropped.
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    heartbeat: Duration,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("grid-master: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = MasterConfig {
+        data_dir: args.data_dir.clone(),
+        max_module_size: args.max_module_size,
+        heartbeat: args.heartbeat,
+    };
+    let master =
+        Master::open(config).with_context(|| format!("failed to open data dir `{}`", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to listen on `{}`", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("grid-master listening on {addr}");
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "grid-master ready");
+    master.serve(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,235 @@
+//! The gRPC face of the master: the one module of this crate that sees
+//! prost types. It converts them to domain types and calls into `state`.
+
+use crate::error::MasterError;
+use crate::state::{Grid, JobEvent, NodeRegistration, Stream, ToNode};
+use crate::store::ModuleStore;
+use futures::Stream as FutStream;
+use grid_core::{JobSpec, ModuleHash};
+use grid_proto as pb;
+use grid_proto::master_server::Master;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+type BoxStream<T> = Pin<Box<dyn FutStream<Item = Result<T, Status>> + Send>>;
+
+/// Chunk size for module transfers.
+const CHUNK: usize = 1 << 20;
+
+/// The tonic service.
+pub struct MasterService {
+    pub(crate) grid: Arc<Grid>,
+    pub(crate) store: Arc<ModuleStore>,
+    pub(crate) heartbeat: Duration,
+}
+
+fn hash(s: &str) -> Result<ModuleHash, Status> {
+    ModuleHash::parse(s).map_err(|e| MasterError::from(e).into())
+}
+
+fn stream_to_pb(s: Stream) -> pb::OutputStream {
+    match s {
+        Stream::Stdout => pb::OutputStream::Stdout,
+        Stream::Stderr => pb::OutputStream::Stderr,
+    }
+}
+
+fn event_to_pb(e: JobEvent) -> pb::JobEvent {
+    use pb::job_event::Event;
+    let event = match e {
+        JobEvent::Assigned(node) => Event::AssignedNode(node),
+        JobEvent::Output(s, data) => Event::Output(pb::OutputChunk { stream: stream_to_pb(s) as i32, data }),
+        JobEvent::Finished(report) => Event::Finished((*report).clone().into()),
+    };
+    pb::JobEvent { event: Some(event) }
+}
+
+#[tonic::async_trait]
+impl Master for MasterService {
+    async fn missing_modules(
+        &self,
+        req: Request<pb::MissingModulesRequest>,
+    ) -> Result<Response<pb::MissingModulesResponse>, Status> {
+        let mut missing = Vec::new();
+        for h in req.into_inner().hashes {
+            if !self.store.contains(&hash(&h)?) {
+                missing.push(h);
+            }
+        }
+        Ok(Response::new(pb::MissingModulesResponse { missing }))
+    }
+
+    async fn upload_module(
+        &self,
+        req: Request<Streaming<pb::UploadChunk>>,
+    ) -> Result<Response<pb::UploadModuleResponse>, Status> {
+        let mut chunks = req.into_inner();
+        let first = chunks.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
+        let expected = hash(&first.hash)?;
+        let mut upload = self.store.begin(expected, first.total_size)?;
+        upload.write(&first.data)?;
+        while let Some(chunk) = chunks.message().await? {
+            upload.write(&chunk.data)?;
+        }
+        let (hash, size) = upload.finish()?;
+        tracing::info!(module = %hash.short(), size, "module stored");
+        Ok(Response::new(pb::UploadModuleResponse { hash: hash.to_string(), size }))
+    }
+
+    async fn submit_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let spec = req.into_inner().spec.ok_or_else(|| Status::invalid_argument("missing job spec"))?;
+        let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(format!("invalid job spec: {e}")))?;
+        if !self.store.contains(&spec.module) {
+            return Err(MasterError::ModuleNotFound(spec.module).into());
+        }
+        if spec.limits.fuel == 0 || spec.limits.memory == 0 || spec.limits.timeout.is_zero() {
+            return Err(Status::invalid_argument("fuel, memory and timeout limits must be above zero"));
+        }
+        let job_id = self.grid.submit(spec);
+        tracing::debug!(job = %job_id, "job queued");
+        Ok(Response::new(pb::SubmitJobResponse { job_id }))
+    }
+
+    type WatchJobStream = BoxStream<pb::JobEvent>;
+
+    async fn watch_job(&self, req: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let mut watch = self.grid.watch(&req.into_inner().job_id)?;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(batch) = watch.next().await {
+                for e in batch {
+                    if tx.send(Ok(event_to_pb(e))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
+        let cancelled = self.grid.cancel(&req.into_inner().job_id)?;
+        Ok(Response::new(pb::CancelJobResponse { cancelled }))
+    }
+
+    async fn list_nodes(&self, _req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let nodes = self
+            .grid
+            .nodes()
+            .into_iter()
+            .map(|n| pb::NodeInfo {
+                id: n.id.to_string(),
+                name: n.name,
+                address: n.address,
+                slots_total: n.slots_total,
+                slots_used: n.slots_used,
+                memory_total: n.memory_total,
+                memory_used: n.memory_used,
+                fuel_per_hour: n.fuel_per_hour,
+                fuel_available: n.fuel_available,
+                cached_modules: n.cached_modules,
+                jobs_run: n.jobs_run,
+                fuel_burned: n.fuel_burned,
+            })
+            .collect();
+        Ok(Response::new(pb::ListNodesResponse { nodes }))
+    }
+
+    type NodeSessionStream = BoxStream<pb::MasterMessage>;
+
+    async fn node_session(
+        &self,
+        req: Request<Streaming<pb::NodeMessage>>,
+    ) -> Result<Response<Self::NodeSessionStream>, Status> {
+        let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut inbound = req.into_inner();
+        let first = inbound.message().await?.and_then(|m| m.msg);
+        let Some(pb::node_message::Msg::Register(reg)) = first else {
+            return Err(MasterError::Protocol("the first message of a node session must be `register`".into()).into());
+        };
+        let cap = reg.capacity.unwrap_or_default();
+        let cached = reg.cached_hashes.iter().filter_map(|h| ModuleHash::parse(h).ok()).collect();
+        let registration = NodeRegistration {
+            name: reg.name,
+            address,
+            slots: cap.slots,
+            memory: cap.memory_bytes,
+            fuel_per_hour: cap.fuel_per_hour,
+            fuel_burst: cap.fuel_burst,
+            cached,
+        };
+        let (node_id, orders) = self.grid.register_node(registration);
+
+        let registered = pb::MasterMessage {
+            msg: Some(pb::master_message::Msg::Registered(pb::Registered {
+                node_id: node_id.to_string(),
+                heartbeat_ms: self.heartbeat.as_millis() as u64,
+            })),
+        };
+        let outbound = tokio_stream::once(Ok(registered)).chain(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(orders).map(|order| {
+                let msg = match order {
+                    ToNode::Assign(job_id, spec) => {
+                        pb::master_message::Msg::Assign(pb::Assign { job_id, spec: Some((*spec).clone().into()) })
+                    }
+                    ToNode::Cancel(job_id) => pb::master_message::Msg::Cancel(pb::Cancel { job_id }),
+                };
+                Ok(pb::MasterMessage { msg: Some(msg) })
+            }),
+        );
+
+        let grid = self.grid.clone();
+        // A node that is silent for three heartbeats is gone.
+        let silence = self.heartbeat * 3;
+        tokio::spawn(async move {
+            let why = loop {
+                let msg = match tokio::time::timeout(silence, inbound.message()).await {
+                    Err(_) => break "missed heartbeats".to_string(),
+                    Ok(Err(status)) => break format!("stream broke: {}", status.message()),
+                    Ok(Ok(None)) => break "stream closed".to_string(),
+                    Ok(Ok(Some(pb::NodeMessage { msg: None }))) => continue,
+                    Ok(Ok(Some(pb::NodeMessage { msg: Some(m) }))) => m,
+                };
+                use pb::node_message::Msg;
+                match msg {
+                    Msg::Register(_) => break "registered twice".to_string(),
+                    Msg::Heartbeat(hb) => {
+                        let parse = |v: Vec<String>| v.iter().filter_map(|h| ModuleHash::parse(h).ok()).collect();
+                        grid.node_cache(node_id, parse(hb.cached_added), parse(hb.cached_removed));
+                    }
+                    Msg::Output(out) => {
+                        let stream = match pb::OutputStream::try_from(out.stream) {
+                            Ok(pb::OutputStream::Stderr) => Stream::Stderr,
+                            _ => Stream::Stdout,
+                        };
+                        grid.job_output(node_id, &out.job_id, stream, out.data);
+                    }
+                    Msg::Finished(f) => {
+                        let report = f.result.unwrap_or_default().into();
+                        grid.job_finished(node_id, &f.job_id, report);
+                    }
+                    Msg::Rejected(r) => grid.job_rejected(node_id, &r.job_id, &r.reason),
+                }
+            };
+            grid.node_gone(node_id, &why);
+        });
+        Ok(Response::new(Box::pin(outbound)))
+    }
+
+    type FetchModuleStream = BoxStream<pb::ModuleChunk>;
+
+    async fn fetch_module(
+        &self,
+        req: Request<pb::FetchModuleRequest>,
+    ) -> Result<Response<Self::FetchModuleStream>, Status> {
+        let h = hash(&req.into_inner().hash)?;
+        let bytes = self.store.read(&h).await?;
+        let chunks: Vec<_> = bytes.chunks(CHUNK).map(|c| Ok(pb::ModuleChunk { data: c.to_vec() })).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+}

@@ -1,0 +1,428 @@
+//! The master's live state: jobs, the queue, connected nodes, and the
+//! dispatch loop that joins them. Everything here is plain Rust; the `rpc`
+//! module turns it into gRPC.
+
+use crate::error::{MasterError, Result};
+use crate::scheduler::{self, Demand, NodeView, TokenBucket};
+use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+
+/// A job's id: 16 hex digits, unique across master restarts.
+pub type JobId = String;
+/// A connected node's id, fresh for every session.
+pub type NodeId = u64;
+
+/// Which output stream a chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+}
+
+/// One thing that happened to a job, in the order watchers see it.
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    /// The job went to this node.
+    Assigned(String),
+    /// The guest wrote output.
+    Output(Stream, Vec<u8>),
+    /// The job ended.
+    Finished(Arc<JobReport>),
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for a node.
+    Queued,
+    /// Sent to a node.
+    Running(NodeId),
+    /// Ended.
+    Finished,
+}
+
+/// What the master tells a node.
+#[derive(Debug, Clone)]
+pub enum ToNode {
+    /// Run this job.
+    Assign(JobId, Arc<JobSpec>),
+    /// Stop this job.
+    Cancel(JobId),
+}
+
+/// What a node declares when it registers.
+#[derive(Debug, Clone)]
+pub struct NodeRegistration {
+    /// The volunteer's name for the node.
+    pub name: String,
+    /// Where the node connected from.
+    pub address: String,
+    /// Concurrent jobs.
+    pub slots: u32,
+    /// Linear memory for all running jobs together.
+    pub memory: u64,
+    /// Fuel quota per hour.
+    pub fuel_per_hour: u64,
+    /// Most fuel the quota saves up.
+    pub fuel_burst: u64,
+    /// Modules the node has cached.
+    pub cached: Vec<ModuleHash>,
+}
+
+/// A node as `grid-cli nodes` shows it.
+#[derive(Debug, Clone)]
+pub struct NodeSummary {
+    pub id: NodeId,
+    pub name: String,
+    pub address: String,
+    pub slots_total: u32,
+    pub slots_used: u32,
+    pub memory_total: u64,
+    pub memory_used: u64,
+    pub fuel_per_hour: u64,
+    pub fuel_available: u64,
+    pub cached_modules: u32,
+    pub jobs_run: u64,
+    pub fuel_burned: u64,
+}
+
+struct Job {
+    spec: Arc<JobSpec>,
+    state: JobState,
+    events: Vec<JobEvent>,
+    /// Bumped with every event, so watchers wake.
+    changed: watch::Sender<usize>,
+}
+
+struct Node {
+    reg: NodeRegistration,
+    tx: mpsc::UnboundedSender<ToNode>,
+    running: HashSet<JobId>,
+    memory_used: u64,
+    fuel_reserved: u64,
+    bucket: TokenBucket,
+    refilled_at: Instant,
+    cached: HashSet<ModuleHash>,
+    jobs_run: u64,
+    fuel_burned: u64,
+}
+
+impl Node {
+    fn refill(&mut self, now: Instant) {
+        self.bucket.refill(now.saturating_duration_since(self.refilled_at));
+        self.refilled_at = now;
+    }
+
+    fn view(&self, id: NodeId, module: &ModuleHash) -> NodeView<NodeId> {
+        NodeView {
+            key: id,
+            free_slots: self.reg.slots.saturating_sub(self.running.len() as u32),
+            free_memory: self.reg.memory.saturating_sub(self.memory_used),
+            spare_fuel: self.bucket.available().saturating_sub(self.fuel_reserved),
+            has_module: self.cached.contains(module),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    jobs: HashMap<JobId, Job>,
+    queue: VecDeque<JobId>,
+    nodes: HashMap<NodeId, Node>,
+    next_node: NodeId,
+}
+
+/// The master's state, shared by every connection.
+pub struct Grid {
+    inner: Mutex<Inner>,
+    id_counter: AtomicU64,
+    id_prefix: u64,
+}
+
+/// A watcher's handle on a job's events.
+pub struct JobWatch {
+    grid: Arc<Grid>,
+    id: JobId,
+    seen: usize,
+    changed: watch::Receiver<usize>,
+}
+
+impl Default for Grid {
+    fn default() -> Self {
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Self { inner: Mutex::default(), id_counter: AtomicU64::new(0), id_prefix: millis }
+    }
+}
+
+impl Grid {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_job_id(&self) -> JobId {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:011x}{:05x}", self.id_prefix & 0xfff_ffff_ffff, n & 0xf_ffff)
+    }
+
+    /// Queues a job and returns its id.
+    pub fn submit(&self, spec: JobSpec) -> JobId {
+        let id = self.new_job_id();
+        let mut inner = self.lock();
+        let (changed, _) = watch::channel(0);
+        inner
+            .jobs
+            .insert(id.clone(), Job { spec: Arc::new(spec), state: JobState::Queued, events: Vec::new(), changed });
+        inner.queue.push_back(id.clone());
+        dispatch(&mut inner);
+        id
+    }
+
+    /// Follows a job's events from the first.
+    pub fn watch(self: &Arc<Self>, id: &str) -> Result<JobWatch> {
+        let inner = self.lock();
+        let job = inner.jobs.get(id).ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
+        Ok(JobWatch { grid: self.clone(), id: id.to_owned(), seen: 0, changed: job.changed.subscribe() })
+    }
+
+    /// Cancels a job that has not finished. Returns whether it was still
+    /// running or queued.
+    pub fn cancel(&self, id: &str) -> Result<bool> {
+        let mut inner = self.lock();
+        let job = inner.jobs.get(id).ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
+        let limits = job.spec.limits;
+        match job.state.clone() {
+            JobState::Finished => Ok(false),
+            JobState::Queued => {
+                inner.queue.retain(|j| j != id);
+                finish(&mut inner, id, JobReport::before_start(Outcome::Cancelled, "", &limits));
+                Ok(true)
+            }
+            JobState::Running(node) => {
+                if let Some(n) = inner.nodes.get(&node) {
+                    let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// A node connected. Returns its id and the receiver of its orders.
+    pub fn register_node(&self, reg: NodeRegistration) -> (NodeId, mpsc::UnboundedReceiver<ToNode>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inner = self.lock();
+        inner.next_node += 1;
+        let id = inner.next_node;
+        tracing::info!(node = %reg.name, address = %reg.address, slots = reg.slots, "node registered");
+        let node = Node {
+            bucket: TokenBucket::new(reg.fuel_per_hour, reg.fuel_burst),
+            refilled_at: Instant::now(),
+            cached: reg.cached.iter().cloned().collect(),
+            reg,
+            tx,
+            running: HashSet::new(),
+            memory_used: 0,
+            fuel_reserved: 0,
+            jobs_run: 0,
+            fuel_burned: 0,
+        };
+        inner.nodes.insert(id, node);
+        dispatch(&mut inner);
+        (id, rx)
+    }
+
+    /// A node's cache changed.
+    pub fn node_cache(&self, node: NodeId, added: Vec<ModuleHash>, removed: Vec<ModuleHash>) {
+        let mut inner = self.lock();
+        if let Some(n) = inner.nodes.get_mut(&node) {
+            n.cached.extend(added);
+            for h in &removed {
+                n.cached.remove(h);
+            }
+        }
+        // Time passes between heartbeats: the bucket may now hold enough.
+        dispatch(&mut inner);
+    }
+
+    /// A node sent output for one of its jobs.
+    pub fn job_output(&self, node: NodeId, job: &str, stream: Stream, data: Vec<u8>) {
+        let mut inner = self.lock();
+        if let Some(j) = inner.jobs.get_mut(job).filter(|j| j.state == JobState::Running(node)) {
+            push_event(j, JobEvent::Output(stream, data));
+        }
+    }
+
+    /// A node finished one of its jobs.
+    pub fn job_finished(&self, node: NodeId, job: &str, report: JobReport) {
+        let mut inner = self.lock();
+        if inner.jobs.get(job).is_none_or(|j| j.state != JobState::Running(node)) {
+            return;
+        }
+        release(&mut inner, node, job, Some(report.fuel_used));
+        if let Some(n) = inner.nodes.get_mut(&node) {
+            n.jobs_run += 1;
+        }
+        finish(&mut inner, job, report);
+        dispatch(&mut inner);
+    }
+
+    /// A node refused a job: it goes back to the front of the queue.
+    pub fn job_rejected(&self, node: NodeId, job: &str, reason: &str) {
+        let mut inner = self.lock();
+        if inner.jobs.get(job).is_none_or(|j| j.state != JobState::Running(node)) {
+            return;
+        }
+        tracing::warn!(job, node, reason, "node refused job; requeued");
+        release(&mut inner, node, job, None);
+        if let Some(j) = inner.jobs.get_mut(job) {
+            j.state = JobState::Queued;
+        }
+        inner.queue.push_front(job.to_owned());
+        dispatch(&mut inner);
+    }
+
+    /// A node went away: its running jobs end with a node error.
+    pub fn node_gone(&self, node: NodeId, why: &str) {
+        let mut inner = self.lock();
+        let Some(n) = inner.nodes.remove(&node) else { return };
+        tracing::warn!(node = %n.reg.name, why, "node disconnected");
+        for job in n.running {
+            let limits = inner.jobs[&job].spec.limits;
+            let msg = format!("node `{}` disconnected: {why}", n.reg.name);
+            finish(&mut inner, &job, JobReport::before_start(Outcome::NodeError(msg), &n.reg.name, &limits));
+        }
+        dispatch(&mut inner);
+    }
+
+    /// The nodes connected now.
+    pub fn nodes(&self) -> Vec<NodeSummary> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mut out: Vec<_> = inner
+            .nodes
+            .iter_mut()
+            .map(|(id, n)| {
+                n.refill(now);
+                NodeSummary {
+                    id: *id,
+                    name: n.reg.name.clone(),
+                    address: n.reg.address.clone(),
+                    slots_total: n.reg.slots,
+                    slots_used: n.running.len() as u32,
+                    memory_total: n.reg.memory,
+                    memory_used: n.memory_used,
+                    fuel_per_hour: n.bucket.rate_per_hour(),
+                    fuel_available: n.bucket.available().saturating_sub(n.fuel_reserved),
+                    cached_modules: n.cached.len() as u32,
+                    jobs_run: n.jobs_run,
+                    fuel_burned: n.fuel_burned,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// The number of jobs waiting for a node.
+    pub fn queued(&self) -> usize {
+        self.lock().queue.len()
+    }
+}
+
+impl JobWatch {
+    /// The next events, waiting for at least one. `None` after the job's
+    /// `Finished` event has been returned.
+    pub async fn next(&mut self) -> Option<Vec<JobEvent>> {
+        loop {
+            {
+                let inner = self.grid.lock();
+                let job = inner.jobs.get(&self.id)?;
+                if self.seen > 0 && matches!(job.events.get(self.seen - 1), Some(JobEvent::Finished(_))) {
+                    return None;
+                }
+                if job.events.len() > self.seen {
+                    let batch = job.events[self.seen..].to_vec();
+                    self.seen = job.events.len();
+                    return Some(batch);
+                }
+            }
+            if self.changed.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+fn push_event(job: &mut Job, event: JobEvent) {
+    job.events.push(event);
+    job.changed.send_replace(job.events.len());
+}
+
+fn finish(inner: &mut Inner, id: &str, report: JobReport) {
+    if let Some(job) = inner.jobs.get_mut(id) {
+        tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
+        job.state = JobState::Finished;
+        push_event(job, JobEvent::Finished(Arc::new(report)));
+    }
+}
+
+/// Frees what a job held on its node, billing `burned` fuel if it ran.
+fn release(inner: &mut Inner, node: NodeId, job: &str, burned: Option<u64>) {
+    let limits = inner.jobs[job].spec.limits;
+    if let Some(n) = inner.nodes.get_mut(&node) {
+        if n.running.remove(job) {
+            n.memory_used = n.memory_used.saturating_sub(limits.memory);
+            n.fuel_reserved = n.fuel_reserved.saturating_sub(limits.fuel);
+        }
+        if let Some(burned) = burned {
+            n.refill(Instant::now());
+            n.bucket.charge(burned);
+            n.fuel_burned += burned;
+        }
+    }
+}
+
+/// Sends every queued job that fits somewhere to its best node, in queue
+/// order; jobs that fit nowhere keep their place.
+fn dispatch(inner: &mut Inner) {
+    let now = Instant::now();
+    for n in inner.nodes.values_mut() {
+        n.refill(now);
+    }
+    let mut i = 0;
+    while i < inner.queue.len() {
+        if !inner.nodes.values().any(|n| (n.running.len() as u32) < n.reg.slots) {
+            break;
+        }
+        let id = &inner.queue[i];
+        let spec = inner.jobs[id].spec.clone();
+        let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel };
+        let views: Vec<_> = inner.nodes.iter().map(|(nid, n)| n.view(*nid, &spec.module)).collect();
+        let Some(node_id) = scheduler::choose(&demand, &views) else {
+            i += 1;
+            continue;
+        };
+        let id = inner.queue.remove(i).expect("index in range");
+        let node = inner.nodes.get_mut(&node_id).expect("chosen node exists");
+        if node.tx.send(ToNode::Assign(id.clone(), spec.clone())).is_err() {
+            // The session is closing; node_gone will follow. Keep the job.
+            inner.queue.insert(i, id);
+            i += 1;
+            continue;
+        }
+        node.running.insert(id.clone());
+        node.memory_used += demand.memory;
+        node.fuel_reserved += demand.fuel;
+        // The node will cache the module once it has fetched it.
+        node.cached.insert(spec.module.clone());
+        let name = node.reg.name.clone();
+        let job = inner.jobs.get_mut(&id).expect("queued job exists");
+        job.state = JobState::Running(node_id);
+        push_event(job, JobEvent::Assigned(name));
+    }
+}

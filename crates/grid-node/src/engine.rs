@@ -1,0 +1,206 @@
+//! The node's one wasmtime `Engine` and `Linker`, the epoch ticker that
+//! drives wall-clock deadlines, and the compiled-module cache: precompiled
+//! artifacts on disk under the module hash, hot `InstancePre`s in memory.
+
+use crate::error::{PrepareError, one_line};
+use crate::executor::JobCtx;
+use dashmap::DashMap;
+use grid_core::ModuleHash;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+
+/// How often the epoch advances: the granularity of wall-clock deadlines
+/// and of time-slicing between jobs.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Fuel a job burns between yields to the async executor, so one job cannot
+/// hold a worker thread.
+pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+
+/// Builds the engine every job runs in.
+pub fn new_engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(1 << 20);
+    Engine::new(&config).map_err(|e| anyhow::anyhow!("failed to build the wasmtime engine: {e}"))
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`.
+    pub fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, flag) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn epoch ticker thread");
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Compiled modules, on disk and hot in memory.
+pub struct ModuleCache {
+    engine: Engine,
+    linker: Linker<JobCtx>,
+    dir: PathBuf,
+    hot: DashMap<ModuleHash, InstancePre<JobCtx>>,
+    /// One compile at a time per module.
+    locks: DashMap<ModuleHash, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl ModuleCache {
+    /// A cache in `dir` for modules run by `engine` with WASI preview 1.
+    pub fn open(engine: &Engine, dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("failed to create cache dir `{}`: {e}", dir.display()))?;
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
+            .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+        Ok(Self { engine: engine.clone(), linker, dir: dir.to_owned(), hot: DashMap::new(), locks: DashMap::new() })
+    }
+
+    fn artifact(&self, hash: &ModuleHash) -> PathBuf {
+        self.dir.join(format!("{hash}.cwasm"))
+    }
+
+    fn raw(&self, hash: &ModuleHash) -> PathBuf {
+        self.dir.join(format!("{hash}.wasm"))
+    }
+
+    /// The modules whose compiled artifacts are on disk.
+    pub fn cached(&self) -> Vec<ModuleHash> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        entries
+            .filter_map(|e| {
+                e.ok()?.file_name().to_str()?.strip_suffix(".cwasm").and_then(|h| ModuleHash::parse(h).ok())
+            })
+            .collect()
+    }
+
+    /// Whether a module is ready to instantiate without compiling.
+    pub fn is_hot(&self, hash: &ModuleHash) -> bool {
+        self.hot.contains_key(hash)
+    }
+
+    /// The ready-to-instantiate module for `hash`: from memory, else from the
+    /// precompiled artifact on disk, else compiled from bytes (from disk, or
+    /// from `fetch`), verified against the hash first.
+    pub async fn get<F, Fut>(&self, hash: &ModuleHash, fetch: F) -> Result<InstancePre<JobCtx>, PrepareError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, String>>,
+    {
+        if let Some(pre) = self.hot.get(hash) {
+            return Ok(pre.clone());
+        }
+        let lock = self.locks.entry(hash.clone()).or_default().clone();
+        let _guard = lock.lock().await;
+        if let Some(pre) = self.hot.get(hash) {
+            return Ok(pre.clone());
+        }
+        let module = match self.load_artifact(hash).await {
+            Some(module) => module,
+            None => {
+                let bytes = match tokio::fs::read(self.raw(hash)).await {
+                    Ok(bytes) if hash.verify(&bytes).is_ok() => bytes,
+                    _ => {
+                        let bytes = fetch().await.map_err(PrepareError::Fetch)?;
+                        hash.verify(&bytes).map_err(|e| PrepareError::Fetch(e.to_string()))?;
+                        bytes
+                    }
+                };
+                self.compile(hash, bytes).await?
+            }
+        };
+        if module.get_export_index("_start").is_none() {
+            return Err(PrepareError::InvalidModule("the module exports no `_start` function".into()));
+        }
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| PrepareError::Link(link_error(&e)))?;
+        self.hot.insert(hash.clone(), pre.clone());
+        Ok(pre)
+    }
+
+    async fn load_artifact(&self, hash: &ModuleHash) -> Option<Module> {
+        let path = self.artifact(hash);
+        if !path.is_file() {
+            return None;
+        }
+        let engine = self.engine.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            // SAFETY: the artifact was written by `compile` below with this
+            // node's engine, and wasmtime checks its header and engine
+            // compatibility before using it.
+            unsafe { Module::deserialize_file(&engine, &path) }
+        })
+        .await
+        .ok()?;
+        match loaded {
+            Ok(module) => Some(module),
+            Err(e) => {
+                tracing::warn!(module = %hash.short(), error = %one_line(&e), "stale compiled artifact; recompiling");
+                None
+            }
+        }
+    }
+
+    async fn compile(&self, hash: &ModuleHash, bytes: Vec<u8>) -> Result<Module, PrepareError> {
+        let node_err = |what: &str, e: &dyn std::fmt::Display| PrepareError::Node(format!("{what}: {}", one_line(e)));
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PrepareError::InvalidModule("not a WebAssembly binary (bad magic number)".into()));
+        }
+        let started = std::time::Instant::now();
+        let engine = self.engine.clone();
+        let (raw, artifact) = (self.raw(hash), self.artifact(hash));
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<Module, PrepareError> {
+            let compiled = engine.precompile_module(&bytes).map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
+            write_atomically(&dir, &raw, &bytes).map_err(|e| node_err("failed to cache module", &e))?;
+            write_atomically(&dir, &artifact, &compiled)
+                .map_err(|e| node_err("failed to cache compiled module", &e))?;
+            // SAFETY: written just above by this engine.
+            unsafe { Module::deserialize_file(&engine, &artifact) }
+                .map_err(|e| node_err("failed to load compiled module", &e))
+        })
+        .await
+        .map_err(|e| node_err("compile task failed", &e))?
+        .inspect(|_| tracing::info!(module = %hash.short(), elapsed = ?started.elapsed(), "module compiled"))
+    }
+}
+
+fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The import named by wasmtime's "unknown import" error, or the message.
+fn link_error(e: &wasmtime::Error) -> String {
+    let msg = one_line(e);
+    match msg.split('`').nth(1) {
+        Some(import) if msg.contains("unknown import") => import.to_owned(),
+        _ => msg,
+    }
+}

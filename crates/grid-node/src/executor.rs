@@ -1,0 +1,156 @@
+//! Runs one job: a fresh store with the job's fuel, memory and time limits,
+//! WASI preview 1 wired to the job's args, env, stdin, output sinks and
+//! scratch directories, and the classification of how it ended.
+
+use crate::engine::FUEL_YIELD_INTERVAL;
+use crate::error::one_line;
+use crate::limits::{JobLimiter, MemoryLimitHit};
+use crate::output::{Chunk, OutputBudget, OutputLimitHit, StreamKind};
+use grid_core::archive::{self, Escape};
+use grid_core::{JobReport, JobSpec, MappedDir, Outcome};
+use std::path::Path;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use wasmtime::{InstancePre, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+/// What a job's store holds.
+pub struct JobCtx {
+    pub(crate) wasi: WasiP1Ctx,
+    limiter: JobLimiter,
+}
+
+/// Raised by the epoch callback when a job's deadline has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("wall-clock timeout")]
+struct TimeoutHit;
+
+/// A job ready to run on this node.
+pub struct Run<'a> {
+    /// The job.
+    pub spec: &'a JobSpec,
+    /// The compiled module.
+    pub pre: InstancePre<JobCtx>,
+    /// Where the job's output goes.
+    pub output: mpsc::Sender<Chunk>,
+    /// Resolves when someone cancels the job.
+    pub cancelled: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
+    /// A fresh directory for the job's scratch space; removed by the caller.
+    pub scratch: &'a Path,
+    /// This node's name, for the report.
+    pub node: &'a str,
+}
+
+/// Runs a job to its end and reports how it went. Never fails: every way a
+/// job can end is an [`Outcome`].
+pub async fn run(job: Run<'_>) -> JobReport {
+    let spec = job.spec;
+    let started = Instant::now();
+    let report = |outcome| JobReport::before_start(outcome, job.node, &spec.limits);
+
+    // Mapped directories: unpacked into scratch, preopened at their guest paths.
+    let mut builder = WasiCtxBuilder::new();
+    let mut dirs = Vec::new();
+    for (i, dir) in spec.dirs.iter().enumerate() {
+        let host = job.scratch.join(i.to_string());
+        let unpacked = std::fs::create_dir_all(&host).and_then(|_| archive::unpack(&dir.archive, &host));
+        if let Err(e) = unpacked {
+            return report(Outcome::NodeError(format!("failed to unpack `{}`: {e}", dir.guest_path)));
+        }
+        if let Err(e) = builder.preopened_dir(&host, &dir.guest_path, FsPerms::ReadWrite) {
+            return report(Outcome::NodeError(format!("failed to map `{}`: {}", dir.guest_path, one_line(&e))));
+        }
+        dirs.push((host, dir.guest_path.clone()));
+    }
+
+    let budget = OutputBudget::new(job.output, spec.limits.output);
+    builder
+        .args(&spec.args)
+        .envs(&spec.env)
+        .stdin(MemoryInputPipe::new(spec.stdin.clone()))
+        .stdout(budget.sink(StreamKind::Stdout))
+        .stderr(budget.sink(StreamKind::Stderr));
+    let ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory) };
+
+    let mut store = Store::new(job.pre.module().engine(), ctx);
+    store.limiter(|ctx| &mut ctx.limiter);
+    if let Err(e) =
+        store.set_fuel(spec.limits.fuel).and_then(|_| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
+    {
+        return report(Outcome::NodeError(one_line(&e)));
+    }
+    let deadline = started + spec.limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline { Err(wasmtime::Error::new(TimeoutHit)) } else { Ok(UpdateDeadline::Yield(1)) }
+    });
+
+    let guest = async {
+        let instance = job.pre.instantiate_async(&mut store).await?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        start.call_async(&mut store, ()).await
+    };
+    // A guest blocked in a host call (a long sleep in `poll_oneoff`) does not
+    // reach an epoch check, so the deadline is also enforced from outside.
+    let ended = tokio::select! {
+        r = guest => Ended::Guest(r),
+        _ = tokio::time::sleep_until(deadline.into()) => Ended::Timeout,
+        _ = job.cancelled => Ended::Cancelled,
+    };
+    let outcome = match ended {
+        Ended::Timeout => Outcome::Timeout,
+        Ended::Cancelled => Outcome::Cancelled,
+        Ended::Guest(Ok(())) => Outcome::Exited(0),
+        Ended::Guest(Err(e)) => classify(&e, &store, &budget),
+    };
+    finish(report(outcome), &store, started, &dirs)
+}
+
+enum Ended {
+    Guest(wasmtime::Result<()>),
+    Timeout,
+    Cancelled,
+}
+
+fn classify(e: &wasmtime::Error, store: &Store<JobCtx>, budget: &OutputBudget) -> Outcome {
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        return Outcome::Exited(exit.0);
+    }
+    if budget.exceeded() || e.downcast_ref::<OutputLimitHit>().is_some() {
+        return Outcome::OutputLimit;
+    }
+    if store.data().limiter.hit() || e.downcast_ref::<MemoryLimitHit>().is_some() {
+        return Outcome::MemoryLimit;
+    }
+    if e.downcast_ref::<TimeoutHit>().is_some() {
+        return Outcome::Timeout;
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
+        Some(Trap::StackOverflow) => Outcome::StackOverflow,
+        Some(Trap::Interrupt) => Outcome::Timeout,
+        Some(trap) => Outcome::Trap(trap.to_string()),
+        // The outermost layers are wasm backtraces; the last one says what happened.
+        None => Outcome::Trap(e.chain().last().map(one_line).unwrap_or_else(|| one_line(e))),
+    }
+}
+
+fn finish(
+    mut report: JobReport,
+    store: &Store<JobCtx>,
+    started: Instant,
+    dirs: &[(std::path::PathBuf, String)],
+) -> JobReport {
+    report.wall = started.elapsed();
+    report.fuel_used = report.fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0));
+    report.peak_memory = store.data().limiter.peak();
+    for (host, guest_path) in dirs {
+        match archive::pack(host, Escape::Skip) {
+            Ok(archive) => report.dirs.push(MappedDir { guest_path: guest_path.clone(), archive }),
+            Err(e) => tracing::warn!(dir = %guest_path, error = %e, "failed to pack mapped dir for write-back"),
+        }
+    }
+    report
+}

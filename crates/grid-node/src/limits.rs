@@ -1,0 +1,90 @@
+//! Per-job resource accounting inside the store: linear memory and tables,
+//! with the peak kept for the job's report.
+
+use wasmtime::ResourceLimiter;
+
+/// Raised (as a trap) when a job asks for more memory than its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded")]
+pub struct MemoryLimitHit {
+    /// The job's limit.
+    pub limit: u64,
+}
+
+/// Table elements any one job may hold.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// The store's limiter: linear memory summed over all of a job's memories.
+#[derive(Debug)]
+pub struct JobLimiter {
+    limit: u64,
+    current: u64,
+    peak: u64,
+    hit: bool,
+}
+
+impl JobLimiter {
+    /// A limiter allowing `limit` bytes of linear memory.
+    pub fn new(limit: u64) -> Self {
+        Self { limit, current: 0, peak: 0, hit: false }
+    }
+
+    /// The most linear memory held at once.
+    pub fn peak(&self) -> u64 {
+        self.peak
+    }
+
+    /// Whether the job hit its memory limit.
+    pub fn hit(&self) -> bool {
+        self.hit
+    }
+}
+
+impl ResourceLimiter for JobLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let next = self.current - (current as u64).min(self.current) + desired as u64;
+        if next > self.limit {
+            self.hit = true;
+            return Err(wasmtime::Error::new(MemoryLimitHit { limit: self.limit }));
+        }
+        self.current = next;
+        self.peak = self.peak.max(next);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            self.hit = true;
+            return Err(wasmtime::Error::new(MemoryLimitHit { limit: self.limit }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        4
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_peak_and_refuses_past_limit() {
+        let mut l = JobLimiter::new(3 << 16);
+        assert!(l.memory_growing(0, 1 << 16, None).unwrap());
+        assert!(l.memory_growing(1 << 16, 3 << 16, None).unwrap());
+        assert_eq!(l.peak(), 3 << 16);
+        assert!(l.memory_growing(3 << 16, 4 << 16, None).is_err());
+        assert!(l.hit());
+        assert_eq!(l.peak(), 3 << 16);
+    }
+}

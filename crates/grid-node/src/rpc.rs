@@ -1,0 +1,231 @@
+//! The node's session with its master: register, heartbeat, take
+//! assignments, stream output and results back. The one module of this
+//! crate that sees prost types.
+
+use crate::NodeShared;
+use crate::executor::{self, Run};
+use crate::output::{Chunk, StreamKind};
+use grid_core::wire::MAX_MESSAGE_BYTES;
+use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
+use grid_proto as pb;
+use grid_proto::master_client::MasterClient;
+use pb::node_message::Msg as Up;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// The largest module a node fetches.
+const MAX_FETCH: usize = 1 << 30;
+/// Output chunks are merged up to this size before they go up the stream.
+const MAX_OUTPUT_MESSAGE: usize = 256 << 10;
+
+/// Connects to the master at `url`.
+pub(crate) async fn connect(url: &str) -> Result<MasterClient<Channel>, String> {
+    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url))
+        .map_err(|e| format!("invalid master URL `{url}`: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    let channel =
+        endpoint.connect().await.map_err(|e| format!("cannot reach master `{url}`: {}", crate::error::one_line(&e)))?;
+    Ok(MasterClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+fn up(msg: Up) -> pb::NodeMessage {
+    pb::NodeMessage { msg: Some(msg) }
+}
+
+/// One session: returns when the stream ends, with the reason. Jobs still
+/// running when it ends are cancelled.
+pub(crate) async fn session(
+    node: &Arc<NodeShared>,
+    mut client: MasterClient<Channel>,
+    registered: impl FnOnce(),
+) -> Result<(), String> {
+    let (tx, rx) = mpsc::channel::<pb::NodeMessage>(1024);
+    let cfg = &node.config;
+    let register = pb::Register {
+        name: cfg.name.clone(),
+        capacity: Some(pb::NodeCapacity {
+            slots: cfg.slots,
+            memory_bytes: cfg.memory,
+            fuel_per_hour: cfg.fuel_quota.rate_per_hour,
+            fuel_burst: cfg.fuel_quota.burst,
+        }),
+        cached_hashes: node.cache.cached().iter().map(|h| h.to_string()).collect(),
+    };
+    tx.send(up(Up::Register(register))).await.map_err(|_| "session closed")?;
+    let mut inbound = client
+        .node_session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("master refused the session: {}", s.message()))?
+        .into_inner();
+    let heartbeat = match inbound.message().await {
+        Ok(Some(pb::MasterMessage { msg: Some(pb::master_message::Msg::Registered(r)) })) => {
+            Duration::from_millis(r.heartbeat_ms.max(100))
+        }
+        Ok(_) => return Err("master did not acknowledge registration".into()),
+        Err(s) => return Err(format!("registration failed: {}", s.message())),
+    };
+    registered();
+    tracing::info!(master = %cfg.master, name = %cfg.name, "registered with master");
+
+    let beats = tx.clone();
+    let heartbeats = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(heartbeat);
+        loop {
+            tick.tick().await;
+            if beats.send(up(Up::Heartbeat(pb::Heartbeat::default()))).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let result = loop {
+        let msg = match inbound.message().await {
+            Ok(Some(m)) => m.msg,
+            Ok(None) => break Err("master closed the session".to_string()),
+            Err(s) => break Err(format!("lost the master: {}", s.message())),
+        };
+        match msg {
+            Some(pb::master_message::Msg::Assign(a)) => accept(node, &client, &tx, a).await,
+            Some(pb::master_message::Msg::Cancel(c)) => {
+                if let Some(job) = node.running.get(&c.job_id) {
+                    job.notify_one();
+                }
+            }
+            Some(pb::master_message::Msg::Registered(_)) | None => {}
+        }
+    };
+    heartbeats.abort();
+    for job in node.running.iter() {
+        job.notify_one();
+    }
+    result
+}
+
+/// Takes an assignment: checks it fits, then runs it in its own task.
+async fn accept(
+    node: &Arc<NodeShared>,
+    client: &MasterClient<Channel>,
+    tx: &mpsc::Sender<pb::NodeMessage>,
+    a: pb::Assign,
+) {
+    let job_id = a.job_id;
+    let reject = |reason: String| up(Up::Rejected(pb::JobRejected { job_id: job_id.clone(), reason }));
+    let spec = match a.spec.map(JobSpec::try_from) {
+        Some(Ok(spec)) => spec,
+        Some(Err(e)) => return drop(tx.send(reject(format!("invalid job spec: {e}"))).await),
+        None => return drop(tx.send(reject("missing job spec".into())).await),
+    };
+    if let Err(reason) = node.reserve(&spec) {
+        return drop(tx.send(reject(reason)).await);
+    }
+    let cancel = Arc::new(Notify::new());
+    node.running.insert(job_id.clone(), cancel.clone());
+    let (node, client, tx) = (node.clone(), client.clone(), tx.clone());
+    tokio::spawn(async move {
+        let report = run_job(&node, client, &tx, &job_id, &spec, cancel).await;
+        node.running.remove(&job_id);
+        node.release(&spec);
+        node.jobs_run.fetch_add(1, Ordering::Relaxed);
+        node.fuel_burned.fetch_add(report.fuel_used, Ordering::Relaxed);
+        tracing::info!(job = %job_id, outcome = %report.outcome, fuel = report.fuel_used, wall = ?report.wall, "job finished");
+        let finished = pb::JobFinished { job_id, result: Some(report.into()) };
+        let _ = tx.send(up(Up::Finished(finished))).await;
+    });
+}
+
+async fn run_job(
+    node: &NodeShared,
+    client: MasterClient<Channel>,
+    tx: &mpsc::Sender<pb::NodeMessage>,
+    job_id: &str,
+    spec: &JobSpec,
+    cancel: Arc<Notify>,
+) -> JobReport {
+    let name = &node.config.name;
+    let pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone())).await;
+    let pre = match pre {
+        Ok(pre) => pre,
+        Err(e) => return JobReport::before_start(e.outcome(), name, &spec.limits),
+    };
+    let scratch = match tempfile::tempdir_in(&node.scratch_root) {
+        Ok(dir) => dir,
+        Err(e) => {
+            return JobReport::before_start(
+                Outcome::NodeError(format!("failed to make scratch dir: {e}")),
+                name,
+                &spec.limits,
+            );
+        }
+    };
+    let (out_tx, out_rx) = mpsc::channel(64);
+    let forward = tokio::spawn(forward_output(job_id.to_owned(), out_rx, tx.clone()));
+    let report = executor::run(Run {
+        spec,
+        pre,
+        output: out_tx,
+        cancelled: Box::pin(async move { cancel.notified().await }),
+        scratch: scratch.path(),
+        node: name,
+    })
+    .await;
+    // The output channel closed with the store: all output goes up before the result.
+    let _ = forward.await;
+    report
+}
+
+/// Sends a job's output up the stream, merging small chunks.
+async fn forward_output(job_id: String, mut rx: mpsc::Receiver<Chunk>, tx: mpsc::Sender<pb::NodeMessage>) {
+    let mut pending: Option<Chunk> = None;
+    loop {
+        let next = match pending.take() {
+            Some(c) => Some(c),
+            None => rx.recv().await,
+        };
+        let Some(first) = next else { return };
+        let stream = first.stream;
+        let mut data = first.data.to_vec();
+        while data.len() < MAX_OUTPUT_MESSAGE {
+            match rx.try_recv() {
+                Ok(c) if c.stream == stream => data.extend_from_slice(&c.data),
+                Ok(c) => {
+                    pending = Some(c);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let stream = match stream {
+            StreamKind::Stdout => pb::OutputStream::Stdout,
+            StreamKind::Stderr => pb::OutputStream::Stderr,
+        };
+        let msg = up(Up::Output(pb::JobOutput { job_id: job_id.clone(), stream: stream as i32, data }));
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn fetch(mut client: MasterClient<Channel>, hash: ModuleHash) -> Result<Vec<u8>, String> {
+    let mut stream = client
+        .fetch_module(pb::FetchModuleRequest { hash: hash.to_string() })
+        .await
+        .map_err(|s| format!("module `{}`: {}", hash.short(), s.message()))?
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.message().await.map_err(|s| format!("module `{}`: {}", hash.short(), s.message()))? {
+        bytes.extend_from_slice(&chunk.data);
+        if bytes.len() > MAX_FETCH {
+            return Err(format!("module `{}` is larger than {MAX_FETCH} bytes", hash.short()));
+        }
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,90 @@
+//! Files in mapped directories (`grid-cli run --dir HOST::GUEST`), with
+//! errors that name the path.
+
+use crate::error::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// A directory the job was given with `--dir`.
+#[derive(Debug, Clone)]
+pub struct Dir {
+    root: PathBuf,
+}
+
+impl Dir {
+    /// The mapped directory at `guest_path`; fails if it is not there.
+    pub fn open(guest_path: impl AsRef<Path>) -> Result<Self> {
+        let root = guest_path.as_ref().to_owned();
+        let meta = std::fs::metadata(&root).context(format_args!("`{}` is not mapped (use --dir)", root.display()))?;
+        if !meta.is_dir() {
+            crate::bail!("`{}` is not a directory", root.display());
+        }
+        Ok(Self { root })
+    }
+
+    /// The full path of `name` inside the directory.
+    pub fn path(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Reads a file as bytes.
+    pub fn read(&self, name: impl AsRef<Path>) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        std::fs::read(&path).context(format_args!("reading `{}`", path.display()))
+    }
+
+    /// Reads a file as text.
+    pub fn read_to_string(&self, name: impl AsRef<Path>) -> Result<String> {
+        let path = self.path(name);
+        std::fs::read_to_string(&path).context(format_args!("reading `{}`", path.display()))
+    }
+
+    /// Writes a file, creating its parent directories.
+    pub fn write(&self, name: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<()> {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).context(format_args!("creating `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, contents).context(format_args!("writing `{}`", path.display()))
+    }
+
+    /// Removes a file.
+    pub fn remove(&self, name: impl AsRef<Path>) -> Result<()> {
+        let path = self.path(name);
+        std::fs::remove_file(&path).context(format_args!("removing `{}`", path.display()))
+    }
+
+    /// The names of the regular files directly inside, sorted.
+    pub fn files(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.root).context(format_args!("listing `{}`", self.root.display()))? {
+            let entry = entry.context(format_args!("listing `{}`", self.root.display()))?;
+            if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_write_list_remove() {
+        let root = std::env::temp_dir().join(format!("guest-sdk-test-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = Dir::open(&root).unwrap();
+        dir.write("b.txt", "two").unwrap();
+        dir.write("a.txt", "one").unwrap();
+        dir.write("sub/c.txt", "three").unwrap();
+        assert_eq!(dir.files().unwrap(), vec!["a.txt", "b.txt"]);
+        assert_eq!(dir.read_to_string("sub/c.txt").unwrap(), "three");
+        dir.remove("a.txt").unwrap();
+        let err = dir.read("a.txt").unwrap_err().to_string();
+        assert!(err.starts_with("reading `"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(Dir::open(&root).unwrap_err().to_string().contains("is not mapped"));
+    }
+}

@@ -1,0 +1,268 @@
+//! Shared helpers for the end-to-end tests: [`GridSandbox`] starts a real
+//! `grid-master` and N real `grid-node` processes on loopback ports in a
+//! temp dir, and drives them with the real `grid-cli`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any readiness wait may take before the test fails.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `target/<profile>`, where cargo put this test binary's sibling binaries.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/e2e-HASH
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
+}
+
+/// One of the workspace's binaries, built by `cargo test --workspace`.
+pub fn bin(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "`{}` is missing: run `cargo build --workspace` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A guest example built for `wasm32-wasip1` by `scripts/build-examples`.
+pub fn example(name: &str) -> PathBuf {
+    let target = profile_dir().parent().expect("target dir").to_owned();
+    let path = target.join("wasm32-wasip1/release").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "`{}` is missing: run `scripts/build-examples` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A master and its nodes, each a real process; all are killed on drop.
+pub struct GridSandbox {
+    dir: tempfile::TempDir,
+    master: Child,
+    url: String,
+    nodes: Vec<Child>,
+    node_names: Vec<String>,
+}
+
+/// Options for [`GridSandbox`].
+pub struct Builder {
+    nodes: usize,
+    node_args: Vec<String>,
+}
+
+impl Builder {
+    /// Extra flags for every node.
+    pub fn node_args(mut self, args: &[&str]) -> Self {
+        self.node_args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Starts the master, then the nodes, and waits until every node has
+    /// registered.
+    pub fn start(self) -> GridSandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = |name: &str| std::fs::File::create(dir.path().join(format!("{name}.log"))).expect("log file");
+        let mut master = Command::new(bin("grid-master"))
+            .args(["--listen", "127.0.0.1:0", "--heartbeat", "500ms", "--data-dir"])
+            .arg(dir.path().join("master"))
+            .stdout(Stdio::piped())
+            .stderr(log("master"))
+            .spawn()
+            .expect("spawn grid-master");
+        let addr = read_listen_line(&mut master);
+        let url = format!("http://{addr}");
+        let mut sandbox = GridSandbox { dir, master, url, nodes: Vec::new(), node_names: Vec::new() };
+        for i in 0..self.nodes {
+            sandbox.add_node(&format!("node-{i}"), &self.node_args);
+        }
+        sandbox
+    }
+}
+
+fn read_listen_line(master: &mut Child) -> String {
+    let stdout = master.stdout.take().expect("master stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(READY_TIMEOUT).expect("grid-master did not print its address");
+    line.trim()
+        .strip_prefix("grid-master listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
+        .to_owned()
+}
+
+impl GridSandbox {
+    /// A sandbox with `nodes` nodes and default options.
+    pub fn start(nodes: usize) -> Self {
+        Self::builder(nodes).start()
+    }
+
+    /// A sandbox with `nodes` nodes, to be configured.
+    pub fn builder(nodes: usize) -> Builder {
+        Builder { nodes, node_args: Vec::new() }
+    }
+
+    /// The master's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The sandbox's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts one more node and waits until it has registered.
+    pub fn add_node(&mut self, name: &str, extra: &[String]) {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
+        let node = Command::new(bin("grid-node"))
+            .args(["--master", &self.url, "--name", name, "--cache-dir"])
+            .arg(self.dir.path().join(name))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn grid-node");
+        self.nodes.push(node);
+        self.node_names.push(name.to_owned());
+        let names = self.node_names.clone();
+        self.wait_until("every node registered", |s| {
+            let out = s.cli(&["nodes"]).output().ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            names.iter().all(|n| text.lines().any(|l| l.starts_with(n.as_str()))).then_some(())
+        });
+    }
+
+    /// Polls `check` until it returns `Some`, failing the test after
+    /// [`READY_TIMEOUT`].
+    pub fn wait_until<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = check(self) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < READY_TIMEOUT,
+                "timed out waiting until {what}; logs in {}",
+                self.dir.path().display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A `grid-cli` command pointed at this sandbox's master.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("grid-cli"));
+        cmd.arg("--master").arg(&self.url).args(args).stdin(Stdio::null());
+        cmd.env_remove("GRID_MASTER").env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs `grid-cli ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cli(args).output().expect("run grid-cli"))
+    }
+
+    /// Runs `grid-cli ARGS` with `stdin` piped in.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut child = self
+            .cli(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn grid-cli");
+        let mut pipe = child.stdin.take().expect("stdin");
+        let input = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait grid-cli");
+        writer.join().expect("stdin writer");
+        Run::from(out)
+    }
+
+    /// Kills one node process (by index) at once.
+    pub fn kill_node(&mut self, i: usize) {
+        let _ = self.nodes[i].kill();
+        let _ = self.nodes[i].wait();
+    }
+
+    /// Whether the master and every node process are still running.
+    pub fn all_alive(&mut self) -> bool {
+        self.master.try_wait().ok().flatten().is_none()
+            && self.nodes.iter_mut().all(|n| n.try_wait().ok().flatten().is_none())
+    }
+
+    /// Writes a text module to the sandbox dir and returns its path.
+    pub fn wat(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.wat"));
+        std::fs::write(&path, text).expect("write wat");
+        path
+    }
+}
+
+impl Drop for GridSandbox {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+    }
+}
+
+/// A finished `grid-cli` run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// The `grid:` lines on stderr.
+    pub fn grid_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("grid:")).collect()
+    }
+
+    /// Asserts the run ended with `code` and exactly one `grid:` line on
+    /// stderr containing `reason`.
+    #[track_caller]
+    pub fn assert_grid_failure(&self, code: i32, reason: &str) {
+        assert_eq!(self.code, Some(code), "{self:#?}");
+        let lines = self.grid_lines();
+        assert_eq!(lines.len(), 1, "expected one `grid:` line: {self:#?}");
+        assert!(lines[0].contains(reason), "expected `{reason}` in `{}`", lines[0]);
+    }
+
+    /// Asserts a clean success: exit 0 and nothing of the grid's own on stderr.
+    #[track_caller]
+    pub fn assert_clean_success(&self) {
+        assert_eq!(self.code, Some(0), "{self:#?}");
+        assert!(self.grid_lines().is_empty(), "grid printed on a successful run: {self:#?}");
+    }
+}
