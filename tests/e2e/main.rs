@@ -4,4 +4,5 @@
 mod errors;
 mod guests;
 mod limits;
+mod recovery;
 mod running;

@@ -45,7 +45,9 @@ pub fn example(name: &str) -> PathBuf {
 pub struct GridSandbox {
     dir: tempfile::TempDir,
     master: Child,
+    addr: String,
     url: String,
+    master_args: Vec<String>,
     nodes: Vec<Child>,
     node_names: Vec<String>,
 }
@@ -54,6 +56,7 @@ pub struct GridSandbox {
 pub struct Builder {
     nodes: usize,
     node_args: Vec<String>,
+    master_args: Vec<String>,
 }
 
 impl Builder {
@@ -63,26 +66,48 @@ impl Builder {
         self
     }
 
+    /// Extra flags for the master.
+    pub fn master_args(mut self, args: &[&str]) -> Self {
+        self.master_args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
     /// Starts the master, then the nodes, and waits until every node has
     /// registered.
     pub fn start(self) -> GridSandbox {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = |name: &str| std::fs::File::create(dir.path().join(format!("{name}.log"))).expect("log file");
-        let mut master = Command::new(bin("grid-master"))
-            .args(["--listen", "127.0.0.1:0", "--heartbeat", "500ms", "--data-dir"])
-            .arg(dir.path().join("master"))
-            .stdout(Stdio::piped())
-            .stderr(log("master"))
-            .spawn()
-            .expect("spawn grid-master");
-        let addr = read_listen_line(&mut master);
+        let (master, addr) = spawn_master(dir.path(), "127.0.0.1:0", &self.master_args);
         let url = format!("http://{addr}");
-        let mut sandbox = GridSandbox { dir, master, url, nodes: Vec::new(), node_names: Vec::new() };
+        let mut sandbox = GridSandbox {
+            dir,
+            master,
+            addr,
+            url,
+            master_args: self.master_args,
+            nodes: Vec::new(),
+            node_names: Vec::new(),
+        };
         for i in 0..self.nodes {
             sandbox.add_node(&format!("node-{i}"), &self.node_args);
         }
         sandbox
     }
+}
+
+/// Starts `grid-master` on `listen` with its data under `dir`, and returns
+/// it with the address it printed once ready.
+fn spawn_master(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("master.log")).expect("log file");
+    let mut master = Command::new(bin("grid-master"))
+        .args(["--listen", listen, "--heartbeat", "500ms", "--data-dir"])
+        .arg(dir.join("master"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn grid-master");
+    let addr = read_listen_line(&mut master);
+    (master, addr)
 }
 
 fn read_listen_line(master: &mut Child) -> String {
@@ -108,7 +133,7 @@ impl GridSandbox {
 
     /// A sandbox with `nodes` nodes, to be configured.
     pub fn builder(nodes: usize) -> Builder {
-        Builder { nodes, node_args: Vec::new() }
+        Builder { nodes, node_args: Vec::new(), master_args: Vec::new() }
     }
 
     /// The master's URL.
@@ -123,7 +148,11 @@ impl GridSandbox {
 
     /// Starts one more node and waits until it has registered.
     pub fn add_node(&mut self, name: &str, extra: &[String]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .expect("log file");
         let node = Command::new(bin("grid-node"))
             .args(["--master", &self.url, "--name", name, "--cache-dir"])
             .arg(self.dir.path().join(name))
@@ -134,12 +163,7 @@ impl GridSandbox {
             .expect("spawn grid-node");
         self.nodes.push(node);
         self.node_names.push(name.to_owned());
-        let names = self.node_names.clone();
-        self.wait_until("every node registered", |s| {
-            let out = s.cli(&["nodes"]).output().ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            names.iter().all(|n| text.lines().any(|l| l.starts_with(n.as_str()))).then_some(())
-        });
+        self.wait_for_nodes();
     }
 
     /// Polls `check` until it returns `Some`, failing the test after
@@ -189,6 +213,34 @@ impl GridSandbox {
         let out = child.wait_with_output().expect("wait grid-cli");
         writer.join().expect("stdin writer");
         Run::from(out)
+    }
+
+    /// Kills the master with SIGKILL and starts it again on the same address
+    /// and data dir.
+    pub fn restart_master(&mut self) {
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+        let (master, addr) = spawn_master(self.dir.path(), &self.addr, &self.master_args);
+        assert_eq!(addr, self.addr);
+        self.master = master;
+    }
+
+    /// Starts node `i` again after [`GridSandbox::kill_node`], with the same
+    /// name and cache dir, and waits until it has registered.
+    pub fn restart_node(&mut self, i: usize, extra: &[String]) {
+        let name = self.node_names.remove(i);
+        self.nodes.remove(i);
+        self.add_node(&name, extra);
+    }
+
+    /// Waits until the master lists every node.
+    pub fn wait_for_nodes(&self) {
+        let names = self.node_names.clone();
+        self.wait_until("every node registered", |s| {
+            let out = s.cli(&["nodes"]).output().ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            names.iter().all(|n| text.lines().any(|l| l.starts_with(n.as_str()))).then_some(())
+        });
     }
 
     /// Kills one node process (by index) at once.

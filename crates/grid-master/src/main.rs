@@ -17,9 +17,9 @@ struct Args {
     /// the address in use is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR")]
     listen: SocketAddr,
-    /// Directory for the module store.
-    #[arg(long, default_value = "grid-data", value_name = "DIR")]
-    data_dir: PathBuf,
+    /// Directory for the module store [default: the user's data dir, `wasm-grid/master`].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Largest module accepted, e.g. `64MiB`.
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
     max_module_size: u64,
@@ -45,19 +45,18 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config = MasterConfig {
-        data_dir: args.data_dir.clone(),
-        max_module_size: args.max_module_size,
-        heartbeat: args.heartbeat,
-    };
-    let master =
-        Master::open(config).with_context(|| format!("failed to open data dir `{}`", args.data_dir.display()))?;
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("wasm-grid").join("master"));
+    let config =
+        MasterConfig { data_dir: data_dir.clone(), max_module_size: args.max_module_size, heartbeat: args.heartbeat };
+    let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on `{}`", args.listen))?;
     let addr = listener.local_addr()?;
     println!("grid-master listening on {addr}");
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), "grid-master ready");
+    tracing::info!(%addr, data_dir = %data_dir.display(), "grid-master ready");
     master.serve(listener, shutdown_signal()).await
 }
 
