@@ -229,7 +229,9 @@ impl GridSandbox {
     /// name and cache dir, and waits until it has registered.
     pub fn restart_node(&mut self, i: usize, extra: &[String]) {
         let name = self.node_names.remove(i);
-        self.nodes.remove(i);
+        let mut old = self.nodes.remove(i);
+        let _ = old.kill();
+        let _ = old.wait();
         self.add_node(&name, extra);
     }
 

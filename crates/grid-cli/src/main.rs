@@ -15,8 +15,9 @@ use std::time::Duration;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.global.verbose {
-        0 => std::env::var("RUST_LOG").unwrap_or_else(|_| "off".into()),
-        1 => "warn".into(),
+        // Quiet means quiet, whatever RUST_LOG says: scripts rely on it.
+        0 => "off".into(),
+        1 => std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         2 => "info".into(),
         _ => "debug".into(),
     };

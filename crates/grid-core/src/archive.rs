@@ -23,6 +23,7 @@ fn other(msg: String) -> io::Error {
 /// Packs the contents of `dir` (not `dir` itself) into a tar archive, in a
 /// stable order.
 pub fn pack(dir: &Path, escape: Escape) -> io::Result<Vec<u8>> {
+    let root = dir.canonicalize()?;
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     let mut stack = vec![PathBuf::new()];
@@ -35,7 +36,7 @@ pub fn pack(dir: &Path, escape: Escape) -> io::Result<Vec<u8>> {
             let ft = meta.file_type();
             if ft.is_symlink() {
                 let target = fs::read_link(entry.path())?;
-                if !symlink_stays_inside(&rel_path, &target) {
+                if !symlink_stays_inside(&rel_path, &target) || !resolves_inside(&root, &entry.path(), &target) {
                     match escape {
                         Escape::Skip => continue,
                         Escape::Fail => {
@@ -86,6 +87,16 @@ fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
+/// Whether the symlink at `link` really resolves inside `root` (canonical),
+/// following every symlink on the way. A dangling link counts as inside only
+/// if its target never climbs with `..`.
+fn resolves_inside(root: &Path, link: &Path, target: &Path) -> bool {
+    match fs::canonicalize(link) {
+        Ok(real) => real.starts_with(root),
+        Err(_) => !target.components().any(|c| matches!(c, Component::ParentDir)),
+    }
+}
+
 /// A relative path made only of plain components, or an error.
 fn safe_relative(path: &Path) -> io::Result<PathBuf> {
     let mut out = PathBuf::new();
@@ -99,29 +110,53 @@ fn safe_relative(path: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
+/// Refuses a path under `root` whose parent directories include a symlink:
+/// writing through one could land anywhere.
+fn no_symlink_parents(root: &Path, rel: &Path) -> io::Result<()> {
+    let mut prefix = root.to_owned();
+    let parts: Vec<_> = rel.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        prefix.push(part);
+        if fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(other(format!("archive entry `{}` lies under a symlink", rel.display())));
+        }
+    }
+    Ok(())
+}
+
+/// The most file data an archive may unpack to.
+#[derive(Debug, thiserror::Error)]
+#[error("the directory holds more than {0} bytes")]
+pub struct TooLarge(pub u64);
+
 /// Unpacks `archive` into the existing directory `dest`, refusing entries
-/// that lead outside it. Returns the number of bytes of file data written.
-pub fn unpack(archive: &[u8], dest: &Path) -> io::Result<u64> {
-    apply(archive, dest, false)
+/// that lead outside it and more than `max_bytes` of file data. Returns the
+/// number of bytes of file data written.
+pub fn unpack(archive: &[u8], dest: &Path, max_bytes: u64) -> io::Result<u64> {
+    apply(archive, dest, false, max_bytes)
 }
 
 /// Makes `dest` look like `archive`: writes what is new or changed, and
 /// removes what the archive no longer has. Unchanged files are not touched.
 pub fn write_back(archive: &[u8], dest: &Path) -> io::Result<u64> {
-    apply(archive, dest, true)
+    apply(archive, dest, true, u64::MAX)
 }
 
-fn apply(archive: &[u8], dest: &Path, remove_missing: bool) -> io::Result<u64> {
+fn apply(archive: &[u8], dest: &Path, remove_missing: bool, max_bytes: u64) -> io::Result<u64> {
+    let root = dest.canonicalize()?;
     let mut ar = tar::Archive::new(archive);
     let mut seen = BTreeSet::new();
+    let mut links = Vec::new();
     let mut written = 0u64;
+    let mut total = 0u64;
     for entry in ar.entries()? {
         let mut entry = entry?;
         let rel = safe_relative(&entry.path()?)?;
         if rel.as_os_str().is_empty() {
             continue;
         }
-        let path = dest.join(&rel);
+        no_symlink_parents(&root, &rel)?;
+        let path = root.join(&rel);
         seen.insert(rel.clone());
         let existing = fs::symlink_metadata(&path).ok();
         match entry.header().entry_type() {
@@ -137,18 +172,16 @@ fn apply(archive: &[u8], dest: &Path, remove_missing: bool) -> io::Result<u64> {
                 if !symlink_stays_inside(&rel, &target) {
                     return Err(other(format!("symlink `{}` points outside its directory", rel.display())));
                 }
-                if existing.is_some() {
-                    if fs::read_link(&path).ok().as_deref() == Some(target.as_ref()) {
-                        continue;
-                    }
-                    remove_any(&path)?;
-                }
-                make_parent(&path)?;
-                std::os::unix::fs::symlink(&*target, &path)?;
+                // Symlinks are made last, so no entry is written through one.
+                links.push((rel, target.into_owned()));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut data = Vec::with_capacity(entry.size() as usize);
-                entry.read_to_end(&mut data)?;
+                let mut data = Vec::new();
+                (&mut entry).take(max_bytes.saturating_sub(total).saturating_add(1)).read_to_end(&mut data)?;
+                total += data.len() as u64;
+                if total > max_bytes {
+                    return Err(io::Error::new(io::ErrorKind::QuotaExceeded, TooLarge(max_bytes)));
+                }
                 if let Some(meta) = &existing {
                     if meta.is_file() && meta.len() == data.len() as u64 && fs::read(&path)? == data {
                         continue;
@@ -162,8 +195,24 @@ fn apply(archive: &[u8], dest: &Path, remove_missing: bool) -> io::Result<u64> {
             _ => {}
         }
     }
+    for (rel, target) in links {
+        no_symlink_parents(&root, &rel)?;
+        let path = root.join(&rel);
+        if fs::symlink_metadata(&path).is_ok() {
+            if fs::read_link(&path).ok().as_deref() == Some(target.as_path()) {
+                continue;
+            }
+            remove_any(&path)?;
+        }
+        make_parent(&path)?;
+        std::os::unix::fs::symlink(&target, &path)?;
+        if !resolves_inside(&root, &path, &target) {
+            fs::remove_file(&path)?;
+            return Err(other(format!("symlink `{}` points outside its directory", rel.display())));
+        }
+    }
     if remove_missing {
-        remove_unseen(dest, Path::new(""), &seen)?;
+        remove_unseen(&root, Path::new(""), &seen)?;
     }
     Ok(written)
 }
@@ -211,7 +260,7 @@ mod tests {
         let ar = pack(src.path(), Escape::Fail).unwrap();
 
         let work = tempfile::tempdir().unwrap();
-        unpack(&ar, work.path()).unwrap();
+        unpack(&ar, work.path(), u64::MAX).unwrap();
         assert_eq!(fs::read_to_string(work.path().join("sub/deeper/c.txt")).unwrap(), "gamma");
         assert_eq!(fs::read_link(work.path().join("link")).unwrap(), Path::new("sub/b.txt"));
 
@@ -237,10 +286,79 @@ mod tests {
         assert!(err.to_string().contains("points outside"), "{err}");
         let ar = pack(src.path(), Escape::Skip).unwrap();
         let out = tempfile::tempdir().unwrap();
-        unpack(&ar, out.path()).unwrap();
+        unpack(&ar, out.path(), u64::MAX).unwrap();
         assert!(out.path().join("ok.txt").exists());
         assert!(fs::symlink_metadata(out.path().join("abs")).is_err());
         assert!(fs::symlink_metadata(out.path().join("rel")).is_err());
+    }
+
+    /// One archive entry: path, symlink target (or none for a file), data.
+    type Entry<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+    /// An archive built entry by entry, as a hostile party could.
+    fn hostile(entries: &[Entry]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, link, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            match link {
+                Some(target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, target).unwrap();
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(data.len() as u64);
+                    h.set_mode(0o644);
+                    b.append_data(&mut h, path, *data).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn hostile_archives_cannot_escape() {
+        let cases: &[&[Entry]] = &[
+            &[("x", Some("."), b""), ("x/x/x/evil", Some("../../.."), b""), ("x/x/x/evil/ESCAPED", None, b"!")],
+            &[("b", Some("."), b""), ("l", Some("b/.."), b""), ("l/ESCAPED", None, b"!")],
+            &[("up", Some(".."), b""), ("up/ESCAPED", None, b"!")],
+            &[("abs", Some("/tmp"), b"")],
+        ];
+        for (i, entries) in cases.iter().enumerate() {
+            let outer = tempfile::tempdir().unwrap();
+            let dest = outer.path().join("dest");
+            fs::create_dir(&dest).unwrap();
+            let ar = hostile(entries);
+            let _ = unpack(&ar, &dest, u64::MAX);
+            let _ = write_back(&ar, &dest);
+            let names: Vec<_> = fs::read_dir(outer.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, vec!["dest"], "case {i} wrote outside");
+            for link in ["x/x/x/evil", "l", "up", "abs"] {
+                let p = dest.join(link);
+                if fs::symlink_metadata(&p).is_ok() {
+                    assert!(
+                        fs::canonicalize(&p).is_ok_and(|r| r.starts_with(dest.canonicalize().unwrap())),
+                        "case {i}: `{link}` escapes"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unpack_stops_at_its_byte_limit_without_trusting_headers() {
+        let ar = hostile(&[("a", None, &[1u8; 600]), ("b", None, &[2u8; 600])]);
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&ar, dest.path(), 1000).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::QuotaExceeded);
+        assert!(unpack(&ar, dest.path(), 1200).is_ok());
+        // A header that claims a huge size does not allocate it.
+        let mut lying = hostile(&[("big", None, b"tiny")]);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1 << 40);
+        lying[124..136].copy_from_slice(&header.as_bytes()[124..136]);
+        let _ = unpack(&lying, dest.path(), 1 << 20);
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// Bytes the job may write to stdout and stderr together.
     pub output: u64,
+    /// Bytes the job's mapped directories may hold (each file and directory
+    /// counts at least 4 KiB, so thousands of empty files count too).
+    pub disk: u64,
 }
 
 impl Limits {
@@ -27,6 +30,8 @@ impl Limits {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
     /// Default bound on stdout and stderr together.
     pub const DEFAULT_OUTPUT: u64 = 64 << 20;
+    /// Default bound on the job's mapped directories.
+    pub const DEFAULT_DISK: u64 = 256 << 20;
 }
 
 impl Default for Limits {
@@ -36,6 +41,7 @@ impl Default for Limits {
             memory: Self::DEFAULT_MEMORY,
             timeout: Self::DEFAULT_TIMEOUT,
             output: Self::DEFAULT_OUTPUT,
+            disk: Self::DEFAULT_DISK,
         }
     }
 }

@@ -29,6 +29,7 @@ impl From<Limits> for pb::Limits {
             memory_bytes: l.memory,
             timeout_ms: l.timeout.as_millis().min(u64::MAX as u128) as u64,
             output_bytes: l.output,
+            disk_bytes: l.disk,
         }
     }
 }
@@ -40,6 +41,7 @@ impl From<pb::Limits> for Limits {
             memory: l.memory_bytes,
             timeout: Duration::from_millis(l.timeout_ms),
             output: l.output_bytes,
+            disk: l.disk_bytes,
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct NodeSummary {
 struct Job {
     spec: Arc<JobSpec>,
     state: JobState,
+    /// Nodes that refused this job since their last heartbeat.
+    refused_by: HashSet<NodeId>,
+    cancel_requested: bool,
     events: Vec<JobEvent>,
     /// Bumped with every event, so watchers wake.
     changed: watch::Sender<usize>,
@@ -130,10 +133,14 @@ impl Node {
     }
 }
 
+/// Finished jobs kept in memory; older ones are forgotten.
+pub const FINISHED_KEPT: usize = 10_000;
+
 #[derive(Default)]
 struct Inner {
     jobs: HashMap<JobId, Job>,
     queue: VecDeque<JobId>,
+    finished: VecDeque<JobId>,
     nodes: HashMap<NodeId, Node>,
     next_node: NodeId,
 }
@@ -175,9 +182,15 @@ impl Grid {
         let id = self.new_job_id();
         let mut inner = self.lock();
         let (changed, _) = watch::channel(0);
-        inner
-            .jobs
-            .insert(id.clone(), Job { spec: Arc::new(spec), state: JobState::Queued, events: Vec::new(), changed });
+        let job = Job {
+            spec: Arc::new(spec),
+            state: JobState::Queued,
+            refused_by: HashSet::new(),
+            cancel_requested: false,
+            events: Vec::new(),
+            changed,
+        };
+        inner.jobs.insert(id.clone(), job);
         inner.queue.push_back(id.clone());
         dispatch(&mut inner);
         id
@@ -204,6 +217,9 @@ impl Grid {
                 Ok(true)
             }
             JobState::Running(node) => {
+                if let Some(job) = inner.jobs.get_mut(id) {
+                    job.cancel_requested = true;
+                }
                 if let Some(n) = inner.nodes.get(&node) {
                     let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
                 }
@@ -236,9 +252,16 @@ impl Grid {
         (id, rx)
     }
 
-    /// A node's cache changed.
+    /// A node sent a heartbeat, with the changes to its cache.
     pub fn node_cache(&self, node: NodeId, added: Vec<ModuleHash>, removed: Vec<ModuleHash>) {
         let mut inner = self.lock();
+        // A node that refused jobs may have room for them now.
+        let Inner { queue, jobs, .. } = &mut *inner;
+        for id in queue.iter() {
+            if let Some(job) = jobs.get_mut(id) {
+                job.refused_by.remove(&node);
+            }
+        }
         if let Some(n) = inner.nodes.get_mut(&node) {
             n.cached.extend(added);
             for h in &removed {
@@ -279,9 +302,14 @@ impl Grid {
         }
         tracing::warn!(job, node, reason, "node refused job; requeued");
         release(&mut inner, node, job, None);
-        if let Some(j) = inner.jobs.get_mut(job) {
-            j.state = JobState::Queued;
+        let j = inner.jobs.get_mut(job).expect("checked above");
+        if j.cancel_requested {
+            let limits = j.spec.limits;
+            finish(&mut inner, job, JobReport::before_start(Outcome::Cancelled, "", &limits));
+            return;
         }
+        j.state = JobState::Queued;
+        j.refused_by.insert(node);
         inner.queue.push_front(job.to_owned());
         dispatch(&mut inner);
     }
@@ -292,9 +320,12 @@ impl Grid {
         let Some(n) = inner.nodes.remove(&node) else { return };
         tracing::warn!(node = %n.reg.name, why, "node disconnected");
         for job in n.running {
-            let limits = inner.jobs[&job].spec.limits;
-            let msg = format!("node `{}` disconnected: {why}", n.reg.name);
-            finish(&mut inner, &job, JobReport::before_start(Outcome::NodeError(msg), &n.reg.name, &limits));
+            let (limits, cancelled) = (inner.jobs[&job].spec.limits, inner.jobs[&job].cancel_requested);
+            let outcome = match cancelled {
+                true => Outcome::Cancelled,
+                false => Outcome::NodeError(format!("node `{}` disconnected: {why}", n.reg.name)),
+            };
+            finish(&mut inner, &job, JobReport::before_start(outcome, &n.reg.name, &limits));
         }
         dispatch(&mut inner);
     }
@@ -364,10 +395,27 @@ fn push_event(job: &mut Job, event: JobEvent) {
 }
 
 fn finish(inner: &mut Inner, id: &str, report: JobReport) {
-    if let Some(job) = inner.jobs.get_mut(id) {
-        tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
-        job.state = JobState::Finished;
-        push_event(job, JobEvent::Finished(Arc::new(report)));
+    let Some(job) = inner.jobs.get_mut(id) else { return };
+    tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
+    job.state = JobState::Finished;
+    // The job's input is not needed any more; keep what describes it.
+    if !job.spec.stdin.is_empty() || !job.spec.dirs.is_empty() {
+        let spec = &job.spec;
+        job.spec = Arc::new(JobSpec {
+            module: spec.module.clone(),
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            stdin: Vec::new(),
+            dirs: Vec::new(),
+            limits: spec.limits,
+        });
+    }
+    push_event(job, JobEvent::Finished(Arc::new(report)));
+    inner.finished.push_back(id.to_owned());
+    while inner.finished.len() > FINISHED_KEPT {
+        if let Some(old) = inner.finished.pop_front() {
+            inner.jobs.remove(&old);
+        }
     }
 }
 
@@ -402,7 +450,13 @@ fn dispatch(inner: &mut Inner) {
         let id = &inner.queue[i];
         let spec = inner.jobs[id].spec.clone();
         let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel };
-        let views: Vec<_> = inner.nodes.iter().map(|(nid, n)| n.view(*nid, &spec.module)).collect();
+        let refused = &inner.jobs[id].refused_by;
+        let views: Vec<_> = inner
+            .nodes
+            .iter()
+            .filter(|(nid, _)| !refused.contains(nid))
+            .map(|(nid, n)| n.view(*nid, &spec.module))
+            .collect();
         let Some(node_id) = scheduler::choose(&demand, &views) else {
             i += 1;
             continue;
@@ -424,5 +478,95 @@ fn dispatch(inner: &mut Inner) {
         let job = inner.jobs.get_mut(&id).expect("queued job exists");
         job.state = JobState::Running(node_id);
         push_event(job, JobEvent::Assigned(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grid_core::Limits;
+
+    fn node(name: &str) -> NodeRegistration {
+        NodeRegistration {
+            name: name.into(),
+            address: String::new(),
+            slots: 1,
+            memory: 1 << 30,
+            fuel_per_hour: 1 << 40,
+            fuel_burst: 1 << 40,
+            cached: Vec::new(),
+        }
+    }
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            module: ModuleHash::of(b"m"),
+            args: vec![],
+            env: vec![],
+            stdin: vec![],
+            dirs: vec![],
+            limits: Limits::default(),
+        }
+    }
+
+    fn assigned(rx: &mut mpsc::UnboundedReceiver<ToNode>) -> Option<JobId> {
+        match rx.try_recv() {
+            Ok(ToNode::Assign(id, _)) => Some(id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn queued_jobs_wait_for_a_free_slot() {
+        let grid = Grid::default();
+        let (a, mut rx) = grid.register_node(node("a"));
+        let first = grid.submit(spec());
+        let second = grid.submit(spec());
+        assert_eq!(assigned(&mut rx), Some(first.clone()));
+        assert_eq!(assigned(&mut rx), None, "a one-slot node got two jobs");
+        assert_eq!(grid.queued(), 1);
+        grid.job_finished(a, &first, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        assert_eq!(assigned(&mut rx), Some(second));
+    }
+
+    #[test]
+    fn a_refused_job_waits_for_the_refusing_node_s_next_heartbeat() {
+        let grid = Grid::default();
+        let (a, mut rx) = grid.register_node(node("a"));
+        let job = grid.submit(spec());
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        grid.job_rejected(a, &job, "busy");
+        assert_eq!(assigned(&mut rx), None, "sent straight back to the node that refused it");
+        grid.node_cache(a, vec![], vec![]);
+        assert_eq!(assigned(&mut rx), Some(job));
+    }
+
+    #[test]
+    fn a_cancelled_job_that_comes_back_is_not_run_again() {
+        let grid = Arc::new(Grid::default());
+        let (a, mut rx) = grid.register_node(node("a"));
+        let job = grid.submit(spec());
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        assert!(grid.cancel(&job).unwrap());
+        assert!(matches!(rx.try_recv(), Ok(ToNode::Cancel(id)) if id == job));
+        grid.job_rejected(a, &job, "shutting down");
+        grid.node_cache(a, vec![], vec![]);
+        assert_eq!(assigned(&mut rx), None);
+        let inner = grid.lock();
+        assert!(
+            matches!(inner.jobs[&job].events.last(), Some(JobEvent::Finished(r)) if r.outcome == Outcome::Cancelled)
+        );
+    }
+
+    #[test]
+    fn a_lost_node_ends_its_jobs_and_frees_nothing_twice() {
+        let grid = Grid::default();
+        let (a, _rx) = grid.register_node(node("a"));
+        let job = grid.submit(spec());
+        grid.node_gone(a, "stream closed");
+        grid.job_finished(a, &job, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        let inner = grid.lock();
+        let finished = inner.jobs[&job].events.iter().filter(|e| matches!(e, JobEvent::Finished(_))).count();
+        assert_eq!(finished, 1);
     }
 }

@@ -2,6 +2,7 @@
 //! WASI preview 1 wired to the job's args, env, stdin, output sinks and
 //! scratch directories, and the classification of how it ended.
 
+use crate::disk;
 use crate::engine::FUEL_YIELD_INTERVAL;
 use crate::error::one_line;
 use crate::limits::{JobLimiter, MemoryLimitHit};
@@ -53,11 +54,14 @@ pub async fn run(job: Run<'_>) -> JobReport {
     // Mapped directories: unpacked into scratch, preopened at their guest paths.
     let mut builder = WasiCtxBuilder::new();
     let mut dirs = Vec::new();
+    let mut unpacked = 0u64;
     for (i, dir) in spec.dirs.iter().enumerate() {
         let host = job.scratch.join(i.to_string());
-        let unpacked = std::fs::create_dir_all(&host).and_then(|_| archive::unpack(&dir.archive, &host));
-        if let Err(e) = unpacked {
-            return report(Outcome::NodeError(format!("failed to unpack `{}`: {e}", dir.guest_path)));
+        let budget = spec.limits.disk.saturating_sub(unpacked);
+        match std::fs::create_dir_all(&host).and_then(|_| archive::unpack(&dir.archive, &host, budget)) {
+            Ok(bytes) => unpacked += bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::QuotaExceeded => return report(Outcome::DiskLimit),
+            Err(e) => return report(Outcome::NodeError(format!("failed to unpack `{}`: {e}", dir.guest_path))),
         }
         if let Err(e) = builder.preopened_dir(&host, &dir.guest_path, FsPerms::ReadWrite) {
             return report(Outcome::NodeError(format!("failed to map `{}`: {}", dir.guest_path, one_line(&e))));
@@ -94,23 +98,39 @@ pub async fn run(job: Run<'_>) -> JobReport {
     };
     // A guest blocked in a host call (a long sleep in `poll_oneoff`) does not
     // reach an epoch check, so the deadline is also enforced from outside.
+    let disk_full = async {
+        match dirs.is_empty() {
+            true => std::future::pending().await,
+            false => disk::exceeded(job.scratch.to_owned(), spec.limits.disk).await,
+        }
+    };
     let ended = tokio::select! {
         r = guest => Ended::Guest(r),
         _ = tokio::time::sleep_until(deadline.into()) => Ended::Timeout,
+        _ = disk_full => Ended::DiskLimit,
         _ = job.cancelled => Ended::Cancelled,
     };
-    let outcome = match ended {
+    let mut outcome = match ended {
         Ended::Timeout => Outcome::Timeout,
         Ended::Cancelled => Outcome::Cancelled,
+        Ended::DiskLimit => Outcome::DiskLimit,
         Ended::Guest(Ok(())) => Outcome::Exited(0),
         Ended::Guest(Err(e)) => classify(&e, &store, &budget),
     };
+    // What the guest wrote in its last moments counts too.
+    if !dirs.is_empty()
+        && outcome != Outcome::Cancelled
+        && disk::usage(job.scratch, spec.limits.disk) > spec.limits.disk
+    {
+        outcome = Outcome::DiskLimit;
+    }
     finish(report(outcome), &store, started, &dirs)
 }
 
 enum Ended {
     Guest(wasmtime::Result<()>),
     Timeout,
+    DiskLimit,
     Cancelled,
 }
 
@@ -146,10 +166,18 @@ fn finish(
     report.wall = started.elapsed();
     report.fuel_used = report.fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0));
     report.peak_memory = store.data().limiter.peak();
+    if report.outcome == Outcome::DiskLimit {
+        // Over its limit: nothing of it travels back.
+        return report;
+    }
     for (host, guest_path) in dirs {
         match archive::pack(host, Escape::Skip) {
             Ok(archive) => report.dirs.push(MappedDir { guest_path: guest_path.clone(), archive }),
-            Err(e) => tracing::warn!(dir = %guest_path, error = %e, "failed to pack mapped dir for write-back"),
+            Err(e) => {
+                report.outcome = Outcome::NodeError(format!("failed to pack `{guest_path}` for write-back: {e}"));
+                report.dirs.clear();
+                return report;
+            }
         }
     }
     report

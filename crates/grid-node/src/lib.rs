@@ -5,6 +5,7 @@
 //! The binary is a thin wrapper over [`Node::run`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
+pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod executor;
@@ -170,6 +171,11 @@ impl Node {
             }
             if let Err(why) = outcome {
                 tracing::warn!(retry_in = ?backoff, "{why}");
+            }
+            // Jobs of the lost session were cancelled; let them wind down so
+            // the next session starts with every slot free.
+            while !self.shared.running.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX);

@@ -14,7 +14,11 @@ pub struct MemoryLimitHit {
 /// Table elements any one job may hold.
 pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
-/// The store's limiter: linear memory summed over all of a job's memories.
+/// What one table element is charged against the memory limit.
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// The store's limiter: linear memory summed over all of a job's memories,
+/// plus its tables at [`TABLE_ELEMENT_BYTES`] an element.
 #[derive(Debug)]
 pub struct JobLimiter {
     limit: u64,
@@ -40,9 +44,10 @@ impl JobLimiter {
     }
 }
 
-impl ResourceLimiter for JobLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let next = self.current - (current as u64).min(self.current) + desired as u64;
+impl JobLimiter {
+    /// One memory or table going from `current` to `desired` bytes.
+    fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let next = self.current - current.min(self.current) + desired;
         if next > self.limit {
             self.hit = true;
             return Err(wasmtime::Error::new(MemoryLimitHit { limit: self.limit }));
@@ -51,13 +56,19 @@ impl ResourceLimiter for JobLimiter {
         self.peak = self.peak.max(next);
         Ok(true)
     }
+}
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+impl ResourceLimiter for JobLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64, desired as u64)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
             self.hit = true;
             return Err(wasmtime::Error::new(MemoryLimitHit { limit: self.limit }));
         }
-        Ok(true)
+        self.grow(current as u64 * TABLE_ELEMENT_BYTES, desired as u64 * TABLE_ELEMENT_BYTES)
     }
 
     fn instances(&self) -> usize {
@@ -86,5 +97,14 @@ mod tests {
         assert!(l.memory_growing(3 << 16, 4 << 16, None).is_err());
         assert!(l.hit());
         assert_eq!(l.peak(), 3 << 16);
+    }
+
+    #[test]
+    fn tables_count_against_the_limit() {
+        let mut l = JobLimiter::new(1000 * TABLE_ELEMENT_BYTES);
+        assert!(l.table_growing(0, 1000, None).unwrap());
+        assert!(l.table_growing(1000, 1001, None).is_err());
+        let mut l = JobLimiter::new(u64::MAX);
+        assert!(l.table_growing(0, MAX_TABLE_ELEMENTS + 1, None).is_err());
     }
 }

@@ -5,11 +5,13 @@
 use crate::NodeShared;
 use crate::executor::{self, Run};
 use crate::output::{Chunk, StreamKind};
+use futures::FutureExt;
 use grid_core::wire::MAX_MESSAGE_BYTES;
 use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use pb::node_message::Msg as Up;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -131,7 +133,15 @@ async fn accept(
     node.running.insert(job_id.clone(), cancel.clone());
     let (node, client, tx) = (node.clone(), client.clone(), tx.clone());
     tokio::spawn(async move {
-        let report = run_job(&node, client, &tx, &job_id, &spec, cancel).await;
+        let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, cancel)).catch_unwind().await;
+        let report = run.unwrap_or_else(|_| {
+            tracing::error!(job = %job_id, "job task panicked");
+            JobReport::before_start(
+                Outcome::NodeError("the node failed while running the job".into()),
+                &node.config.name,
+                &spec.limits,
+            )
+        });
         node.running.remove(&job_id);
         node.release(&spec);
         node.jobs_run.fetch_add(1, Ordering::Relaxed);
@@ -151,7 +161,10 @@ async fn run_job(
     cancel: Arc<Notify>,
 ) -> JobReport {
     let name = &node.config.name;
-    let pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone())).await;
+    let pre = tokio::select! {
+        pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone())) => pre,
+        _ = cancel.notified() => return JobReport::before_start(Outcome::Cancelled, name, &spec.limits),
+    };
     let pre = match pre {
         Ok(pre) => pre,
         Err(e) => return JobReport::before_start(e.outcome(), name, &spec.limits),

@@ -32,6 +32,9 @@ pub struct RunCommand {
     /// Bytes the job may write to stdout and stderr together.
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
     output_limit: u64,
+    /// Bytes the job's mapped directories may hold when it ends (and while it runs).
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    disk_limit: u64,
     /// Set an environment variable for the guest; `--env NAME` passes this
     /// process's value of NAME.
     #[arg(long = "env", value_name = "NAME[=VAL]", value_parser = parse_env)]
@@ -136,19 +139,31 @@ impl RunCommand {
                 .map_err(|e| Failure::with(exit::GRID_ERROR, format!("failed to pack `{}`: {e}", host.display())))?;
             dirs.push(MappedDir { guest_path: guest.clone(), archive });
         }
-        let limits = Limits { fuel: self.fuel, memory: self.memory, timeout: self.timeout, output: self.output_limit };
+        let limits = Limits {
+            fuel: self.fuel,
+            memory: self.memory,
+            timeout: self.timeout,
+            output: self.output_limit,
+            disk: self.disk_limit,
+        };
         Ok(JobSpec { module: grid_core::ModuleHash::of(&[]), args, env, stdin, dirs, limits })
     }
 
     /// Streams the job's output until it ends. Ctrl-C cancels the job on
     /// the grid. `None` when our own stdout closed.
     async fn follow(&self, grid: &mut Grid, job_id: &str, verbose: bool) -> Result<Option<JobReport>> {
+        // One listener for the whole job, so no Ctrl-C falls between two.
+        let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("failed to listen for Ctrl-C")?;
         let mut watch = grid.watch(job_id).await?;
         let mut interrupted = false;
         loop {
             let event = tokio::select! {
                 e = watch.next() => e?,
-                _ = tokio::signal::ctrl_c(), if !interrupted => {
+                _ = interrupts.recv() => {
+                    if interrupted {
+                        return Err(Failure::with(exit::CANCELLED, format!("interrupted; job {job_id} was asked to stop")));
+                    }
                     interrupted = true;
                     grid.cancel(job_id).await?;
                     continue;
@@ -183,10 +198,16 @@ impl RunCommand {
 
     /// Applies what the job did in its mapped directories to the host.
     fn write_back(&self, report: &JobReport) -> Result<()> {
-        if matches!(report.outcome, Outcome::InvalidModule(_) | Outcome::LinkError(_) | Outcome::NodeError(_)) {
+        if matches!(
+            report.outcome,
+            Outcome::InvalidModule(_) | Outcome::LinkError(_) | Outcome::NodeError(_) | Outcome::DiskLimit
+        ) {
             return Ok(());
         }
-        for ((host, _), dir) in self.dirs.iter().zip(&report.dirs) {
+        for (host, guest) in &self.dirs {
+            let Some(dir) = report.dirs.iter().find(|d| d.guest_path == *guest) else {
+                return Err(Failure::with(exit::GRID_ERROR, format!("the node sent no contents for `{guest}`")));
+            };
             archive::write_back(&dir.archive, host)
                 .with_context(|| format!("failed to write back `{}`", host.display()))?;
         }
