@@ -77,6 +77,7 @@ impl ModuleCache {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
             .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+        crate::files::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
         Ok(Self { engine: engine.clone(), linker, dir: dir.to_owned(), hot: DashMap::new(), locks: DashMap::new() })
     }
 

@@ -21,6 +21,8 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 pub struct JobCtx {
     pub(crate) wasi: WasiP1Ctx,
     limiter: JobLimiter,
+    /// Files the guest holds open (see [`crate::files`]).
+    pub(crate) open_files: u32,
 }
 
 /// Raised by the epoch callback when a job's deadline has passed.
@@ -76,7 +78,7 @@ pub async fn run(job: Run<'_>) -> JobReport {
         .stdin(MemoryInputPipe::new(spec.stdin.clone()))
         .stdout(budget.sink(StreamKind::Stdout))
         .stderr(budget.sink(StreamKind::Stderr));
-    let ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory) };
+    let ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory), open_files: 0 };
 
     let mut store = Store::new(job.pre.module().engine(), ctx);
     store.limiter(|ctx| &mut ctx.limiter);
@@ -151,7 +153,7 @@ fn classify(e: &wasmtime::Error, store: &Store<JobCtx>, budget: &OutputBudget) -
         Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
         Some(Trap::StackOverflow) => Outcome::StackOverflow,
         Some(Trap::Interrupt) => Outcome::Timeout,
-        Some(trap) => Outcome::Trap(trap.to_string()),
+        Some(trap) => Outcome::Trap(trap.to_string().trim_start_matches("wasm trap: ").to_owned()),
         // The outermost layers are wasm backtraces; the last one says what happened.
         None => Outcome::Trap(e.chain().last().map(one_line).unwrap_or_else(|| one_line(e))),
     }

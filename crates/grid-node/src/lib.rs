@@ -9,6 +9,7 @@ pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod files;
 pub mod limits;
 pub mod output;
 mod rpc;

@@ -1,0 +1,89 @@
+//! A cap on the files a job holds open: `path_open` and `fd_close` from WASI
+//! preview 1 are wrapped so each job counts its own descriptors, and an open
+//! past the cap fails with `EMFILE` instead of exhausting the node's.
+
+use crate::executor::JobCtx;
+use wasmtime::{AsContextMut, Caller, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+
+/// Files one job may hold open at once.
+pub const MAX_OPEN_FILES: u32 = 256;
+
+/// WASI preview 1 `errno::mfile`: too many open files.
+const ERRNO_MFILE: i32 = 33;
+/// WASI preview 1 `errno::success`.
+const ERRNO_SUCCESS: i32 = 0;
+
+const MODULE: &str = "wasi_snapshot_preview1";
+
+/// What wiggle's own glue does on entering a WASI call: the guest's memory,
+/// and the context with its per-call host fuel set.
+fn enter<'a>(caller: &'a mut Caller<'_, JobCtx>) -> wasmtime::Result<(&'a mut JobCtx, wiggle::GuestMemory<'a>)> {
+    let Some(wasmtime::Extern::Memory(mem)) = caller.get_export("memory") else {
+        return Err(wasmtime::format_err!("missing required memory export"));
+    };
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let (data, ctx) = mem.data_and_store_mut(caller);
+    ctx.wasi.set_hostcall_fuel(fuel);
+    Ok((ctx, wiggle::GuestMemory::Unshared(data)))
+}
+
+/// Replaces `path_open` and `fd_close` in `linker` (which already holds
+/// WASI preview 1) with counting versions.
+pub fn add_to_linker(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap_async(
+        MODULE,
+        "path_open",
+        |mut caller: Caller<'_, JobCtx>,
+         (fd, dirflags, path, path_len, oflags, base, inheriting, fdflags, out): (
+            i32,
+            i32,
+            i32,
+            i32,
+            i32,
+            i64,
+            i64,
+            i32,
+            i32,
+        )| {
+            Box::new(async move {
+                if caller.data().open_files >= MAX_OPEN_FILES {
+                    return Ok(ERRNO_MFILE);
+                }
+                let (ctx, mut guest) = enter(&mut caller)?;
+                let errno = p1::path_open(
+                    &mut ctx.wasi,
+                    &mut guest,
+                    fd,
+                    dirflags,
+                    path,
+                    path_len,
+                    oflags,
+                    base,
+                    inheriting,
+                    fdflags,
+                    out,
+                )
+                .await?;
+                if errno == ERRNO_SUCCESS {
+                    ctx.open_files += 1;
+                }
+                Ok(errno)
+            })
+        },
+    )?;
+    linker.func_wrap_async(MODULE, "fd_close", |mut caller: Caller<'_, JobCtx>, (fd,): (i32,)| {
+        Box::new(async move {
+            let (ctx, mut guest) = enter(&mut caller)?;
+            let errno = p1::fd_close(&mut ctx.wasi, &mut guest, fd).await?;
+            // The preopens and stdio were never counted.
+            if errno == ERRNO_SUCCESS && fd > 2 {
+                ctx.open_files = ctx.open_files.saturating_sub(1);
+            }
+            Ok(errno)
+        })
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
