@@ -39,7 +39,7 @@ fn memory_declared_over_the_limit() {
 fn timeout_of_a_busy_guest() {
     let mut grid = GridSandbox::start(2);
     let path = grid.wat("spin", &guest(guests::SPIN));
-    let run = grid.run(&["run", "--fuel", "1T", "--timeout", "1s", path.to_str().unwrap()]);
+    let run = grid.run(&["run", "--fuel", "100G", "--timeout", "1s", path.to_str().unwrap()]);
     run.assert_grid_failure(124, "grid: timeout");
     still_serves(&mut grid);
 }

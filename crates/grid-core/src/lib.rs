@@ -3,11 +3,15 @@
 //! where these types are converted to and from the wire.
 
 pub mod archive;
+pub mod capacity;
 pub mod hash;
 pub mod job;
+pub mod quota;
 pub mod units;
 pub mod wire;
 
+pub use capacity::{Capacity, Ceilings};
 pub use hash::{HashError, ModuleHash};
 pub use job::{JobReport, JobSpec, Limits, MappedDir, Outcome};
+pub use quota::TokenBucket;
 pub use units::{FuelQuota, format_fuel, parse_duration, parse_fuel, parse_size};

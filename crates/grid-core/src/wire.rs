@@ -1,6 +1,6 @@
 //! The one place where domain types meet the prost types of `grid-proto`.
 
-use crate::{JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome};
+use crate::{Capacity, Ceilings, FuelQuota, JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome};
 use grid_proto as pb;
 use std::time::Duration;
 
@@ -44,6 +44,39 @@ impl From<pb::Limits> for Limits {
             disk: l.disk_bytes,
         }
     }
+}
+
+/// A node's capacity, with its fuel bucket's level now.
+pub fn capacity_to_pb(c: &Capacity, fuel_available: u64) -> pb::NodeCapacity {
+    pb::NodeCapacity {
+        slots: c.slots,
+        memory_bytes: c.memory,
+        fuel_per_hour: c.fuel_quota.rate_per_hour,
+        fuel_burst: c.fuel_quota.burst,
+        disk_bytes: c.disk,
+        max_job_fuel: c.per_job.fuel,
+        max_job_memory: c.per_job.memory,
+        max_job_timeout_ms: c.per_job.timeout.as_millis().min(u64::MAX as u128) as u64,
+        max_job_disk: c.per_job.disk,
+        fuel_available,
+    }
+}
+
+/// A node's capacity and its fuel bucket's level, from the wire.
+pub fn capacity_from_pb(c: &pb::NodeCapacity) -> (Capacity, u64) {
+    let capacity = Capacity {
+        slots: c.slots,
+        memory: c.memory_bytes,
+        disk: c.disk_bytes,
+        fuel_quota: FuelQuota { rate_per_hour: c.fuel_per_hour, burst: c.fuel_burst },
+        per_job: Ceilings {
+            fuel: c.max_job_fuel,
+            memory: c.max_job_memory,
+            timeout: Duration::from_millis(c.max_job_timeout_ms),
+            disk: c.max_job_disk,
+        },
+    };
+    (capacity, c.fuel_available)
 }
 
 impl From<MappedDir> for pb::MappedDir {

@@ -18,6 +18,8 @@ pub enum MasterError {
     Hash(#[from] HashError),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("no connected node takes this job: {0}")]
+    NoNodeTakes(String),
     #[error("node protocol error: {0}")]
     Protocol(String),
     #[error("i/o error on `{path}`: {source}")]
@@ -45,7 +47,7 @@ impl From<MasterError> for tonic::Status {
             MasterError::InvalidModule(_) | MasterError::Hash(_) | MasterError::InvalidArgument(_) => {
                 Status::invalid_argument(msg)
             }
-            MasterError::Protocol(_) => Status::failed_precondition(msg),
+            MasterError::Protocol(_) | MasterError::NoNodeTakes(_) => Status::failed_precondition(msg),
             MasterError::Io { .. } => Status::internal(msg),
         }
     }

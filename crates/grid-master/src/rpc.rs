@@ -2,7 +2,7 @@
 //! prost types. It converts them to domain types and calls into `state`.
 
 use crate::error::MasterError;
-use crate::state::{Grid, JobEvent, NodeRegistration, Stream, ToNode};
+use crate::state::{Grid, Heartbeat, JobEvent, NodeRegistration, Stream, ToNode};
 use crate::store::ModuleStore;
 use futures::Stream as FutStream;
 use grid_core::{JobSpec, ModuleHash};
@@ -90,7 +90,7 @@ impl Master for MasterService {
         if spec.limits.fuel == 0 || spec.limits.memory == 0 || spec.limits.timeout.is_zero() {
             return Err(Status::invalid_argument("fuel, memory and timeout limits must be above zero"));
         }
-        let job_id = self.grid.submit(spec);
+        let job_id = self.grid.submit(spec)?;
         tracing::debug!(job = %job_id, "job queued");
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
@@ -152,17 +152,9 @@ impl Master for MasterService {
         let Some(pb::node_message::Msg::Register(reg)) = first else {
             return Err(MasterError::Protocol("the first message of a node session must be `register`".into()).into());
         };
-        let cap = reg.capacity.unwrap_or_default();
+        let (capacity, fuel_available) = grid_core::wire::capacity_from_pb(&reg.capacity.unwrap_or_default());
         let cached = reg.cached_hashes.iter().filter_map(|h| ModuleHash::parse(h).ok()).collect();
-        let registration = NodeRegistration {
-            name: reg.name,
-            address,
-            slots: cap.slots,
-            memory: cap.memory_bytes,
-            fuel_per_hour: cap.fuel_per_hour,
-            fuel_burst: cap.fuel_burst,
-            cached,
-        };
+        let registration = NodeRegistration { name: reg.name, address, capacity, fuel_available, cached };
         let (node_id, orders) = self.grid.register_node(registration);
 
         let registered = pb::MasterMessage {
@@ -200,7 +192,13 @@ impl Master for MasterService {
                     Msg::Register(_) => break "registered twice".to_string(),
                     Msg::Heartbeat(hb) => {
                         let parse = |v: Vec<String>| v.iter().filter_map(|h| ModuleHash::parse(h).ok()).collect();
-                        grid.node_cache(node_id, parse(hb.cached_added), parse(hb.cached_removed));
+                        let beat = Heartbeat {
+                            cached_added: parse(hb.cached_added),
+                            cached_removed: parse(hb.cached_removed),
+                            fuel_available: hb.fuel_available,
+                            draining: hb.draining,
+                        };
+                        grid.heartbeat(node_id, beat);
                     }
                     Msg::Output(out) => {
                         let stream = match pb::OutputStream::try_from(out.stream) {

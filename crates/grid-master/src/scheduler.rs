@@ -1,8 +1,6 @@
 //! Routing: which node runs a job. Pure functions of their inputs, no I/O,
 //! no clock of their own.
 
-use std::time::Duration;
-
 /// What a queued job needs from a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Demand {
@@ -10,6 +8,8 @@ pub struct Demand {
     pub memory: u64,
     /// Fuel the job reserves.
     pub fuel: u64,
+    /// Scratch space the job may fill.
+    pub disk: u64,
 }
 
 /// A node as the scheduler sees it at one instant.
@@ -17,10 +17,14 @@ pub struct Demand {
 pub struct NodeView<K> {
     /// The node's key.
     pub key: K,
+    /// Whether the job is within the node's per-job ceilings.
+    pub admits: bool,
     /// Slots not running a job.
     pub free_slots: u32,
     /// Memory not promised to running jobs.
     pub free_memory: u64,
+    /// Scratch space not promised to running jobs.
+    pub free_disk: u64,
     /// Fuel in the node's bucket not reserved by running jobs.
     pub spare_fuel: u64,
     /// Whether the node already caches the job's module.
@@ -29,12 +33,16 @@ pub struct NodeView<K> {
 
 impl<K> NodeView<K> {
     fn fits(&self, d: &Demand) -> bool {
-        self.free_slots > 0 && self.free_memory >= d.memory && self.spare_fuel >= d.fuel
+        self.admits
+            && self.free_slots > 0
+            && self.free_memory >= d.memory
+            && self.free_disk >= d.disk
+            && self.spare_fuel >= d.fuel
     }
 }
 
-/// The node for a job: among the nodes with a free slot, enough free memory
-/// and enough spare fuel, one that caches the module if any does, and of
+/// The node for a job: among the nodes whose ceilings admit it, with a free
+/// slot, enough free memory and scratch space and enough spare fuel, one that caches the module if any does, and of
 /// those the one with the most spare fuel. `None` when nothing fits.
 pub fn choose<K: Ord + Clone>(demand: &Demand, nodes: &[NodeView<K>]) -> Option<K> {
     nodes
@@ -43,43 +51,6 @@ pub fn choose<K: Ord + Clone>(demand: &Demand, nodes: &[NodeView<K>]) -> Option<
         // Ties on fuel go to the smallest key, so the choice is deterministic.
         .max_by(|a, b| (a.has_module, a.spare_fuel, &b.key).cmp(&(b.has_module, b.spare_fuel, &a.key)))
         .map(|n| n.key.clone())
-}
-
-/// A fuel quota as a token bucket: `rate_per_hour` flows in continuously, up
-/// to `burst`; jobs are billed what they burned.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenBucket {
-    rate_per_hour: u64,
-    burst: u64,
-    tokens: f64,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(rate_per_hour: u64, burst: u64) -> Self {
-        Self { rate_per_hour, burst, tokens: burst as f64 }
-    }
-
-    /// Adds what flowed in during `elapsed`.
-    pub fn refill(&mut self, elapsed: Duration) {
-        let added = self.rate_per_hour as f64 * elapsed.as_secs_f64() / 3600.0;
-        self.tokens = (self.tokens + added).min(self.burst as f64);
-    }
-
-    /// Takes `fuel` out of the bucket (never below empty).
-    pub fn charge(&mut self, fuel: u64) {
-        self.tokens = (self.tokens - fuel as f64).max(0.0);
-    }
-
-    /// Whole tokens in the bucket.
-    pub fn available(&self) -> u64 {
-        self.tokens as u64
-    }
-
-    /// Fuel per hour.
-    pub fn rate_per_hour(&self) -> u64 {
-        self.rate_per_hour
-    }
 }
 
 #[cfg(test)]
@@ -93,14 +64,14 @@ mod tests {
         spare_fuel: u64,
         has_module: bool,
     ) -> NodeView<&'static str> {
-        NodeView { key, free_slots, free_memory, spare_fuel, has_module }
+        NodeView { key, admits: true, free_slots, free_memory, free_disk: 1 << 30, spare_fuel, has_module }
     }
 
     fn check(demand: Demand, nodes: &[NodeView<&'static str>], expected: Option<&str>) {
         assert_eq!(choose(&demand, nodes), expected, "demand {demand:?} over {nodes:#?}");
     }
 
-    const SMALL: Demand = Demand { memory: 100, fuel: 1000 };
+    const SMALL: Demand = Demand { memory: 100, fuel: 1000, disk: 4096 };
 
     #[test]
     fn most_spare_fuel_wins() {
@@ -120,6 +91,14 @@ mod tests {
     }
 
     #[test]
+    fn ceilings_and_disk_rule_nodes_out() {
+        let capped = NodeView { admits: false, ..node("a", 1, 1000, 9000, true) };
+        check(SMALL, &[capped, node("b", 1, 1000, 2000, false)], Some("b"));
+        let full_disk = NodeView { free_disk: 100, ..node("a", 1, 1000, 9000, true) };
+        check(SMALL, &[full_disk], None);
+    }
+
+    #[test]
     fn nothing_fits_means_wait() {
         check(SMALL, &[], None);
         check(
@@ -132,19 +111,5 @@ mod tests {
     #[test]
     fn ties_are_deterministic() {
         check(SMALL, &[node("b", 1, 1000, 5000, false), node("a", 1, 1000, 5000, false)], Some("a"));
-    }
-
-    #[test]
-    fn bucket_refills_up_to_burst_and_bills() {
-        let mut b = TokenBucket::new(3600, 100);
-        assert_eq!(b.available(), 100);
-        b.charge(80);
-        assert_eq!(b.available(), 20);
-        b.refill(Duration::from_secs(30));
-        assert_eq!(b.available(), 50);
-        b.refill(Duration::from_secs(3600));
-        assert_eq!(b.available(), 100);
-        b.charge(1000);
-        assert_eq!(b.available(), 0);
     }
 }

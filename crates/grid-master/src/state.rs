@@ -3,7 +3,8 @@
 //! module turns it into gRPC.
 
 use crate::error::{MasterError, Result};
-use crate::scheduler::{self, Demand, NodeView, TokenBucket};
+use crate::scheduler::{self, Demand, NodeView};
+use grid_core::{Capacity, TokenBucket};
 use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,16 +64,25 @@ pub struct NodeRegistration {
     pub name: String,
     /// Where the node connected from.
     pub address: String,
-    /// Concurrent jobs.
-    pub slots: u32,
-    /// Linear memory for all running jobs together.
-    pub memory: u64,
-    /// Fuel quota per hour.
-    pub fuel_per_hour: u64,
-    /// Most fuel the quota saves up.
-    pub fuel_burst: u64,
+    /// What the node gives.
+    pub capacity: Capacity,
+    /// The node's fuel bucket's level now.
+    pub fuel_available: u64,
     /// Modules the node has cached.
     pub cached: Vec<ModuleHash>,
+}
+
+/// What a node reports with each heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    /// Modules newly cached.
+    pub cached_added: Vec<ModuleHash>,
+    /// Modules evicted from the cache.
+    pub cached_removed: Vec<ModuleHash>,
+    /// The fuel bucket's level.
+    pub fuel_available: u64,
+    /// Shutting down.
+    pub draining: bool,
 }
 
 /// A node as `grid-cli nodes` shows it.
@@ -108,7 +118,10 @@ struct Node {
     tx: mpsc::UnboundedSender<ToNode>,
     running: HashSet<JobId>,
     memory_used: u64,
+    disk_used: u64,
     fuel_reserved: u64,
+    /// Shutting down: takes no new jobs.
+    draining: bool,
     bucket: TokenBucket,
     refilled_at: Instant,
     cached: HashSet<ModuleHash>,
@@ -122,11 +135,18 @@ impl Node {
         self.refilled_at = now;
     }
 
-    fn view(&self, id: NodeId, module: &ModuleHash) -> NodeView<NodeId> {
+    fn free_slots(&self) -> u32 {
+        if self.draining { 0 } else { self.reg.capacity.slots.saturating_sub(self.running.len() as u32) }
+    }
+
+    fn view(&self, id: NodeId, spec: &JobSpec) -> NodeView<NodeId> {
+        let module = &spec.module;
         NodeView {
             key: id,
-            free_slots: self.reg.slots.saturating_sub(self.running.len() as u32),
-            free_memory: self.reg.memory.saturating_sub(self.memory_used),
+            admits: self.reg.capacity.per_job.admit(&spec.limits),
+            free_slots: self.free_slots(),
+            free_memory: self.reg.capacity.memory.saturating_sub(self.memory_used),
+            free_disk: self.reg.capacity.disk.saturating_sub(self.disk_used),
             spare_fuel: self.bucket.available().saturating_sub(self.fuel_reserved),
             has_module: self.cached.contains(module),
         }
@@ -177,10 +197,16 @@ impl Grid {
         format!("{:011x}{:05x}", self.id_prefix & 0xfff_ffff_ffff, n & 0xf_ffff)
     }
 
-    /// Queues a job and returns its id.
-    pub fn submit(&self, spec: JobSpec) -> JobId {
+    /// Queues a job and returns its id. A job that no connected node would
+    /// ever take is refused at once (with no node connected, it waits).
+    pub fn submit(&self, spec: JobSpec) -> Result<JobId> {
         let id = self.new_job_id();
         let mut inner = self.lock();
+        let refusals: Vec<String> =
+            inner.nodes.values().filter_map(|n| n.reg.capacity.per_job.refuse(&spec.limits)).collect();
+        if !inner.nodes.is_empty() && refusals.len() == inner.nodes.len() {
+            return Err(MasterError::NoNodeTakes(refusals[0].clone()));
+        }
         let (changed, _) = watch::channel(0);
         let job = Job {
             spec: Arc::new(spec),
@@ -193,7 +219,7 @@ impl Grid {
         inner.jobs.insert(id.clone(), job);
         inner.queue.push_back(id.clone());
         dispatch(&mut inner);
-        id
+        Ok(id)
     }
 
     /// Follows a job's events from the first.
@@ -234,16 +260,21 @@ impl Grid {
         let mut inner = self.lock();
         inner.next_node += 1;
         let id = inner.next_node;
-        tracing::info!(node = %reg.name, address = %reg.address, slots = reg.slots, "node registered");
+        tracing::info!(node = %reg.name, address = %reg.address, slots = reg.capacity.slots, "node registered");
+        let quota = reg.capacity.fuel_quota;
+        let mut bucket = TokenBucket::new(quota.rate_per_hour, quota.burst);
+        bucket.set_available(reg.fuel_available);
         let node = Node {
-            bucket: TokenBucket::new(reg.fuel_per_hour, reg.fuel_burst),
+            bucket,
             refilled_at: Instant::now(),
             cached: reg.cached.iter().cloned().collect(),
             reg,
             tx,
             running: HashSet::new(),
             memory_used: 0,
+            disk_used: 0,
             fuel_reserved: 0,
+            draining: false,
             jobs_run: 0,
             fuel_burned: 0,
         };
@@ -252,20 +283,24 @@ impl Grid {
         (id, rx)
     }
 
-    /// A node sent a heartbeat, with the changes to its cache.
-    pub fn node_cache(&self, node: NodeId, added: Vec<ModuleHash>, removed: Vec<ModuleHash>) {
+    /// A node sent a heartbeat: changes to its cache, its bucket's level, and
+    /// whether it is shutting down.
+    pub fn heartbeat(&self, node: NodeId, beat: Heartbeat) {
         let mut inner = self.lock();
+        if let Some(n) = inner.nodes.get_mut(&node) {
+            n.cached.extend(beat.cached_added);
+            for h in &beat.cached_removed {
+                n.cached.remove(h);
+            }
+            n.refill(Instant::now());
+            n.bucket.set_available(beat.fuel_available);
+            n.draining = beat.draining;
+        }
         // A node that refused jobs may have room for them now.
         let Inner { queue, jobs, .. } = &mut *inner;
         for id in queue.iter() {
             if let Some(job) = jobs.get_mut(id) {
                 job.refused_by.remove(&node);
-            }
-        }
-        if let Some(n) = inner.nodes.get_mut(&node) {
-            n.cached.extend(added);
-            for h in &removed {
-                n.cached.remove(h);
             }
         }
         // Time passes between heartbeats: the bucket may now hold enough.
@@ -343,9 +378,9 @@ impl Grid {
                     id: *id,
                     name: n.reg.name.clone(),
                     address: n.reg.address.clone(),
-                    slots_total: n.reg.slots,
+                    slots_total: n.reg.capacity.slots,
                     slots_used: n.running.len() as u32,
-                    memory_total: n.reg.memory,
+                    memory_total: n.reg.capacity.memory,
                     memory_used: n.memory_used,
                     fuel_per_hour: n.bucket.rate_per_hour(),
                     fuel_available: n.bucket.available().saturating_sub(n.fuel_reserved),
@@ -425,6 +460,7 @@ fn release(inner: &mut Inner, node: NodeId, job: &str, burned: Option<u64>) {
     if let Some(n) = inner.nodes.get_mut(&node) {
         if n.running.remove(job) {
             n.memory_used = n.memory_used.saturating_sub(limits.memory);
+            n.disk_used = n.disk_used.saturating_sub(limits.disk);
             n.fuel_reserved = n.fuel_reserved.saturating_sub(limits.fuel);
         }
         if let Some(burned) = burned {
@@ -444,19 +480,15 @@ fn dispatch(inner: &mut Inner) {
     }
     let mut i = 0;
     while i < inner.queue.len() {
-        if !inner.nodes.values().any(|n| (n.running.len() as u32) < n.reg.slots) {
+        if !inner.nodes.values().any(|n| n.free_slots() > 0) {
             break;
         }
         let id = &inner.queue[i];
         let spec = inner.jobs[id].spec.clone();
-        let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel };
+        let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel, disk: spec.limits.disk };
         let refused = &inner.jobs[id].refused_by;
-        let views: Vec<_> = inner
-            .nodes
-            .iter()
-            .filter(|(nid, _)| !refused.contains(nid))
-            .map(|(nid, n)| n.view(*nid, &spec.module))
-            .collect();
+        let views: Vec<_> =
+            inner.nodes.iter().filter(|(nid, _)| !refused.contains(nid)).map(|(nid, n)| n.view(*nid, &spec)).collect();
         let Some(node_id) = scheduler::choose(&demand, &views) else {
             i += 1;
             continue;
@@ -471,6 +503,7 @@ fn dispatch(inner: &mut Inner) {
         }
         node.running.insert(id.clone());
         node.memory_used += demand.memory;
+        node.disk_used += demand.disk;
         node.fuel_reserved += demand.fuel;
         // The node will cache the module once it has fetched it.
         node.cached.insert(spec.module.clone());
@@ -490,10 +523,19 @@ mod tests {
         NodeRegistration {
             name: name.into(),
             address: String::new(),
-            slots: 1,
-            memory: 1 << 30,
-            fuel_per_hour: 1 << 40,
-            fuel_burst: 1 << 40,
+            capacity: Capacity {
+                slots: 1,
+                memory: 1 << 30,
+                disk: 1 << 30,
+                fuel_quota: grid_core::FuelQuota { rate_per_hour: 1 << 40, burst: 1 << 40 },
+                per_job: grid_core::Ceilings {
+                    fuel: 1 << 40,
+                    memory: 1 << 30,
+                    timeout: std::time::Duration::from_secs(3600),
+                    disk: 1 << 30,
+                },
+            },
+            fuel_available: 1 << 40,
             cached: Vec::new(),
         }
     }
@@ -517,11 +559,22 @@ mod tests {
     }
 
     #[test]
+    fn a_job_no_node_would_take_is_refused_at_once() {
+        let grid = Grid::default();
+        let huge = JobSpec { limits: Limits { fuel: 1 << 50, ..Limits::default() }, ..spec() };
+        // With no node yet, it waits for one.
+        grid.submit(huge.clone()).unwrap();
+        let (_a, _rx) = grid.register_node(node("a"));
+        let err = grid.submit(huge).unwrap_err().to_string();
+        assert!(err.contains("no connected node takes this job") && err.contains("fuel"), "{err}");
+    }
+
+    #[test]
     fn queued_jobs_wait_for_a_free_slot() {
         let grid = Grid::default();
         let (a, mut rx) = grid.register_node(node("a"));
-        let first = grid.submit(spec());
-        let second = grid.submit(spec());
+        let first = grid.submit(spec()).unwrap();
+        let second = grid.submit(spec()).unwrap();
         assert_eq!(assigned(&mut rx), Some(first.clone()));
         assert_eq!(assigned(&mut rx), None, "a one-slot node got two jobs");
         assert_eq!(grid.queued(), 1);
@@ -533,11 +586,11 @@ mod tests {
     fn a_refused_job_waits_for_the_refusing_node_s_next_heartbeat() {
         let grid = Grid::default();
         let (a, mut rx) = grid.register_node(node("a"));
-        let job = grid.submit(spec());
+        let job = grid.submit(spec()).unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
         grid.job_rejected(a, &job, "busy");
         assert_eq!(assigned(&mut rx), None, "sent straight back to the node that refused it");
-        grid.node_cache(a, vec![], vec![]);
+        grid.heartbeat(a, Heartbeat { fuel_available: 1 << 40, ..Heartbeat::default() });
         assert_eq!(assigned(&mut rx), Some(job));
     }
 
@@ -545,12 +598,12 @@ mod tests {
     fn a_cancelled_job_that_comes_back_is_not_run_again() {
         let grid = Arc::new(Grid::default());
         let (a, mut rx) = grid.register_node(node("a"));
-        let job = grid.submit(spec());
+        let job = grid.submit(spec()).unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
         assert!(grid.cancel(&job).unwrap());
         assert!(matches!(rx.try_recv(), Ok(ToNode::Cancel(id)) if id == job));
         grid.job_rejected(a, &job, "shutting down");
-        grid.node_cache(a, vec![], vec![]);
+        grid.heartbeat(a, Heartbeat { fuel_available: 1 << 40, ..Heartbeat::default() });
         assert_eq!(assigned(&mut rx), None);
         let inner = grid.lock();
         assert!(
@@ -562,7 +615,7 @@ mod tests {
     fn a_lost_node_ends_its_jobs_and_frees_nothing_twice() {
         let grid = Grid::default();
         let (a, _rx) = grid.register_node(node("a"));
-        let job = grid.submit(spec());
+        let job = grid.submit(spec()).unwrap();
         grid.node_gone(a, "stream closed");
         grid.job_finished(a, &job, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
         let inner = grid.lock();

@@ -4,6 +4,7 @@
 
 use crate::error::{PrepareError, one_line};
 use crate::executor::JobCtx;
+use crate::lru::LruIndex;
 use dashmap::DashMap;
 use grid_core::ModuleHash;
 use std::future::Future;
@@ -65,20 +66,65 @@ pub struct ModuleCache {
     linker: Linker<JobCtx>,
     dir: PathBuf,
     hot: DashMap<ModuleHash, InstancePre<JobCtx>>,
+    index: std::sync::Mutex<LruIndex>,
     /// One compile at a time per module.
     locks: DashMap<ModuleHash, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl ModuleCache {
-    /// A cache in `dir` for modules run by `engine` with WASI preview 1.
-    pub fn open(engine: &Engine, dir: &Path) -> anyhow::Result<Self> {
+    /// A cache in `dir`, of at most `size` bytes, for modules run by
+    /// `engine` with WASI preview 1.
+    pub fn open(engine: &Engine, dir: &Path, size: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("failed to create cache dir `{}`: {e}", dir.display()))?;
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
             .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
         crate::files::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
-        Ok(Self { engine: engine.clone(), linker, dir: dir.to_owned(), hot: DashMap::new(), locks: DashMap::new() })
+        let cache = Self {
+            engine: engine.clone(),
+            linker,
+            dir: dir.to_owned(),
+            hot: DashMap::new(),
+            index: std::sync::Mutex::new(LruIndex::new(size)),
+            locks: DashMap::new(),
+        };
+        // What is on disk already, oldest first, so that it ages properly.
+        let mut known: Vec<_> = cache
+            .cached()
+            .into_iter()
+            .map(|h| {
+                let meta = std::fs::metadata(cache.artifact(&h)).ok();
+                let used = meta.as_ref().and_then(|m| m.modified().ok());
+                let bytes = meta.map_or(0, |m| m.len()) + std::fs::metadata(cache.raw(&h)).map_or(0, |m| m.len());
+                (used, h, bytes)
+            })
+            .collect();
+        known.sort();
+        for (_, hash, bytes) in known {
+            let evicted = cache.lock_index().insert(hash, bytes);
+            cache.evict(evicted);
+        }
+        let _ = cache.take_changes();
+        Ok(cache)
+    }
+
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, LruIndex> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn evict(&self, hashes: Vec<ModuleHash>) {
+        for hash in hashes {
+            tracing::info!(module = %hash.short(), "evicted from the module cache");
+            self.hot.remove(&hash);
+            let _ = std::fs::remove_file(self.artifact(&hash));
+            let _ = std::fs::remove_file(self.raw(&hash));
+        }
+    }
+
+    /// Modules cached and evicted since the last call.
+    pub fn take_changes(&self) -> (Vec<ModuleHash>, Vec<ModuleHash>) {
+        self.lock_index().take_changes()
     }
 
     fn artifact(&self, hash: &ModuleHash) -> PathBuf {
@@ -113,6 +159,7 @@ impl ModuleCache {
         Fut: Future<Output = Result<Vec<u8>, String>>,
     {
         if let Some(pre) = self.hot.get(hash) {
+            self.lock_index().touch(hash);
             return Ok(pre.clone());
         }
         let lock = self.locks.entry(hash.clone()).or_default().clone();
@@ -139,6 +186,10 @@ impl ModuleCache {
         }
         let pre = self.linker.instantiate_pre(&module).map_err(|e| PrepareError::Link(link_error(&e)))?;
         self.hot.insert(hash.clone(), pre.clone());
+        let bytes =
+            [self.artifact(hash), self.raw(hash)].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+        let evicted = self.lock_index().insert(hash.clone(), bytes);
+        self.evict(evicted);
         Ok(pre)
     }
 

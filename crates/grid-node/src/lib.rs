@@ -10,18 +10,20 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod files;
+pub mod ledger;
 pub mod limits;
+pub mod lru;
 pub mod output;
 mod rpc;
 
 use dashmap::DashMap;
-use grid_core::{FuelQuota, JobSpec};
+use grid_core::{Capacity, Ceilings, FuelQuota};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// What a volunteer gives, and where the node keeps its files.
 #[derive(Debug, Clone)]
@@ -30,27 +32,44 @@ pub struct NodeConfig {
     pub master: String,
     /// The node's name as the master lists it.
     pub name: String,
-    /// Jobs run at once.
-    pub slots: u32,
-    /// Linear memory for all running jobs together.
-    pub memory: u64,
-    /// The fuel quota.
-    pub fuel_quota: FuelQuota,
+    /// What the node gives, in all and to any one job.
+    pub capacity: Capacity,
     /// Compiled modules and job scratch space.
     pub cache_dir: PathBuf,
+    /// The most the compiled-module cache holds on disk.
+    pub cache_size: u64,
+    /// How long running jobs may go on after a shutdown signal before they
+    /// are handed back to the master.
+    pub grace: Duration,
+    /// How often the node logs a one-line summary of what it has given.
+    pub summary_every: Duration,
 }
 
 impl NodeConfig {
-    /// Defaults: one slot per core, 2 GiB of memory, `1T/h` of fuel.
+    /// Defaults: one slot per core, 2 GiB of memory, 4 GiB of scratch space,
+    /// `1T/h` of fuel; per job at most 100G fuel, 1 GiB memory, an hour and
+    /// 256 MiB of scratch space.
     pub fn new(master: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         Self {
             master: master.into(),
             name: default_name(),
-            slots: cores,
-            memory: 2 << 30,
-            fuel_quota: FuelQuota { rate_per_hour: 1_000_000_000_000, burst: 1_000_000_000_000 },
+            capacity: Capacity {
+                slots: cores,
+                memory: 2 << 30,
+                disk: 4 << 30,
+                fuel_quota: FuelQuota { rate_per_hour: 1_000_000_000_000, burst: 1_000_000_000_000 },
+                per_job: Ceilings {
+                    fuel: 100_000_000_000,
+                    memory: 1 << 30,
+                    timeout: Duration::from_secs(3600),
+                    disk: 256 << 20,
+                },
+            },
             cache_dir: cache_dir.into(),
+            cache_size: 1 << 30,
+            grace: Duration::from_secs(30),
+            summary_every: Duration::from_secs(60),
         }
     }
 }
@@ -62,41 +81,21 @@ pub fn default_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// A job running on this node.
+pub(crate) struct RunningJob {
+    /// Wakes the job to stop it.
+    pub(crate) stop: Notify,
+    /// The job is being stopped to go back to the master, not cancelled.
+    pub(crate) handed_back: AtomicBool,
+}
+
 /// State shared by the node's session and its running jobs.
 pub(crate) struct NodeShared {
     config: NodeConfig,
     cache: engine::ModuleCache,
     scratch_root: PathBuf,
-    /// Running jobs and the handle that cancels each.
-    running: DashMap<String, Arc<Notify>>,
-    memory_reserved: AtomicU64,
-    jobs_run: AtomicU64,
-    fuel_burned: AtomicU64,
-    reserve_lock: std::sync::Mutex<()>,
-}
-
-impl NodeShared {
-    /// Claims a slot and the job's memory, or says why not.
-    fn reserve(&self, spec: &JobSpec) -> Result<(), String> {
-        let _guard = self.reserve_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if self.running.len() as u32 >= self.config.slots {
-            return Err(format!("all {} slots busy", self.config.slots));
-        }
-        let reserved = self.memory_reserved.load(Ordering::Relaxed);
-        if reserved + spec.limits.memory > self.config.memory {
-            return Err(format!(
-                "job needs {} bytes of memory, {} free",
-                spec.limits.memory,
-                self.config.memory - reserved
-            ));
-        }
-        self.memory_reserved.fetch_add(spec.limits.memory, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn release(&self, spec: &JobSpec) {
-        self.memory_reserved.fetch_sub(spec.limits.memory, Ordering::Relaxed);
-    }
+    running: DashMap<String, Arc<RunningJob>>,
+    ledger: ledger::Ledger,
 }
 
 /// Removes scratch directories left by node processes that no longer run.
@@ -124,7 +123,7 @@ impl Node {
     /// Sets up the engine and opens the cache directory.
     pub fn new(config: NodeConfig) -> anyhow::Result<Self> {
         let engine = engine::new_engine()?;
-        let cache = engine::ModuleCache::open(&engine, &config.cache_dir.join("modules"))?;
+        let cache = engine::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size)?;
         let jobs_dir = config.cache_dir.join("jobs");
         clear_stale_scratch(&jobs_dir);
         // Each node process has its own scratch root, so several nodes (or
@@ -133,44 +132,51 @@ impl Node {
         std::fs::create_dir_all(&scratch_root)
             .map_err(|e| anyhow::anyhow!("failed to create scratch dir `{}`: {e}", scratch_root.display()))?;
         let shared = NodeShared {
+            ledger: ledger::Ledger::new(config.capacity.clone()),
             config,
             cache,
             scratch_root,
             running: DashMap::new(),
-            memory_reserved: AtomicU64::new(0),
-            jobs_run: AtomicU64::new(0),
-            fuel_burned: AtomicU64::new(0),
-            reserve_lock: std::sync::Mutex::new(()),
         };
         Ok(Self { _ticker: engine::EpochTicker::start(&engine), shared: Arc::new(shared) })
     }
 
     /// Serves the master until `shutdown` resolves, reconnecting with
-    /// backoff whenever the master goes away.
+    /// backoff whenever the master goes away. On shutdown the node takes no
+    /// new jobs, lets running ones finish for up to the grace period, hands
+    /// the rest back to the master, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, stop) = watch::channel(false);
+        let summary = tokio::spawn(summarize(self.shared.clone()));
+        let serve = self.reconnect_loop(stop);
+        tokio::pin!(serve);
         tokio::select! {
-            _ = self.reconnect_loop() => Ok(()),
+            _ = &mut serve => {}
             _ = shutdown => {
-                tracing::info!("node shutting down");
-                Ok(())
+                tracing::info!(grace = ?self.shared.config.grace, "shutting down: no new jobs");
+                let _ = stop_tx.send(true);
+                serve.await;
             }
         }
+        summary.abort();
+        tracing::info!("node stopped");
+        Ok(())
     }
 
-    async fn reconnect_loop(&self) {
+    async fn reconnect_loop(&self, mut stop: watch::Receiver<bool>) {
         const MIN: Duration = Duration::from_millis(100);
         const MAX: Duration = Duration::from_secs(5);
         let mut backoff = MIN;
         loop {
             let mut registered = false;
             let outcome = match rpc::connect(&self.shared.config.master).await {
-                Ok(client) => rpc::session(&self.shared, client, || registered = true).await,
+                Ok(client) => rpc::session(&self.shared, client, || registered = true, stop.clone()).await,
                 Err(e) => Err(e),
             };
             if registered {
                 backoff = MIN;
             }
-            if let Err(why) = outcome {
+            if let Err(why) = &outcome {
                 tracing::warn!(retry_in = ?backoff, "{why}");
             }
             // Jobs of the lost session were cancelled; let them wind down so
@@ -178,8 +184,34 @@ impl Node {
             while !self.shared.running.is_empty() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(backoff).await;
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => return,
+            }
             backoff = (backoff * 2).min(MAX);
         }
+    }
+}
+
+/// Logs what the node has given, once a period.
+async fn summarize(node: Arc<NodeShared>) {
+    let mut tick = tokio::time::interval(node.config.summary_every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let s = node.ledger.snapshot();
+        let c = node.ledger.capacity();
+        tracing::info!(
+            "summary: {} jobs run, {} fuel burned, {}/{} slots busy, {} fuel left of {}/h",
+            s.jobs_run,
+            grid_core::format_fuel(s.fuel_burned),
+            s.running,
+            c.slots,
+            grid_core::format_fuel(s.fuel_available),
+            grid_core::format_fuel(c.fuel_quota.rate_per_hour)
+        );
     }
 }

@@ -1,13 +1,16 @@
 //! The `grid-node` binary: flags, logging, then [`grid_node::Node::run`].
 
 use clap::Parser;
-use grid_core::FuelQuota;
+use grid_core::{FuelQuota, parse_duration, parse_fuel, parse_size};
 use grid_node::{Node, NodeConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// A wasm-grid node: lends this machine to the grid. Every job runs in
-/// wasmtime with WASI preview 1, under fuel, memory and time limits.
+/// wasmtime with WASI preview 1, under fuel, memory, time, output and disk
+/// limits; the flags below say how much this machine gives in all and to
+/// any one job.
 #[derive(Parser, Debug)]
 #[command(name = "grid-node", version)]
 struct Args {
@@ -17,20 +20,60 @@ struct Args {
     /// The node's name as `grid-cli nodes` shows it [default: HOSTNAME-PID].
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+
     /// Jobs run at once [default: one per core].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "What this machine gives")]
     slots: Option<u32>,
     /// Linear memory for all running jobs together, e.g. `2GiB`.
-    #[arg(long, default_value = "2GiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    #[arg(long, default_value = "2GiB", value_name = "SIZE", value_parser = parse_size, help_heading = "What this machine gives")]
     memory: u64,
-    /// Fuel this node gives, as AMOUNT/PERIOD, e.g. `50G/h`: a token bucket
-    /// that refills at that rate and holds one period's amount.
-    #[arg(long, default_value = "1T/h", value_name = "AMOUNT/PERIOD", value_parser = FuelQuota::parse)]
+    /// Fuel given, as AMOUNT/PERIOD, e.g. `50G/h`: a token bucket that
+    /// refills at that rate and holds one period's amount. A job reserves
+    /// its fuel limit and is billed what it burned.
+    #[arg(long, default_value = "1T/h", value_name = "AMOUNT/PERIOD", value_parser = FuelQuota::parse, help_heading = "What this machine gives")]
     fuel_quota: FuelQuota,
+    /// Scratch space for the mapped directories of all running jobs together.
+    #[arg(long, default_value = "4GiB", value_name = "SIZE", value_parser = parse_size, help_heading = "What this machine gives")]
+    disk: u64,
+    /// The most the compiled-module cache holds on disk; the least recently
+    /// used modules are evicted past it.
+    #[arg(long, default_value = "1GiB", value_name = "SIZE", value_parser = parse_size, help_heading = "What this machine gives")]
+    cache_size: u64,
+
+    /// The most fuel any one job may have.
+    #[arg(long, default_value = "100G", value_name = "N", value_parser = parse_fuel, help_heading = "The most any one job gets")]
+    max_job_fuel: u64,
+    /// The most linear memory any one job may have [default: 1GiB, or --memory if less].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "The most any one job gets")]
+    max_job_memory: Option<u64>,
+    /// The longest any one job may run.
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration, help_heading = "The most any one job gets")]
+    max_job_timeout: Duration,
+    /// The most scratch space any one job may fill (at most 448MiB).
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_job_disk, help_heading = "The most any one job gets")]
+    max_job_disk: u64,
+
     /// Where compiled modules and job scratch space live
     /// [default: the user's cache dir, `wasm-grid/node`].
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// On SIGTERM or Ctrl-C, how long running jobs may go on before they are
+    /// handed back to the master to run elsewhere.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    grace: Duration,
+    /// How often to log a one-line summary of what this node has given.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    summary_every: Duration,
+}
+
+/// A job's scratch space comes back in one message, so it stays well under
+/// the protocol's message limit.
+fn parse_job_disk(s: &str) -> Result<u64, String> {
+    let size = parse_size(s)?;
+    if size > 448 << 20 {
+        return Err(format!("`{s}` is over the 448MiB a job's scratch space may hold"));
+    }
+    Ok(size)
 }
 
 fn main() -> ExitCode {
@@ -58,12 +101,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(name) = args.name {
         config.name = name;
     }
+    let c = &mut config.capacity;
     if let Some(slots) = args.slots {
-        config.slots = slots;
+        c.slots = slots;
     }
-    config.memory = args.memory;
-    config.fuel_quota = args.fuel_quota;
-    tracing::info!(name = %config.name, master = %config.master, slots = config.slots, memory = config.memory, "grid-node starting");
+    c.memory = args.memory;
+    c.fuel_quota = args.fuel_quota;
+    c.disk = args.disk;
+    c.per_job.fuel = args.max_job_fuel;
+    c.per_job.memory = args.max_job_memory.unwrap_or(c.per_job.memory).min(args.memory);
+    c.per_job.timeout = args.max_job_timeout;
+    c.per_job.disk = args.max_job_disk.min(args.disk);
+    config.cache_size = args.cache_size;
+    config.grace = args.grace;
+    config.summary_every = args.summary_every;
+    tracing::info!(
+        name = %config.name,
+        master = %config.master,
+        slots = config.capacity.slots,
+        memory = config.capacity.memory,
+        fuel_per_hour = config.capacity.fuel_quota.rate_per_hour,
+        "grid-node starting"
+    );
     let node = Node::new(config)?;
     node.run(shutdown_signal()).await
 }

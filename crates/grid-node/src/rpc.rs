@@ -2,20 +2,20 @@
 //! assignments, stream output and results back. The one module of this
 //! crate that sees prost types.
 
-use crate::NodeShared;
 use crate::executor::{self, Run};
 use crate::output::{Chunk, StreamKind};
+use crate::{NodeShared, RunningJob};
 use futures::FutureExt;
-use grid_core::wire::MAX_MESSAGE_BYTES;
+use grid_core::wire::{MAX_MESSAGE_BYTES, capacity_to_pb};
 use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use pb::node_message::Msg as Up;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
@@ -43,23 +43,33 @@ fn up(msg: Up) -> pb::NodeMessage {
     pb::NodeMessage { msg: Some(msg) }
 }
 
-/// One session: returns when the stream ends, with the reason. Jobs still
-/// running when it ends are cancelled.
+fn heartbeat(node: &NodeShared) -> pb::NodeMessage {
+    let (added, removed) = node.cache.take_changes();
+    let snap = node.ledger.snapshot();
+    up(Up::Heartbeat(pb::Heartbeat {
+        cached_added: added.iter().map(|h| h.to_string()).collect(),
+        cached_removed: removed.iter().map(|h| h.to_string()).collect(),
+        fuel_available: snap.fuel_available,
+        draining: snap.draining,
+    }))
+}
+
+/// One session: returns when the stream ends, with the reason, or `Ok` once
+/// a stop (see [`crate::Node::run`]) has been carried out. Jobs still
+/// running when the stream is lost are cancelled.
 pub(crate) async fn session(
     node: &Arc<NodeShared>,
     mut client: MasterClient<Channel>,
     registered: impl FnOnce(),
+    mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<pb::NodeMessage>(1024);
     let cfg = &node.config;
+    // Changes before this session are all in the full list below.
+    let _ = node.cache.take_changes();
     let register = pb::Register {
         name: cfg.name.clone(),
-        capacity: Some(pb::NodeCapacity {
-            slots: cfg.slots,
-            memory_bytes: cfg.memory,
-            fuel_per_hour: cfg.fuel_quota.rate_per_hour,
-            fuel_burst: cfg.fuel_quota.burst,
-        }),
+        capacity: Some(capacity_to_pb(&cfg.capacity, node.ledger.snapshot().fuel_available)),
         cached_hashes: node.cache.cached().iter().map(|h| h.to_string()).collect(),
     };
     tx.send(up(Up::Register(register))).await.map_err(|_| "session closed")?;
@@ -68,7 +78,7 @@ pub(crate) async fn session(
         .await
         .map_err(|s| format!("master refused the session: {}", s.message()))?
         .into_inner();
-    let heartbeat = match inbound.message().await {
+    let period = match inbound.message().await {
         Ok(Some(pb::MasterMessage { msg: Some(pb::master_message::Msg::Registered(r)) })) => {
             Duration::from_millis(r.heartbeat_ms.max(100))
         }
@@ -79,37 +89,74 @@ pub(crate) async fn session(
     tracing::info!(master = %cfg.master, name = %cfg.name, "registered with master");
 
     let beats = tx.clone();
+    let beat_node = node.clone();
     let heartbeats = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(heartbeat);
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
-            if beats.send(up(Up::Heartbeat(pb::Heartbeat::default()))).await.is_err() {
+            if beats.send(heartbeat(&beat_node)).await.is_err() {
                 return;
             }
         }
     });
 
+    let mut stopping: Option<tokio::time::Instant> = None;
     let result = loop {
-        let msg = match inbound.message().await {
-            Ok(Some(m)) => m.msg,
-            Ok(None) => break Err("master closed the session".to_string()),
-            Err(s) => break Err(format!("lost the master: {}", s.message())),
-        };
-        match msg {
-            Some(pb::master_message::Msg::Assign(a)) => accept(node, &client, &tx, a).await,
-            Some(pb::master_message::Msg::Cancel(c)) => {
-                if let Some(job) = node.running.get(&c.job_id) {
-                    job.notify_one();
+        tokio::select! {
+            msg = inbound.message() => {
+                let msg = match msg {
+                    Ok(Some(m)) => m.msg,
+                    Ok(None) => break Err("master closed the session".to_string()),
+                    Err(s) => break Err(format!("lost the master: {}", s.message())),
+                };
+                match msg {
+                    Some(pb::master_message::Msg::Assign(a)) => accept(node, &client, &tx, a).await,
+                    Some(pb::master_message::Msg::Cancel(c)) => {
+                        if let Some(job) = node.running.get(&c.job_id) {
+                            job.stop.notify_one();
+                        }
+                    }
+                    Some(pb::master_message::Msg::Registered(_)) | None => {}
                 }
             }
-            Some(pb::master_message::Msg::Registered(_)) | None => {}
+            _ = stop.changed(), if stopping.is_none() => {
+                node.ledger.drain();
+                let _ = tx.send(heartbeat(node)).await;
+                stopping = Some(tokio::time::Instant::now() + cfg.grace);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)), if stopping.is_some() => {
+                if node.running.is_empty() {
+                    break Ok(());
+                }
+                if stopping.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                    hand_back_all(node);
+                }
+            }
         }
     };
     heartbeats.abort();
-    for job in node.running.iter() {
-        job.notify_one();
+    if result.is_ok() {
+        // Close our side and read until the master has seen everything.
+        drop(tx);
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = inbound.message().await {} })
+                .await;
+    } else {
+        for job in node.running.iter() {
+            job.stop.notify_one();
+        }
     }
     result
+}
+
+/// Stops every running job so that it goes back to the master's queue.
+fn hand_back_all(node: &NodeShared) {
+    for job in node.running.iter() {
+        if !job.handed_back.swap(true, Ordering::Relaxed) {
+            tracing::info!(job = %job.key(), "grace period over: handing the job back");
+            job.stop.notify_one();
+        }
+    }
 }
 
 /// Takes an assignment: checks it fits, then runs it in its own task.
@@ -126,14 +173,15 @@ async fn accept(
         Some(Err(e)) => return drop(tx.send(reject(format!("invalid job spec: {e}"))).await),
         None => return drop(tx.send(reject("missing job spec".into())).await),
     };
-    if let Err(reason) = node.reserve(&spec) {
+    if let Err(reason) = node.ledger.reserve(&spec.limits) {
+        tracing::info!(job = %job_id, "refused: {reason}");
         return drop(tx.send(reject(reason)).await);
     }
-    let cancel = Arc::new(Notify::new());
-    node.running.insert(job_id.clone(), cancel.clone());
+    let job = Arc::new(RunningJob { stop: Notify::new(), handed_back: AtomicBool::new(false) });
+    node.running.insert(job_id.clone(), job.clone());
     let (node, client, tx) = (node.clone(), client.clone(), tx.clone());
     tokio::spawn(async move {
-        let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, cancel)).catch_unwind().await;
+        let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, &job)).catch_unwind().await;
         let report = run.unwrap_or_else(|_| {
             tracing::error!(job = %job_id, "job task panicked");
             JobReport::before_start(
@@ -142,13 +190,15 @@ async fn accept(
                 &spec.limits,
             )
         });
+        node.ledger.release(&spec.limits, report.fuel_used);
         node.running.remove(&job_id);
-        node.release(&spec);
-        node.jobs_run.fetch_add(1, Ordering::Relaxed);
-        node.fuel_burned.fetch_add(report.fuel_used, Ordering::Relaxed);
-        tracing::info!(job = %job_id, outcome = %report.outcome, fuel = report.fuel_used, wall = ?report.wall, "job finished");
-        let finished = pb::JobFinished { job_id, result: Some(report.into()) };
-        let _ = tx.send(up(Up::Finished(finished))).await;
+        let msg = if job.handed_back.load(Ordering::Relaxed) {
+            up(Up::Rejected(pb::JobRejected { job_id, reason: "the node is shutting down".into() }))
+        } else {
+            tracing::info!(job = %job_id, outcome = %report.outcome, fuel = report.fuel_used, wall = ?report.wall, "job finished");
+            up(Up::Finished(pb::JobFinished { job_id, result: Some(report.into()) }))
+        };
+        let _ = tx.send(msg).await;
     });
 }
 
@@ -158,12 +208,12 @@ async fn run_job(
     tx: &mpsc::Sender<pb::NodeMessage>,
     job_id: &str,
     spec: &JobSpec,
-    cancel: Arc<Notify>,
+    job: &RunningJob,
 ) -> JobReport {
     let name = &node.config.name;
     let pre = tokio::select! {
         pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone())) => pre,
-        _ = cancel.notified() => return JobReport::before_start(Outcome::Cancelled, name, &spec.limits),
+        _ = job.stop.notified() => return JobReport::before_start(Outcome::Cancelled, name, &spec.limits),
     };
     let pre = match pre {
         Ok(pre) => pre,
@@ -185,7 +235,7 @@ async fn run_job(
         spec,
         pre,
         output: out_tx,
-        cancelled: Box::pin(async move { cancel.notified().await }),
+        cancelled: Box::pin(job.stop.notified()),
         scratch: scratch.path(),
         node: name,
     })
