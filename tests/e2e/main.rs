@@ -3,6 +3,9 @@
 
 mod errors;
 mod guests;
+mod hostile;
 mod limits;
+mod quotas;
 mod recovery;
 mod running;
+mod sharing;

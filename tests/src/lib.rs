@@ -41,6 +41,13 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A hostile guest from `examples/hostile/`.
+pub fn hostile(file: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hostile").join(file);
+    assert!(path.is_file(), "`{}` is missing", path.display());
+    path
+}
+
 /// A master and its nodes, each a real process; all are killed on drop.
 pub struct GridSandbox {
     dir: tempfile::TempDir,
@@ -243,6 +250,30 @@ impl GridSandbox {
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             names.iter().all(|n| text.lines().any(|l| l.starts_with(n.as_str()))).then_some(())
         });
+    }
+
+    /// Sends `signal` (e.g. `TERM`) to node `i`.
+    pub fn signal_node(&self, i: usize, signal: &str) {
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &self.nodes[i].id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for node `i` to exit by itself and returns whether it exited cleanly.
+    pub fn wait_node_exit(&mut self, i: usize) -> bool {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.nodes[i].try_wait().expect("try_wait") {
+                return status.success();
+            }
+            assert!(start.elapsed() < READY_TIMEOUT, "node {i} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The node's log so far.
+    pub fn node_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// Kills one node process (by index) at once.
