@@ -4,15 +4,17 @@
 
 use crate::error::{PrepareError, one_line};
 use crate::executor::JobCtx;
+use crate::limits::MAX_TABLE_ELEMENTS;
 use crate::lru::LruIndex;
 use dashmap::DashMap;
+use grid_core::Capacity;
 use grid_core::ModuleHash;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of wall-clock deadlines
 /// and of time-slicing between jobs.
@@ -22,14 +24,40 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// hold a worker thread.
 pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
-/// Builds the engine every job runs in.
-pub fn new_engine() -> anyhow::Result<Engine> {
+/// Builds the engine every job runs in, with a pooling instance allocator
+/// sized from what the node gives: one instance, memory, table set and
+/// async stack per slot, each memory as large as the per-job ceiling.
+/// Falls back to on-demand allocation if the pool cannot be reserved.
+pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(1 << 20);
-    Engine::new(&config).map_err(|e| anyhow::anyhow!("failed to build the wasmtime engine: {e}"))
+    let slots = capacity.slots;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(slots)
+        .total_memories(slots * MEMORIES_PER_JOB)
+        .max_memories_per_module(MEMORIES_PER_JOB)
+        .total_tables(slots * TABLES_PER_JOB)
+        .max_tables_per_module(TABLES_PER_JOB)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .max_memory_size(usize::try_from(capacity.per_job.memory).unwrap_or(usize::MAX))
+        .total_stacks(slots);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            tracing::warn!(error = %one_line(&e), "no pooling allocator; allocating on demand");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config).map_err(|e| anyhow::anyhow!("failed to build the wasmtime engine: {e}"))
+        }
+    }
 }
+
+/// Linear memories one job's module may define (multi-memory).
+const MEMORIES_PER_JOB: u32 = 2;
+/// Tables one job's module may define.
+const TABLES_PER_JOB: u32 = 4;
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
 pub struct EpochTicker {
@@ -167,7 +195,7 @@ impl ModuleCache {
         if let Some(pre) = self.hot.get(hash) {
             return Ok(pre.clone());
         }
-        let module = match self.load_artifact(hash).await {
+        let module = match self.load_artifact(hash).await? {
             Some(module) => module,
             None => {
                 let bytes = match tokio::fs::read(self.raw(hash)).await {
@@ -193,10 +221,12 @@ impl ModuleCache {
         Ok(pre)
     }
 
-    async fn load_artifact(&self, hash: &ModuleHash) -> Option<Module> {
+    /// The module from its precompiled artifact; `None` when there is none
+    /// or it is stale.
+    async fn load_artifact(&self, hash: &ModuleHash) -> Result<Option<Module>, PrepareError> {
         let path = self.artifact(hash);
         if !path.is_file() {
-            return None;
+            return Ok(None);
         }
         let engine = self.engine.clone();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -206,12 +236,13 @@ impl ModuleCache {
             unsafe { Module::deserialize_file(&engine, &path) }
         })
         .await
-        .ok()?;
+        .map_err(|e| PrepareError::Node(format!("load task failed: {e}")))?;
         match loaded {
-            Ok(module) => Some(module),
+            Ok(module) => Ok(Some(module)),
+            Err(e) if too_large(&e) => Err(PrepareError::MemoryLimit),
             Err(e) => {
                 tracing::warn!(module = %hash.short(), error = %one_line(&e), "stale compiled artifact; recompiling");
-                None
+                Ok(None)
             }
         }
     }
@@ -231,8 +262,10 @@ impl ModuleCache {
             write_atomically(&dir, &artifact, &compiled)
                 .map_err(|e| node_err("failed to cache compiled module", &e))?;
             // SAFETY: written just above by this engine.
-            unsafe { Module::deserialize_file(&engine, &artifact) }
-                .map_err(|e| node_err("failed to load compiled module", &e))
+            unsafe { Module::deserialize_file(&engine, &artifact) }.map_err(|e| match too_large(&e) {
+                true => PrepareError::MemoryLimit,
+                false => node_err("failed to load compiled module", &e),
+            })
         })
         .await
         .map_err(|e| node_err("compile task failed", &e))?
@@ -246,6 +279,13 @@ fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()
     tmp.write_all(bytes)?;
     tmp.persist(dest).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Whether a module was refused because it declares more memory or table
+/// than the pooling allocator's slots hold, which are sized from the
+/// node's per-job memory ceiling.
+fn too_large(e: &wasmtime::Error) -> bool {
+    one_line(e).contains("does not fit in pooling allocator requirements")
 }
 
 /// The import named by wasmtime's "unknown import" error, or the message.

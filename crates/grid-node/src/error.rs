@@ -9,6 +9,8 @@ pub enum PrepareError {
     InvalidModule(String),
     #[error("link error: {0}")]
     Link(String),
+    #[error("memory limit")]
+    MemoryLimit,
     #[error("failed to fetch module: {0}")]
     Fetch(String),
     #[error("node error: {0}")]
@@ -21,6 +23,7 @@ impl PrepareError {
         match self {
             PrepareError::InvalidModule(m) => Outcome::InvalidModule(m.clone()),
             PrepareError::Link(m) => Outcome::LinkError(m.clone()),
+            PrepareError::MemoryLimit => Outcome::MemoryLimit,
             PrepareError::Fetch(m) | PrepareError::Node(m) => Outcome::NodeError(m.clone()),
         }
     }

@@ -122,7 +122,7 @@ pub struct Node {
 impl Node {
     /// Sets up the engine and opens the cache directory.
     pub fn new(config: NodeConfig) -> anyhow::Result<Self> {
-        let engine = engine::new_engine()?;
+        let engine = engine::new_engine(&config.capacity)?;
         let cache = engine::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size)?;
         let jobs_dir = config.cache_dir.join("jobs");
         clear_stale_scratch(&jobs_dir);

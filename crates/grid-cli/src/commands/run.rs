@@ -6,7 +6,7 @@ use crate::rpc::{Event, Grid};
 use anyhow::{Context, Result};
 use clap::Parser;
 use grid_core::archive::{self, Escape};
-use grid_core::{JobReport, JobSpec, Limits, MappedDir, Outcome, format_fuel};
+use grid_core::{JobReport, JobSpec, Limits, MappedDir, format_fuel};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -197,11 +197,10 @@ impl RunCommand {
     }
 
     /// Applies what the job did in its mapped directories to the host.
+    /// A job that never ran, or went over its disk limit, sends nothing back
+    /// and changes nothing here.
     fn write_back(&self, report: &JobReport) -> Result<()> {
-        if matches!(
-            report.outcome,
-            Outcome::InvalidModule(_) | Outcome::LinkError(_) | Outcome::NodeError(_) | Outcome::DiskLimit
-        ) {
+        if report.dirs.is_empty() {
             return Ok(());
         }
         for (host, guest) in &self.dirs {
