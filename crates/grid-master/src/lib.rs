@@ -66,9 +66,10 @@ impl Master {
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Small messages (heartbeats, assignments, output chunks) must not
+        // wait for Nagle's algorithm: set no-delay on every accepted socket.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .add_service(server)
             .serve_with_incoming_shutdown(incoming, shutdown)
