@@ -4,14 +4,7 @@
 use crate::guests::{self, guest};
 use grid_tests::GridSandbox;
 
-/// The grid still runs a good job, and every process is alive.
-fn still_serves(grid: &mut GridSandbox) {
-    assert!(grid.all_alive(), "a server process died");
-    let module = grid.wat("still-ok", &guests::hello());
-    let run = grid.run(&["run", module.to_str().unwrap()]);
-    run.assert_clean_success();
-    assert_eq!(run.stdout, "first\n");
-}
+use crate::guests::still_serves;
 
 #[test]
 fn bytes_that_are_not_wasm() {

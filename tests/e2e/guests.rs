@@ -48,3 +48,12 @@ pub const SLEEP_MINUTE: &str = "(call $sleep (i64.const 60000000000))";
 
 /// Writes `first` to stdout forever.
 pub const FLOOD: &str = "(loop $l (call $print (i32.const 200) (i32.const 6)) (br $l))";
+
+/// Asserts every server process is alive and the grid still runs a good job.
+pub fn still_serves(grid: &mut grid_tests::GridSandbox) {
+    assert!(grid.all_alive(), "a server process died");
+    let module = grid.wat("still-ok", &hello());
+    let run = grid.run(&["run", module.to_str().unwrap()]);
+    run.assert_clean_success();
+    assert_eq!(run.stdout, "first\n");
+}

@@ -4,11 +4,7 @@
 use crate::guests::{self, guest};
 use grid_tests::GridSandbox;
 
-fn still_serves(grid: &mut GridSandbox) {
-    assert!(grid.all_alive(), "a server process died");
-    let module = grid.wat("still-ok", &guests::hello());
-    grid.run(&["run", module.to_str().unwrap()]).assert_clean_success();
-}
+use crate::guests::still_serves;
 
 #[test]
 fn out_of_fuel() {
