@@ -8,7 +8,7 @@ mod module;
 mod rpc;
 
 use clap::Parser;
-use commands::{Cli, Command};
+use commands::Cli;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -33,12 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::GRID_ERROR);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run(cmd) => cmd.execute(&cli.global).await,
-            Command::Nodes(cmd) => cmd.execute(&cli.global).await,
-        }
-    });
+    let result = runtime.block_on(cli.command.execute(&cli.global));
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
         Ok(code) => code,

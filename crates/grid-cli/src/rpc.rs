@@ -22,6 +22,8 @@ pub enum Event {
     Stdout(Vec<u8>),
     /// Guest stderr.
     Stderr(Vec<u8>),
+    /// The node was lost and the job runs again as this attempt.
+    Retry(u32),
     /// The job ended.
     Finished(JobReport),
 }
@@ -40,6 +42,34 @@ pub struct NodeRow {
     pub cached_modules: u32,
     pub jobs_run: u64,
     pub fuel_burned: u64,
+}
+
+/// A job as `status` and `jobs` show it.
+#[derive(Debug)]
+pub struct JobRow {
+    pub id: String,
+    pub state: String,
+    pub node: String,
+    pub attempts: u32,
+    pub submitted_ms: u64,
+    pub module: String,
+    pub args: Vec<String>,
+    pub result: Option<JobReport>,
+}
+
+impl From<pb::JobInfo> for JobRow {
+    fn from(j: pb::JobInfo) -> Self {
+        JobRow {
+            id: j.id,
+            state: j.state,
+            node: j.node,
+            attempts: j.attempts,
+            submitted_ms: j.submitted_ms,
+            module: j.module_hash,
+            args: j.args,
+            result: j.result.map(Into::into),
+        }
+    }
 }
 
 /// A connected grid.
@@ -102,17 +132,18 @@ impl Grid {
         Ok(hash)
     }
 
-    /// Queues a job; returns its id.
-    pub async fn submit(&mut self, spec: JobSpec) -> Result<String> {
-        let req = pb::SubmitJobRequest { spec: Some(spec.into()) };
+    /// Queues a job; returns its id. The same `key` again yields the same job.
+    pub async fn submit(&mut self, spec: JobSpec, key: &str) -> Result<String> {
+        let req = pb::SubmitJobRequest { spec: Some(spec.into()), idempotency_key: key.to_owned() };
         Ok(self.client.submit_job(req).await.map_err(status)?.into_inner().job_id)
     }
 
-    /// Follows a job's events from the start.
-    pub async fn watch(&mut self, job_id: &str) -> Result<Watch> {
+    /// A job's events from the start: all of them as they come, or with
+    /// `snapshot` only those so far.
+    pub async fn watch(&mut self, job_id: &str, snapshot: bool) -> Result<Watch> {
         let stream = self
             .client
-            .watch_job(pb::WatchJobRequest { job_id: job_id.to_owned() })
+            .watch_job(pb::WatchJobRequest { job_id: job_id.to_owned(), snapshot })
             .await
             .map_err(status)?
             .into_inner();
@@ -123,6 +154,19 @@ impl Grid {
     pub async fn cancel(&mut self, job_id: &str) -> Result<bool> {
         let req = pb::CancelJobRequest { job_id: job_id.to_owned() };
         Ok(self.client.cancel_job(req).await.map_err(status)?.into_inner().cancelled)
+    }
+
+    /// One job.
+    pub async fn job(&mut self, job_id: &str) -> Result<JobRow> {
+        let info = self.client.get_job(pb::GetJobRequest { job_id: job_id.to_owned() }).await.map_err(status)?;
+        Ok(JobRow::from(info.into_inner()))
+    }
+
+    /// The newest jobs, optionally in one state.
+    pub async fn jobs(&mut self, state: Option<&str>, limit: u32) -> Result<Vec<JobRow>> {
+        let req = pb::ListJobsRequest { state: state.unwrap_or_default().to_owned(), limit };
+        let jobs = self.client.list_jobs(req).await.map_err(status)?.into_inner().jobs;
+        Ok(jobs.into_iter().map(JobRow::from).collect())
     }
 
     /// The nodes connected to the master.
@@ -167,6 +211,7 @@ impl Watch {
                 Some(E::Output(chunk)) if chunk.stream == pb::OutputStream::Stderr as i32 => Event::Stderr(chunk.data),
                 Some(E::Output(chunk)) => Event::Stdout(chunk.data),
                 Some(E::Finished(result)) => Event::Finished(result.into()),
+                Some(E::Retry(attempt)) => Event::Retry(attempt),
                 None => continue,
             };
             return Ok(Some(event));

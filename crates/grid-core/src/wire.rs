@@ -18,6 +18,8 @@ pub fn master_url(address: &str) -> String {
 pub enum WireError {
     #[error("missing field `{0}`")]
     Missing(&'static str),
+    #[error("undecodable record: {0}")]
+    Decode(String),
     #[error(transparent)]
     Hash(#[from] crate::HashError),
 }
@@ -44,6 +46,28 @@ impl From<pb::Limits> for Limits {
             disk: l.disk_bytes,
         }
     }
+}
+
+/// A job spec as bytes, for storage.
+pub fn encode_spec(spec: &JobSpec) -> Vec<u8> {
+    prost::Message::encode_to_vec(&pb::JobSpec::from(spec.clone()))
+}
+
+/// A job spec from [`encode_spec`]'s bytes.
+pub fn decode_spec(bytes: &[u8]) -> Result<JobSpec, WireError> {
+    let spec: pb::JobSpec = prost::Message::decode(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+    JobSpec::try_from(spec)
+}
+
+/// A job report as bytes, for storage.
+pub fn encode_report(report: &JobReport) -> Vec<u8> {
+    prost::Message::encode_to_vec(&pb::JobResult::from(report.clone()))
+}
+
+/// A job report from [`encode_report`]'s bytes.
+pub fn decode_report(bytes: &[u8]) -> Result<JobReport, WireError> {
+    let r: pb::JobResult = prost::Message::decode(bytes).map_err(|e| WireError::Decode(e.to_string()))?;
+    Ok(r.into())
 }
 
 /// A node's capacity, with its fuel bucket's level now.

@@ -22,6 +22,8 @@ pub enum MasterError {
     NoNodeTakes(String),
     #[error("node protocol error: {0}")]
     Protocol(String),
+    #[error("job record: {0}")]
+    Db(String),
     #[error("i/o error on `{path}`: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -48,7 +50,7 @@ impl From<MasterError> for tonic::Status {
                 Status::invalid_argument(msg)
             }
             MasterError::Protocol(_) | MasterError::NoNodeTakes(_) => Status::failed_precondition(msg),
-            MasterError::Io { .. } => Status::internal(msg),
+            MasterError::Io { .. } | MasterError::Db(_) => Status::internal(msg),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! The binary is a thin wrapper over [`Master::serve`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
+pub mod db;
 pub mod error;
 mod rpc;
 pub mod scheduler;
@@ -28,18 +29,26 @@ pub struct MasterConfig {
     pub max_module_size: u64,
     /// How often nodes send heartbeats; three missed ones mean a dead node.
     pub heartbeat: Duration,
+    /// How many times a job runs when the nodes under it are lost.
+    pub max_attempts: u32,
 }
 
 impl MasterConfig {
     /// Defaults for a master keeping its data in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), max_module_size: 64 << 20, heartbeat: Duration::from_secs(2) }
+        Self {
+            data_dir: data_dir.into(),
+            max_module_size: 64 << 20,
+            heartbeat: Duration::from_secs(2),
+            max_attempts: 3,
+        }
     }
 }
 
 /// A master, ready to serve.
 pub struct Master {
     grid: Arc<state::Grid>,
+    db: Arc<db::Db>,
     store: Arc<store::ModuleStore>,
     config: MasterConfig,
 }
@@ -48,7 +57,13 @@ impl Master {
     /// Opens the master's data directory.
     pub fn open(config: MasterConfig) -> Result<Self> {
         let store = store::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
-        Ok(Self { grid: Arc::new(state::Grid::default()), store: Arc::new(store), config })
+        let db = Arc::new(db::Db::open(&config.data_dir.join("grid.db"))?);
+        let grid = state::Grid::new(Some(db.clone()), config.max_attempts);
+        let recovered = grid.recover(db.unfinished()?);
+        if recovered > 0 {
+            tracing::info!(jobs = recovered, "unfinished jobs taken back from the record");
+        }
+        Ok(Self { grid: Arc::new(grid), db, store: Arc::new(store), config })
     }
 
     /// The live state, for embedding and tests.
@@ -62,7 +77,12 @@ impl Master {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let service = rpc::MasterService { grid: self.grid, store: self.store, heartbeat: self.config.heartbeat };
+        let service = rpc::MasterService {
+            grid: self.grid,
+            db: Some(self.db),
+            store: self.store,
+            heartbeat: self.config.heartbeat,
+        };
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

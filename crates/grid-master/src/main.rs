@@ -17,7 +17,8 @@ struct Args {
     /// the address in use is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR")]
     listen: SocketAddr,
-    /// Directory for the module store [default: the user's data dir, `wasm-grid/master`].
+    /// Directory for the module store and the job record (`grid.db`)
+    /// [default: the user's data dir, `wasm-grid/master`].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Largest module accepted, e.g. `64MiB`.
@@ -26,6 +27,9 @@ struct Args {
     /// How often nodes send heartbeats; a node silent for three is dropped.
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = grid_core::parse_duration)]
     heartbeat: Duration,
+    /// How many times a job runs when the nodes under it are lost.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
 }
 
 fn main() -> ExitCode {
@@ -48,8 +52,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = args
         .data_dir
         .unwrap_or_else(|| dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("wasm-grid").join("master"));
-    let config =
-        MasterConfig { data_dir: data_dir.clone(), max_module_size: args.max_module_size, heartbeat: args.heartbeat };
+    let config = MasterConfig {
+        data_dir: data_dir.clone(),
+        max_module_size: args.max_module_size,
+        heartbeat: args.heartbeat,
+        max_attempts: args.max_attempts,
+    };
     let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

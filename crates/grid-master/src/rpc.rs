@@ -1,8 +1,9 @@
 //! The gRPC face of the master: the one module of this crate that sees
 //! prost types. It converts them to domain types and calls into `state`.
 
+use crate::db::Db;
 use crate::error::MasterError;
-use crate::state::{Grid, Heartbeat, JobEvent, NodeRegistration, Stream, ToNode};
+use crate::state::{Grid, Heartbeat, JobEvent, JobSummary, NodeRegistration, Stream, ToNode};
 use crate::store::ModuleStore;
 use futures::Stream as FutStream;
 use grid_core::{JobSpec, ModuleHash};
@@ -24,6 +25,7 @@ const CHUNK: usize = 1 << 20;
 /// The tonic service.
 pub struct MasterService {
     pub(crate) grid: Arc<Grid>,
+    pub(crate) db: Option<Arc<Db>>,
     pub(crate) store: Arc<ModuleStore>,
     pub(crate) heartbeat: Duration,
 }
@@ -44,9 +46,58 @@ fn event_to_pb(e: JobEvent) -> pb::JobEvent {
     let event = match e {
         JobEvent::Assigned(node) => Event::AssignedNode(node),
         JobEvent::Output(s, data) => Event::Output(pb::OutputChunk { stream: stream_to_pb(s) as i32, data }),
+        JobEvent::Retry(attempt) => Event::Retry(attempt),
         JobEvent::Finished(report) => Event::Finished((*report).clone().into()),
     };
     pb::JobEvent { event: Some(event) }
+}
+
+fn info_to_pb(j: JobSummary) -> pb::JobInfo {
+    pb::JobInfo {
+        id: j.id,
+        state: j.state,
+        node: j.node,
+        attempts: j.attempts,
+        submitted_ms: j.submitted_ms,
+        module_hash: j.module.to_string(),
+        args: j.args,
+        result: j.result.map(Into::into),
+    }
+}
+
+impl MasterService {
+    fn job_with_key(&self, key: &str) -> Result<Option<String>, Status> {
+        if let Some(id) = self.grid.job_with_key(key) {
+            return Ok(Some(id));
+        }
+        match &self.db {
+            Some(db) => Ok(db.job_with_key(key)?),
+            None => Ok(None),
+        }
+    }
+
+    fn stored(&self, id: &str) -> Result<Option<crate::db::StoredJob>, Status> {
+        match &self.db {
+            Some(db) => Ok(db.job(id)?),
+            None => Ok(None),
+        }
+    }
+
+    /// A recorded job's events: its node, its kept output, its end.
+    fn replay(&self, id: &str) -> Result<Vec<Result<pb::JobEvent, Status>>, Status> {
+        let job = self.stored(id)?.ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
+        let mut events = Vec::new();
+        if !job.node.is_empty() {
+            events.push(JobEvent::Assigned(job.node.clone()));
+        }
+        if let Some(db) = &self.db {
+            events.extend(db.output_of(id)?.into_iter().map(|(s, d)| JobEvent::Output(s, d)));
+        }
+        if let Some(result) = job.result {
+            events.push(JobEvent::Finished(Arc::new(result)));
+        }
+        Ok(events.into_iter().map(|e| Ok(event_to_pb(e))).collect())
+    }
 }
 
 #[tonic::async_trait]
@@ -82,7 +133,9 @@ impl Master for MasterService {
     }
 
     async fn submit_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let spec = req.into_inner().spec.ok_or_else(|| Status::invalid_argument("missing job spec"))?;
+        let req = req.into_inner();
+        let key = req.idempotency_key;
+        let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing job spec"))?;
         let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(format!("invalid job spec: {e}")))?;
         if !self.store.contains(&spec.module) {
             return Err(MasterError::ModuleNotFound(spec.module).into());
@@ -90,7 +143,27 @@ impl Master for MasterService {
         if spec.limits.fuel == 0 || spec.limits.memory == 0 || spec.limits.timeout.is_zero() {
             return Err(Status::invalid_argument("fuel, memory and timeout limits must be above zero"));
         }
-        let job_id = self.grid.submit(spec)?;
+        let key = Some(key).filter(|k| !k.is_empty());
+        if let Some(k) = &key
+            && let Some(job_id) = self.job_with_key(k)?
+        {
+            return Ok(Response::new(pb::SubmitJobResponse { job_id }));
+        }
+        self.grid.admissible(&spec)?;
+        let job_id = self.grid.next_id();
+        if let Some(db) = &self.db {
+            // Recorded before the client hears of it.
+            if let Err(e) = db.insert(&job_id, key.as_deref(), &spec).await {
+                // A concurrent submission with the same key got there first.
+                if let Some(k) = &key
+                    && let Some(job_id) = self.job_with_key(k)?
+                {
+                    return Ok(Response::new(pb::SubmitJobResponse { job_id }));
+                }
+                return Err(e.into());
+            }
+        }
+        self.grid.enqueue(job_id.clone(), spec, key);
         tracing::debug!(job = %job_id, "job queued");
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
@@ -98,14 +171,31 @@ impl Master for MasterService {
     type WatchJobStream = BoxStream<pb::JobEvent>;
 
     async fn watch_job(&self, req: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
-        let mut watch = self.grid.watch(&req.into_inner().job_id)?;
+        let req = req.into_inner();
+        let mut watch = match self.grid.watch(&req.job_id) {
+            Ok(watch) => watch,
+            // Finished long ago, or before a restart: replay the record.
+            Err(MasterError::JobNotFound(_)) => {
+                return Ok(Response::new(Box::pin(tokio_stream::iter(self.replay(&req.job_id)?))));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let snapshot = req.snapshot;
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
-            while let Some(batch) = watch.next().await {
+            loop {
+                let batch = match snapshot {
+                    true => watch.now(),
+                    false => watch.next().await,
+                };
+                let Some(batch) = batch else { return };
                 for e in batch {
                     if tx.send(Ok(event_to_pb(e))).await.is_err() {
                         return;
                     }
+                }
+                if snapshot {
+                    return;
                 }
             }
         });
@@ -115,6 +205,38 @@ impl Master for MasterService {
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
         let cancelled = self.grid.cancel(&req.into_inner().job_id)?;
         Ok(Response::new(pb::CancelJobResponse { cancelled }))
+    }
+
+    async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::JobInfo>, Status> {
+        let id = req.into_inner().job_id;
+        let summary = match self.grid.summary(&id) {
+            Some(s) => s,
+            None => self.stored(&id)?.map(JobSummary::from_stored).ok_or(MasterError::JobNotFound(id))?,
+        };
+        Ok(Response::new(info_to_pb(summary)))
+    }
+
+    async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let req = req.into_inner();
+        let limit = if req.limit == 0 { 100 } else { req.limit as usize };
+        let state = Some(req.state).filter(|s| !s.is_empty());
+        if let Some(s) = &state
+            && !["queued", "running", "succeeded", "failed", "cancelled"].contains(&s.as_str())
+        {
+            return Err(Status::invalid_argument(format!(
+                "`{s}` is not a job state: use queued, running, succeeded, failed or cancelled"
+            )));
+        }
+        let mut jobs: Vec<JobSummary> =
+            self.grid.summaries().into_iter().filter(|j| state.as_ref().is_none_or(|s| *s == j.state)).collect();
+        if let Some(db) = &self.db {
+            let seen: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+            let stored = db.list(state.as_deref(), limit)?;
+            jobs.extend(stored.into_iter().filter(|j| !seen.contains(&j.id)).map(JobSummary::from_stored));
+        }
+        jobs.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
+        jobs.truncate(limit);
+        Ok(Response::new(pb::ListJobsResponse { jobs: jobs.into_iter().map(info_to_pb).collect() }))
     }
 
     async fn list_nodes(&self, _req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {

@@ -2,6 +2,7 @@
 //! dispatch loop that joins them. Everything here is plain Rust; the `rpc`
 //! module turns it into gRPC.
 
+use crate::db::{Db, OUTPUT_KEPT, StoredJob};
 use crate::error::{MasterError, Result};
 use crate::scheduler::{self, Demand, NodeView};
 use grid_core::{Capacity, TokenBucket};
@@ -33,6 +34,9 @@ pub enum JobEvent {
     Assigned(String),
     /// The guest wrote output.
     Output(Stream, Vec<u8>),
+    /// The node running the job was lost; the job runs again, and this is
+    /// the number of the attempt to come. Output before it is void.
+    Retry(u32),
     /// The job ended.
     Finished(Arc<JobReport>),
 }
@@ -105,6 +109,14 @@ pub struct NodeSummary {
 struct Job {
     spec: Arc<JobSpec>,
     state: JobState,
+    key: Option<String>,
+    submitted_ms: u64,
+    /// Attempts started so far.
+    attempts: u32,
+    /// The node of the current or last attempt.
+    node_name: String,
+    /// Output recorded in the database for this attempt: chunks and bytes.
+    recorded: (u64, usize),
     /// Nodes that refused this job since their last heartbeat.
     refused_by: HashSet<NodeId>,
     cancel_requested: bool,
@@ -159,6 +171,7 @@ pub const FINISHED_KEPT: usize = 10_000;
 #[derive(Default)]
 struct Inner {
     jobs: HashMap<JobId, Job>,
+    keys: HashMap<String, JobId>,
     queue: VecDeque<JobId>,
     finished: VecDeque<JobId>,
     nodes: HashMap<NodeId, Node>,
@@ -170,6 +183,37 @@ pub struct Grid {
     inner: Mutex<Inner>,
     id_counter: AtomicU64,
     id_prefix: u64,
+    db: Option<Arc<Db>>,
+    max_attempts: u32,
+}
+
+/// A job as `grid-cli status` shows it.
+#[derive(Debug, Clone)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub state: String,
+    pub node: String,
+    pub attempts: u32,
+    pub submitted_ms: u64,
+    pub module: ModuleHash,
+    pub args: Vec<String>,
+    pub result: Option<JobReport>,
+}
+
+impl JobSummary {
+    /// A summary of a job from the database.
+    pub fn from_stored(j: StoredJob) -> Self {
+        JobSummary {
+            id: j.id,
+            state: j.state,
+            node: j.node,
+            attempts: j.attempts,
+            submitted_ms: j.submitted_ms,
+            module: j.spec.module.clone(),
+            args: j.spec.args.clone(),
+            result: j.result,
+        }
+    }
 }
 
 /// A watcher's handle on a job's events.
@@ -182,12 +226,94 @@ pub struct JobWatch {
 
 impl Default for Grid {
     fn default() -> Self {
-        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Self { inner: Mutex::default(), id_counter: AtomicU64::new(0), id_prefix: millis }
+        Self::new(None, 3)
     }
 }
 
 impl Grid {
+    /// A grid recording to `db` (if any), running a job at most
+    /// `max_attempts` times when nodes are lost under it.
+    pub fn new(db: Option<Arc<Db>>, max_attempts: u32) -> Self {
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Self {
+            inner: Mutex::default(),
+            id_counter: AtomicU64::new(0),
+            id_prefix: millis,
+            db,
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// Takes back the jobs the database holds unfinished: queued ones wait
+    /// again, and ones that were running start another attempt (or end, if
+    /// that was their last).
+    pub fn recover(&self, jobs: Vec<StoredJob>) -> usize {
+        let mut inner = self.lock();
+        let n = jobs.len();
+        for stored in jobs {
+            let id = stored.id.clone();
+            let (changed, _) = watch::channel(0);
+            let job = Job {
+                spec: Arc::new(stored.spec),
+                state: JobState::Queued,
+                key: stored.key.clone(),
+                submitted_ms: stored.submitted_ms,
+                attempts: stored.attempts,
+                node_name: stored.node,
+                recorded: (0, 0),
+                refused_by: HashSet::new(),
+                cancel_requested: false,
+                events: Vec::new(),
+                changed,
+            };
+            if let Some(key) = stored.key {
+                inner.keys.insert(key, id.clone());
+            }
+            let out_of_attempts = stored.state == "running" && job.attempts >= self.max_attempts;
+            let limits = job.spec.limits;
+            inner.jobs.insert(id.clone(), job);
+            if out_of_attempts {
+                let why = "the master restarted during its last attempt".to_owned();
+                self.finish(&mut inner, &id, JobReport::before_start(Outcome::NodeError(why), "", &limits));
+            } else {
+                if stored.state == "running" {
+                    self.record(|db| db.requeued(&id));
+                }
+                inner.queue.push_back(id);
+            }
+        }
+        self.dispatch(&mut inner);
+        n
+    }
+
+    fn record(&self, f: impl FnOnce(&Db)) {
+        if let Some(db) = &self.db {
+            f(db);
+        }
+    }
+
+    /// The job already submitted with idempotency key `key`, if any.
+    pub fn job_with_key(&self, key: &str) -> Option<JobId> {
+        self.lock().keys.get(key).cloned()
+    }
+
+    /// Refuses a job that no connected node would ever take (with no node
+    /// connected, every job may wait).
+    pub fn admissible(&self, spec: &JobSpec) -> Result<()> {
+        let inner = self.lock();
+        let refusals: Vec<String> =
+            inner.nodes.values().filter_map(|n| n.reg.capacity.per_job.refuse(&spec.limits)).collect();
+        if !inner.nodes.is_empty() && refusals.len() == inner.nodes.len() {
+            return Err(MasterError::NoNodeTakes(refusals[0].clone()));
+        }
+        Ok(())
+    }
+
+    /// A fresh job id.
+    pub fn next_id(&self) -> JobId {
+        self.new_job_id()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -197,29 +323,54 @@ impl Grid {
         format!("{:011x}{:05x}", self.id_prefix & 0xfff_ffff_ffff, n & 0xf_ffff)
     }
 
-    /// Queues a job and returns its id. A job that no connected node would
-    /// ever take is refused at once (with no node connected, it waits).
-    pub fn submit(&self, spec: JobSpec) -> Result<JobId> {
-        let id = self.new_job_id();
+    /// Queues a job already recorded (or, with no database, just made) as
+    /// `id`.
+    pub fn enqueue(&self, id: JobId, spec: JobSpec, key: Option<String>) {
         let mut inner = self.lock();
-        let refusals: Vec<String> =
-            inner.nodes.values().filter_map(|n| n.reg.capacity.per_job.refuse(&spec.limits)).collect();
-        if !inner.nodes.is_empty() && refusals.len() == inner.nodes.len() {
-            return Err(MasterError::NoNodeTakes(refusals[0].clone()));
-        }
         let (changed, _) = watch::channel(0);
         let job = Job {
             spec: Arc::new(spec),
             state: JobState::Queued,
+            key: key.clone(),
+            submitted_ms: crate::db::now_ms(),
+            attempts: 0,
+            node_name: String::new(),
+            recorded: (0, 0),
             refused_by: HashSet::new(),
             cancel_requested: false,
             events: Vec::new(),
             changed,
         };
+        if let Some(key) = key {
+            inner.keys.insert(key, id.clone());
+        }
         inner.jobs.insert(id.clone(), job);
-        inner.queue.push_back(id.clone());
-        dispatch(&mut inner);
+        inner.queue.push_back(id);
+        self.dispatch(&mut inner);
+    }
+
+    /// Queues a job and returns its id, refusing one that no connected node
+    /// would take (no database: for tests and embedding).
+    pub fn submit(&self, spec: JobSpec) -> Result<JobId> {
+        self.admissible(&spec)?;
+        let id = self.new_job_id();
+        self.enqueue(id.clone(), spec, None);
         Ok(id)
+    }
+
+    /// A job in memory, as `grid-cli status` shows it.
+    pub fn summary(&self, id: &str) -> Option<JobSummary> {
+        let inner = self.lock();
+        let job = inner.jobs.get(id)?;
+        Some(summarize(id, job))
+    }
+
+    /// The jobs in memory, newest first.
+    pub fn summaries(&self) -> Vec<JobSummary> {
+        let inner = self.lock();
+        let mut all: Vec<_> = inner.jobs.iter().map(|(id, j)| summarize(id, j)).collect();
+        all.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
+        all
     }
 
     /// Follows a job's events from the first.
@@ -239,7 +390,7 @@ impl Grid {
             JobState::Finished => Ok(false),
             JobState::Queued => {
                 inner.queue.retain(|j| j != id);
-                finish(&mut inner, id, JobReport::before_start(Outcome::Cancelled, "", &limits));
+                self.finish(&mut inner, id, JobReport::before_start(Outcome::Cancelled, "", &limits));
                 Ok(true)
             }
             JobState::Running(node) => {
@@ -279,7 +430,7 @@ impl Grid {
             fuel_burned: 0,
         };
         inner.nodes.insert(id, node);
-        dispatch(&mut inner);
+        self.dispatch(&mut inner);
         (id, rx)
     }
 
@@ -304,13 +455,20 @@ impl Grid {
             }
         }
         // Time passes between heartbeats: the bucket may now hold enough.
-        dispatch(&mut inner);
+        self.dispatch(&mut inner);
     }
 
     /// A node sent output for one of its jobs.
     pub fn job_output(&self, node: NodeId, job: &str, stream: Stream, data: Vec<u8>) {
         let mut inner = self.lock();
         if let Some(j) = inner.jobs.get_mut(job).filter(|j| j.state == JobState::Running(node)) {
+            // The record keeps the first OUTPUT_KEPT bytes; watchers get all.
+            let (seq, bytes) = j.recorded;
+            let room = OUTPUT_KEPT.saturating_sub(bytes).min(data.len());
+            if room > 0 {
+                j.recorded = (seq + 1, bytes + room);
+                self.record(|db| db.output(job, seq, stream, data[..room].to_vec()));
+            }
             push_event(j, JobEvent::Output(stream, data));
         }
     }
@@ -325,8 +483,8 @@ impl Grid {
         if let Some(n) = inner.nodes.get_mut(&node) {
             n.jobs_run += 1;
         }
-        finish(&mut inner, job, report);
-        dispatch(&mut inner);
+        self.finish(&mut inner, job, report);
+        self.dispatch(&mut inner);
     }
 
     /// A node refused a job: it goes back to the front of the queue.
@@ -340,29 +498,45 @@ impl Grid {
         let j = inner.jobs.get_mut(job).expect("checked above");
         if j.cancel_requested {
             let limits = j.spec.limits;
-            finish(&mut inner, job, JobReport::before_start(Outcome::Cancelled, "", &limits));
+            self.finish(&mut inner, job, JobReport::before_start(Outcome::Cancelled, "", &limits));
             return;
         }
         j.state = JobState::Queued;
         j.refused_by.insert(node);
+        // A refusal is not an attempt.
+        j.attempts = j.attempts.saturating_sub(1);
+        self.record(|db| db.requeued(job));
         inner.queue.push_front(job.to_owned());
-        dispatch(&mut inner);
+        self.dispatch(&mut inner);
     }
 
-    /// A node went away: its running jobs end with a node error.
+    /// A node went away: each of its running jobs runs again elsewhere, up
+    /// to the grid's attempts, or ends with a node error.
     pub fn node_gone(&self, node: NodeId, why: &str) {
         let mut inner = self.lock();
         let Some(n) = inner.nodes.remove(&node) else { return };
         tracing::warn!(node = %n.reg.name, why, "node disconnected");
-        for job in n.running {
-            let (limits, cancelled) = (inner.jobs[&job].spec.limits, inner.jobs[&job].cancel_requested);
-            let outcome = match cancelled {
-                true => Outcome::Cancelled,
-                false => Outcome::NodeError(format!("node `{}` disconnected: {why}", n.reg.name)),
-            };
-            finish(&mut inner, &job, JobReport::before_start(outcome, &n.reg.name, &limits));
+        for id in n.running {
+            let job = inner.jobs.get_mut(&id).expect("running job exists");
+            let limits = job.spec.limits;
+            if job.cancel_requested {
+                self.finish(&mut inner, &id, JobReport::before_start(Outcome::Cancelled, &n.reg.name, &limits));
+            } else if job.attempts < self.max_attempts {
+                tracing::info!(job = %id, attempt = job.attempts + 1, "node lost; running the job again");
+                job.state = JobState::Queued;
+                job.recorded = (0, 0);
+                push_event(job, JobEvent::Retry(job.attempts + 1));
+                self.record(|db| db.requeued(&id));
+                inner.queue.push_front(id);
+            } else {
+                let msg = format!(
+                    "node `{}` disconnected: {why} (attempt {} of {})",
+                    n.reg.name, job.attempts, self.max_attempts
+                );
+                self.finish(&mut inner, &id, JobReport::before_start(Outcome::NodeError(msg), &n.reg.name, &limits));
+            }
         }
-        dispatch(&mut inner);
+        self.dispatch(&mut inner);
     }
 
     /// The nodes connected now.
@@ -400,7 +574,98 @@ impl Grid {
     }
 }
 
+impl Grid {
+    fn finish(&self, inner: &mut Inner, id: &str, report: JobReport) {
+        let Some(job) = inner.jobs.get_mut(id) else { return };
+        tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
+        job.state = JobState::Finished;
+        // The job's input is not needed any more; keep what describes it.
+        if !job.spec.stdin.is_empty() || !job.spec.dirs.is_empty() {
+            let spec = &job.spec;
+            job.spec = Arc::new(JobSpec {
+                module: spec.module.clone(),
+                args: spec.args.clone(),
+                env: spec.env.clone(),
+                stdin: Vec::new(),
+                dirs: Vec::new(),
+                limits: spec.limits,
+            });
+        }
+        self.record(|db| db.finished(id, &job.spec, &report));
+        push_event(job, JobEvent::Finished(Arc::new(report)));
+        inner.finished.push_back(id.to_owned());
+        while inner.finished.len() > FINISHED_KEPT {
+            if let Some(old) = inner.finished.pop_front()
+                && let Some(job) = inner.jobs.remove(&old)
+                && let Some(key) = job.key
+            {
+                inner.keys.remove(&key);
+            }
+        }
+    }
+
+    /// Sends every queued job that fits somewhere to its best node, in queue
+    /// order; jobs that fit nowhere keep their place.
+    fn dispatch(&self, inner: &mut Inner) {
+        let now = Instant::now();
+        for n in inner.nodes.values_mut() {
+            n.refill(now);
+        }
+        let mut i = 0;
+        while i < inner.queue.len() {
+            if !inner.nodes.values().any(|n| n.free_slots() > 0) {
+                break;
+            }
+            let id = &inner.queue[i];
+            let spec = inner.jobs[id].spec.clone();
+            let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel, disk: spec.limits.disk };
+            let refused = &inner.jobs[id].refused_by;
+            let views: Vec<_> = inner
+                .nodes
+                .iter()
+                .filter(|(nid, _)| !refused.contains(nid))
+                .map(|(nid, n)| n.view(*nid, &spec))
+                .collect();
+            let Some(node_id) = scheduler::choose(&demand, &views) else {
+                i += 1;
+                continue;
+            };
+            let id = inner.queue.remove(i).expect("index in range");
+            let node = inner.nodes.get_mut(&node_id).expect("chosen node exists");
+            if node.tx.send(ToNode::Assign(id.clone(), spec.clone())).is_err() {
+                // The session is closing; node_gone will follow. Keep the job.
+                inner.queue.insert(i, id);
+                i += 1;
+                continue;
+            }
+            node.running.insert(id.clone());
+            node.memory_used += demand.memory;
+            node.disk_used += demand.disk;
+            node.fuel_reserved += demand.fuel;
+            // The node will cache the module once it has fetched it.
+            node.cached.insert(spec.module.clone());
+            let name = node.reg.name.clone();
+            let job = inner.jobs.get_mut(&id).expect("queued job exists");
+            job.state = JobState::Running(node_id);
+            job.attempts += 1;
+            job.node_name = name.clone();
+            job.recorded = (0, 0);
+            self.record(|db| db.running(&id, &name, job.attempts));
+            push_event(job, JobEvent::Assigned(name));
+        }
+    }
+}
+
 impl JobWatch {
+    /// The events not yet returned, without waiting.
+    pub fn now(&mut self) -> Option<Vec<JobEvent>> {
+        let inner = self.grid.lock();
+        let job = inner.jobs.get(&self.id)?;
+        let batch = job.events[self.seen..].to_vec();
+        self.seen = job.events.len();
+        Some(batch)
+    }
+
     /// The next events, waiting for at least one. `None` after the job's
     /// `Finished` event has been returned.
     pub async fn next(&mut self) -> Option<Vec<JobEvent>> {
@@ -424,34 +689,32 @@ impl JobWatch {
     }
 }
 
+fn summarize(id: &str, job: &Job) -> JobSummary {
+    let result = job.events.iter().rev().find_map(|e| match e {
+        JobEvent::Finished(r) => Some((**r).clone()),
+        _ => None,
+    });
+    let state = match (&job.state, &result) {
+        (JobState::Queued, _) => "queued".to_owned(),
+        (JobState::Running(_), _) => "running".to_owned(),
+        (JobState::Finished, Some(r)) => crate::db::final_state(r).to_owned(),
+        (JobState::Finished, None) => "failed".to_owned(),
+    };
+    JobSummary {
+        id: id.to_owned(),
+        state,
+        node: job.node_name.clone(),
+        attempts: job.attempts,
+        submitted_ms: job.submitted_ms,
+        module: job.spec.module.clone(),
+        args: job.spec.args.clone(),
+        result,
+    }
+}
+
 fn push_event(job: &mut Job, event: JobEvent) {
     job.events.push(event);
     job.changed.send_replace(job.events.len());
-}
-
-fn finish(inner: &mut Inner, id: &str, report: JobReport) {
-    let Some(job) = inner.jobs.get_mut(id) else { return };
-    tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
-    job.state = JobState::Finished;
-    // The job's input is not needed any more; keep what describes it.
-    if !job.spec.stdin.is_empty() || !job.spec.dirs.is_empty() {
-        let spec = &job.spec;
-        job.spec = Arc::new(JobSpec {
-            module: spec.module.clone(),
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            stdin: Vec::new(),
-            dirs: Vec::new(),
-            limits: spec.limits,
-        });
-    }
-    push_event(job, JobEvent::Finished(Arc::new(report)));
-    inner.finished.push_back(id.to_owned());
-    while inner.finished.len() > FINISHED_KEPT {
-        if let Some(old) = inner.finished.pop_front() {
-            inner.jobs.remove(&old);
-        }
-    }
 }
 
 /// Frees what a job held on its node, billing `burned` fuel if it ran.
@@ -468,49 +731,6 @@ fn release(inner: &mut Inner, node: NodeId, job: &str, burned: Option<u64>) {
             n.bucket.charge(burned);
             n.fuel_burned += burned;
         }
-    }
-}
-
-/// Sends every queued job that fits somewhere to its best node, in queue
-/// order; jobs that fit nowhere keep their place.
-fn dispatch(inner: &mut Inner) {
-    let now = Instant::now();
-    for n in inner.nodes.values_mut() {
-        n.refill(now);
-    }
-    let mut i = 0;
-    while i < inner.queue.len() {
-        if !inner.nodes.values().any(|n| n.free_slots() > 0) {
-            break;
-        }
-        let id = &inner.queue[i];
-        let spec = inner.jobs[id].spec.clone();
-        let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel, disk: spec.limits.disk };
-        let refused = &inner.jobs[id].refused_by;
-        let views: Vec<_> =
-            inner.nodes.iter().filter(|(nid, _)| !refused.contains(nid)).map(|(nid, n)| n.view(*nid, &spec)).collect();
-        let Some(node_id) = scheduler::choose(&demand, &views) else {
-            i += 1;
-            continue;
-        };
-        let id = inner.queue.remove(i).expect("index in range");
-        let node = inner.nodes.get_mut(&node_id).expect("chosen node exists");
-        if node.tx.send(ToNode::Assign(id.clone(), spec.clone())).is_err() {
-            // The session is closing; node_gone will follow. Keep the job.
-            inner.queue.insert(i, id);
-            i += 1;
-            continue;
-        }
-        node.running.insert(id.clone());
-        node.memory_used += demand.memory;
-        node.disk_used += demand.disk;
-        node.fuel_reserved += demand.fuel;
-        // The node will cache the module once it has fetched it.
-        node.cached.insert(spec.module.clone());
-        let name = node.reg.name.clone();
-        let job = inner.jobs.get_mut(&id).expect("queued job exists");
-        job.state = JobState::Running(node_id);
-        push_event(job, JobEvent::Assigned(name));
     }
 }
 
@@ -612,14 +832,33 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_node_ends_its_jobs_and_frees_nothing_twice() {
-        let grid = Grid::default();
-        let (a, _rx) = grid.register_node(node("a"));
+    fn a_lost_node_s_job_runs_again_elsewhere_and_finishes_once() {
+        let grid = Grid::new(None, 2);
+        let (a, mut rx_a) = grid.register_node(node("a"));
         let job = grid.submit(spec()).unwrap();
+        assert_eq!(assigned(&mut rx_a), Some(job.clone()));
         grid.node_gone(a, "stream closed");
-        grid.job_finished(a, &job, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        let (b, mut rx_b) = grid.register_node(node("b"));
+        assert_eq!(assigned(&mut rx_b), Some(job.clone()), "the job did not run again");
+        // The lost node's late report is ignored; the new node's counts.
+        grid.job_finished(a, &job, JobReport::before_start(Outcome::Exited(1), "a", &Limits::default()));
+        grid.job_finished(b, &job, JobReport::before_start(Outcome::Exited(0), "b", &Limits::default()));
+        let summary = grid.summary(&job).unwrap();
+        assert_eq!((summary.state.as_str(), summary.attempts, summary.node.as_str()), ("succeeded", 2, "b"));
         let inner = grid.lock();
         let finished = inner.jobs[&job].events.iter().filter(|e| matches!(e, JobEvent::Finished(_))).count();
         assert_eq!(finished, 1);
+    }
+
+    #[test]
+    fn a_job_ends_when_its_attempts_run_out() {
+        let grid = Grid::new(None, 1);
+        let (a, mut rx) = grid.register_node(node("a"));
+        let job = grid.submit(spec()).unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        grid.node_gone(a, "missed heartbeats");
+        let summary = grid.summary(&job).unwrap();
+        assert_eq!(summary.state, "failed");
+        assert!(summary.result.unwrap().reason().contains("attempt 1 of 1"));
     }
 }

@@ -42,20 +42,7 @@ impl NodesCommand {
                 ]
             })
             .collect();
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        let line = |cells: &[&str]| {
-            let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            println!("{}", parts.join("  ").trim_end());
-        };
-        line(&header);
-        for row in &rows {
-            line(&row.iter().map(String::as_str).collect::<Vec<_>>());
-        }
+        crate::commands::print_table(&header, &rows);
         if rows.is_empty() {
             eprintln!("no nodes connected");
         }

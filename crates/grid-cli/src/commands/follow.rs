@@ -1,0 +1,172 @@
+//! Following a job to its end: printing its output as it comes, riding out
+//! a restarted master, cancelling on Ctrl-C, and the exit status that ends
+//! `run` and `wait`.
+
+use crate::exit::{self, Failure};
+use crate::rpc::{Event, Grid};
+use anyhow::{Context, Result};
+use grid_core::{JobReport, format_fuel};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How long a follower keeps trying to reach a master that went away.
+const REATTACH_FOR: Duration = Duration::from_secs(120);
+
+/// What to do with the job's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Print it to this process's stdout and stderr.
+    Print,
+    /// Leave it.
+    Discard,
+}
+
+/// Follows `job_id` until it ends. With a named master, a broken stream is
+/// followed again once the master is back, without printing twice what was
+/// already printed. Ctrl-C cancels the job; a second Ctrl-C stops waiting.
+/// `None` when our own stdout closed (the job is cancelled then).
+pub async fn follow(
+    grid: &mut Grid,
+    master: Option<&str>,
+    job_id: &str,
+    output: Output,
+    verbose: bool,
+) -> Result<Option<JobReport>> {
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("failed to listen for Ctrl-C")?;
+    let mut interrupted = false;
+    // Bytes printed so far per stream: after reattaching, the master replays
+    // the job's output from its start and this much is skipped.
+    let mut printed = [0usize; 2];
+    let mut lost_at: Option<Instant> = None;
+    loop {
+        let mut watch = match grid.watch(job_id, false).await {
+            Ok(w) => w,
+            Err(e) if lost_at.is_some() => {
+                retry_or_fail(&mut lost_at, master, job_id, e)?;
+                *grid = match Grid::connect(master).await {
+                    Ok(g) => g,
+                    Err(_) => continue,
+                };
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut seen = [0usize; 2];
+        loop {
+            let event = tokio::select! {
+                e = watch.next() => e,
+                _ = interrupts.recv() => {
+                    if interrupted {
+                        return Err(Failure::with(exit::CANCELLED, format!("interrupted; job {job_id} was asked to stop")));
+                    }
+                    interrupted = true;
+                    grid.cancel(job_id).await?;
+                    continue;
+                }
+            };
+            let event = match event {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    return Err(Failure::with(
+                        exit::GRID_ERROR,
+                        format!("the master ended job {job_id}'s event stream early"),
+                    ));
+                }
+                Err(e) if master.is_some() => {
+                    if verbose {
+                        eprintln!("grid: lost the master ({e:#}); following job {job_id} again once it is back");
+                    }
+                    lost_at.get_or_insert_with(Instant::now);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            lost_at = None;
+            let written = match event {
+                Event::Assigned(node) => {
+                    if verbose {
+                        eprintln!("grid: job {job_id} running on node `{node}`");
+                    }
+                    Ok(())
+                }
+                Event::Retry(attempt) => {
+                    if verbose {
+                        eprintln!("grid: job {job_id} lost its node; attempt {attempt} starts");
+                    }
+                    Ok(())
+                }
+                Event::Stdout(data) => emit(output, &mut std::io::stdout(), &data, &mut seen[0], &mut printed[0]),
+                Event::Stderr(data) => emit(output, &mut std::io::stderr(), &data, &mut seen[1], &mut printed[1]),
+                Event::Finished(report) => return Ok(Some(report)),
+            };
+            if let Err(e) = written {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    let _ = grid.cancel(job_id).await;
+                    return Ok(None);
+                }
+                return Err(e).context("failed to write the job's output");
+            }
+        }
+        retry_or_fail(&mut lost_at, master, job_id, anyhow::anyhow!("the stream broke"))?;
+        if let Ok(g) = Grid::connect(master).await {
+            *grid = g;
+        }
+    }
+}
+
+/// Waits a little before the next try, or gives up after [`REATTACH_FOR`].
+fn retry_or_fail(lost_at: &mut Option<Instant>, master: Option<&str>, job_id: &str, e: anyhow::Error) -> Result<()> {
+    let since = *lost_at.get_or_insert_with(Instant::now);
+    if since.elapsed() > REATTACH_FOR {
+        return Err(Failure::with(
+            exit::GRID_ERROR,
+            format!("lost master `{}` while following job {job_id}: {e:#}", master.unwrap_or("embedded")),
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(())
+}
+
+/// Writes the part of `data` not printed before a reattach.
+fn emit(
+    output: Output,
+    out: &mut impl Write,
+    data: &[u8],
+    seen: &mut usize,
+    printed: &mut usize,
+) -> std::io::Result<()> {
+    let start = *seen;
+    *seen += data.len();
+    if output == Output::Discard || *seen <= *printed {
+        return Ok(());
+    }
+    let skip = printed.saturating_sub(start);
+    out.write_all(&data[skip..])?;
+    out.flush()?;
+    *printed = *seen;
+    Ok(())
+}
+
+/// Prints the job's cost on stderr (for `--stats` and `-v`).
+pub fn print_stats(job_id: &str, report: &JobReport) {
+    eprintln!(
+        "grid: job {job_id} on node `{}`: {}, fuel {} of {}, peak memory {}, wall {:.1?}",
+        report.node,
+        report.outcome,
+        format_fuel(report.fuel_used),
+        format_fuel(report.fuel_limit),
+        bytesize::ByteSize(report.peak_memory).display().iec(),
+        report.wall
+    );
+}
+
+/// The exit status for a finished job, with its one `grid:` line when it
+/// did not exit by itself.
+pub fn exit_status(report: &JobReport) -> ExitCode {
+    if report.outcome.exit_code().is_none() {
+        eprintln!("grid: {}", report.reason());
+    }
+    ExitCode::from(exit::for_outcome(&report.outcome))
+}

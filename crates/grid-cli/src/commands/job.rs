@@ -1,0 +1,136 @@
+//! What `run` and `submit` share: the flags that describe a job, and
+//! turning them into a submitted job.
+
+use crate::exit::{self, Failure};
+use crate::rpc::Grid;
+use anyhow::{Context, Result};
+use clap::Args;
+use grid_core::archive::{self, Escape};
+use grid_core::{JobSpec, Limits, MappedDir};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A job: its module, arguments, environment, directories and limits.
+#[derive(Args, Debug)]
+pub struct JobArgs {
+    /// Fuel the job may burn (about one unit per wasm instruction), e.g. `10G`.
+    #[arg(long, default_value = "10G", value_name = "N", value_parser = grid_core::parse_fuel)]
+    pub fuel: u64,
+    /// Linear memory the job may use, e.g. `256MiB`.
+    #[arg(long, default_value = "512MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    pub memory: u64,
+    /// Wall-clock time the job may take, e.g. `30s` or `500ms`.
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    pub timeout: Duration,
+    /// Bytes the job may write to stdout and stderr together.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    pub output_limit: u64,
+    /// Bytes the job's mapped directories may hold when it ends (and while it runs).
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    pub disk_limit: u64,
+    /// Set an environment variable for the guest; `--env NAME` passes this
+    /// process's value of NAME.
+    #[arg(long = "env", value_name = "NAME[=VAL]", value_parser = parse_env)]
+    pub env: Vec<(String, Option<String>)>,
+    /// Map a host directory into the guest at GUEST (default: HOST as
+    /// written). Its contents travel with the job, and what the guest
+    /// creates, changes or deletes there is written back when it ends.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    pub dirs: Vec<(PathBuf, String)>,
+    /// A key that makes the submission safe to retry: a second submission
+    /// with the same key yields the first job [default: a fresh key].
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// The module to run.
+    #[arg(value_name = "MODULE")]
+    pub module: PathBuf,
+    /// Arguments for the guest.
+    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn parse_env(s: &str) -> Result<(String, Option<String>), String> {
+    match s.split_once('=') {
+        Some(("", _)) => Err(format!("`{s}` has no variable name")),
+        Some((k, v)) => Ok((k.to_owned(), Some(v.to_owned()))),
+        None => Ok((s.to_owned(), None)),
+    }
+}
+
+fn parse_dir(s: &str) -> Result<(PathBuf, String), String> {
+    let (host, guest) = match s.split_once("::") {
+        Some((host, guest)) => (host, guest),
+        None => (s, s),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("`{s}` is not HOST[::GUEST]"));
+    }
+    Ok((PathBuf::from(host), guest.to_owned()))
+}
+
+/// A key no other submission has: the time, this process and a counter.
+fn fresh_key() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{nanos:x}-{:x}-{n:x}", std::process::id())
+}
+
+impl JobArgs {
+    /// Reads the module and stdin, packs the directories, connects, uploads
+    /// the module if the master lacks it, and submits. Returns the grid and
+    /// the job's id.
+    pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String)> {
+        let bytes = crate::module::load(&self.module)?;
+        let spec = self.spec(stdin)?;
+        let mut grid = Grid::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
+        let module = grid
+            .ensure_module(&bytes)
+            .await
+            .with_context(|| format!("failed to upload `{}`", self.module.display()))?;
+        let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
+        let job_id = grid.submit(JobSpec { module, ..spec }, &key).await.context("failed to submit the job")?;
+        Ok((grid, job_id))
+    }
+
+    /// Standard input, when it is not a terminal, read to its end.
+    pub fn read_stdin() -> Result<Vec<u8>> {
+        let mut stdin = Vec::new();
+        if !std::io::stdin().is_terminal() {
+            std::io::stdin().read_to_end(&mut stdin).context("failed to read stdin")?;
+        }
+        Ok(stdin)
+    }
+
+    /// Everything in the job's spec but the module.
+    fn spec(&self, stdin: &[u8]) -> Result<JobSpec> {
+        let mut args = vec![self.module.display().to_string()];
+        args.extend(self.args.iter().cloned());
+        let env = self
+            .env
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Some(v) => Some((k.clone(), v.clone())),
+                None => std::env::var(k).ok().map(|v| (k.clone(), v)),
+            })
+            .collect();
+        let mut dirs = Vec::new();
+        for (host, guest) in &self.dirs {
+            if !host.is_dir() {
+                return Err(Failure::with(exit::GRID_ERROR, format!("`{}` is not a directory", host.display())));
+            }
+            let archive = archive::pack(host, Escape::Fail)
+                .map_err(|e| Failure::with(exit::GRID_ERROR, format!("failed to pack `{}`: {e}", host.display())))?;
+            dirs.push(MappedDir { guest_path: guest.clone(), archive });
+        }
+        let limits = Limits {
+            fuel: self.fuel,
+            memory: self.memory,
+            timeout: self.timeout,
+            output: self.output_limit,
+            disk: self.disk_limit,
+        };
+        Ok(JobSpec { module: grid_core::ModuleHash::of(&[]), args, env, stdin: stdin.to_vec(), dirs, limits })
+    }
+}

@@ -1,0 +1,52 @@
+//! `grid-cli logs`: a job's output, kept with the job.
+
+use crate::commands::GlobalArgs;
+use crate::commands::follow::{self, Output};
+use crate::rpc::{Event, Grid};
+use anyhow::Result;
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Print a job's stdout and stderr: what it has written so far (of its last
+/// attempt), or with `--follow` everything until it ends.
+#[derive(Parser, Debug)]
+pub struct LogsCommand {
+    /// The job's id.
+    job: String,
+    /// Keep printing until the job ends.
+    #[arg(short, long)]
+    follow: bool,
+}
+
+impl LogsCommand {
+    /// Runs the command.
+    pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
+        let master = global.master.as_deref();
+        let mut grid = Grid::connect(master).await?;
+        if self.follow {
+            follow::follow(&mut grid, master, &self.job, Output::Print, global.verbose > 0).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut watch = grid.watch(&self.job, true).await?;
+        let mut chunks = Vec::new();
+        while let Some(event) = watch.next().await? {
+            match event {
+                // Output before a retry belongs to a void attempt.
+                Event::Retry(_) => chunks.clear(),
+                Event::Stdout(d) => chunks.push((false, d)),
+                Event::Stderr(d) => chunks.push((true, d)),
+                Event::Assigned(_) | Event::Finished(_) => {}
+            }
+        }
+        for (is_err, data) in chunks {
+            if is_err {
+                std::io::stderr().write_all(&data)?;
+            } else {
+                std::io::stdout().write_all(&data)?;
+            }
+        }
+        std::io::stdout().flush()?;
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,26 @@
+//! `grid-cli submit`: queue a job and print its id at once.
+
+use crate::commands::GlobalArgs;
+use crate::commands::job::JobArgs;
+use anyhow::Result;
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Queue a job and print its id; follow it later with `status`, `logs` or
+/// `wait`. Takes the same flags as `run`.
+#[derive(Parser, Debug)]
+pub struct SubmitCommand {
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+impl SubmitCommand {
+    /// Runs the command.
+    pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
+        crate::commands::needs_master(global, "submit")?;
+        let stdin = JobArgs::read_stdin()?;
+        let (_grid, job_id) = self.job.submit(global.master.as_deref(), &stdin).await?;
+        println!("{job_id}");
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,28 @@
+//! `grid-cli wait`: wait for a job and exit as `run` would have.
+
+use crate::commands::GlobalArgs;
+use crate::commands::follow::{self, Output};
+use crate::exit;
+use crate::rpc::Grid;
+use anyhow::Result;
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Wait for a job to end; exit with its exit code, or the grid's code and
+/// one `grid:` line, as `run` would.
+#[derive(Parser, Debug)]
+#[command(after_help = exit::HELP)]
+pub struct WaitCommand {
+    /// The job's id.
+    job: String,
+}
+
+impl WaitCommand {
+    /// Runs the command.
+    pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
+        let master = global.master.as_deref();
+        let mut grid = Grid::connect(master).await?;
+        let report = follow::follow(&mut grid, master, &self.job, Output::Discard, global.verbose > 0).await?;
+        Ok(report.map_or(ExitCode::SUCCESS, |r| follow::exit_status(&r)))
+    }
+}
