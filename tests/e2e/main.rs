@@ -9,3 +9,4 @@ mod quotas;
 mod recovery;
 mod running;
 mod sharing;
+mod verbs;

@@ -62,3 +62,87 @@ fn a_module_over_the_master_size_limit_is_refused() {
     assert!(grid.all_alive());
     grid.run(&["run", grid.wat("ok", &guests::hello()).to_str().unwrap()]).assert_clean_success();
 }
+
+fn submit(grid: &GridSandbox, args: &[&str]) -> String {
+    let mut all = vec!["submit"];
+    all.extend_from_slice(args);
+    let run = grid.run(&all);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    run.stdout.trim().to_owned()
+}
+
+fn json_field(json: &str, name: &str) -> String {
+    let at = json.find(&format!("\"{name}\": ")).unwrap_or_else(|| panic!("no `{name}` in {json}"));
+    json[at + name.len() + 4..].split([',', '\n']).next().unwrap().trim_matches('"').to_owned()
+}
+
+/// A guest that sleeps `secs` seconds, then prints `first`.
+fn napper(grid: &GridSandbox, secs: u64) -> std::path::PathBuf {
+    grid.wat(
+        &format!("nap{secs}"),
+        &guests::guest(&format!(
+            "(call $sleep (i64.const {})) (call $print (i32.const 200) (i32.const 6))",
+            secs * 1_000_000_000
+        )),
+    )
+}
+
+#[test]
+fn a_job_whose_node_is_killed_finishes_on_another_once() {
+    let mut grid = GridSandbox::builder(2).node_args(&["--slots", "1"]).start();
+    let nap = napper(&grid, 2);
+    let id = submit(&grid, &[nap.to_str().unwrap()]);
+    let node = grid.wait_until("the job runs", |g| {
+        let s = g.run(&["status", "--json", &id]).stdout;
+        (json_field(&s, "state") == "running").then(|| json_field(&s, "node"))
+    });
+    let index = if node == "node-0" { 0 } else { 1 };
+    grid.kill_node(index);
+    grid.run(&["wait", &id]).assert_clean_success();
+    let status = grid.run(&["status", "--json", &id]).stdout;
+    assert_eq!(json_field(&status, "attempts"), "2", "{status}");
+    assert_ne!(json_field(&status, "node"), node, "{status}");
+    assert_eq!(grid.run(&["logs", &id]).stdout, "first\n", "output of one attempt only");
+    let finished = grid.run(&["jobs", "--json"]).stdout.matches("\"id\"").count();
+    assert_eq!(finished, 1);
+}
+
+#[test]
+fn killing_the_master_loses_no_job() {
+    let mut grid = GridSandbox::builder(1).node_args(&["--slots", "1"]).start();
+    let nap = napper(&grid, 1);
+    let ids: Vec<String> = (0..4).map(|_| submit(&grid, &[nap.to_str().unwrap()])).collect();
+    grid.wait_until("one job runs", |g| g.run(&["status", &ids[0]]).stdout.contains("running").then_some(()));
+    grid.restart_master();
+    grid.wait_for_nodes();
+    for id in &ids {
+        grid.run(&["wait", id]).assert_clean_success();
+        assert_eq!(grid.run(&["logs", id]).stdout, "first\n");
+    }
+    let all = grid.run(&["jobs", "--json"]).stdout;
+    assert_eq!(all.matches("\"id\"").count(), 4, "jobs lost or duplicated: {all}");
+    assert_eq!(all.matches("\"state\": \"succeeded\"").count(), 4, "{all}");
+    // Finished jobs outlive another restart, output and all.
+    grid.restart_master();
+    assert_eq!(grid.run(&["logs", &ids[3]]).stdout, "first\n");
+    assert!(grid.run(&["status", &ids[3]]).stdout.contains("succeeded"));
+}
+
+#[test]
+fn run_follows_its_job_across_a_master_restart() {
+    let mut grid = GridSandbox::start(1);
+    let nap = napper(&grid, 2);
+    let cli = grid
+        .cli(&["run", nap.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    grid.wait_until("the job runs", |g| g.run(&["jobs"]).stdout.contains("running").then_some(()));
+    grid.restart_master();
+    let out = grid_tests::Run::from(cli.wait_with_output().unwrap());
+    out.assert_clean_success();
+    assert_eq!(out.stdout, "first\n");
+    let all = grid.run(&["jobs", "--json"]).stdout;
+    assert_eq!(all.matches("\"id\"").count(), 1, "the job was submitted twice: {all}");
+}

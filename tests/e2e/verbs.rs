@@ -1,0 +1,128 @@
+//! The job verbs: submit, status, wait, logs, cancel, jobs; idempotent
+//! submission; and a batch of many jobs.
+
+use crate::guests::{self, guest};
+use grid_tests::{GridSandbox, example};
+
+fn submit(grid: &GridSandbox, args: &[&str]) -> String {
+    let mut all = vec!["submit"];
+    all.extend_from_slice(args);
+    let run = grid.run(&all);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.is_empty(), "{run:#?}");
+    let id = run.stdout.trim().to_owned();
+    assert_eq!(id.len(), 16, "not a job id: {id}");
+    id
+}
+
+#[test]
+fn submit_then_status_wait_and_logs() {
+    let grid = GridSandbox::start(2);
+    let hello = example("hello");
+    let id = submit(&grid, &[hello.to_str().unwrap(), "--", "verbs"]);
+    let wait = grid.run(&["wait", &id]);
+    wait.assert_clean_success();
+    assert_eq!(wait.stdout, "", "wait prints no output");
+
+    let status = grid.run(&["status", "--json", &id]);
+    assert_eq!(status.code, Some(0));
+    for want in ["\"state\": \"succeeded\"", "\"exit_code\": 0", "\"attempts\": 1", "\"fuel_used\"", "\"wall_ms\""] {
+        assert!(status.stdout.contains(want), "`{want}` missing: {}", status.stdout);
+    }
+    let text = grid.run(&["status", &id]);
+    assert!(text.stdout.contains("state     succeeded") && text.stdout.contains("exit code 0"), "{text:#?}");
+
+    let logs = grid.run(&["logs", &id]);
+    assert_eq!(logs.stdout, "Hello, verbs!\narg 1: verbs\n");
+    let follow = grid.run(&["logs", "--follow", &id]);
+    assert_eq!(follow.stdout, logs.stdout);
+}
+
+#[test]
+fn wait_exits_as_run_would() {
+    let grid = GridSandbox::start(1);
+    let exit7 = grid.wat("exit7", &guest("(call $exit (i32.const 7))"));
+    let id = submit(&grid, &[exit7.to_str().unwrap()]);
+    let wait = grid.run(&["wait", &id]);
+    assert_eq!(wait.code, Some(7));
+    let spin = grid.wat("spin", &guest(guests::SPIN));
+    let id = submit(&grid, &["--fuel", "1M", spin.to_str().unwrap()]);
+    grid.run(&["wait", &id]).assert_grid_failure(123, "grid: out of fuel after 1000000 units");
+    let status = grid.run(&["status", "--json", &id]);
+    assert!(status.stdout.contains("\"reason\": \"out of fuel after 1000000 units\""), "{status:#?}");
+}
+
+#[test]
+fn cancel_a_running_job_and_list_jobs_by_state() {
+    let grid = GridSandbox::start(1);
+    let sleeper = grid.wat("sleeper", &guest(guests::SLEEP_MINUTE));
+    let long = submit(&grid, &[sleeper.to_str().unwrap()]);
+    let ok = submit(&grid, &[grid.wat("ok", &guests::hello()).to_str().unwrap()]);
+    grid.run(&["wait", &ok]).assert_clean_success();
+    grid.wait_until("the sleeper runs", |g| g.run(&["status", &long]).stdout.contains("running").then_some(()));
+    let cancel = grid.run(&["cancel", &long]);
+    assert_eq!(cancel.code, Some(0), "{cancel:#?}");
+    grid.run(&["wait", &long]).assert_grid_failure(130, "grid: cancelled");
+    assert!(grid.run(&["cancel", &long]).stdout.contains("already ended"));
+
+    let cancelled = grid.run(&["jobs", "--state", "cancelled"]);
+    assert!(cancelled.stdout.contains(&long) && !cancelled.stdout.contains(&ok), "{cancelled:#?}");
+    let all = grid.run(&["jobs", "--json"]);
+    assert!(all.stdout.contains(&long) && all.stdout.contains(&ok), "{all:#?}");
+    let one = grid.run(&["jobs", "--limit", "1", "--json"]);
+    assert_eq!(one.stdout.matches("\"id\"").count(), 1, "{one:#?}");
+    let bad = grid.run(&["jobs", "--state", "sleeping"]);
+    assert_eq!(bad.code, Some(2));
+}
+
+#[test]
+fn unknown_job_ids_get_one_clear_line() {
+    let grid = GridSandbox::start(1);
+    for verb in ["status", "wait", "logs", "cancel"] {
+        grid.run(&[verb, "0000000000000000"]).assert_grid_failure(125, "no job `0000000000000000`");
+    }
+}
+
+#[test]
+fn the_same_idempotency_key_yields_one_job() {
+    let grid = GridSandbox::start(1);
+    let module = grid.wat("ok", &guests::hello());
+    let first = submit(&grid, &["--idempotency-key", "nightly-42", module.to_str().unwrap()]);
+    let again = submit(&grid, &["--idempotency-key", "nightly-42", module.to_str().unwrap()]);
+    assert_eq!(first, again);
+    let other = submit(&grid, &["--idempotency-key", "nightly-43", module.to_str().unwrap()]);
+    assert_ne!(first, other);
+    grid.run(&["wait", &first]).assert_clean_success();
+    let all = grid.run(&["jobs", "--json"]);
+    assert_eq!(all.stdout.matches("\"id\"").count(), 2, "{all:#?}");
+}
+
+#[test]
+fn submit_needs_a_master() {
+    let out = std::process::Command::new(grid_tests::bin("grid-cli"))
+        .args(["submit", "x.wasm"])
+        .env_remove("GRID_MASTER")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    grid_tests::Run::from(out).assert_grid_failure(125, "`submit` needs a master");
+}
+
+#[test]
+fn a_batch_of_500_jobs_all_give_the_right_answer() {
+    let grid = GridSandbox::builder(2).node_args(&["--slots", "4"]).start();
+    let primes = example("primes");
+    let ids: Vec<(u32, String)> = (0..500)
+        .map(|i| (1000 + i, submit(&grid, &[primes.to_str().unwrap(), "--", &(1000 + i).to_string()])))
+        .collect();
+    for (n, id) in ids {
+        grid.run(&["wait", &id]).assert_clean_success();
+        let logs = grid.run(&["logs", &id]);
+        let count = (0..n as u64).filter(|&k| is_prime(k)).count();
+        assert!(logs.stdout.starts_with(&format!("primes below {n}: {count},")), "job {id}: {}", logs.stdout);
+    }
+}
+
+fn is_prime(n: u64) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+}
