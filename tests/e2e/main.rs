@@ -8,5 +8,6 @@ mod limits;
 mod quotas;
 mod recovery;
 mod running;
+mod scheduling;
 mod sharing;
 mod verbs;

@@ -49,6 +49,9 @@ pub struct NodeRow {
 pub struct JobRow {
     pub id: String,
     pub state: String,
+    pub tenant: String,
+    pub priority: i32,
+    pub waiting: String,
     pub node: String,
     pub attempts: u32,
     pub submitted_ms: u64,
@@ -62,6 +65,9 @@ impl From<pb::JobInfo> for JobRow {
         JobRow {
             id: j.id,
             state: j.state,
+            tenant: j.tenant,
+            priority: j.priority,
+            waiting: j.waiting,
             node: j.node,
             attempts: j.attempts,
             submitted_ms: j.submitted_ms,
@@ -133,8 +139,13 @@ impl Grid {
     }
 
     /// Queues a job; returns its id. The same `key` again yields the same job.
-    pub async fn submit(&mut self, spec: JobSpec, key: &str) -> Result<String> {
-        let req = pb::SubmitJobRequest { spec: Some(spec.into()), idempotency_key: key.to_owned() };
+    pub async fn submit(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<String> {
+        let req = pb::SubmitJobRequest {
+            spec: Some(spec.into()),
+            idempotency_key: key.to_owned(),
+            tenant: tenant.to_owned(),
+            priority,
+        };
         Ok(self.client.submit_job(req).await.map_err(status)?.into_inner().job_id)
     }
 

@@ -4,7 +4,7 @@
 //! once its transaction has committed.
 
 use crate::error::{MasterError, Result};
-use crate::state::{JobId, Stream};
+use crate::state::{JobId, Stream, Submission};
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
 use grid_core::{JobReport, JobSpec};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     idem_key TEXT UNIQUE,
+    tenant TEXT NOT NULL DEFAULT '',
+    priority INTEGER NOT NULL DEFAULT 0,
     spec BLOB NOT NULL,
     state TEXT NOT NULL,
     node TEXT NOT NULL DEFAULT '',
@@ -51,6 +53,10 @@ pub struct StoredJob {
     pub id: JobId,
     /// The submission's idempotency key, if it had one.
     pub key: Option<String>,
+    /// Whose job it is.
+    pub tenant: String,
+    /// Higher runs first.
+    pub priority: i32,
     /// What to run.
     pub spec: JobSpec,
     /// `queued`, `running` or a final state (see [`final_state`]).
@@ -76,7 +82,7 @@ pub fn final_state(report: &JobReport) -> &'static str {
 
 /// A change to the record.
 enum Op {
-    Insert { id: JobId, key: Option<String>, spec: Vec<u8>, submitted_ms: u64, done: oneshot::Sender<Result<()>> },
+    Insert { id: JobId, meta: Submission, spec: Vec<u8>, submitted_ms: u64, done: oneshot::Sender<Result<()>> },
     Running { id: JobId, node: String, attempts: u32 },
     Requeued { id: JobId },
     Output { id: JobId, seq: u64, stream: Stream, data: Vec<u8> },
@@ -106,6 +112,10 @@ impl Db {
     pub fn open(path: &Path) -> Result<Self> {
         let writer = open_conn(path)?;
         writer.execute_batch(SCHEMA).map_err(db_err(path))?;
+        // Records made before tenants and priorities existed.
+        for column in ["tenant TEXT NOT NULL DEFAULT ''", "priority INTEGER NOT NULL DEFAULT 0"] {
+            let _ = writer.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []);
+        }
         let reader = open_conn(path)?;
         let (tx, rx) = mpsc::channel();
         let path: PathBuf = path.to_owned();
@@ -124,15 +134,10 @@ impl Db {
     }
 
     /// Records a new job; resolves once it is committed.
-    pub async fn insert(&self, id: &str, key: Option<&str>, spec: &JobSpec) -> Result<()> {
+    pub async fn insert(&self, id: &str, meta: &Submission, spec: &JobSpec) -> Result<()> {
         let (done, committed) = oneshot::channel();
-        let op = Op::Insert {
-            id: id.to_owned(),
-            key: key.map(str::to_owned),
-            spec: encode_spec(spec),
-            submitted_ms: now_ms(),
-            done,
-        };
+        let op =
+            Op::Insert { id: id.to_owned(), meta: meta.clone(), spec: encode_spec(spec), submitted_ms: now_ms(), done };
         self.send(op);
         committed.await.map_err(|_| MasterError::Db("the record's writer stopped".into()))?
     }
@@ -204,7 +209,9 @@ impl Db {
     }
 
     fn query(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<StoredJob>> {
-        let sql = format!("SELECT id, idem_key, spec, state, node, attempts, submitted_ms, result FROM jobs {tail}");
+        let sql = format!(
+            "SELECT id, idem_key, spec, state, node, attempts, submitted_ms, result, tenant, priority FROM jobs {tail}"
+        );
         let raw = self.read(|c| {
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map(args, |r| {
@@ -217,18 +224,22 @@ impl Db {
                     r.get::<_, i64>(5)?,
                     r.get::<_, i64>(6)?,
                     r.get::<_, Option<Vec<u8>>>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, i64>(9)?,
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         raw.into_iter()
-            .map(|(id, key, spec, state, node, attempts, submitted_ms, result)| {
+            .map(|(id, key, spec, state, node, attempts, submitted_ms, result, tenant, priority)| {
                 let bad = |e: grid_core::wire::WireError| MasterError::Db(format!("job `{id}`: {e}"));
                 Ok(StoredJob {
                     spec: decode_spec(&spec).map_err(bad)?,
                     result: result.map(|r| decode_report(&r)).transpose().map_err(bad)?,
                     id,
                     key,
+                    tenant,
+                    priority: priority as i32,
                     state,
                     node,
                     attempts: attempts as u32,
@@ -254,10 +265,11 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
             let tx = conn.transaction()?;
             for op in batch {
                 match op {
-                    Op::Insert { id, key, spec, submitted_ms, done } => {
+                    Op::Insert { id, meta, spec, submitted_ms, done } => {
                         let r = tx.execute(
-                            "INSERT INTO jobs (id, idem_key, spec, state, submitted_ms) VALUES (?1, ?2, ?3, 'queued', ?4)",
-                            params![id, key, spec, submitted_ms as i64],
+                            "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+                            params![id, meta.key, meta.tenant, meta.priority, spec, submitted_ms as i64],
                         );
                         match r {
                             Ok(_) => acks.push(done),
@@ -319,15 +331,19 @@ mod tests {
         }
     }
 
+    fn keyed(key: &str) -> Submission {
+        Submission { key: Some(key.into()), tenant: "t".into(), priority: 3 }
+    }
+
     #[tokio::test]
     async fn a_job_survives_reopening_with_its_result_and_output() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("grid.db");
         {
             let db = Db::open(&path).unwrap();
-            db.insert("j1", Some("key-1"), &spec()).await.unwrap();
-            db.insert("j2", None, &spec()).await.unwrap();
-            assert!(db.insert("j3", Some("key-1"), &spec()).await.is_err(), "a key is used once");
+            db.insert("j1", &keyed("key-1"), &spec()).await.unwrap();
+            db.insert("j2", &Submission::default(), &spec()).await.unwrap();
+            assert!(db.insert("j3", &keyed("key-1"), &spec()).await.is_err(), "a key is used once");
             db.running("j1", "node-a", 1);
             db.output("j1", 0, Stream::Stdout, b"hello ".to_vec());
             db.output("j1", 1, Stream::Stderr, b"oops".to_vec());
@@ -335,11 +351,12 @@ mod tests {
             db.finished("j1", &spec(), &report);
             db.running("j2", "node-a", 1);
             // A barrier: the next insert commits after everything above.
-            db.insert("j4", None, &spec()).await.unwrap();
+            db.insert("j4", &Submission::default(), &spec()).await.unwrap();
         }
         let db = Db::open(&path).unwrap();
         let j1 = db.job("j1").unwrap().unwrap();
         assert_eq!((j1.state.as_str(), j1.node.as_str(), j1.attempts), ("succeeded", "node-a", 1));
+        assert_eq!((j1.tenant.as_str(), j1.priority), ("t", 3));
         assert_eq!(j1.result.unwrap().outcome, Outcome::Exited(0));
         assert_eq!(
             db.output_of("j1").unwrap(),

@@ -3,7 +3,7 @@
 
 use crate::db::Db;
 use crate::error::MasterError;
-use crate::state::{Grid, Heartbeat, JobEvent, JobSummary, NodeRegistration, Stream, ToNode};
+use crate::state::{Grid, Heartbeat, JobEvent, JobSummary, NodeRegistration, Stream, Submission, ToNode};
 use crate::store::ModuleStore;
 use futures::Stream as FutStream;
 use grid_core::{JobSpec, ModuleHash};
@@ -56,6 +56,9 @@ fn info_to_pb(j: JobSummary) -> pb::JobInfo {
     pb::JobInfo {
         id: j.id,
         state: j.state,
+        tenant: j.tenant,
+        priority: j.priority,
+        waiting: j.waiting.unwrap_or_default(),
         node: j.node,
         attempts: j.attempts,
         submitted_ms: j.submitted_ms,
@@ -135,6 +138,7 @@ impl Master for MasterService {
     async fn submit_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<pb::SubmitJobResponse>, Status> {
         let req = req.into_inner();
         let key = req.idempotency_key;
+        let (tenant, priority) = (req.tenant, req.priority);
         let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing job spec"))?;
         let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(format!("invalid job spec: {e}")))?;
         if !self.store.contains(&spec.module) {
@@ -151,9 +155,10 @@ impl Master for MasterService {
         }
         self.grid.admissible(&spec)?;
         let job_id = self.grid.next_id();
+        let meta = Submission { key: key.clone(), tenant, priority };
         if let Some(db) = &self.db {
             // Recorded before the client hears of it.
-            if let Err(e) = db.insert(&job_id, key.as_deref(), &spec).await {
+            if let Err(e) = db.insert(&job_id, &meta, &spec).await {
                 // A concurrent submission with the same key got there first.
                 if let Some(k) = &key
                     && let Some(job_id) = self.job_with_key(k)?
@@ -163,7 +168,7 @@ impl Master for MasterService {
                 return Err(e.into());
             }
         }
-        self.grid.enqueue(job_id.clone(), spec, key);
+        self.grid.enqueue(job_id.clone(), spec, meta);
         tracing::debug!(job = %job_id, "job queued");
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }

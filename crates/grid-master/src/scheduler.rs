@@ -53,6 +53,68 @@ pub fn choose<K: Ord + Clone>(demand: &Demand, nodes: &[NodeView<K>]) -> Option<
         .map(|n| n.key.clone())
 }
 
+/// Why a job fits on no node: the first test, across all nodes, that none
+/// passes. `refused` counts the nodes left out because they refused the job.
+pub fn why_waiting<K>(demand: &Demand, nodes: &[NodeView<K>], refused: usize) -> String {
+    let some = |f: &dyn Fn(&NodeView<K>) -> bool| nodes.iter().any(f);
+    if nodes.is_empty() {
+        return match refused {
+            0 => "waiting: no node connected".into(),
+            _ => "waiting: refused by every node (offered again at their next heartbeat)".into(),
+        };
+    }
+    if !some(&|n| n.admits) {
+        return "waiting: over every node's per-job ceilings".into();
+    }
+    if !some(&|n| n.admits && n.free_slots > 0) {
+        return "waiting: every slot is busy".into();
+    }
+    if !some(&|n| n.admits && n.free_slots > 0 && n.free_memory >= demand.memory) {
+        return format!("waiting: no node with {} of memory free", bytes(demand.memory));
+    }
+    if !some(&|n| n.admits && n.free_slots > 0 && n.free_memory >= demand.memory && n.free_disk >= demand.disk) {
+        return format!("waiting: no node with {} of scratch space free", bytes(demand.disk));
+    }
+    format!("waiting: no node with {} fuel left in its quota", grid_core::format_fuel(demand.fuel))
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    UNITS.iter().find(|(scale, _)| n >= *scale).map_or(format!("{n} B"), |(scale, unit)| {
+        let v = n as f64 / *scale as f64;
+        if v.fract() == 0.0 { format!("{v:.0} {unit}") } else { format!("{v:.1} {unit}") }
+    })
+}
+
+/// A queued job as the ordering sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued<'a> {
+    /// Higher runs first.
+    pub priority: i32,
+    /// Whose job it is.
+    pub tenant: &'a str,
+}
+
+/// The order in which to offer queued jobs (given in queue order) to the
+/// nodes: higher priority first; within a priority, tenants take turns,
+/// those with fewer jobs running first (`running` gives each tenant's
+/// count); within a tenant, queue order. Returns indices into `queued`.
+pub fn order(queued: &[Queued<'_>], running: &std::collections::HashMap<&str, usize>) -> Vec<usize> {
+    let mut nth: std::collections::HashMap<(i32, &str), usize> = std::collections::HashMap::new();
+    let mut keyed: Vec<(i32, usize, usize)> = queued
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let k = nth.entry((q.priority, q.tenant)).or_insert(0);
+            let turn = running.get(q.tenant).copied().unwrap_or(0) + *k;
+            *k += 1;
+            (-q.priority, turn, i)
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, _, i)| i).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +158,45 @@ mod tests {
         check(SMALL, &[capped, node("b", 1, 1000, 2000, false)], Some("b"));
         let full_disk = NodeView { free_disk: 100, ..node("a", 1, 1000, 9000, true) };
         check(SMALL, &[full_disk], None);
+    }
+
+    #[test]
+    fn waiting_reasons_name_what_is_missing() {
+        let reason = |nodes: &[NodeView<&'static str>]| why_waiting(&SMALL, nodes, 0);
+        assert_eq!(reason(&[]), "waiting: no node connected");
+        assert_eq!(
+            why_waiting::<&str>(&SMALL, &[], 2),
+            "waiting: refused by every node (offered again at their next heartbeat)"
+        );
+        assert_eq!(
+            reason(&[NodeView { admits: false, ..node("a", 1, 1000, 9000, false) }]),
+            "waiting: over every node's per-job ceilings"
+        );
+        assert_eq!(reason(&[node("a", 0, 1000, 9000, false)]), "waiting: every slot is busy");
+        let big = Demand { memory: 2 << 30, fuel: 1000, disk: 0 };
+        assert_eq!(
+            why_waiting(&big, &[node("a", 1, 1 << 30, 9000, false)], 0),
+            "waiting: no node with 2 GiB of memory free"
+        );
+        assert_eq!(
+            reason(&[NodeView { free_disk: 0, ..node("a", 1, 1000, 9000, false) }]),
+            "waiting: no node with 4 KiB of scratch space free"
+        );
+        assert_eq!(reason(&[node("a", 1, 1000, 10, false)]), "waiting: no node with 1k fuel left in its quota");
+    }
+
+    #[test]
+    fn priority_first_then_tenants_take_turns() {
+        let q = |priority, tenant| Queued { priority, tenant };
+        let running = std::collections::HashMap::from([("busy", 2)]);
+        // Queue order: four of alice's, one of bob's, one urgent, one of busy's.
+        let queued =
+            [q(0, "alice"), q(0, "alice"), q(0, "alice"), q(0, "alice"), q(0, "bob"), q(5, "carol"), q(0, "busy")];
+        let order = order(&queued, &running);
+        assert_eq!(order[0], 5, "the urgent job goes first");
+        // Then alice and bob take turns; busy, with two running, counts as
+        // if it had had two turns already.
+        assert_eq!(order, vec![5, 0, 4, 1, 2, 6, 3]);
     }
 
     #[test]

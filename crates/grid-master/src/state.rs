@@ -110,6 +110,10 @@ struct Job {
     spec: Arc<JobSpec>,
     state: JobState,
     key: Option<String>,
+    tenant: String,
+    priority: i32,
+    /// Why the job is still queued, as of the last dispatch.
+    waiting: Option<String>,
     submitted_ms: u64,
     /// Attempts started so far.
     attempts: u32,
@@ -187,11 +191,26 @@ pub struct Grid {
     max_attempts: u32,
 }
 
+/// Who submitted a job and how it asked to be treated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Submission {
+    /// The idempotency key, if any.
+    pub key: Option<String>,
+    /// Whose job it is, for fair sharing.
+    pub tenant: String,
+    /// Higher runs first.
+    pub priority: i32,
+}
+
 /// A job as `grid-cli status` shows it.
 #[derive(Debug, Clone)]
 pub struct JobSummary {
     pub id: JobId,
     pub state: String,
+    pub tenant: String,
+    pub priority: i32,
+    /// Why a queued job waits.
+    pub waiting: Option<String>,
     pub node: String,
     pub attempts: u32,
     pub submitted_ms: u64,
@@ -206,6 +225,9 @@ impl JobSummary {
         JobSummary {
             id: j.id,
             state: j.state,
+            tenant: j.tenant,
+            priority: j.priority,
+            waiting: None,
             node: j.node,
             attempts: j.attempts,
             submitted_ms: j.submitted_ms,
@@ -257,6 +279,9 @@ impl Grid {
                 spec: Arc::new(stored.spec),
                 state: JobState::Queued,
                 key: stored.key.clone(),
+                tenant: stored.tenant.clone(),
+                priority: stored.priority,
+                waiting: None,
                 submitted_ms: stored.submitted_ms,
                 attempts: stored.attempts,
                 node_name: stored.node,
@@ -325,13 +350,17 @@ impl Grid {
 
     /// Queues a job already recorded (or, with no database, just made) as
     /// `id`.
-    pub fn enqueue(&self, id: JobId, spec: JobSpec, key: Option<String>) {
+    pub fn enqueue(&self, id: JobId, spec: JobSpec, meta: Submission) {
+        let Submission { key, tenant, priority } = meta;
         let mut inner = self.lock();
         let (changed, _) = watch::channel(0);
         let job = Job {
             spec: Arc::new(spec),
             state: JobState::Queued,
             key: key.clone(),
+            tenant,
+            priority,
+            waiting: None,
             submitted_ms: crate::db::now_ms(),
             attempts: 0,
             node_name: String::new(),
@@ -354,7 +383,7 @@ impl Grid {
     pub fn submit(&self, spec: JobSpec) -> Result<JobId> {
         self.admissible(&spec)?;
         let id = self.new_job_id();
-        self.enqueue(id.clone(), spec, None);
+        self.enqueue(id.clone(), spec, Submission::default());
         Ok(id)
     }
 
@@ -611,15 +640,25 @@ impl Grid {
         for n in inner.nodes.values_mut() {
             n.refill(now);
         }
-        let mut i = 0;
-        while i < inner.queue.len() {
-            if !inner.nodes.values().any(|n| n.free_slots() > 0) {
-                break;
-            }
-            let id = &inner.queue[i];
-            let spec = inner.jobs[id].spec.clone();
+        if inner.queue.is_empty() {
+            return;
+        }
+        let mut running: HashMap<&str, usize> = HashMap::new();
+        for id in inner.nodes.values().flat_map(|n| n.running.iter()) {
+            *running.entry(inner.jobs[id].tenant.as_str()).or_default() += 1;
+        }
+        let queued: Vec<_> = inner
+            .queue
+            .iter()
+            .map(|id| scheduler::Queued { priority: inner.jobs[id].priority, tenant: &inner.jobs[id].tenant })
+            .collect();
+        let order = scheduler::order(&queued, &running);
+        let mut sent = HashSet::new();
+        for i in order {
+            let id = inner.queue[i].clone();
+            let spec = inner.jobs[&id].spec.clone();
             let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel, disk: spec.limits.disk };
-            let refused = &inner.jobs[id].refused_by;
+            let refused = &inner.jobs[&id].refused_by;
             let views: Vec<_> = inner
                 .nodes
                 .iter()
@@ -627,17 +666,16 @@ impl Grid {
                 .map(|(nid, n)| n.view(*nid, &spec))
                 .collect();
             let Some(node_id) = scheduler::choose(&demand, &views) else {
-                i += 1;
+                let why = scheduler::why_waiting(&demand, &views, refused.len());
+                inner.jobs.get_mut(&id).expect("queued job exists").waiting = Some(why);
                 continue;
             };
-            let id = inner.queue.remove(i).expect("index in range");
             let node = inner.nodes.get_mut(&node_id).expect("chosen node exists");
             if node.tx.send(ToNode::Assign(id.clone(), spec.clone())).is_err() {
                 // The session is closing; node_gone will follow. Keep the job.
-                inner.queue.insert(i, id);
-                i += 1;
                 continue;
             }
+            sent.insert(i);
             node.running.insert(id.clone());
             node.memory_used += demand.memory;
             node.disk_used += demand.disk;
@@ -650,8 +688,16 @@ impl Grid {
             job.attempts += 1;
             job.node_name = name.clone();
             job.recorded = (0, 0);
+            job.waiting = None;
             self.record(|db| db.running(&id, &name, job.attempts));
             push_event(job, JobEvent::Assigned(name));
+        }
+        if !sent.is_empty() {
+            let mut i = 0;
+            inner.queue.retain(|_| {
+                i += 1;
+                !sent.contains(&(i - 1))
+            });
         }
     }
 }
@@ -703,6 +749,9 @@ fn summarize(id: &str, job: &Job) -> JobSummary {
     JobSummary {
         id: id.to_owned(),
         state,
+        tenant: job.tenant.clone(),
+        priority: job.priority,
+        waiting: job.waiting.clone().filter(|_| job.state == JobState::Queued),
         node: job.node_name.clone(),
         attempts: job.attempts,
         submitted_ms: job.submitted_ms,

@@ -38,6 +38,12 @@ pub struct JobArgs {
     /// creates, changes or deletes there is written back when it ends.
     #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     pub dirs: Vec<(PathBuf, String)>,
+    /// Whose job this is: tenants share the grid fairly [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Higher runs first; negative runs after everything else.
+    #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
+    pub priority: i32,
     /// A key that makes the submission safe to retry: a second submission
     /// with the same key yields the first job [default: a fresh key].
     #[arg(long, value_name = "KEY")]
@@ -90,7 +96,11 @@ impl JobArgs {
             .await
             .with_context(|| format!("failed to upload `{}`", self.module.display()))?;
         let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
-        let job_id = grid.submit(JobSpec { module, ..spec }, &key).await.context("failed to submit the job")?;
+        let tenant = self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into());
+        let job_id = grid
+            .submit(JobSpec { module, ..spec }, &key, &tenant, self.priority)
+            .await
+            .context("failed to submit the job")?;
         Ok((grid, job_id))
     }
 

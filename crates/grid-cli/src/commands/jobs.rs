@@ -7,7 +7,8 @@ use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// List the newest jobs: id, state, node, attempts and how each ended.
+/// List the newest jobs: id, state, tenant, node, and how each ended (or
+/// why it still waits).
 #[derive(Parser, Debug)]
 pub struct JobsCommand {
     /// Only jobs in this state.
@@ -31,18 +32,18 @@ impl JobsCommand {
             println!("{}", serde_json::to_string_pretty(&all)?);
             return Ok(ExitCode::SUCCESS);
         }
-        let rows: Vec<[String; 5]> = jobs
+        let rows: Vec<[String; 6]> = jobs
             .iter()
             .map(|j| {
-                let ended = j.result.as_ref().map_or(String::new(), |r| match r.outcome.exit_code() {
+                let ended = j.result.as_ref().map_or(j.waiting.clone(), |r| match r.outcome.exit_code() {
                     Some(code) => format!("exit {code}"),
                     None => r.reason(),
                 });
                 let module = j.args.first().cloned().unwrap_or_else(|| j.module[..12].to_owned());
-                [j.id.clone(), j.state.clone(), j.node.clone(), module, ended]
+                [j.id.clone(), j.state.clone(), j.tenant.clone(), j.node.clone(), module, ended]
             })
             .collect();
-        crate::commands::print_table(&["ID", "STATE", "NODE", "MODULE", "ENDED"], &rows);
+        crate::commands::print_table(&["ID", "STATE", "TENANT", "NODE", "MODULE", "ENDED"], &rows);
         Ok(ExitCode::SUCCESS)
     }
 }

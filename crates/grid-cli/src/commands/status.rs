@@ -23,12 +23,17 @@ pub fn to_json(j: &JobRow) -> serde_json::Value {
     let mut v = serde_json::json!({
         "id": j.id,
         "state": j.state,
+        "tenant": j.tenant,
+        "priority": j.priority,
         "node": j.node,
         "attempts": j.attempts,
         "submitted_ms": j.submitted_ms,
         "module": j.module,
         "args": j.args,
     });
+    if !j.waiting.is_empty() {
+        v["waiting"] = j.waiting.clone().into();
+    }
     if let Some(r) = &j.result {
         v["exit_code"] = r.outcome.exit_code().map_or(serde_json::Value::Null, Into::into);
         v["reason"] = if r.outcome.exit_code().is_some() { serde_json::Value::Null } else { r.reason().into() };
@@ -50,6 +55,10 @@ impl StatusCommand {
         }
         println!("job       {}", j.id);
         println!("state     {}", j.state);
+        if !j.waiting.is_empty() {
+            println!("          {}", j.waiting);
+        }
+        println!("tenant    {} (priority {})", j.tenant, j.priority);
         if !j.node.is_empty() {
             println!("node      {}", j.node);
         }
