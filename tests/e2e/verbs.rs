@@ -126,3 +126,45 @@ fn a_batch_of_500_jobs_all_give_the_right_answer() {
 fn is_prime(n: u64) -> bool {
     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
 }
+
+#[test]
+fn run_each_runs_one_job_per_input_and_saves_outputs() {
+    let grid = GridSandbox::start(2);
+    let inputs = grid.dir().join("inputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    for i in 0..30 {
+        std::fs::write(inputs.join(format!("in{i:02}.txt")), "word ".repeat(i) + "\n").unwrap();
+    }
+    std::fs::write(inputs.join("skip.dat"), "not matched").unwrap();
+    let out = grid.dir().join("out");
+    let pattern = format!("{}/*.txt", inputs.display());
+    let wc = example("wc");
+    let run = grid.run(&["run", "--each", &pattern, "--output-dir", out.to_str().unwrap(), wc.to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.grid_lines(), vec![format!("grid: 30 jobs: 30 succeeded, 0 failed; output in `{}`", out.display())]);
+    for i in 0..30usize {
+        let got = std::fs::read_to_string(out.join(format!("in{i:02}.txt.out"))).unwrap();
+        assert_eq!(got, format!("1 {i} {}\n", 5 * i + 1), "input {i}");
+    }
+    assert!(!out.join("skip.dat.out").exists());
+
+    // One failing input does not stop the others, and the exit says so.
+    let picky = grid.wat(
+        "picky",
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    ;; read up to 100 bytes of stdin; exit 3 if it starts with `x`
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 100))
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (if (i32.eq (i32.load8_u (i32.const 100)) (i32.const 120)) (then (call $exit (i32.const 3))))))"#,
+    );
+    std::fs::write(inputs.join("in05.txt"), "x marks the spot").unwrap();
+    let run = grid.run(&["run", "--each", &pattern, "--output-dir", out.to_str().unwrap(), picky.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("in05.txt: exited with code 3"), "{run:#?}");
+    assert!(run.stderr.contains("30 jobs: 29 succeeded, 1 failed"), "{run:#?}");
+}

@@ -78,11 +78,12 @@ impl From<pb::JobInfo> for JobRow {
     }
 }
 
-/// A connected grid.
+/// A connected grid. Clones share the connection (and the embedded grid).
+#[derive(Clone)]
 pub struct Grid {
     client: MasterClient<Channel>,
     /// Keeps an embedded master and node alive while the grid is in use.
-    _embedded: Option<Embedded>,
+    _embedded: Option<std::sync::Arc<Embedded>>,
 }
 
 fn status(e: tonic::Status) -> anyhow::Error {
@@ -97,7 +98,7 @@ impl Grid {
             None => {
                 let embedded = Embedded::start().await.context("failed to start the embedded grid")?;
                 let client = connect(&embedded.url).await?;
-                let mut grid = Self { client, _embedded: Some(embedded) };
+                let mut grid = Self { client, _embedded: Some(std::sync::Arc::new(embedded)) };
                 // The embedded node registers within milliseconds; wait for it
                 // so that the first command already sees it.
                 for _ in 0..500 {

@@ -88,6 +88,15 @@ impl JobArgs {
     /// the module if the master lacks it, and submits. Returns the grid and
     /// the job's id.
     pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String)> {
+        let (mut grid, spec) = self.prepare(master, stdin).await?;
+        let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
+        let job_id = self.submit_spec(&mut grid, spec, &key).await?;
+        Ok((grid, job_id))
+    }
+
+    /// Everything up to the submission: the connected grid, and the spec
+    /// with its module uploaded.
+    pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, JobSpec)> {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
         let mut grid = Grid::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
@@ -95,13 +104,18 @@ impl JobArgs {
             .ensure_module(&bytes)
             .await
             .with_context(|| format!("failed to upload `{}`", self.module.display()))?;
-        let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
+        Ok((grid, JobSpec { module, ..spec }))
+    }
+
+    /// Submits `spec` with `key`, under this job's tenant and priority.
+    pub async fn submit_spec(&self, grid: &mut Grid, spec: JobSpec, key: &str) -> Result<String> {
         let tenant = self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into());
-        let job_id = grid
-            .submit(JobSpec { module, ..spec }, &key, &tenant, self.priority)
-            .await
-            .context("failed to submit the job")?;
-        Ok((grid, job_id))
+        grid.submit(spec, key, &tenant, self.priority).await.context("failed to submit the job")
+    }
+
+    /// A key no other submission has.
+    pub fn fresh_key() -> String {
+        fresh_key()
     }
 
     /// Standard input, when it is not a terminal, read to its end.

@@ -1,6 +1,7 @@
 //! The subcommands, one file each, and the flags they share.
 
 pub mod cancel;
+pub mod each;
 pub mod follow;
 pub mod job;
 pub mod jobs;

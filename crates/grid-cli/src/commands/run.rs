@@ -23,13 +23,25 @@ pub struct RunCommand {
     /// Print the job's fuel, peak memory, wall time and node on stderr after it ends.
     #[arg(long)]
     stats: bool,
+    /// Run one job per file matching this pattern (e.g. `'inputs/*.txt'`),
+    /// in parallel across the grid, each with its file as stdin and the
+    /// file's path as its last argument.
+    #[arg(long, value_name = "GLOB")]
+    each: Option<String>,
+    /// With --each: where each job's stdout goes, as `<input name>.out`
+    /// (and its stderr, if any, as `<input name>.err`).
+    #[arg(long, value_name = "DIR", default_value = "grid-out", requires = "each")]
+    output_dir: std::path::PathBuf,
 }
 
 impl RunCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let stdin = JobArgs::read_stdin()?;
         let master = global.master.as_deref();
+        if let Some(pattern) = &self.each {
+            return crate::commands::each::run_each(&self.job, master, pattern, &self.output_dir).await;
+        }
+        let stdin = JobArgs::read_stdin()?;
         let (mut grid, job_id) = self.job.submit(master, &stdin).await?;
         let verbose = global.verbose > 0;
         if verbose {

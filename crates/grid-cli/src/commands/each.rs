@@ -1,0 +1,122 @@
+//! `grid-cli run --each GLOB`: one job per input file, in parallel across
+//! the grid, each with its file as stdin and its stdout saved to
+//! `OUTPUT_DIR/<file name>.out` (and stderr, if any, to `.err`).
+
+use crate::commands::job::JobArgs;
+use crate::exit::{self, Failure};
+use crate::rpc::{Event, Grid};
+use anyhow::{Context, Result};
+use grid_core::{JobReport, JobSpec};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Jobs followed at once; the rest run anyway and are caught up with.
+const FOLLOWING: usize = 64;
+
+/// Runs one job per file matching `pattern`.
+pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_dir: &Path) -> Result<ExitCode> {
+    let inputs = expand(pattern)?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("failed to create `{}`", out_dir.display()))?;
+    let (mut grid, template) = job.prepare(master, &[]).await?;
+    let bar = progress(inputs.len() as u64);
+
+    let mut jobs = Vec::new();
+    for input in &inputs {
+        let stdin = std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))?;
+        let mut args = template.args.clone();
+        args.push(input.display().to_string());
+        let spec = JobSpec { stdin, args, ..template.clone() };
+        let id = job.submit_spec(&mut grid, spec, &JobArgs::fresh_key()).await?;
+        jobs.push((input.clone(), id));
+    }
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(FOLLOWING));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (input, id) in jobs {
+        let (grid, bar, permits) = (grid.clone(), bar.clone(), permits.clone());
+        let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+        let out = out_dir.join(format!("{name}.out"));
+        let err = out_dir.join(format!("{name}.err"));
+        tasks.spawn(async move {
+            let _permit = permits.acquire().await;
+            let report = collect(grid, &id, &out, &err).await;
+            bar.inc(1);
+            (input, report)
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (input, report) = done.context("a follower task failed")?;
+        match report {
+            Ok(r) if r.outcome.exit_code() == Some(0) => {}
+            Ok(r) => failed.push(format!("{}: {}", input.display(), r.reason())),
+            Err(e) => failed.push(format!("{}: {e:#}", input.display())),
+        }
+    }
+    bar.finish_and_clear();
+    failed.sort();
+    for f in &failed {
+        eprintln!("grid: {f}");
+    }
+    let ok = inputs.len() - failed.len();
+    eprintln!(
+        "grid: {} jobs: {ok} succeeded, {} failed; output in `{}`",
+        inputs.len(),
+        failed.len(),
+        out_dir.display()
+    );
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn expand(pattern: &str) -> Result<Vec<PathBuf>> {
+    let paths = glob::glob(pattern)
+        .map_err(|e| Failure::with(exit::GRID_ERROR, format!("`{pattern}` is not a pattern: {e}")))?;
+    let mut inputs: Vec<PathBuf> = paths.filter_map(|p| p.ok()).filter(|p| p.is_file()).collect();
+    inputs.sort();
+    if inputs.is_empty() {
+        return Err(Failure::with(exit::GRID_ERROR, format!("no file matches `{pattern}`")));
+    }
+    Ok(inputs)
+}
+
+fn progress(total: u64) -> ProgressBar {
+    let target =
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} jobs ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Follows one job, writing its stdout to `out` and its stderr (if any)
+/// to `err`. Output before a retry belongs to a void attempt and is dropped.
+async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path) -> Result<JobReport> {
+    let mut watch = grid.watch(id, false).await?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(event) = watch.next().await? {
+        match event {
+            Event::Stdout(d) => stdout.extend_from_slice(&d),
+            Event::Stderr(d) => stderr.extend_from_slice(&d),
+            Event::Retry(_) => {
+                stdout.clear();
+                stderr.clear();
+            }
+            Event::Assigned(_) => {}
+            Event::Finished(report) => {
+                std::fs::File::create(out)
+                    .and_then(|mut f| f.write_all(&stdout))
+                    .with_context(|| format!("failed to write `{}`", out.display()))?;
+                if !stderr.is_empty() {
+                    std::fs::write(err, &stderr).with_context(|| format!("failed to write `{}`", err.display()))?;
+                }
+                return Ok(report);
+            }
+        }
+    }
+    Err(anyhow::anyhow!("the master ended job {id}'s event stream early"))
+}
