@@ -105,6 +105,11 @@ fn a_job_whose_node_is_killed_finishes_on_another_once() {
     assert_eq!(grid.run(&["logs", &id]).stdout, "first\n", "output of one attempt only");
     let finished = grid.run(&["jobs", "--json"]).stdout.matches("\"id\"").count();
     assert_eq!(finished, 1);
+    // The operator sees which node lost it, once it is back.
+    grid.restart_node(index, &["--slots".into(), "1".into()]);
+    let nodes = grid.run(&["nodes", "--json"]).stdout;
+    let row = nodes.split('}').find(|r| r.contains(&format!("\"name\": \"{node}\""))).unwrap().to_owned();
+    assert!(row.contains("\"lost_jobs\": 1"), "{nodes}");
 }
 
 #[test]

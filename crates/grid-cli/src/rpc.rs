@@ -42,6 +42,7 @@ pub struct NodeRow {
     pub cached_modules: u32,
     pub jobs_run: u64,
     pub fuel_burned: u64,
+    pub lost_jobs: u64,
 }
 
 /// A job as `status` and `jobs` show it.
@@ -198,6 +199,7 @@ impl Grid {
                 cached_modules: n.cached_modules,
                 jobs_run: n.jobs_run,
                 fuel_burned: n.fuel_burned,
+                lost_jobs: n.lost_jobs,
             })
             .collect())
     }

@@ -262,6 +262,7 @@ impl Master for MasterService {
                 cached_modules: n.cached_modules,
                 jobs_run: n.jobs_run,
                 fuel_burned: n.fuel_burned,
+                lost_jobs: n.lost_jobs,
             })
             .collect();
         Ok(Response::new(pb::ListNodesResponse { nodes }))

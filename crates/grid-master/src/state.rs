@@ -104,6 +104,8 @@ pub struct NodeSummary {
     pub cached_modules: u32,
     pub jobs_run: u64,
     pub fuel_burned: u64,
+    /// Jobs lost on this node (by name) that ran to their end elsewhere.
+    pub lost_jobs: u64,
 }
 
 struct Job {
@@ -123,6 +125,8 @@ struct Job {
     recorded: (u64, usize),
     /// Nodes that refused this job since their last heartbeat.
     refused_by: HashSet<NodeId>,
+    /// Names of the nodes lost while running this job.
+    lost_on: Vec<String>,
     cancel_requested: bool,
     events: Vec<JobEvent>,
     /// Bumped with every event, so watchers wake.
@@ -176,6 +180,9 @@ pub const FINISHED_KEPT: usize = 10_000;
 struct Inner {
     jobs: HashMap<JobId, Job>,
     keys: HashMap<String, JobId>,
+    /// Per node name: jobs lost on that node that then ran to their end on
+    /// another. A node that keeps losing jobs shows here.
+    lost_jobs: HashMap<String, u64>,
     queue: VecDeque<JobId>,
     finished: VecDeque<JobId>,
     nodes: HashMap<NodeId, Node>,
@@ -287,6 +294,7 @@ impl Grid {
                 node_name: stored.node,
                 recorded: (0, 0),
                 refused_by: HashSet::new(),
+                lost_on: Vec::new(),
                 cancel_requested: false,
                 events: Vec::new(),
                 changed,
@@ -366,6 +374,7 @@ impl Grid {
             node_name: String::new(),
             recorded: (0, 0),
             refused_by: HashSet::new(),
+            lost_on: Vec::new(),
             cancel_requested: false,
             events: Vec::new(),
             changed,
@@ -554,6 +563,7 @@ impl Grid {
                 tracing::info!(job = %id, attempt = job.attempts + 1, "node lost; running the job again");
                 job.state = JobState::Queued;
                 job.recorded = (0, 0);
+                job.lost_on.push(n.reg.name.clone());
                 push_event(job, JobEvent::Retry(job.attempts + 1));
                 self.record(|db| db.requeued(&id));
                 inner.queue.push_front(id);
@@ -570,12 +580,15 @@ impl Grid {
 
     /// The nodes connected now.
     pub fn nodes(&self) -> Vec<NodeSummary> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let now = Instant::now();
+        let lost = &inner.lost_jobs;
         let mut out: Vec<_> = inner
             .nodes
             .iter_mut()
             .map(|(id, n)| {
+                let lost_jobs = lost.get(&n.reg.name).copied().unwrap_or(0);
                 n.refill(now);
                 NodeSummary {
                     id: *id,
@@ -590,6 +603,7 @@ impl Grid {
                     cached_modules: n.cached.len() as u32,
                     jobs_run: n.jobs_run,
                     fuel_burned: n.fuel_burned,
+                    lost_jobs,
                 }
             })
             .collect();
@@ -620,6 +634,13 @@ impl Grid {
                 limits: spec.limits,
             });
         }
+        if report.outcome.exit_code().is_some() {
+            for name in std::mem::take(&mut job.lost_on) {
+                tracing::warn!(node = %name, job = id, "a job lost on this node ran to its end elsewhere");
+                *inner.lost_jobs.entry(name).or_default() += 1;
+            }
+        }
+        let Some(job) = inner.jobs.get_mut(id) else { return };
         self.record(|db| db.finished(id, &job.spec, &report));
         push_event(job, JobEvent::Finished(Arc::new(report)));
         inner.finished.push_back(id.to_owned());

@@ -8,7 +8,8 @@ use grid_core::format_fuel;
 use std::process::ExitCode;
 
 /// List nodes: name, address, slots in use, memory, fuel capacity, cached
-/// modules, and what each has given so far.
+/// modules, what each has given so far, and how many jobs lost on it ran to
+/// their end elsewhere (a node that keeps losing jobs stands out).
 #[derive(Parser, Debug)]
 pub struct NodesCommand {
     /// Print JSON instead of a table.
@@ -25,8 +26,9 @@ impl NodesCommand {
             println!("{}", serde_json::to_string_pretty(&nodes)?);
             return Ok(ExitCode::SUCCESS);
         }
-        let header = ["NAME", "ADDRESS", "SLOTS", "MEMORY", "FUEL/H", "FUEL LEFT", "CACHED", "JOBS", "FUEL BURNED"];
-        let rows: Vec<[String; 9]> = nodes
+        let header =
+            ["NAME", "ADDRESS", "SLOTS", "MEMORY", "FUEL/H", "FUEL LEFT", "CACHED", "JOBS", "FUEL BURNED", "LOST"];
+        let rows: Vec<[String; 10]> = nodes
             .iter()
             .map(|n| {
                 [
@@ -39,6 +41,7 @@ impl NodesCommand {
                     n.cached_modules.to_string(),
                     n.jobs_run.to_string(),
                     format_fuel(n.fuel_burned),
+                    n.lost_jobs.to_string(),
                 ]
             })
             .collect();
