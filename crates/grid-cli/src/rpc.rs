@@ -237,7 +237,12 @@ async fn connect(url: &str) -> Result<MasterClient<Channel>> {
     let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url))
         .map_err(|_| anyhow!("`{url}` is not a master URL: write it like `http://127.0.0.1:7070`"))?
         .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // A master whose host vanished without closing the connection is
+        // noticed within seconds, not never.
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
     let channel = endpoint.connect().await.map_err(|e| anyhow!("cannot reach master `{url}`: {}", root_cause(&e)))?;
     Ok(MasterClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -84,7 +84,7 @@ pub fn final_state(report: &JobReport) -> &'static str {
 enum Op {
     Insert { id: JobId, meta: Submission, spec: Vec<u8>, submitted_ms: u64, done: oneshot::Sender<Result<()>> },
     Running { id: JobId, node: String, attempts: u32 },
-    Requeued { id: JobId },
+    Requeued { id: JobId, attempts: u32 },
     Output { id: JobId, seq: u64, stream: Stream, data: Vec<u8> },
     Finished { id: JobId, spec: Vec<u8>, state: &'static str, result: Vec<u8> },
 }
@@ -147,9 +147,10 @@ impl Db {
         self.send(Op::Running { id: id.to_owned(), node: node.to_owned(), attempts });
     }
 
-    /// Records that a job is back in the queue; its output so far is dropped.
-    pub fn requeued(&self, id: &str) {
-        self.send(Op::Requeued { id: id.to_owned() });
+    /// Records that a job is back in the queue after `attempts` attempts;
+    /// its output so far is dropped.
+    pub fn requeued(&self, id: &str, attempts: u32) {
+        self.send(Op::Requeued { id: id.to_owned(), attempts });
     }
 
     /// Records a chunk of output (the caller keeps it within [`OUTPUT_KEPT`]).
@@ -261,6 +262,9 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
             }
         }
         let mut acks = Vec::new();
+        // Refusals are answered only after the commit, so that whoever was
+        // refused (a duplicate idempotency key) can read the winner.
+        let mut refusals = Vec::new();
         let result = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
             for op in batch {
@@ -273,7 +277,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         );
                         match r {
                             Ok(_) => acks.push(done),
-                            Err(e) => drop(done.send(Err(MasterError::Db(e.to_string())))),
+                            Err(e) => refusals.push((done, e.to_string())),
                         }
                     }
                     Op::Running { id, node, attempts } => {
@@ -282,8 +286,11 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                             params![id, node, attempts as i64],
                         )?;
                     }
-                    Op::Requeued { id } => {
-                        tx.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1", params![id])?;
+                    Op::Requeued { id, attempts } => {
+                        tx.execute(
+                            "UPDATE jobs SET state = 'queued', attempts = ?2 WHERE id = ?1",
+                            params![id, attempts as i64],
+                        )?;
                         tx.execute("DELETE FROM output WHERE job_id = ?1", params![id])?;
                     }
                     Op::Output { id, seq, stream, data } => {
@@ -303,6 +310,9 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
             }
             tx.commit()
         })();
+        for (done, e) in refusals {
+            let _ = done.send(Err(MasterError::Db(e)));
+        }
         match result {
             Ok(()) => acks.into_iter().for_each(|done| drop(done.send(Ok(())))),
             Err(e) => {

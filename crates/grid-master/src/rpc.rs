@@ -68,33 +68,43 @@ fn info_to_pb(j: JobSummary) -> pb::JobInfo {
     }
 }
 
+/// The most jobs one listing returns.
+const MAX_LISTED: usize = 10_000;
+
 impl MasterService {
-    fn job_with_key(&self, key: &str) -> Result<Option<String>, Status> {
+    /// Runs a read of the record off the async threads. `None` without a record.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> crate::Result<T> + Send + 'static,
+    ) -> Result<Option<T>, Status> {
+        let Some(db) = self.db.clone() else { return Ok(None) };
+        let r = tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Some(r?))
+    }
+
+    async fn job_with_key(&self, key: &str) -> Result<Option<String>, Status> {
         if let Some(id) = self.grid.job_with_key(key) {
             return Ok(Some(id));
         }
-        match &self.db {
-            Some(db) => Ok(db.job_with_key(key)?),
-            None => Ok(None),
-        }
+        let key = key.to_owned();
+        Ok(self.read(move |db| db.job_with_key(&key)).await?.flatten())
     }
 
-    fn stored(&self, id: &str) -> Result<Option<crate::db::StoredJob>, Status> {
-        match &self.db {
-            Some(db) => Ok(db.job(id)?),
-            None => Ok(None),
-        }
+    async fn stored(&self, id: &str) -> Result<Option<crate::db::StoredJob>, Status> {
+        let id = id.to_owned();
+        Ok(self.read(move |db| db.job(&id)).await?.flatten())
     }
 
     /// A recorded job's events: its node, its kept output, its end.
-    fn replay(&self, id: &str) -> Result<Vec<Result<pb::JobEvent, Status>>, Status> {
-        let job = self.stored(id)?.ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
+    async fn replay(&self, id: &str) -> Result<Vec<Result<pb::JobEvent, Status>>, Status> {
+        let job = self.stored(id).await?.ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
         let mut events = Vec::new();
         if !job.node.is_empty() {
             events.push(JobEvent::Assigned(job.node.clone()));
         }
-        if let Some(db) = &self.db {
-            events.extend(db.output_of(id)?.into_iter().map(|(s, d)| JobEvent::Output(s, d)));
+        let owned = id.to_owned();
+        if let Some(output) = self.read(move |db| db.output_of(&owned)).await? {
+            events.extend(output.into_iter().map(|(s, d)| JobEvent::Output(s, d)));
         }
         if let Some(result) = job.result {
             events.push(JobEvent::Finished(Arc::new(result)));
@@ -149,26 +159,35 @@ impl Master for MasterService {
         }
         let key = Some(key).filter(|k| !k.is_empty());
         if let Some(k) = &key
-            && let Some(job_id) = self.job_with_key(k)?
+            && let Some(job_id) = self.job_with_key(k).await?
         {
             return Ok(Response::new(pb::SubmitJobResponse { job_id }));
         }
         self.grid.admissible(&spec)?;
         let job_id = self.grid.next_id();
         let meta = Submission { key: key.clone(), tenant, priority };
-        if let Some(db) = &self.db {
-            // Recorded before the client hears of it.
-            if let Err(e) = db.insert(&job_id, &meta, &spec).await {
+        // Record and queue in a task of its own: once the record has the job,
+        // it is queued even if this client goes away meanwhile.
+        let (grid, db, id) = (self.grid.clone(), self.db.clone(), job_id.clone());
+        let recorded = tokio::spawn(async move {
+            if let Some(db) = &db {
+                db.insert(&id, &meta, &spec).await?;
+            }
+            grid.enqueue(id, spec, meta);
+            Ok::<_, MasterError>(())
+        });
+        match recorded.await.map_err(|e| Status::internal(format!("submission task failed: {e}")))? {
+            Ok(()) => {}
+            Err(e) => {
                 // A concurrent submission with the same key got there first.
                 if let Some(k) = &key
-                    && let Some(job_id) = self.job_with_key(k)?
+                    && let Some(job_id) = self.job_with_key(k).await?
                 {
                     return Ok(Response::new(pb::SubmitJobResponse { job_id }));
                 }
                 return Err(e.into());
             }
         }
-        self.grid.enqueue(job_id.clone(), spec, meta);
         tracing::debug!(job = %job_id, "job queued");
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
@@ -181,7 +200,7 @@ impl Master for MasterService {
             Ok(watch) => watch,
             // Finished long ago, or before a restart: replay the record.
             Err(MasterError::JobNotFound(_)) => {
-                return Ok(Response::new(Box::pin(tokio_stream::iter(self.replay(&req.job_id)?))));
+                return Ok(Response::new(Box::pin(tokio_stream::iter(self.replay(&req.job_id).await?))));
             }
             Err(e) => return Err(e.into()),
         };
@@ -216,14 +235,14 @@ impl Master for MasterService {
         let id = req.into_inner().job_id;
         let summary = match self.grid.summary(&id) {
             Some(s) => s,
-            None => self.stored(&id)?.map(JobSummary::from_stored).ok_or(MasterError::JobNotFound(id))?,
+            None => self.stored(&id).await?.map(JobSummary::from_stored).ok_or(MasterError::JobNotFound(id))?,
         };
         Ok(Response::new(info_to_pb(summary)))
     }
 
     async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
         let req = req.into_inner();
-        let limit = if req.limit == 0 { 100 } else { req.limit as usize };
+        let limit = if req.limit == 0 { 100 } else { (req.limit as usize).min(MAX_LISTED) };
         let state = Some(req.state).filter(|s| !s.is_empty());
         if let Some(s) = &state
             && !["queued", "running", "succeeded", "failed", "cancelled"].contains(&s.as_str())
@@ -234,9 +253,9 @@ impl Master for MasterService {
         }
         let mut jobs: Vec<JobSummary> =
             self.grid.summaries().into_iter().filter(|j| state.as_ref().is_none_or(|s| *s == j.state)).collect();
-        if let Some(db) = &self.db {
+        let wanted = state.clone();
+        if let Some(stored) = self.read(move |db| db.list(wanted.as_deref(), limit)).await? {
             let seen: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
-            let stored = db.list(state.as_deref(), limit)?;
             jobs.extend(stored.into_iter().filter(|j| !seen.contains(&j.id)).map(JobSummary::from_stored));
         }
         jobs.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));

@@ -114,8 +114,6 @@ struct Job {
     key: Option<String>,
     tenant: String,
     priority: i32,
-    /// Why the job is still queued, as of the last dispatch.
-    waiting: Option<String>,
     submitted_ms: u64,
     /// Attempts started so far.
     attempts: u32,
@@ -173,8 +171,8 @@ impl Node {
     }
 }
 
-/// Finished jobs kept in memory; older ones are forgotten.
-pub const FINISHED_KEPT: usize = 10_000;
+/// Finished jobs kept in memory; older ones are served from the record.
+pub const FINISHED_KEPT: usize = 2_000;
 
 #[derive(Default)]
 struct Inner {
@@ -288,7 +286,6 @@ impl Grid {
                 key: stored.key.clone(),
                 tenant: stored.tenant.clone(),
                 priority: stored.priority,
-                waiting: None,
                 submitted_ms: stored.submitted_ms,
                 attempts: stored.attempts,
                 node_name: stored.node,
@@ -310,7 +307,9 @@ impl Grid {
                 self.finish(&mut inner, &id, JobReport::before_start(Outcome::NodeError(why), "", &limits));
             } else {
                 if stored.state == "running" {
-                    self.record(|db| db.requeued(&id));
+                    self.record(|db| db.requeued(&id, stored.attempts));
+                    let job = inner.jobs.get_mut(&id).expect("just inserted");
+                    push_event(job, JobEvent::Retry(job.attempts + 1));
                 }
                 inner.queue.push_back(id);
             }
@@ -368,7 +367,6 @@ impl Grid {
             key: key.clone(),
             tenant,
             priority,
-            waiting: None,
             submitted_ms: crate::db::now_ms(),
             attempts: 0,
             node_name: String::new(),
@@ -400,13 +398,13 @@ impl Grid {
     pub fn summary(&self, id: &str) -> Option<JobSummary> {
         let inner = self.lock();
         let job = inner.jobs.get(id)?;
-        Some(summarize(id, job))
+        Some(summarize(&inner, id, job))
     }
 
     /// The jobs in memory, newest first.
     pub fn summaries(&self) -> Vec<JobSummary> {
         let inner = self.lock();
-        let mut all: Vec<_> = inner.jobs.iter().map(|(id, j)| summarize(id, j)).collect();
+        let mut all: Vec<_> = inner.jobs.iter().map(|(id, j)| summarize(&inner, id, j)).collect();
         all.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
         all
     }
@@ -537,13 +535,22 @@ impl Grid {
         if j.cancel_requested {
             let limits = j.spec.limits;
             self.finish(&mut inner, job, JobReport::before_start(Outcome::Cancelled, "", &limits));
+            self.dispatch(&mut inner);
             return;
         }
         j.state = JobState::Queued;
         j.refused_by.insert(node);
-        // A refusal is not an attempt.
-        j.attempts = j.attempts.saturating_sub(1);
-        self.record(|db| db.requeued(job));
+        if j.recorded.0 > 0 {
+            // It ran for a while (a node handing jobs back as it shuts down):
+            // what it wrote belongs to a void attempt.
+            push_event(j, JobEvent::Retry(j.attempts + 1));
+        } else {
+            // Refused before it started: not an attempt.
+            j.attempts = j.attempts.saturating_sub(1);
+        }
+        j.recorded = (0, 0);
+        let attempts = j.attempts;
+        self.record(|db| db.requeued(job, attempts));
         inner.queue.push_front(job.to_owned());
         self.dispatch(&mut inner);
     }
@@ -565,7 +572,8 @@ impl Grid {
                 job.recorded = (0, 0);
                 job.lost_on.push(n.reg.name.clone());
                 push_event(job, JobEvent::Retry(job.attempts + 1));
-                self.record(|db| db.requeued(&id));
+                let attempts = job.attempts;
+                self.record(|db| db.requeued(&id, attempts));
                 inner.queue.push_front(id);
             } else {
                 let msg = format!(
@@ -664,6 +672,10 @@ impl Grid {
         if inner.queue.is_empty() {
             return;
         }
+        if !inner.nodes.values().any(|n| n.free_slots() > 0) {
+            // Nothing can start (a job's status works out why on its own).
+            return;
+        }
         let mut running: HashMap<&str, usize> = HashMap::new();
         for id in inner.nodes.values().flat_map(|n| n.running.iter()) {
             *running.entry(inner.jobs[id].tenant.as_str()).or_default() += 1;
@@ -687,8 +699,6 @@ impl Grid {
                 .map(|(nid, n)| n.view(*nid, &spec))
                 .collect();
             let Some(node_id) = scheduler::choose(&demand, &views) else {
-                let why = scheduler::why_waiting(&demand, &views, refused.len());
-                inner.jobs.get_mut(&id).expect("queued job exists").waiting = Some(why);
                 continue;
             };
             let node = inner.nodes.get_mut(&node_id).expect("chosen node exists");
@@ -709,7 +719,6 @@ impl Grid {
             job.attempts += 1;
             job.node_name = name.clone();
             job.recorded = (0, 0);
-            job.waiting = None;
             self.record(|db| db.running(&id, &name, job.attempts));
             push_event(job, JobEvent::Assigned(name));
         }
@@ -756,9 +765,26 @@ impl JobWatch {
     }
 }
 
-fn summarize(id: &str, job: &Job) -> JobSummary {
+/// Why a queued job waits, as of now.
+fn waiting_reason(inner: &Inner, job: &Job) -> String {
+    let spec = &job.spec;
+    let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel, disk: spec.limits.disk };
+    let views: Vec<_> = inner
+        .nodes
+        .iter()
+        .filter(|(nid, _)| !job.refused_by.contains(nid))
+        .map(|(nid, n)| n.view(*nid, spec))
+        .collect();
+    match scheduler::choose(&demand, &views) {
+        Some(_) => "waiting: its turn has not come yet".to_owned(),
+        None => scheduler::why_waiting(&demand, &views, job.refused_by.len()),
+    }
+}
+
+fn summarize(inner: &Inner, id: &str, job: &Job) -> JobSummary {
     let result = job.events.iter().rev().find_map(|e| match e {
-        JobEvent::Finished(r) => Some((**r).clone()),
+        // Without the directories: a summary does not carry them.
+        JobEvent::Finished(r) => Some(JobReport { dirs: Vec::new(), ..(**r).clone() }),
         _ => None,
     });
     let state = match (&job.state, &result) {
@@ -772,7 +798,7 @@ fn summarize(id: &str, job: &Job) -> JobSummary {
         state,
         tenant: job.tenant.clone(),
         priority: job.priority,
-        waiting: job.waiting.clone().filter(|_| job.state == JobState::Queued),
+        waiting: (job.state == JobState::Queued).then(|| waiting_reason(inner, job)),
         node: job.node_name.clone(),
         attempts: job.attempts,
         submitted_ms: job.submitted_ms,

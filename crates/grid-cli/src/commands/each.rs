@@ -19,25 +19,45 @@ const FOLLOWING: usize = 64;
 /// Runs one job per file matching `pattern`.
 pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_dir: &Path) -> Result<ExitCode> {
     let inputs = expand(pattern)?;
+    let mut names = std::collections::HashSet::new();
+    for input in &inputs {
+        if !names.insert(output_name(input)) {
+            return Err(Failure::with(
+                exit::GRID_ERROR,
+                format!("two inputs are named `{}`: their outputs would overwrite each other", output_name(input)),
+            ));
+        }
+    }
+    // Everything is read before anything is submitted, so that a bad input
+    // leaves no job behind.
+    let mut contents = Vec::new();
+    for input in &inputs {
+        contents.push(std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))?);
+    }
     std::fs::create_dir_all(out_dir).with_context(|| format!("failed to create `{}`", out_dir.display()))?;
     let (mut grid, template) = job.prepare(master, &[]).await?;
     let bar = progress(inputs.len() as u64);
 
     let mut jobs = Vec::new();
-    for input in &inputs {
-        let stdin = std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))?;
+    for (input, stdin) in inputs.iter().zip(contents) {
         let mut args = template.args.clone();
         args.push(input.display().to_string());
         let spec = JobSpec { stdin, args, ..template.clone() };
-        let id = job.submit_spec(&mut grid, spec, &JobArgs::fresh_key()).await?;
-        jobs.push((input.clone(), id));
+        match job.submit_spec(&mut grid, spec, &JobArgs::fresh_key()).await {
+            Ok(id) => jobs.push((input.clone(), id)),
+            Err(e) => {
+                cancel_all(&mut grid, &jobs).await;
+                return Err(e);
+            }
+        }
     }
+    let ids: Vec<(PathBuf, String)> = jobs.clone();
 
     let permits = Arc::new(tokio::sync::Semaphore::new(FOLLOWING));
     let mut tasks = tokio::task::JoinSet::new();
     for (input, id) in jobs {
         let (grid, bar, permits) = (grid.clone(), bar.clone(), permits.clone());
-        let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+        let name = output_name(&input);
         let out = out_dir.join(format!("{name}.out"));
         let err = out_dir.join(format!("{name}.err"));
         tasks.spawn(async move {
@@ -48,7 +68,16 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         });
     }
     let mut failed = Vec::new();
-    while let Some(done) = tasks.join_next().await {
+    loop {
+        let done = tokio::select! {
+            done = tasks.join_next() => done,
+            _ = tokio::signal::ctrl_c() => {
+                bar.finish_and_clear();
+                cancel_all(&mut grid, &ids).await;
+                return Err(Failure::with(exit::CANCELLED, format!("interrupted; {} jobs were asked to stop", ids.len())));
+            }
+        };
+        let Some(done) = done else { break };
         let (input, report) = done.context("a follower task failed")?;
         match report {
             Ok(r) if r.outcome.exit_code() == Some(0) => {}
@@ -69,6 +98,17 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         out_dir.display()
     );
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The name an input's outputs go by: its file name.
+fn output_name(input: &Path) -> String {
+    input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into())
+}
+
+async fn cancel_all(grid: &mut Grid, jobs: &[(PathBuf, String)]) {
+    for (_, id) in jobs {
+        let _ = grid.cancel(id).await;
+    }
 }
 
 fn expand(pattern: &str) -> Result<Vec<PathBuf>> {

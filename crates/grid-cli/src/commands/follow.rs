@@ -36,25 +36,40 @@ pub async fn follow(
     let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("failed to listen for Ctrl-C")?;
     let mut interrupted = false;
-    // Bytes printed so far per stream: after reattaching, the master replays
-    // the job's output from its start and this much is skipped.
+    // Bytes printed so far per stream. After reattaching, or when the job
+    // runs again, its output is replayed from the start and this much of it
+    // is skipped: a program that prints the same again reads seamlessly.
     let mut printed = [0usize; 2];
     let mut lost_at: Option<Instant> = None;
     loop {
+        if let Some(since) = lost_at {
+            if since.elapsed() > REATTACH_FOR {
+                return Err(Failure::with(
+                    exit::GRID_ERROR,
+                    format!("lost master `{}` while following job {job_id}", master.unwrap_or("embedded")),
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = interrupts.recv() => {
+                    return Err(Failure::with(
+                        exit::CANCELLED,
+                        format!("interrupted while waiting for the master; job {job_id} may still run"),
+                    ));
+                }
+            }
+            match Grid::connect(master).await {
+                Ok(g) => *grid = g,
+                Err(_) => continue,
+            }
+        }
         let mut watch = match grid.watch(job_id, false).await {
             Ok(w) => w,
-            Err(e) if lost_at.is_some() => {
-                retry_or_fail(&mut lost_at, master, job_id, e)?;
-                *grid = match Grid::connect(master).await {
-                    Ok(g) => g,
-                    Err(_) => continue,
-                };
-                continue;
-            }
+            Err(_) if lost_at.is_some() => continue,
             Err(e) => return Err(e),
         };
         let mut seen = [0usize; 2];
-        loop {
+        let broke = loop {
             let event = tokio::select! {
                 e = watch.next() => e,
                 _ = interrupts.recv() => {
@@ -68,20 +83,8 @@ pub async fn follow(
             };
             let event = match event {
                 Ok(Some(event)) => event,
-                Ok(None) => {
-                    return Err(Failure::with(
-                        exit::GRID_ERROR,
-                        format!("the master ended job {job_id}'s event stream early"),
-                    ));
-                }
-                Err(e) if master.is_some() => {
-                    if verbose {
-                        eprintln!("grid: lost the master ({e:#}); following job {job_id} again once it is back");
-                    }
-                    lost_at.get_or_insert_with(Instant::now);
-                    break;
-                }
-                Err(e) => return Err(e),
+                Ok(None) => break anyhow::anyhow!("the event stream ended early"),
+                Err(e) => break e,
             };
             lost_at = None;
             let written = match event {
@@ -95,6 +98,7 @@ pub async fn follow(
                     if verbose {
                         eprintln!("grid: job {job_id} lost its node; attempt {attempt} starts");
                     }
+                    seen = [0, 0];
                     Ok(())
                 }
                 Event::Stdout(data) => emit(output, &mut std::io::stdout(), &data, &mut seen[0], &mut printed[0]),
@@ -108,25 +112,16 @@ pub async fn follow(
                 }
                 return Err(e).context("failed to write the job's output");
             }
+        };
+        // Only a named master comes back; an embedded one died with us.
+        if master.is_none() {
+            return Err(Failure::with(exit::GRID_ERROR, format!("lost job {job_id}'s event stream: {broke:#}")));
         }
-        retry_or_fail(&mut lost_at, master, job_id, anyhow::anyhow!("the stream broke"))?;
-        if let Ok(g) = Grid::connect(master).await {
-            *grid = g;
+        if verbose {
+            eprintln!("grid: lost the master ({broke:#}); following job {job_id} again once it is back");
         }
+        lost_at.get_or_insert_with(Instant::now);
     }
-}
-
-/// Waits a little before the next try, or gives up after [`REATTACH_FOR`].
-fn retry_or_fail(lost_at: &mut Option<Instant>, master: Option<&str>, job_id: &str, e: anyhow::Error) -> Result<()> {
-    let since = *lost_at.get_or_insert_with(Instant::now);
-    if since.elapsed() > REATTACH_FOR {
-        return Err(Failure::with(
-            exit::GRID_ERROR,
-            format!("lost master `{}` while following job {job_id}: {e:#}", master.unwrap_or("embedded")),
-        ));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    Ok(())
 }
 
 /// Writes the part of `data` not printed before a reattach.
