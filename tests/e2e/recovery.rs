@@ -63,14 +63,6 @@ fn a_module_over_the_master_size_limit_is_refused() {
     grid.run(&["run", grid.wat("ok", &guests::hello()).to_str().unwrap()]).assert_clean_success();
 }
 
-fn submit(grid: &GridSandbox, args: &[&str]) -> String {
-    let mut all = vec!["submit"];
-    all.extend_from_slice(args);
-    let run = grid.run(&all);
-    assert_eq!(run.code, Some(0), "{run:#?}");
-    run.stdout.trim().to_owned()
-}
-
 fn json_field(json: &str, name: &str) -> String {
     let at = json.find(&format!("\"{name}\": ")).unwrap_or_else(|| panic!("no `{name}` in {json}"));
     json[at + name.len() + 4..].split([',', '\n']).next().unwrap().trim_matches('"').to_owned()
@@ -91,7 +83,7 @@ fn napper(grid: &GridSandbox, secs: u64) -> std::path::PathBuf {
 fn a_job_whose_node_is_killed_finishes_on_another_once() {
     let mut grid = GridSandbox::builder(2).node_args(&["--slots", "1"]).start();
     let nap = napper(&grid, 2);
-    let id = submit(&grid, &[nap.to_str().unwrap()]);
+    let id = grid.submit(&[nap.to_str().unwrap()]);
     let node = grid.wait_until("the job runs", |g| {
         let s = g.run(&["status", "--json", &id]).stdout;
         (json_field(&s, "state") == "running").then(|| json_field(&s, "node"))
@@ -116,7 +108,7 @@ fn a_job_whose_node_is_killed_finishes_on_another_once() {
 fn killing_the_master_loses_no_job() {
     let mut grid = GridSandbox::builder(1).node_args(&["--slots", "1"]).start();
     let nap = napper(&grid, 1);
-    let ids: Vec<String> = (0..4).map(|_| submit(&grid, &[nap.to_str().unwrap()])).collect();
+    let ids: Vec<String> = (0..4).map(|_| grid.submit(&[nap.to_str().unwrap()])).collect();
     grid.wait_until("one job runs", |g| g.run(&["status", &ids[0]]).stdout.contains("running").then_some(()));
     grid.restart_master();
     grid.wait_for_nodes();

@@ -4,14 +4,6 @@
 use crate::guests::{self, guest};
 use grid_tests::GridSandbox;
 
-fn submit(grid: &GridSandbox, args: &[&str]) -> String {
-    let mut all = vec!["submit"];
-    all.extend_from_slice(args);
-    let run = grid.run(&all);
-    assert_eq!(run.code, Some(0), "{run:#?}");
-    run.stdout.trim().to_owned()
-}
-
 fn state(grid: &GridSandbox, id: &str) -> String {
     let s = grid.run(&["status", "--json", id]).stdout;
     let at = s.find("\"state\": \"").unwrap() + 10;
@@ -25,11 +17,11 @@ fn queued_jobs_say_why_and_priority_goes_first() {
     // Each takes a third of a second, so the order they ran in shows.
     let hello =
         grid.wat("nap", &guest("(call $sleep (i64.const 300000000)) (call $print (i32.const 200) (i32.const 6))"));
-    let blocker = submit(&grid, &["--memory", "64MiB", sleeper.to_str().unwrap()]);
+    let blocker = grid.submit(&["--memory", "64MiB", sleeper.to_str().unwrap()]);
     grid.wait_until("the blocker runs", |g| (state(g, &blocker) == "running").then_some(()));
 
-    let low = submit(&grid, &["--memory", "64MiB", "--tenant", "alice", hello.to_str().unwrap()]);
-    let high = submit(&grid, &["--memory", "64MiB", "--tenant", "bob", "--priority", "5", hello.to_str().unwrap()]);
+    let low = grid.submit(&["--memory", "64MiB", "--tenant", "alice", hello.to_str().unwrap()]);
+    let high = grid.submit(&["--memory", "64MiB", "--tenant", "bob", "--priority", "5", hello.to_str().unwrap()]);
     let status = grid.run(&["status", &low]);
     assert!(status.stdout.contains("waiting: every slot is busy"), "{status:#?}");
     let listing = grid.run(&["jobs", "--state", "queued"]);
@@ -47,9 +39,9 @@ fn queued_jobs_say_why_and_priority_goes_first() {
 fn a_job_waiting_for_memory_says_so() {
     let grid = GridSandbox::builder(1).node_args(&["--slots", "4", "--memory", "128MiB"]).start();
     let sleeper = grid.wat("sleeper", &guest(guests::SLEEP_MINUTE));
-    let big = submit(&grid, &["--memory", "100MiB", sleeper.to_str().unwrap()]);
+    let big = grid.submit(&["--memory", "100MiB", sleeper.to_str().unwrap()]);
     grid.wait_until("the big job runs", |g| (state(g, &big) == "running").then_some(()));
-    let second = submit(&grid, &["--memory", "100MiB", grid.wat("hello", &guests::hello()).to_str().unwrap()]);
+    let second = grid.submit(&["--memory", "100MiB", grid.wat("hello", &guests::hello()).to_str().unwrap()]);
     let status = grid.run(&["status", &second]);
     assert!(status.stdout.contains("waiting: no node with 100 MiB of memory free"), "{status:#?}");
     grid.run(&["cancel", &big]);

@@ -4,22 +4,11 @@
 use crate::guests::{self, guest};
 use grid_tests::{GridSandbox, example};
 
-fn submit(grid: &GridSandbox, args: &[&str]) -> String {
-    let mut all = vec!["submit"];
-    all.extend_from_slice(args);
-    let run = grid.run(&all);
-    assert_eq!(run.code, Some(0), "{run:#?}");
-    assert!(run.stderr.is_empty(), "{run:#?}");
-    let id = run.stdout.trim().to_owned();
-    assert_eq!(id.len(), 16, "not a job id: {id}");
-    id
-}
-
 #[test]
 fn submit_then_status_wait_and_logs() {
     let grid = GridSandbox::start(2);
     let hello = example("hello");
-    let id = submit(&grid, &[hello.to_str().unwrap(), "--", "verbs"]);
+    let id = grid.submit(&[hello.to_str().unwrap(), "--", "verbs"]);
     let wait = grid.run(&["wait", &id]);
     wait.assert_clean_success();
     assert_eq!(wait.stdout, "", "wait prints no output");
@@ -42,11 +31,11 @@ fn submit_then_status_wait_and_logs() {
 fn wait_exits_as_run_would() {
     let grid = GridSandbox::start(1);
     let exit7 = grid.wat("exit7", &guest("(call $exit (i32.const 7))"));
-    let id = submit(&grid, &[exit7.to_str().unwrap()]);
+    let id = grid.submit(&[exit7.to_str().unwrap()]);
     let wait = grid.run(&["wait", &id]);
     assert_eq!(wait.code, Some(7));
     let spin = grid.wat("spin", &guest(guests::SPIN));
-    let id = submit(&grid, &["--fuel", "1M", spin.to_str().unwrap()]);
+    let id = grid.submit(&["--fuel", "1M", spin.to_str().unwrap()]);
     grid.run(&["wait", &id]).assert_grid_failure(123, "grid: out of fuel after 1000000 units");
     let status = grid.run(&["status", "--json", &id]);
     assert!(status.stdout.contains("\"reason\": \"out of fuel after 1000000 units\""), "{status:#?}");
@@ -56,8 +45,8 @@ fn wait_exits_as_run_would() {
 fn cancel_a_running_job_and_list_jobs_by_state() {
     let grid = GridSandbox::start(1);
     let sleeper = grid.wat("sleeper", &guest(guests::SLEEP_MINUTE));
-    let long = submit(&grid, &[sleeper.to_str().unwrap()]);
-    let ok = submit(&grid, &[grid.wat("ok", &guests::hello()).to_str().unwrap()]);
+    let long = grid.submit(&[sleeper.to_str().unwrap()]);
+    let ok = grid.submit(&[grid.wat("ok", &guests::hello()).to_str().unwrap()]);
     grid.run(&["wait", &ok]).assert_clean_success();
     grid.wait_until("the sleeper runs", |g| g.run(&["status", &long]).stdout.contains("running").then_some(()));
     let cancel = grid.run(&["cancel", &long]);
@@ -87,10 +76,10 @@ fn unknown_job_ids_get_one_clear_line() {
 fn the_same_idempotency_key_yields_one_job() {
     let grid = GridSandbox::start(1);
     let module = grid.wat("ok", &guests::hello());
-    let first = submit(&grid, &["--idempotency-key", "nightly-42", module.to_str().unwrap()]);
-    let again = submit(&grid, &["--idempotency-key", "nightly-42", module.to_str().unwrap()]);
+    let first = grid.submit(&["--idempotency-key", "nightly-42", module.to_str().unwrap()]);
+    let again = grid.submit(&["--idempotency-key", "nightly-42", module.to_str().unwrap()]);
     assert_eq!(first, again);
-    let other = submit(&grid, &["--idempotency-key", "nightly-43", module.to_str().unwrap()]);
+    let other = grid.submit(&["--idempotency-key", "nightly-43", module.to_str().unwrap()]);
     assert_ne!(first, other);
     grid.run(&["wait", &first]).assert_clean_success();
     let all = grid.run(&["jobs", "--json"]);
@@ -113,7 +102,7 @@ fn a_batch_of_500_jobs_all_give_the_right_answer() {
     let grid = GridSandbox::builder(2).node_args(&["--slots", "4"]).start();
     let primes = example("primes");
     let ids: Vec<(u32, String)> = (0..500)
-        .map(|i| (1000 + i, submit(&grid, &[primes.to_str().unwrap(), "--", &(1000 + i).to_string()])))
+        .map(|i| (1000 + i, grid.submit(&[primes.to_str().unwrap(), "--", &(1000 + i).to_string()])))
         .collect();
     for (n, id) in ids {
         grid.run(&["wait", &id]).assert_clean_success();

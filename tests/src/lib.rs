@@ -203,6 +203,20 @@ impl GridSandbox {
         Run::from(self.cli(args).output().expect("run grid-cli"))
     }
 
+    /// `grid-cli submit ARGS`: asserts it succeeded quietly and returns the
+    /// job's id.
+    #[track_caller]
+    pub fn submit(&self, args: &[&str]) -> String {
+        let mut all = vec!["submit"];
+        all.extend_from_slice(args);
+        let run = self.run(&all);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        assert!(run.stderr.is_empty(), "{run:#?}");
+        let id = run.stdout.trim().to_owned();
+        assert_eq!(id.len(), 16, "not a job id: {id}");
+        id
+    }
+
     /// Runs `grid-cli ARGS` with `stdin` piped in.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         let mut child = self

@@ -142,6 +142,9 @@ pub struct JobReport {
     pub fuel_limit: u64,
     /// Wall-clock time on the node.
     pub wall: Duration,
+    /// From the node receiving the job to the guest's `_start` (zero if it
+    /// never started).
+    pub startup: Duration,
     /// The most linear memory the job held at once.
     pub peak_memory: u64,
     /// The name of the node that ran it.
@@ -158,6 +161,7 @@ impl JobReport {
             fuel_used: 0,
             fuel_limit: limits.fuel,
             wall: Duration::ZERO,
+            startup: Duration::ZERO,
             peak_memory: 0,
             node: node.to_owned(),
             dirs: Vec::new(),

@@ -10,7 +10,7 @@ use crate::output::{Chunk, OutputBudget, OutputLimitHit, StreamKind};
 use grid_core::archive::{self, Escape};
 use grid_core::{JobReport, JobSpec, MappedDir, Outcome};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use wasmtime::{InstancePre, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -44,6 +44,8 @@ pub struct Run<'a> {
     pub scratch: &'a Path,
     /// This node's name, for the report.
     pub node: &'a str,
+    /// When the node received the job.
+    pub received: Instant,
 }
 
 /// Runs a job to its end and reports how it went. Never fails: every way a
@@ -93,9 +95,11 @@ pub async fn run(job: Run<'_>) -> JobReport {
         if Instant::now() >= deadline { Err(wasmtime::Error::new(TimeoutHit)) } else { Ok(UpdateDeadline::Yield(1)) }
     });
 
+    let mut startup = Duration::ZERO;
     let guest = async {
         let instance = job.pre.instantiate_async(&mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        startup = job.received.elapsed();
         start.call_async(&mut store, ()).await
     };
     // A guest blocked in a host call (a long sleep in `poll_oneoff`) does not
@@ -126,7 +130,9 @@ pub async fn run(job: Run<'_>) -> JobReport {
     {
         outcome = Outcome::DiskLimit;
     }
-    finish(report(outcome), &store, started, &dirs)
+    let mut report = finish(report(outcome), &store, started, &dirs);
+    report.startup = startup;
+    report
 }
 
 enum Ended {

@@ -166,6 +166,7 @@ async fn accept(
     tx: &mpsc::Sender<pb::NodeMessage>,
     a: pb::Assign,
 ) {
+    let received = std::time::Instant::now();
     let job_id = a.job_id;
     let reject = |reason: String| up(Up::Rejected(pb::JobRejected { job_id: job_id.clone(), reason }));
     let spec = match a.spec.map(JobSpec::try_from) {
@@ -181,7 +182,7 @@ async fn accept(
     node.running.insert(job_id.clone(), job.clone());
     let (node, client, tx) = (node.clone(), client.clone(), tx.clone());
     tokio::spawn(async move {
-        let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, &job)).catch_unwind().await;
+        let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, &job, received)).catch_unwind().await;
         let report = run.unwrap_or_else(|_| {
             tracing::error!(job = %job_id, "job task panicked");
             JobReport::before_start(
@@ -209,6 +210,7 @@ async fn run_job(
     job_id: &str,
     spec: &JobSpec,
     job: &RunningJob,
+    received: std::time::Instant,
 ) -> JobReport {
     let name = &node.config.name;
     let pre = tokio::select! {
@@ -238,6 +240,7 @@ async fn run_job(
         cancelled: Box::pin(job.stop.notified()),
         scratch: scratch.path(),
         node: name,
+        received,
     })
     .await;
     // The output channel closed with the store: all output goes up before the result.
