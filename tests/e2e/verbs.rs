@@ -101,9 +101,8 @@ fn submit_needs_a_master() {
 fn a_batch_of_500_jobs_all_give_the_right_answer() {
     let grid = GridSandbox::builder(2).node_args(&["--slots", "4"]).start();
     let primes = example("primes");
-    let ids: Vec<(u32, String)> = (0..500)
-        .map(|i| (1000 + i, grid.submit(&[primes.to_str().unwrap(), "--", &(1000 + i).to_string()])))
-        .collect();
+    let ids: Vec<(u32, String)> =
+        (0..500).map(|i| (1000 + i, grid.submit(&[primes.to_str().unwrap(), "--", &(1000 + i).to_string()]))).collect();
     for (n, id) in ids {
         grid.run(&["wait", &id]).assert_clean_success();
         let logs = grid.run(&["logs", &id]);

@@ -211,19 +211,7 @@ async fn memory(q: bool) -> Result<()> {
         return Ok(());
     }
     let data = tempfile::tempdir()?;
-    let mut master = std::process::Command::new(&master_bin)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path().join("m"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let addr = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(master.stdout.take().context("stdout")?).read_line(&mut line)?;
-        line.trim().rsplit(' ').next().unwrap_or_default().to_owned()
-    };
-    let url = format!("http://{addr}");
+    let (mut master, url) = spawn_master(&master_bin, &data.path().join("m"))?;
     let mut client = Client::connect(&url).await?;
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     let queued = if q { 2000 } else { 100_000 };
@@ -248,19 +236,7 @@ async fn memory(q: bool) -> Result<()> {
     let _ = master.kill();
 
     // A node, idle and with every slot busy (against a fresh master).
-    let mut master = std::process::Command::new(&master_bin)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path().join("m2"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let addr = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(master.stdout.take().context("stdout")?).read_line(&mut line)?;
-        line.trim().rsplit(' ').next().unwrap_or_default().to_owned()
-    };
-    let url = format!("http://{addr}");
+    let (mut master, url) = spawn_master(&master_bin, &data.path().join("m2"))?;
     let mut node = std::process::Command::new(&node_bin)
         .args(["--master", &url, "--slots", "2", "--cache-dir"])
         .arg(data.path().join("n"))
@@ -283,6 +259,21 @@ async fn memory(q: bool) -> Result<()> {
     let _ = node.kill();
     let _ = master.kill();
     Ok(())
+}
+
+/// A `grid-master` process with its data in `dir`, and its URL once ready.
+fn spawn_master(bin: &std::path::Path, dir: &std::path::Path) -> Result<(std::process::Child, String)> {
+    use std::io::BufRead;
+    let mut master = std::process::Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(master.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+    Ok((master, format!("http://{addr}")))
 }
 
 fn rss(pid: u32) -> String {

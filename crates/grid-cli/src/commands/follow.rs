@@ -147,13 +147,14 @@ fn emit(
 /// Prints the job's cost on stderr (for `--stats` and `-v`).
 pub fn print_stats(job_id: &str, report: &JobReport) {
     eprintln!(
-        "grid: job {job_id} on node `{}`: {}, fuel {} of {}, peak memory {}, wall {:.1?}",
+        "grid: job {job_id} on node `{}`: {}, fuel {} of {}, peak memory {}, wall {:.1?}, start-up {:.1?}",
         report.node,
         report.outcome,
         format_fuel(report.fuel_used),
         format_fuel(report.fuel_limit),
         bytesize::ByteSize(report.peak_memory).display().iec(),
-        report.wall
+        report.wall,
+        report.startup
     );
 }
 

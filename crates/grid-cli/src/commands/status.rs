@@ -40,6 +40,7 @@ pub fn to_json(j: &JobRow) -> serde_json::Value {
         v["fuel_used"] = r.fuel_used.into();
         v["peak_memory"] = r.peak_memory.into();
         v["wall_ms"] = (r.wall.as_secs_f64() * 1000.0).into();
+        v["startup_us"] = (r.startup.as_micros() as u64).into();
     }
     v
 }
