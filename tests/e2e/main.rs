@@ -8,6 +8,7 @@ mod limits;
 mod quotas;
 mod recovery;
 mod running;
+mod scaffold;
 mod scheduling;
 mod sharing;
 mod verbs;

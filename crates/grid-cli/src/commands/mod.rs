@@ -6,6 +6,7 @@ pub mod follow;
 pub mod job;
 pub mod jobs;
 pub mod logs;
+pub mod new;
 pub mod nodes;
 pub mod run;
 pub mod status;
@@ -58,6 +59,8 @@ pub enum Command {
     Jobs(jobs::JobsCommand),
     /// List the nodes connected to the master.
     Nodes(nodes::NodesCommand),
+    /// Create a Rust guest project that uses the guest SDK.
+    New(new::NewCommand),
 }
 
 impl Command {
@@ -72,6 +75,7 @@ impl Command {
             Command::Cancel(c) => c.execute(global).await,
             Command::Jobs(c) => c.execute(global).await,
             Command::Nodes(c) => c.execute(global).await,
+            Command::New(c) => c.execute().await,
         }
     }
 }

@@ -1,0 +1,125 @@
+//! `grid-cli new`: a ready-to-build Rust guest that uses `guest-sdk`.
+
+use crate::exit::{self, Failure};
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Create a Rust guest project that uses the guest SDK: `cargo build
+/// --release` in it makes a `.wasm` that `grid-cli run` runs. The SDK's
+/// source comes with the project, so it builds offline.
+#[derive(Parser, Debug)]
+pub struct NewCommand {
+    /// The project's directory (its last part names the package).
+    path: PathBuf,
+}
+
+/// The SDK's source, carried inside the CLI.
+const SDK: &[(&str, &str)] = &[
+    ("src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
+    ("src/args.rs", include_str!("../../../guest-sdk/src/args.rs")),
+    ("src/error.rs", include_str!("../../../guest-sdk/src/error.rs")),
+    ("src/fs.rs", include_str!("../../../guest-sdk/src/fs.rs")),
+    ("src/input.rs", include_str!("../../../guest-sdk/src/input.rs")),
+];
+
+const MAIN_RS: &str = r#"//! A grid guest: counts the words on stdin, greeting whoever the first
+//! argument names.
+
+use guest_sdk::prelude::*;
+
+fn main() {
+    run(|| {
+        let args = guest_sdk::args::Args::from_env();
+        let who = args.get(0).unwrap_or("grid");
+        let text = guest_sdk::input::stdin_string()?;
+        if text.is_empty() {
+            bail!("nothing on stdin: try `echo some words | grid-cli run ...`");
+        }
+        println!("hello, {who}: {} words", text.split_whitespace().count());
+        Ok(())
+    })
+}
+"#;
+
+fn cargo_toml(name: &str) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+
+[dependencies]
+guest-sdk = {{ path = "guest-sdk" }}
+
+[profile.release]
+opt-level = "s"
+strip = "debuginfo"
+
+# A project of its own, even inside another workspace.
+[workspace]
+"#
+    )
+}
+
+const SDK_TOML: &str = r#"[package]
+name = "guest-sdk"
+version = "0.1.0"
+edition = "2024"
+description = "Write programs for wasm-grid: args, input, mapped directories and exit codes over plain WASI."
+
+[dependencies]
+"#;
+
+const CARGO_CONFIG: &str = "[build]\ntarget = \"wasm32-wasip1\"\n";
+
+fn readme(name: &str) -> String {
+    format!(
+        "# {name}\n\nA wasm-grid guest written with `guest-sdk` (its source is in `guest-sdk/`).\n\n\
+         ```sh\nrustup target add wasm32-wasip1   # once\ncargo build --release\n\
+         echo \"some words here\" | grid-cli run target/wasm32-wasip1/release/{name}.wasm -- you\n```\n\n\
+         It runs under the limits `grid-cli run --help` lists (fuel, memory, time, output, disk) and \
+         sees only WASI: its arguments, environment, stdin, stdout, stderr and the directories given \
+         with `--dir`. It also runs under `wasmtime run`.\n"
+    )
+}
+
+impl NewCommand {
+    /// Runs the command.
+    pub async fn execute(self) -> Result<ExitCode> {
+        let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+        if !valid {
+            return Err(Failure::with(
+                exit::GRID_ERROR,
+                format!("`{name}` is not a package name: use letters, digits, `-` and `_`, starting with a letter"),
+            ));
+        }
+        if self.path.exists() {
+            return Err(Failure::with(exit::GRID_ERROR, format!("`{}` already exists", self.path.display())));
+        }
+        let files: Vec<(PathBuf, String)> = [
+            ("Cargo.toml".into(), cargo_toml(&name)),
+            ("src/main.rs".into(), MAIN_RS.to_owned()),
+            (".cargo/config.toml".into(), CARGO_CONFIG.to_owned()),
+            (".gitignore".into(), "/target\n".to_owned()),
+            ("README.md".into(), readme(&name)),
+            ("guest-sdk/Cargo.toml".into(), SDK_TOML.to_owned()),
+        ]
+        .into_iter()
+        .chain(SDK.iter().map(|(p, text)| (Path::new("guest-sdk").join(p), (*text).to_owned())))
+        .collect();
+        for (rel, text) in files {
+            let path = self.path.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("failed to create `{}`", parent.display()))?;
+            }
+            std::fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))?;
+        }
+        println!("created `{}`: cd into it and run `cargo build --release`", self.path.display());
+        Ok(ExitCode::SUCCESS)
+    }
+}
