@@ -145,22 +145,41 @@ async fn throughput(q: bool) -> Result<()> {
 }
 
 async fn in_flight(client: Client, module: grid_core::ModuleHash, n: usize, window: usize) -> Result<()> {
+    let reports = windowed(n, window, || {
+        let (mut c, m) = (client.clone(), module.clone());
+        async move { c.run(&m, &[], small()).await }
+    })
+    .await?;
+    for report in reports {
+        anyhow::ensure!(report.outcome.exit_code() == Some(0), "a job failed: {}", report.outcome);
+    }
+    Ok(())
+}
+
+/// Runs `n` tasks made by `task`, at most `window` at a time, and returns
+/// their results.
+async fn windowed<T, F, Fut>(n: usize, window: usize, task: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+{
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(window));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..n {
         let permit = permits.clone().acquire_owned().await?;
-        let (mut c, m) = (client.clone(), module.clone());
+        let fut = task();
         tasks.spawn(async move {
-            let r = c.run(&m, &[], small()).await;
+            let r = fut.await;
             drop(permit);
             r
         });
     }
+    let mut out = Vec::with_capacity(n);
     while let Some(r) = tasks.join_next().await {
-        let report = r??;
-        anyhow::ensure!(report.outcome.exit_code() == Some(0), "a job failed: {}", report.outcome);
+        out.push(r??);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// 3: a CPU-bound job through the grid against a plain embedding with the
@@ -216,20 +235,11 @@ async fn memory(q: bool) -> Result<()> {
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     let queued = if q { 2000 } else { 100_000 };
     let before = rss(master.id());
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..queued {
-        let permit = permits.clone().acquire_owned().await?;
+    windowed(queued, 256, || {
         let (mut c, m) = (client.clone(), hello.clone());
-        tasks.spawn(async move {
-            let r = c.submit(&m, &[], small()).await;
-            drop(permit);
-            r
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
+        async move { c.submit(&m, &[], small()).await }
+    })
+    .await?;
     let after = rss(master.id());
     println!("\n## 6. Memory");
     println!("master RSS: {before} idle, {after} with {queued} jobs queued");

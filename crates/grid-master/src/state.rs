@@ -341,16 +341,12 @@ impl Grid {
         Ok(())
     }
 
-    /// A fresh job id.
-    pub fn next_id(&self) -> JobId {
-        self.new_job_id()
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn new_job_id(&self) -> JobId {
+    /// A fresh job id.
+    pub fn next_id(&self) -> JobId {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
         format!("{:011x}{:05x}", self.id_prefix & 0xfff_ffff_ffff, n & 0xf_ffff)
     }
@@ -389,7 +385,7 @@ impl Grid {
     /// would take (no database: for tests and embedding).
     pub fn submit(&self, spec: JobSpec) -> Result<JobId> {
         self.admissible(&spec)?;
-        let id = self.new_job_id();
+        let id = self.next_id();
         self.enqueue(id.clone(), spec, Submission::default());
         Ok(id)
     }

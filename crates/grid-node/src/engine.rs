@@ -173,11 +173,6 @@ impl ModuleCache {
             .collect()
     }
 
-    /// Whether a module is ready to instantiate without compiling.
-    pub fn is_hot(&self, hash: &ModuleHash) -> bool {
-        self.hot.contains_key(hash)
-    }
-
     /// The ready-to-instantiate module for `hash`: from memory, else from the
     /// precompiled artifact on disk, else compiled from bytes (from disk, or
     /// from `fetch`), verified against the hash first.
