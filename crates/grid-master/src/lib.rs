@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod error;
+pub mod queue;
 mod rpc;
 pub mod scheduler;
 pub mod state;

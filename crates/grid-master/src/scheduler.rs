@@ -86,35 +86,6 @@ fn bytes(n: u64) -> String {
     })
 }
 
-/// A queued job as the ordering sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queued<'a> {
-    /// Higher runs first.
-    pub priority: i32,
-    /// Whose job it is.
-    pub tenant: &'a str,
-}
-
-/// The order in which to offer queued jobs (given in queue order) to the
-/// nodes: higher priority first; within a priority, tenants take turns,
-/// those with fewer jobs running first (`running` gives each tenant's
-/// count); within a tenant, queue order. Returns indices into `queued`.
-pub fn order(queued: &[Queued<'_>], running: &std::collections::HashMap<&str, usize>) -> Vec<usize> {
-    let mut nth: std::collections::HashMap<(i32, &str), usize> = std::collections::HashMap::new();
-    let mut keyed: Vec<(i32, usize, usize)> = queued
-        .iter()
-        .enumerate()
-        .map(|(i, q)| {
-            let k = nth.entry((q.priority, q.tenant)).or_insert(0);
-            let turn = running.get(q.tenant).copied().unwrap_or(0) + *k;
-            *k += 1;
-            (-q.priority, turn, i)
-        })
-        .collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, _, i)| i).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,20 +154,6 @@ mod tests {
             "waiting: no node with 4 KiB of scratch space free"
         );
         assert_eq!(reason(&[node("a", 1, 1000, 10, false)]), "waiting: no node with 1k fuel left in its quota");
-    }
-
-    #[test]
-    fn priority_first_then_tenants_take_turns() {
-        let q = |priority, tenant| Queued { priority, tenant };
-        let running = std::collections::HashMap::from([("busy", 2)]);
-        // Queue order: four of alice's, one of bob's, one urgent, one of busy's.
-        let queued =
-            [q(0, "alice"), q(0, "alice"), q(0, "alice"), q(0, "alice"), q(0, "bob"), q(5, "carol"), q(0, "busy")];
-        let order = order(&queued, &running);
-        assert_eq!(order[0], 5, "the urgent job goes first");
-        // Then alice and bob take turns; busy, with two running, counts as
-        // if it had had two turns already.
-        assert_eq!(order, vec![5, 0, 4, 1, 2, 6, 3]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::db::{Db, OUTPUT_KEPT, StoredJob};
 use crate::error::{MasterError, Result};
+use crate::queue::JobQueue;
 use crate::scheduler::{self, Demand, NodeView};
 use grid_core::{Capacity, TokenBucket};
 use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
@@ -181,7 +182,7 @@ struct Inner {
     /// Per node name: jobs lost on that node that then ran to their end on
     /// another. A node that keeps losing jobs shows here.
     lost_jobs: HashMap<String, u64>,
-    queue: VecDeque<JobId>,
+    queue: JobQueue<JobId>,
     finished: VecDeque<JobId>,
     nodes: HashMap<NodeId, Node>,
     next_node: NodeId,
@@ -311,7 +312,9 @@ impl Grid {
                     let job = inner.jobs.get_mut(&id).expect("just inserted");
                     push_event(job, JobEvent::Retry(job.attempts + 1));
                 }
-                inner.queue.push_back(id);
+                let job = &inner.jobs[&id];
+                let (priority, tenant) = (job.priority, job.tenant.clone());
+                inner.queue.push_back(id, priority, &tenant);
             }
         }
         self.dispatch(&mut inner);
@@ -376,8 +379,8 @@ impl Grid {
         if let Some(key) = key {
             inner.keys.insert(key, id.clone());
         }
-        inner.jobs.insert(id.clone(), job);
-        inner.queue.push_back(id);
+        inner.queue.push_back(id.clone(), job.priority, &job.tenant);
+        inner.jobs.insert(id, job);
         self.dispatch(&mut inner);
     }
 
@@ -421,7 +424,7 @@ impl Grid {
         match job.state.clone() {
             JobState::Finished => Ok(false),
             JobState::Queued => {
-                inner.queue.retain(|j| j != id);
+                inner.queue.remove(id);
                 self.finish(&mut inner, id, JobReport::before_start(Outcome::Cancelled, "", &limits));
                 Ok(true)
             }
@@ -545,9 +548,9 @@ impl Grid {
             j.attempts = j.attempts.saturating_sub(1);
         }
         j.recorded = (0, 0);
-        let attempts = j.attempts;
+        let (attempts, priority, tenant) = (j.attempts, j.priority, j.tenant.clone());
         self.record(|db| db.requeued(job, attempts));
-        inner.queue.push_front(job.to_owned());
+        inner.queue.push_front(job.to_owned(), priority, &tenant);
         self.dispatch(&mut inner);
     }
 
@@ -568,9 +571,9 @@ impl Grid {
                 job.recorded = (0, 0);
                 job.lost_on.push(n.reg.name.clone());
                 push_event(job, JobEvent::Retry(job.attempts + 1));
-                let attempts = job.attempts;
+                let (attempts, priority, tenant) = (job.attempts, job.priority, job.tenant.clone());
                 self.record(|db| db.requeued(&id, attempts));
-                inner.queue.push_front(id);
+                inner.queue.push_front(id, priority, &tenant);
             } else {
                 let msg = format!(
                     "node `{}` disconnected: {why} (attempt {} of {})",
@@ -665,65 +668,56 @@ impl Grid {
         for n in inner.nodes.values_mut() {
             n.refill(now);
         }
-        if inner.queue.is_empty() {
-            return;
-        }
-        if !inner.nodes.values().any(|n| n.free_slots() > 0) {
+        let free_slots = |nodes: &HashMap<NodeId, Node>| nodes.values().any(|n| n.free_slots() > 0);
+        if inner.queue.is_empty() || !free_slots(&inner.nodes) {
             // Nothing can start (a job's status works out why on its own).
             return;
         }
+        let Inner { queue, jobs, nodes, .. } = &mut *inner;
         let mut running: HashMap<&str, usize> = HashMap::new();
-        for id in inner.nodes.values().flat_map(|n| n.running.iter()) {
-            *running.entry(inner.jobs[id].tenant.as_str()).or_default() += 1;
+        for id in nodes.values().flat_map(|n| n.running.iter()) {
+            *running.entry(jobs[id].tenant.as_str()).or_default() += 1;
         }
-        let queued: Vec<_> = inner
-            .queue
-            .iter()
-            .map(|id| scheduler::Queued { priority: inner.jobs[id].priority, tenant: &inner.jobs[id].tenant })
-            .collect();
-        let order = scheduler::order(&queued, &running);
-        let mut sent = HashSet::new();
-        for i in order {
-            let id = inner.queue[i].clone();
-            let spec = inner.jobs[&id].spec.clone();
+        let mut sent = Vec::new();
+        for id in queue.in_order(&running) {
+            let job = &jobs[id];
+            let spec = &job.spec;
             let demand = Demand { memory: spec.limits.memory, fuel: spec.limits.fuel, disk: spec.limits.disk };
-            let refused = &inner.jobs[&id].refused_by;
-            let views: Vec<_> = inner
-                .nodes
+            let views: Vec<_> = nodes
                 .iter()
-                .filter(|(nid, _)| !refused.contains(nid))
-                .map(|(nid, n)| n.view(*nid, &spec))
+                .filter(|(nid, _)| !job.refused_by.contains(nid))
+                .map(|(nid, n)| n.view(*nid, spec))
                 .collect();
             let Some(node_id) = scheduler::choose(&demand, &views) else {
                 continue;
             };
-            let node = inner.nodes.get_mut(&node_id).expect("chosen node exists");
+            let node = nodes.get_mut(&node_id).expect("chosen node exists");
             if node.tx.send(ToNode::Assign(id.clone(), spec.clone())).is_err() {
                 // The session is closing; node_gone will follow. Keep the job.
                 continue;
             }
-            sent.insert(i);
             node.running.insert(id.clone());
             node.memory_used += demand.memory;
             node.disk_used += demand.disk;
             node.fuel_reserved += demand.fuel;
             // The node will cache the module once it has fetched it.
-            node.cached.insert(spec.module.clone());
-            let name = node.reg.name.clone();
-            let job = inner.jobs.get_mut(&id).expect("queued job exists");
+            if !node.cached.contains(&spec.module) {
+                node.cached.insert(spec.module.clone());
+            }
+            sent.push((id.clone(), node_id, node.reg.name.clone()));
+            if !free_slots(nodes) {
+                break;
+            }
+        }
+        for (id, node_id, name) in sent {
+            queue.remove(&id);
+            let job = jobs.get_mut(&id).expect("queued job exists");
             job.state = JobState::Running(node_id);
             job.attempts += 1;
             job.node_name = name.clone();
             job.recorded = (0, 0);
             self.record(|db| db.running(&id, &name, job.attempts));
             push_event(job, JobEvent::Assigned(name));
-        }
-        if !sent.is_empty() {
-            let mut i = 0;
-            inner.queue.retain(|_| {
-                i += 1;
-                !sent.contains(&(i - 1))
-            });
         }
     }
 }
