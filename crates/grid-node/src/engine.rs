@@ -42,7 +42,13 @@ pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
         .max_tables_per_module(TABLES_PER_JOB)
         .table_elements(MAX_TABLE_ELEMENTS)
         .max_memory_size(usize::try_from(capacity.per_job.memory).unwrap_or(usize::MAX))
-        .total_stacks(slots);
+        .total_stacks(slots)
+        // A finished job's pages are zeroed in place, not handed back to
+        // the kernel and faulted in again by the next job.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .async_stack_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => Ok(engine),
@@ -53,6 +59,9 @@ pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
         }
     }
 }
+
+/// Bytes of each pooled memory, table and stack kept resident between jobs.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Linear memories one job's module may define (multi-memory).
 const MEMORIES_PER_JOB: u32 = 2;

@@ -91,8 +91,11 @@ pub async fn run(job: Run<'_>) -> JobReport {
     }
     let deadline = started + spec.limits.timeout;
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline { Err(wasmtime::Error::new(TimeoutHit)) } else { Ok(UpdateDeadline::Yield(1)) }
+    // Checked once per tick until the deadline; the fuel yields already give
+    // the other tasks their turn, so the check does not yield itself.
+    store.epoch_deadline_callback(move |_| match deadline.checked_duration_since(Instant::now()) {
+        Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(1)),
+        _ => Err(wasmtime::Error::new(TimeoutHit)),
     });
 
     let mut startup = Duration::ZERO;
