@@ -4,6 +4,7 @@
 mod errors;
 mod guests;
 mod hostile;
+mod languages;
 mod limits;
 mod quotas;
 mod recovery;

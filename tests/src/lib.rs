@@ -41,11 +41,27 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
-/// A hostile guest from `examples/hostile/`.
-pub fn hostile(file: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hostile").join(file);
+/// A guest in another language than Rust, built to `target/guests/NAME.wasm`
+/// by `scripts/build-examples` with the toolchains
+/// `scripts/install-guest-toolchains` installs.
+pub fn guest_wasm(name: &str) -> PathBuf {
+    let target = profile_dir().parent().expect("target dir").to_owned();
+    let path = target.join("guests").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "`{}` is missing: run `scripts/setup` (the README's test command does)", path.display());
+    path
+}
+
+/// A file under `examples/`, such as a guest the grid runs as text
+/// (`wat/wordfreq.wat`).
+pub fn example_file(rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(rel);
     assert!(path.is_file(), "`{}` is missing", path.display());
     path
+}
+
+/// A hostile guest from `examples/hostile/`.
+pub fn hostile(file: &str) -> PathBuf {
+    example_file(&format!("hostile/{file}"))
 }
 
 /// A master and its nodes, each a real process; all are killed on drop.

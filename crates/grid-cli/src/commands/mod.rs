@@ -59,7 +59,7 @@ pub enum Command {
     Jobs(jobs::JobsCommand),
     /// List the nodes connected to the master.
     Nodes(nodes::NodesCommand),
-    /// Create a Rust guest project that uses the guest SDK.
+    /// Create a guest project in Rust, C or AssemblyScript.
     New(new::NewCommand),
 }
 

@@ -1,88 +1,60 @@
-//! `grid-cli new`: a ready-to-build Rust guest that uses `guest-sdk`.
+//! `grid-cli new`: a ready-to-build guest project in Rust (with
+//! `guest-sdk`), C or AssemblyScript.
+
+mod assemblyscript;
+mod c;
+mod rust;
 
 use crate::exit::{self, Failure};
 use anyhow::{Context, Result};
-use clap::Parser;
-use std::path::{Path, PathBuf};
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Create a Rust guest project that uses the guest SDK: `cargo build
-/// --release` in it makes a `.wasm` that `grid-cli run` runs. The SDK's
-/// source comes with the project, so it builds offline.
+/// Create a guest project, ready to build into a `.wasm` that `grid-cli run`
+/// runs. Each counts the words on stdin and greets whoever its first argument
+/// names; its README says how to build and run it.
 #[derive(Parser, Debug)]
 pub struct NewCommand {
-    /// The project's directory (its last part names the package).
+    /// The project's directory (its last part names the program).
     path: PathBuf,
+    /// The language: Rust with the guest SDK (whose source comes with the
+    /// project, so it builds offline), C with clang and wasi-libc, or
+    /// AssemblyScript with its WASI shim.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
 }
 
-/// The SDK's source, carried inside the CLI.
-const SDK: &[(&str, &str)] = &[
-    ("src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
-    ("src/args.rs", include_str!("../../../guest-sdk/src/args.rs")),
-    ("src/error.rs", include_str!("../../../guest-sdk/src/error.rs")),
-    ("src/fs.rs", include_str!("../../../guest-sdk/src/fs.rs")),
-    ("src/input.rs", include_str!("../../../guest-sdk/src/input.rs")),
-];
+/// The languages `new` has a template for.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Lang {
+    Rust,
+    C,
+    #[value(alias = "as")]
+    Assemblyscript,
+}
 
-const MAIN_RS: &str = r#"//! A grid guest: counts the words on stdin, greeting whoever the first
-//! argument names.
-
-use guest_sdk::prelude::*;
-
-fn main() {
-    run(|| {
-        let args = guest_sdk::args::Args::from_env();
-        let who = args.get(0).unwrap_or("grid");
-        let text = guest_sdk::input::stdin_string()?;
-        if text.is_empty() {
-            bail!("nothing on stdin: try `echo some words | grid-cli run ...`");
+impl Lang {
+    /// The project this language's template makes for a program `name`.
+    fn template(self, name: &str) -> Template {
+        match self {
+            Lang::Rust => rust::template(name),
+            Lang::C => c::template(name),
+            Lang::Assemblyscript => assemblyscript::template(name),
         }
-        println!("hello, {who}: {} words", text.split_whitespace().count());
-        Ok(())
-    })
-}
-"#;
-
-fn cargo_toml(name: &str) -> String {
-    format!(
-        r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2024"
-
-[dependencies]
-guest-sdk = {{ path = "guest-sdk" }}
-
-[profile.release]
-opt-level = "s"
-strip = "debuginfo"
-
-# A project of its own, even inside another workspace.
-[workspace]
-"#
-    )
+    }
 }
 
-const SDK_TOML: &str = r#"[package]
-name = "guest-sdk"
-version = "0.1.0"
-edition = "2024"
-description = "Write programs for wasm-grid: args, input, mapped directories and exit codes over plain WASI."
+/// A project's files (relative paths) and the command that builds it.
+struct Template {
+    files: Vec<(PathBuf, String)>,
+    build: &'static str,
+}
 
-[dependencies]
-"#;
-
-const CARGO_CONFIG: &str = "[build]\ntarget = \"wasm32-wasip1\"\n";
-
-fn readme(name: &str) -> String {
-    format!(
-        "# {name}\n\nA wasm-grid guest written with `guest-sdk` (its source is in `guest-sdk/`).\n\n\
-         ```sh\nrustup target add wasm32-wasip1   # once\ncargo build --release\n\
-         echo \"some words here\" | grid-cli run target/wasm32-wasip1/release/{name}.wasm -- you\n```\n\n\
-         It runs under the limits `grid-cli run --help` lists (fuel, memory, time, output, disk) and \
-         sees only WASI: its arguments, environment, stdin, stdout, stderr and the directories given \
-         with `--dir`. It also runs under `wasmtime run`.\n"
-    )
+/// A template's text with `{{name}}` replaced by the program's name, and
+/// `{{package}}` by its npm package name (which must be lowercase).
+fn fill(text: &str, name: &str) -> String {
+    text.replace("{{name}}", name).replace("{{package}}", &name.to_ascii_lowercase())
 }
 
 impl NewCommand {
@@ -101,25 +73,38 @@ impl NewCommand {
         if self.path.exists() {
             return Err(Failure::with(exit::GRID_ERROR, format!("`{}` already exists", self.path.display())));
         }
-        let files: Vec<(PathBuf, String)> = [
-            ("Cargo.toml".into(), cargo_toml(&name)),
-            ("src/main.rs".into(), MAIN_RS.to_owned()),
-            (".cargo/config.toml".into(), CARGO_CONFIG.to_owned()),
-            (".gitignore".into(), "/target\n".to_owned()),
-            ("README.md".into(), readme(&name)),
-            ("guest-sdk/Cargo.toml".into(), SDK_TOML.to_owned()),
-        ]
-        .into_iter()
-        .chain(SDK.iter().map(|(p, text)| (Path::new("guest-sdk").join(p), (*text).to_owned())))
-        .collect();
-        for (rel, text) in files {
+        let template = self.lang.template(&name);
+        for (rel, text) in template.files {
             let path = self.path.join(rel);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("failed to create `{}`", parent.display()))?;
             }
             std::fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))?;
         }
-        println!("created `{}`: cd into it and run `cargo build --release`", self.path.display());
+        println!("created `{}`: cd into it and run `{}`", self.path.display(), template.build);
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        for lang in Lang::value_variants() {
+            for (path, text) in &lang.template("My-guest").files {
+                assert!(!text.contains("{{"), "`{}` of {lang:?} keeps a placeholder", path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn npm_package_names_are_lowercase() {
+        let files = Lang::Assemblyscript.template("My-guest").files;
+        let package = files.iter().find(|(p, _)| p.ends_with("package.json")).map(|(_, t)| t).unwrap();
+        assert!(package.contains(r#""name": "my-guest""#), "{package}");
+        let asconfig = files.iter().find(|(p, _)| p.ends_with("asconfig.json")).map(|(_, t)| t).unwrap();
+        assert!(asconfig.contains("build/My-guest.wasm"), "{asconfig}");
     }
 }
