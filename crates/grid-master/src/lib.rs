@@ -32,6 +32,9 @@ pub struct MasterConfig {
     pub heartbeat: Duration,
     /// How many times a job runs when the nodes under it are lost.
     pub max_attempts: u32,
+    /// Whether each commit of the job record waits for the disk (survives a
+    /// power cut) or only for the OS (survives the master's crash).
+    pub fsync: bool,
 }
 
 impl MasterConfig {
@@ -42,6 +45,7 @@ impl MasterConfig {
             max_module_size: 64 << 20,
             heartbeat: Duration::from_secs(2),
             max_attempts: 3,
+            fsync: true,
         }
     }
 }
@@ -58,7 +62,7 @@ impl Master {
     /// Opens the master's data directory.
     pub fn open(config: MasterConfig) -> Result<Self> {
         let store = store::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
-        let db = Arc::new(db::Db::open(&config.data_dir.join("grid.db"))?);
+        let db = Arc::new(db::Db::open(&config.data_dir.join("grid.db"), config.fsync)?);
         let grid = state::Grid::new(Some(db.clone()), config.max_attempts);
         let recovered = grid.recover(db.unfinished()?);
         if recovered > 0 {

@@ -30,6 +30,11 @@ struct Args {
     /// How many times a job runs when the nodes under it are lost.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
+    /// Commit the job record to the OS without waiting for the disk: faster
+    /// submissions; a master crash still loses nothing, but a power cut or a
+    /// kernel crash may lose the last moments' submissions and results.
+    #[arg(long)]
+    no_fsync: bool,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +62,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_module_size: args.max_module_size,
         heartbeat: args.heartbeat,
         max_attempts: args.max_attempts,
+        fsync: !args.no_fsync,
     };
     let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
