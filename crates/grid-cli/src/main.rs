@@ -34,7 +34,13 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(cli.command.execute(&cli.global));
-    runtime.shutdown_timeout(Duration::from_millis(200));
+    if cli.global.master.is_some() {
+        // Nothing of ours runs in the background: no need to wait for it.
+        runtime.shutdown_background();
+    } else {
+        // The embedded grid's last moments (its record of this job) count.
+        runtime.shutdown_timeout(Duration::from_millis(200));
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
