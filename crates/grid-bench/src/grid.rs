@@ -9,44 +9,92 @@ use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use tonic::transport::{Channel, Endpoint};
 
-/// A running in-process grid.
+/// How to start a grid.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// The master and each node as a process of its own (the release
+    /// binaries next to `grid-bench`) rather than in this process.
+    pub processes: bool,
+    /// Whether the master's record waits for the disk on each commit.
+    pub fsync: bool,
+}
+
+/// A running grid, in this process or as processes of its own.
 pub struct Grid {
     /// The master's URL.
     pub url: String,
+    /// The processes, when the grid runs as processes.
+    pub children: Vec<std::process::Child>,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::watch::Sender<()>,
 }
 
+impl Drop for Grid {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A release binary of the workspace, next to this one.
+pub fn sibling(name: &str) -> Result<std::path::PathBuf> {
+    let path = std::env::current_exe()?.parent().context("exe dir")?.join(name);
+    anyhow::ensure!(path.is_file(), "`{}` is missing: run `cargo build --release --workspace`", path.display());
+    Ok(path)
+}
+
 impl Grid {
     /// A master and `nodes` nodes of `slots` slots each.
-    pub async fn start(nodes: usize, slots: u32) -> Result<Self> {
+    pub async fn start(nodes: usize, slots: u32, setup: Setup) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let master = grid_master::Master::open(grid_master::MasterConfig::new(dir.path().join("master")))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::watch::channel(());
-        let mut s = stopped.clone();
-        tokio::spawn(async move {
-            master
-                .serve(listener, async move {
-                    let _ = s.changed().await;
-                })
-                .await
-        });
-        for i in 0..nodes {
-            let mut config = grid_node::NodeConfig::new(url.clone(), dir.path().join(format!("node-{i}")));
-            config.name = format!("node-{i}");
-            config.capacity.slots = slots;
-            let node = grid_node::Node::new(config)?;
+        let mut children = Vec::new();
+        let url = if setup.processes {
+            let (master, url) = spawn_master(&dir.path().join("master"), setup.fsync)?;
+            children.push(master);
+            for i in 0..nodes {
+                children.push(
+                    std::process::Command::new(sibling("grid-node")?)
+                        .args(["--master", &url, "--name", &format!("node-{i}"), "--slots", &slots.to_string()])
+                        .arg("--cache-dir")
+                        .arg(dir.path().join(format!("node-{i}")))
+                        .stderr(std::process::Stdio::null())
+                        .spawn()?,
+                );
+            }
+            url
+        } else {
+            let mut config = grid_master::MasterConfig::new(dir.path().join("master"));
+            config.fsync = setup.fsync;
+            let master = grid_master::Master::open(config)?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}", listener.local_addr()?);
             let mut s = stopped.clone();
             tokio::spawn(async move {
-                node.run(async move {
-                    let _ = s.changed().await;
-                })
-                .await
+                master
+                    .serve(listener, async move {
+                        let _ = s.changed().await;
+                    })
+                    .await
             });
-        }
-        let grid = Self { url, _dir: dir, _stop: stop };
+            for i in 0..nodes {
+                let mut config = grid_node::NodeConfig::new(url.clone(), dir.path().join(format!("node-{i}")));
+                config.name = format!("node-{i}");
+                config.capacity.slots = slots;
+                let node = grid_node::Node::new(config)?;
+                let mut s = stopped.clone();
+                tokio::spawn(async move {
+                    node.run(async move {
+                        let _ = s.changed().await;
+                    })
+                    .await
+                });
+            }
+            url
+        };
+        let grid = Self { url, children, _dir: dir, _stop: stop };
         let mut client = grid.client().await?;
         for _ in 0..1000 {
             if client.nodes().await? >= nodes {
@@ -61,6 +109,21 @@ impl Grid {
     pub async fn client(&self) -> Result<Client> {
         Client::connect(&self.url).await
     }
+}
+
+/// A `grid-master` process with its data in `dir`, and its URL once ready.
+pub fn spawn_master(dir: &std::path::Path, fsync: bool) -> Result<(std::process::Child, String)> {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(sibling("grid-master")?);
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir);
+    if !fsync {
+        cmd.arg("--no-fsync");
+    }
+    let mut master = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(master.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+    Ok((master, format!("http://{addr}")))
 }
 
 /// A connection to a master.

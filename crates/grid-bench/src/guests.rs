@@ -84,3 +84,18 @@ pub async fn run_direct(engine: &Engine, module: &Module, fuel: bool) -> anyhow:
     start.call_async(&mut store, ()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(t.elapsed())
 }
+
+/// A `wasmtime` CLI to compare against: `$WASMTIME`, else one on `PATH`,
+/// else the one `scripts/bench` installs under `target/bench-tools`.
+pub fn wasmtime_cli() -> Option<std::path::PathBuf> {
+    if let Some(w) = std::env::var_os("WASMTIME") {
+        return Some(w.into());
+    }
+    let on_path = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("wasmtime")).find(|w| w.is_file()));
+    on_path.or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        let w = exe.parent()?.join("../bench-tools/wasmtime_cli/wasmtime");
+        w.is_file().then_some(w)
+    })
+}

@@ -10,7 +10,7 @@ mod stats;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use grid::{Client, Grid};
+use grid::{Client, Grid, Setup};
 use grid_core::Limits;
 use stats::Samples;
 use std::time::{Duration, Instant};
@@ -25,6 +25,10 @@ struct Args {
     /// Tiny counts: a smoke run, not a measurement.
     #[arg(long)]
     quick: bool,
+    /// Run the master and the nodes as processes of their own (the release
+    /// binaries next to this one) rather than inside the benchmark.
+    #[arg(long)]
+    processes: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +38,7 @@ enum What {
     Throughput,
     Compute,
     Startup,
+    Process,
     Memory,
 }
 
@@ -58,16 +63,24 @@ async fn run(args: Args) -> Result<()> {
                 .to_owned()))
             .unwrap_or_default()
     );
-    println!("# wasm-grid benchmarks ({machine}){}", if q { " — quick smoke run, not a measurement" } else { "" });
+    let setup = Setup { processes: args.processes, fsync: true };
+    println!(
+        "# wasm-grid benchmarks ({machine}; master and nodes {}){}",
+        if setup.processes { "as processes" } else { "in-process" },
+        if q { " — quick smoke run, not a measurement" } else { "" }
+    );
     let all = args.what == What::All;
     if all || args.what == What::Latency || args.what == What::Startup {
-        latency_and_startup(q).await?;
+        latency_and_startup(q, setup).await?;
     }
     if all || args.what == What::Throughput {
-        throughput(q).await?;
+        throughput(q, setup).await?;
     }
     if all || args.what == What::Compute {
-        compute(q).await?;
+        compute(q, setup).await?;
+    }
+    if all || args.what == What::Process {
+        whole_process(q, setup).await?;
     }
     if all || args.what == What::Memory {
         memory(q).await?;
@@ -80,22 +93,28 @@ fn small() -> Limits {
 }
 
 /// 1 and 4: one tiny job at a time on a warm grid, and the node's share of it.
-async fn latency_and_startup(q: bool) -> Result<()> {
-    let grid = Grid::start(2, 2).await?;
-    let mut client = grid.client().await?;
-    let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
-    for _ in 0..20 {
-        client.run(&hello, &[], small()).await?;
-    }
-    let (mut lat, mut start) = (Samples::default(), Samples::default());
-    for _ in 0..if q { 30 } else { 1000 } {
-        let t = Instant::now();
-        let r = client.run(&hello, &[], small()).await?;
-        lat.push(t.elapsed());
-        start.push(r.startup);
-    }
+async fn latency_and_startup(q: bool, setup: Setup) -> Result<()> {
     println!("\n## 1. Warm latency (hello, cached on every node, one job at a time)");
-    println!("submit to finished, client side: {}", lat.percentiles());
+    let mut start = Samples::default();
+    for fsync in [true, false] {
+        let grid = Grid::start(2, 2, Setup { fsync, ..setup }).await?;
+        let mut client = grid.client().await?;
+        let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
+        for _ in 0..20 {
+            client.run(&hello, &[], small()).await?;
+        }
+        let mut lat = Samples::default();
+        for _ in 0..if q { 30 } else { 1000 } {
+            let t = Instant::now();
+            let r = client.run(&hello, &[], small()).await?;
+            lat.push(t.elapsed());
+            start.push(r.startup);
+        }
+        let record = if fsync { "each submission on disk before its id returns" } else { "master `--no-fsync`" };
+        println!("submit to finished, client side ({record}): {}", lat.percentiles());
+    }
+    let grid = Grid::start(2, 2, setup).await?;
+    let mut client = grid.client().await?;
     println!("\n## 4. Start-up");
     println!("node side, assignment received to `_start`, cached module: {}", start.summary());
 
@@ -118,8 +137,8 @@ async fn latency_and_startup(q: bool) -> Result<()> {
 }
 
 /// 2: tiny jobs per second with many in flight, from 1 and from 4 clients.
-async fn throughput(q: bool) -> Result<()> {
-    let grid = Grid::start(2, 2).await?;
+async fn throughput(q: bool, setup: Setup) -> Result<()> {
+    let grid = Grid::start(2, 2, setup).await?;
     let mut client = grid.client().await?;
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     client.run(&hello, &[], small()).await?;
@@ -184,8 +203,8 @@ where
 
 /// 3: a CPU-bound job through the grid against a plain embedding with the
 /// node's own engine configuration; and fuel metering's own price.
-async fn compute(q: bool) -> Result<()> {
-    let grid = Grid::start(1, 1).await?;
+async fn compute(q: bool, setup: Setup) -> Result<()> {
+    let grid = Grid::start(1, 1, setup).await?;
     let mut client = grid.client().await?;
     let n = if q { 200_000 } else { 2_500_000 };
     let bytes = wat::parse_str(guests::primes(n))?;
@@ -221,16 +240,96 @@ async fn compute(q: bool) -> Result<()> {
     Ok(())
 }
 
+/// 5: `grid-cli run hello.wasm` as a whole process against a warm local
+/// grid, against `wasmtime run hello.wasm`, in alternation.
+async fn whole_process(q: bool, setup: Setup) -> Result<()> {
+    println!("\n## 5. Whole process (`grid-cli run hello.wasm` on a warm local grid)");
+    let cli = grid::sibling("grid-cli")?;
+    let dir = tempfile::tempdir()?;
+    let built = cli.parent().context("exe dir")?.join("../wasm32-wasip1/release/hello.wasm");
+    let hello = dir.path().join("hello.wasm");
+    if built.is_file() {
+        std::fs::copy(&built, &hello)?;
+    } else {
+        std::fs::write(&hello, wat::parse_str(guests::HELLO)?)?;
+    }
+    let grid = Grid::start(2, 2, setup).await?;
+    let grid_run = {
+        let mut cmd = std::process::Command::new(&cli);
+        cmd.args(["run", "--master", &grid.url]).arg(&hello).arg("world");
+        cmd
+    };
+    let wasmtime = guests::wasmtime_cli();
+    let mut precompiled = None;
+    if let Some(w) = &wasmtime {
+        let cwasm = dir.path().join("hello.cwasm");
+        timed(std::process::Command::new(w).arg("compile").arg(&hello).arg("-o").arg(&cwasm)).await?;
+        precompiled = Some(cwasm);
+    }
+    let (mut on_grid, mut plain, mut pre, mut ratio, mut pre_ratio) =
+        (Samples::default(), Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    timed(&mut clone_cmd(&grid_run)).await?;
+    for _ in 0..if q { 5 } else { 100 } {
+        let g = timed(&mut clone_cmd(&grid_run)).await?;
+        on_grid.push(g);
+        if let (Some(w), Some(cwasm)) = (&wasmtime, &precompiled) {
+            let p = timed(std::process::Command::new(w).arg("run").arg(&hello).arg("world")).await?;
+            let c = timed(std::process::Command::new(w).args(["run", "--allow-precompiled"]).arg(cwasm).arg("world"))
+                .await?;
+            plain.push(p);
+            pre.push(c);
+            ratio.push_ratio(g.as_secs_f64() / p.as_secs_f64());
+            pre_ratio.push_ratio(g.as_secs_f64() / c.as_secs_f64());
+        }
+    }
+    let what = if built.is_file() { "examples/hello" } else { "a WAT hello" };
+    println!("`grid-cli run --master URL hello.wasm` ({what}): {}", on_grid.summary());
+    match &wasmtime {
+        Some(w) => {
+            let w = w.canonicalize().unwrap_or_else(|_| w.clone());
+            println!("`wasmtime run hello.wasm` ({}): {}", w.display(), plain.summary());
+            println!("`wasmtime run --allow-precompiled hello.cwasm`: {}", pre.summary());
+            println!("grid-cli / wasmtime run, pair by pair: {}", ratio.ratio_summary());
+            println!("grid-cli / wasmtime run of the precompiled module, pair by pair: {}", pre_ratio.ratio_summary());
+        }
+        None => println!("no `wasmtime` CLI on PATH (`scripts/bench` installs one): the comparison is skipped"),
+    }
+    Ok(())
+}
+
+fn clone_cmd(cmd: &std::process::Command) -> std::process::Command {
+    let mut c = std::process::Command::new(cmd.get_program());
+    c.args(cmd.get_args());
+    c
+}
+
+/// Runs a command to its end, checks that it succeeded, and times it.
+async fn timed(cmd: &mut std::process::Command) -> Result<Duration> {
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut cmd = std::mem::replace(cmd, std::process::Command::new("true"));
+    tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let out = cmd.output()?;
+        let took = t.elapsed();
+        anyhow::ensure!(
+            out.status.success(),
+            "`{:?}` failed: {}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(took)
+    })
+    .await?
+}
+
 /// 6: the master's memory with many queued jobs, and a node's idle and busy.
 async fn memory(q: bool) -> Result<()> {
-    let dir = std::env::current_exe()?.parent().context("exe dir")?.to_owned();
-    let (master_bin, node_bin) = (dir.join("grid-master"), dir.join("grid-node"));
-    if !master_bin.is_file() || !node_bin.is_file() {
+    let (Ok(_), Ok(node_bin)) = (grid::sibling("grid-master"), grid::sibling("grid-node")) else {
         println!("\n## 6. Memory\nskipped: build the binaries first (`cargo build --release --workspace`)");
         return Ok(());
-    }
+    };
     let data = tempfile::tempdir()?;
-    let (mut master, url) = spawn_master(&master_bin, &data.path().join("m"))?;
+    let (mut master, url) = grid::spawn_master(&data.path().join("m"), true)?;
     let mut client = Client::connect(&url).await?;
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     let queued = if q { 2000 } else { 100_000 };
@@ -246,7 +345,7 @@ async fn memory(q: bool) -> Result<()> {
     let _ = master.kill();
 
     // A node, idle and with every slot busy (against a fresh master).
-    let (mut master, url) = spawn_master(&master_bin, &data.path().join("m2"))?;
+    let (mut master, url) = grid::spawn_master(&data.path().join("m2"), true)?;
     let mut node = std::process::Command::new(&node_bin)
         .args(["--master", &url, "--slots", "2", "--cache-dir"])
         .arg(data.path().join("n"))
@@ -269,21 +368,6 @@ async fn memory(q: bool) -> Result<()> {
     let _ = node.kill();
     let _ = master.kill();
     Ok(())
-}
-
-/// A `grid-master` process with its data in `dir`, and its URL once ready.
-fn spawn_master(bin: &std::path::Path, dir: &std::path::Path) -> Result<(std::process::Child, String)> {
-    use std::io::BufRead;
-    let mut master = std::process::Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    std::io::BufReader::new(master.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-    Ok((master, format!("http://{addr}")))
 }
 
 fn rss(pid: u32) -> String {
