@@ -41,6 +41,32 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A guest example built for `wasm32-wasip2` (a component) by
+/// `scripts/build-examples`.
+pub fn wasip2_example(name: &str) -> PathBuf {
+    let target = profile_dir().parent().expect("target dir").to_owned();
+    let path = target.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "`{}` is missing: run `scripts/build-examples` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A guest written in another language, built into `target/guests/` by
+/// `scripts/build-examples`.
+pub fn built_guest(file: &str) -> PathBuf {
+    let target = profile_dir().parent().expect("target dir").to_owned();
+    let path = target.join("guests").join(file);
+    assert!(
+        path.is_file(),
+        "`{}` is missing: run `scripts/build-examples` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
 /// A hostile guest from `examples/hostile/`.
 pub fn hostile(file: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hostile").join(file);
