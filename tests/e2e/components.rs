@@ -1,8 +1,8 @@
 //! WASI preview 2 components: the word counter in Rust and in Python gives
 //! the output computed here, args, env, files and exit codes pass as for
-//! core modules, every limit ends a component with its named reason, the
-//! node compiles a component once, and what is not a runnable command gets
-//! a clear error.
+//! core modules, every limit (open files too) ends a component with its
+//! named reason, the node compiles a component once, and what is not a
+//! runnable command gets a clear error.
 
 use crate::guests::still_serves;
 use grid_tests::{GridSandbox, built_guest, wasip2_example};
@@ -98,6 +98,21 @@ fn args_env_and_files() {
     let run = grid.run(&["run", &probe(), "--", "copy", "/etc/hostname", "/tmp/x"]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.starts_with("error: failed to read `/etc/hostname`"), "{run:#?}");
+}
+
+#[test]
+fn many_open_files_hit_the_per_job_cap() {
+    let mut grid = GridSandbox::start(1);
+    let data = grid.dir().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("in.txt"), "x").unwrap();
+    let dir = format!("{}::/data", data.display());
+    let run = grid.run(&["run", "--dir", &dir, &probe(), "--", "hold", "/data/in.txt"]);
+    // The node's cap of 256 descriptors, the preopened directory included,
+    // long before the node itself runs out.
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.starts_with("error: refused after 255 open files"), "{run:#?}");
+    still_serves(&mut grid);
 }
 
 /// A command component whose `run` is the core function `body`, which

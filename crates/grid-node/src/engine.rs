@@ -163,6 +163,8 @@ impl ModuleCache {
         let mut components = component::Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut components)
             .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+        crate::files::add_to_component_linker(&mut components)
+            .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
         let cache = Self {
             engine: engine.clone(),
             linker,

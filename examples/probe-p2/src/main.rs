@@ -3,7 +3,8 @@
 //! codes and limits as core modules.
 //!
 //! Modes: `echo` (args and env), `exit N`, `copy SRC DST` (a file, in
-//! uppercase), `spin`, `grow` (memory), `flood` (stdout), `sleep SECS`.
+//! uppercase), `hold FILE` (opens it until refused), `spin`, `grow`
+//! (memory), `flood` (stdout), `sleep SECS`.
 //! `grid-cli run --env K=V target/wasm32-wasip2/release/probe-p2.wasm -- echo a b`
 
 use guest_sdk::prelude::*;
@@ -28,6 +29,17 @@ fn main() {
                 let (src, dst) = (args.get(1).context("no source")?, args.get(2).context("no destination")?);
                 let text = std::fs::read_to_string(src).context(format_args!("failed to read `{src}`"))?;
                 std::fs::write(dst, text.to_uppercase()).context(format_args!("failed to write `{dst}`"))?;
+            }
+            "hold" => {
+                let path = args.get(1).context("no file")?;
+                let mut held = Vec::new();
+                while held.len() < 100_000 {
+                    match std::fs::File::open(path) {
+                        Ok(file) => held.push(file),
+                        Err(e) => bail!("refused after {} open files: {e}", held.len()),
+                    }
+                }
+                println!("held {} open files", held.len());
             }
             "spin" => {
                 let mut n = 0u64;
