@@ -101,6 +101,18 @@ fn args_env_and_files() {
 }
 
 #[test]
+fn disk_limit() {
+    let mut grid = GridSandbox::start(1);
+    let data = grid.dir().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let dir = format!("{}::/data", data.display());
+    let run = grid.run(&["run", "--disk-limit", "1MiB", "--dir", &dir, &probe(), "--", "fill", "/data/big"]);
+    run.assert_grid_failure(127, "grid: disk limit");
+    assert!(!data.join("big").exists(), "a job over its disk limit wrote back");
+    still_serves(&mut grid);
+}
+
+#[test]
 fn many_open_files_hit_the_per_job_cap() {
     let mut grid = GridSandbox::start(1);
     let data = grid.dir().join("data");

@@ -3,8 +3,8 @@
 //! codes and limits as core modules.
 //!
 //! Modes: `echo` (args and env), `exit N`, `copy SRC DST` (a file, in
-//! uppercase), `hold FILE` (opens it until refused), `spin`, `grow`
-//! (memory), `flood` (stdout), `sleep SECS`.
+//! uppercase), `hold FILE` (opens it until refused), `fill FILE` (writes
+//! it forever), `spin`, `grow` (memory), `flood` (stdout), `sleep SECS`.
 //! `grid-cli run --env K=V target/wasm32-wasip2/release/probe-p2.wasm -- echo a b`
 
 use guest_sdk::prelude::*;
@@ -40,6 +40,12 @@ fn main() {
                     }
                 }
                 println!("held {} open files", held.len());
+            }
+            "fill" => {
+                let mut file = std::fs::File::create(args.get(1).context("no file")?)?;
+                loop {
+                    file.write_all(&[b'x'; 1 << 16])?;
+                }
             }
             "spin" => {
                 let mut n = 0u64;
