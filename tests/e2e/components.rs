@@ -255,6 +255,31 @@ fn memories_of_a_component_share_the_job_limit() {
 }
 
 #[test]
+fn hoarding_host_resources_is_a_memory_limit() {
+    let mut grid = GridSandbox::start(1);
+    // Asks for a new stdout stream forever and never drops one.
+    let path = grid.wat(
+        "hoard",
+        r#"(component
+  (import "wasi:io/streams@0.2.0" (instance $streams (export "output-stream" (type (sub resource)))))
+  (alias export $streams "output-stream" (type $output-stream))
+  (import "wasi:cli/stdout@0.2.0" (instance $stdout
+    (alias outer 1 $output-stream (type $os))
+    (export "get-stdout" (func (result (own $os))))))
+  (core func $get (canon lower (func $stdout "get-stdout")))
+  (core module $m
+    (import "cli" "get-stdout" (func $get (result i32)))
+    (func (export "run") (result i32) (loop $l (drop (call $get)) (br $l)) (i32.const 0)))
+  (core instance $i (instantiate $m (with "cli" (instance (export "get-stdout" (func $get))))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run)))"#,
+    );
+    grid.run(&["run", path.to_str().unwrap()]).assert_grid_failure(122, "grid: memory limit");
+    still_serves(&mut grid);
+}
+
+#[test]
 fn compiled_once_per_node_across_restarts() {
     let mut grid = GridSandbox::start(1);
     let path = wasip2_example("wordfreq-p2");

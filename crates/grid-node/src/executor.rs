@@ -6,13 +6,14 @@
 use crate::disk;
 use crate::engine::{FUEL_YIELD_INTERVAL, Prepared};
 use crate::error::one_line;
-use crate::limits::{JobLimiter, MemoryLimitHit};
+use crate::limits::{JobLimiter, MAX_RESOURCES_PER_JOB, MemoryLimitHit};
 use crate::output::{Chunk, OutputBudget, OutputLimitHit, StreamKind};
 use grid_core::archive::{self, Escape};
 use grid_core::{JobReport, JobSpec, MappedDir, Outcome};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -90,7 +91,8 @@ pub async fn run(job: Run<'_>) -> JobReport {
         .stdin(MemoryInputPipe::new(spec.stdin.clone()))
         .stdout(budget.sink(StreamKind::Stdout))
         .stderr(budget.sink(StreamKind::Stderr));
-    let ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory), open_files: 0 };
+    let mut ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory), open_files: 0 };
+    ctx.ctx().table.set_max_capacity(MAX_RESOURCES_PER_JOB);
 
     let mut store = Store::new(job.pre.engine(), ctx);
     store.limiter(|ctx| &mut ctx.limiter);
@@ -172,7 +174,8 @@ fn classify(e: &wasmtime::Error, store: &Store<JobCtx>, budget: &OutputBudget) -
     if budget.exceeded() || e.downcast_ref::<OutputLimitHit>().is_some() {
         return Outcome::OutputLimit;
     }
-    if store.data().limiter.hit() || e.downcast_ref::<MemoryLimitHit>().is_some() {
+    let table_full = matches!(e.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full));
+    if store.data().limiter.hit() || e.downcast_ref::<MemoryLimitHit>().is_some() || table_full {
         return Outcome::MemoryLimit;
     }
     if e.downcast_ref::<TimeoutHit>().is_some() {

@@ -26,6 +26,11 @@ pub const MEMORIES_PER_JOB: u32 = 4;
 /// Tables one job may define in all.
 pub const TABLES_PER_JOB: u32 = 8;
 
+/// Host resources (streams, descriptors, pollables, ...) one job's WASI may
+/// hold at once: they live in host memory that no linear memory shows, so a
+/// job that asks for more ends at its memory limit.
+pub const MAX_RESOURCES_PER_JOB: usize = 65_536;
+
 /// What one table element is charged against the memory limit.
 pub const TABLE_ELEMENT_BYTES: u64 = 8;
 
