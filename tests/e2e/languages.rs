@@ -1,8 +1,9 @@
-//! The same word-frequency counter in Rust, C, AssemblyScript and
-//! hand-written WAT, run through the grid: every one prints exactly what a
+//! The same word-frequency counter in Rust, C, AssemblyScript, hand-written
+//! WAT, and as WASI preview 2 components in Rust and Python, run through
+//! the grid: every one prints exactly what a
 //! plain Rust reference computes here, hence the same bytes as the others.
 
-use grid_tests::{GridSandbox, example, example_file, guest_wasm};
+use grid_tests::{GridSandbox, example, example_file, guest_wasm, wasip2_example};
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ fn word_counters() -> Vec<(&'static str, PathBuf)> {
         ("c", guest_wasm("wordfreq-c")),
         ("assemblyscript", guest_wasm("wordfreq-as")),
         ("wat", example_file("wat/wordfreq.wat")),
+        ("rust component", wasip2_example("wordfreq-p2")),
+        ("python component", guest_wasm("wordfreq-py")),
     ]
 }
 

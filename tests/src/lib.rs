@@ -41,6 +41,15 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A guest example built for `wasm32-wasip2` (a component) by
+/// `scripts/build-examples`.
+pub fn wasip2_example(name: &str) -> PathBuf {
+    let target = profile_dir().parent().expect("target dir").to_owned();
+    let path = target.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "`{}` is missing: run `scripts/setup` (the README's test command does)", path.display());
+    path
+}
+
 /// A guest in another language than Rust, built to `target/guests/NAME.wasm`
 /// by `scripts/build-examples` with the toolchains
 /// `scripts/install-guest-toolchains` installs.

@@ -1,4 +1,5 @@
-//! Reading the module a person names: binary `.wasm`, or text `.wat`.
+//! Reading the module a person names: binary `.wasm`, or text `.wat`; a
+//! core module or a component, either way.
 
 use crate::exit::{CANNOT_RUN, Failure, GRID_ERROR};
 use std::path::Path;
@@ -8,7 +9,7 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
     let shown = path.display();
     let bytes =
         std::fs::read(path).map_err(|e| Failure::with(GRID_ERROR, format!("failed to read module `{shown}`: {e}")))?;
-    if bytes.starts_with(b"\0asm") {
+    if bytes.starts_with(grid_core::wasm::MAGIC) {
         return Ok(bytes);
     }
     let is_text = matches!(path.extension().and_then(|e| e.to_str()), Some("wat" | "wast"))
@@ -23,4 +24,32 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
         let why = e.to_string().lines().next().unwrap_or_default().to_owned();
         Failure::with(CANNOT_RUN, format!("invalid module `{shown}`: {why}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grid_core::wasm::{Kind, kind};
+
+    fn load_file(name: &str, contents: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn reads_modules_and_components_binary_or_text() {
+        let module = load_file("m.wat", br#"(module (func (export "_start")))"#).unwrap();
+        assert_eq!(kind(&module), Some(Kind::Module));
+        let component = load_file("c.wat", b"(component)").unwrap();
+        assert_eq!(kind(&component), Some(Kind::Component));
+        assert_eq!(load_file("c.wasm", &component).unwrap(), component);
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_module() {
+        let err = load_file("x.wasm", &[0xff, 0xfe, 0x00, 0x01]).unwrap_err();
+        assert!(err.to_string().contains("not a WebAssembly binary (bad magic number)"), "{err}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Domain types every wasm-grid party shares, the parsing of the units people
-//! write (`64MiB`, `30s`, `50G/h`), directory archives, and the one place
-//! where these types are converted to and from the wire.
+//! write (`64MiB`, `30s`, `50G/h`), directory archives, what a WebAssembly
+//! header says (module or component), and the one place where these types
+//! are converted to and from the wire.
 
 pub mod archive;
 pub mod capacity;
@@ -8,6 +9,7 @@ pub mod hash;
 pub mod job;
 pub mod quota;
 pub mod units;
+pub mod wasm;
 pub mod wire;
 
 pub use capacity::{Capacity, Ceilings};

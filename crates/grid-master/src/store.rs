@@ -3,11 +3,9 @@
 use crate::error::{MasterError, Result};
 use grid_core::ModuleHash;
 use grid_core::hash::Hasher;
+use grid_core::wasm::MAGIC;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// The first bytes of every WebAssembly binary (modules and components).
-pub const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 /// Modules on disk under `DIR/<hash>.wasm`.
 #[derive(Debug)]
@@ -84,7 +82,8 @@ impl Upload<'_> {
         self.file.write_all(chunk).map_err(MasterError::io(self.file.path()))
     }
 
-    /// Checks the hash and the wasm header, then makes the module visible.
+    /// Checks the hash and the wasm magic (which core modules and components
+    /// share), then makes the module visible.
     pub fn finish(self) -> Result<(ModuleHash, u64)> {
         let actual = self.hasher.finish();
         if actual != self.expected {
@@ -94,7 +93,7 @@ impl Upload<'_> {
             }
             .into());
         }
-        if self.head != WASM_MAGIC {
+        if self.head != MAGIC {
             return Err(MasterError::InvalidModule("not a WebAssembly binary (bad magic number)".into()));
         }
         let dest = self.store.path(&actual);
@@ -108,6 +107,7 @@ mod tests {
     use super::*;
 
     const MODULE: &[u8] = b"\0asm\x01\0\0\0";
+    const COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
 
     #[test]
     fn upload_verifies_hash_and_stores() {
@@ -118,6 +118,17 @@ mod tests {
         let mut up = store.begin(hash.clone(), MODULE.len() as u64).unwrap();
         up.write(&MODULE[..3]).unwrap();
         up.write(&MODULE[3..]).unwrap();
+        assert_eq!(up.finish().unwrap(), (hash.clone(), 8));
+        assert!(store.contains(&hash));
+    }
+
+    #[test]
+    fn upload_accepts_a_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModuleStore::open(dir.path(), 1024).unwrap();
+        let hash = ModuleHash::of(COMPONENT);
+        let mut up = store.begin(hash.clone(), COMPONENT.len() as u64).unwrap();
+        up.write(COMPONENT).unwrap();
         assert_eq!(up.finish().unwrap(), (hash.clone(), 8));
         assert!(store.contains(&hash));
     }

@@ -1,20 +1,26 @@
-//! The node's one wasmtime `Engine` and `Linker`, the epoch ticker that
-//! drives wall-clock deadlines, and the compiled-module cache: precompiled
-//! artifacts on disk under the module hash, hot `InstancePre`s in memory.
+//! The node's one wasmtime `Engine` and its two linkers (WASI preview 1 for
+//! core modules, preview 2 for components), the epoch ticker that drives
+//! wall-clock deadlines, and the compiled-code cache: precompiled artifacts
+//! on disk under the module hash, hot pre-instantiated code in memory.
 
 use crate::error::{PrepareError, one_line};
 use crate::executor::JobCtx;
-use crate::limits::MAX_TABLE_ELEMENTS;
+use crate::limits::{CORE_INSTANCES_PER_JOB, MAX_TABLE_ELEMENTS, MEMORIES_PER_JOB, TABLES_PER_JOB};
 use crate::lru::LruIndex;
 use dashmap::DashMap;
 use grid_core::Capacity;
 use grid_core::ModuleHash;
+use grid_core::wasm::{self, Kind};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
+use wasmtime::component::{self, Component};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig, Precompiled,
+};
+use wasmtime_wasi::p2::bindings::CommandPre;
 
 /// How often the epoch advances: the granularity of wall-clock deadlines
 /// and of time-slicing between jobs.
@@ -25,21 +31,28 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
 /// Builds the engine every job runs in, with a pooling instance allocator
-/// sized from what the node gives: one instance, memory, table set and
-/// async stack per slot, each memory as large as the per-job ceiling.
-/// Falls back to on-demand allocation if the pool cannot be reserved.
+/// sized from what the node gives: per slot one component instance, the
+/// core instances, memories and tables one job may hold, and an async
+/// stack; each memory as large as the per-job ceiling. Falls back to
+/// on-demand allocation if the pool cannot be reserved.
 pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
+    config.wasm_component_model(true);
     config.max_wasm_stack(1 << 20);
     let slots = capacity.slots;
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(slots)
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * CORE_INSTANCES_PER_JOB)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_JOB)
+        .max_component_instance_size(COMPONENT_INSTANCE_SIZE)
         .total_memories(slots * MEMORIES_PER_JOB)
-        .max_memories_per_module(MEMORIES_PER_JOB)
+        .max_memories_per_module(MEMORIES_PER_MODULE)
+        .max_memories_per_component(MEMORIES_PER_JOB)
         .total_tables(slots * TABLES_PER_JOB)
-        .max_tables_per_module(TABLES_PER_JOB)
+        .max_tables_per_module(TABLES_PER_MODULE)
+        .max_tables_per_component(TABLES_PER_JOB)
         .table_elements(MAX_TABLE_ELEMENTS)
         .max_memory_size(usize::try_from(capacity.per_job.memory).unwrap_or(usize::MAX))
         .total_stacks(slots)
@@ -63,10 +76,14 @@ pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
 /// Bytes of each pooled memory, table and stack kept resident between jobs.
 const KEEP_RESIDENT: usize = 1 << 20;
 
-/// Linear memories one job's module may define (multi-memory).
-const MEMORIES_PER_JOB: u32 = 2;
-/// Tables one job's module may define.
-const TABLES_PER_JOB: u32 = 4;
+/// Linear memories one core module may define (multi-memory).
+const MEMORIES_PER_MODULE: u32 = 2;
+/// Tables one core module may define.
+const TABLES_PER_MODULE: u32 = 4;
+/// The most runtime metadata one component instance and all its core
+/// instances may take: about ten times what componentize-py's Python needs
+/// (420 KiB; a Rust `wasm32-wasip2` program needs 8 KiB).
+const COMPONENT_INSTANCE_SIZE: usize = 4 << 20;
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
 pub struct EpochTicker {
@@ -97,12 +114,46 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Compiled modules, on disk and hot in memory.
+/// A job's code, compiled and linked, ready to instantiate.
+#[derive(Clone)]
+pub enum Prepared {
+    /// A core module, run through its `_start` with WASI preview 1.
+    Module(InstancePre<JobCtx>),
+    /// A component, run through `wasi:cli/run` with WASI preview 2.
+    Component(CommandPre<JobCtx>),
+}
+
+impl Prepared {
+    /// The engine the code was compiled for.
+    pub fn engine(&self) -> &Engine {
+        match self {
+            Prepared::Module(pre) => pre.module().engine(),
+            Prepared::Component(pre) => pre.engine(),
+        }
+    }
+
+    /// Which kind of code it is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Prepared::Module(_) => Kind::Module,
+            Prepared::Component(_) => Kind::Component,
+        }
+    }
+}
+
+/// Compiled but not yet linked.
+enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+/// Compiled modules and components, on disk and hot in memory.
 pub struct ModuleCache {
     engine: Engine,
     linker: Linker<JobCtx>,
+    components: component::Linker<JobCtx>,
     dir: PathBuf,
-    hot: DashMap<ModuleHash, InstancePre<JobCtx>>,
+    hot: DashMap<ModuleHash, Prepared>,
     index: std::sync::Mutex<LruIndex>,
     /// One compile at a time per module.
     locks: DashMap<ModuleHash, Arc<tokio::sync::Mutex<()>>>,
@@ -110,7 +161,7 @@ pub struct ModuleCache {
 
 impl ModuleCache {
     /// A cache in `dir`, of at most `size` bytes, for modules run by
-    /// `engine` with WASI preview 1.
+    /// `engine` with WASI preview 1 and components with WASI preview 2.
     pub fn open(engine: &Engine, dir: &Path, size: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("failed to create cache dir `{}`: {e}", dir.display()))?;
@@ -118,9 +169,15 @@ impl ModuleCache {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
             .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
         crate::files::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+        let mut components = component::Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut components)
+            .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+        crate::files::add_to_component_linker(&mut components)
+            .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
         let cache = Self {
             engine: engine.clone(),
             linker,
+            components,
             dir: dir.to_owned(),
             hot: DashMap::new(),
             index: std::sync::Mutex::new(LruIndex::new(size)),
@@ -182,10 +239,10 @@ impl ModuleCache {
             .collect()
     }
 
-    /// The ready-to-instantiate module for `hash`: from memory, else from the
+    /// The ready-to-instantiate code for `hash`: from memory, else from the
     /// precompiled artifact on disk, else compiled from bytes (from disk, or
     /// from `fetch`), verified against the hash first.
-    pub async fn get<F, Fut>(&self, hash: &ModuleHash, fetch: F) -> Result<InstancePre<JobCtx>, PrepareError>
+    pub async fn get<F, Fut>(&self, hash: &ModuleHash, fetch: F) -> Result<Prepared, PrepareError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, String>>,
@@ -199,8 +256,8 @@ impl ModuleCache {
         if let Some(pre) = self.hot.get(hash) {
             return Ok(pre.clone());
         }
-        let module = match self.load_artifact(hash).await? {
-            Some(module) => module,
+        let compiled = match self.load_artifact(hash).await? {
+            Some(compiled) => compiled,
             None => {
                 let bytes = match tokio::fs::read(self.raw(hash)).await {
                     Ok(bytes) if hash.verify(&bytes).is_ok() => bytes,
@@ -213,10 +270,7 @@ impl ModuleCache {
                 self.compile(hash, bytes).await?
             }
         };
-        if module.get_export_index("_start").is_none() {
-            return Err(PrepareError::InvalidModule("the module exports no `_start` function".into()));
-        }
-        let pre = self.linker.instantiate_pre(&module).map_err(|e| PrepareError::Link(link_error(&e)))?;
+        let pre = self.link(compiled)?;
         self.hot.insert(hash.clone(), pre.clone());
         let bytes =
             [self.artifact(hash), self.raw(hash)].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
@@ -225,55 +279,102 @@ impl ModuleCache {
         Ok(pre)
     }
 
-    /// The module from its precompiled artifact; `None` when there is none
-    /// or it is stale.
-    async fn load_artifact(&self, hash: &ModuleHash) -> Result<Option<Module>, PrepareError> {
+    /// Checks the entry point and resolves every import against WASI.
+    fn link(&self, compiled: Compiled) -> Result<Prepared, PrepareError> {
+        match compiled {
+            Compiled::Module(module) => {
+                if module.get_export_index("_start").is_none() {
+                    return Err(PrepareError::InvalidModule("the module exports no `_start` function".into()));
+                }
+                let pre = self.linker.instantiate_pre(&module).map_err(|e| PrepareError::Link(link_error(&e)))?;
+                Ok(Prepared::Module(pre))
+            }
+            Compiled::Component(component) => {
+                let is_command = component
+                    .component_type()
+                    .exports(&self.engine)
+                    .any(|(name, _)| name.split('@').next() == Some(RUN_EXPORT));
+                if !is_command {
+                    return Err(PrepareError::InvalidModule(format!(
+                        "the component exports no `{RUN_EXPORT}`: it is not a command"
+                    )));
+                }
+                let pre =
+                    self.components.instantiate_pre(&component).map_err(|e| PrepareError::Link(link_error(&e)))?;
+                let pre = CommandPre::new(pre).map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
+                Ok(Prepared::Component(pre))
+            }
+        }
+    }
+
+    /// The code from its precompiled artifact; `None` when there is none or
+    /// it is stale.
+    async fn load_artifact(&self, hash: &ModuleHash) -> Result<Option<Compiled>, PrepareError> {
         let path = self.artifact(hash);
         if !path.is_file() {
             return Ok(None);
         }
         let engine = self.engine.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            // SAFETY: the artifact was written by `compile` below with this
-            // node's engine, and wasmtime checks its header and engine
-            // compatibility before using it.
-            unsafe { Module::deserialize_file(&engine, &path) }
-        })
-        .await
-        .map_err(|e| PrepareError::Node(format!("load task failed: {e}")))?;
+        let loaded = tokio::task::spawn_blocking(move || deserialize(&engine, &path))
+            .await
+            .map_err(|e| PrepareError::Node(format!("load task failed: {e}")))?;
         match loaded {
-            Ok(module) => Ok(Some(module)),
-            Err(e) if too_large(&e) => Err(PrepareError::MemoryLimit),
-            Err(e) => {
-                tracing::warn!(module = %hash.short(), error = %one_line(&e), "stale compiled artifact; recompiling");
-                Ok(None)
-            }
+            Ok(compiled) => Ok(Some(compiled)),
+            Err(e) => match refused(&e) {
+                Some(refusal) => Err(refusal),
+                None => {
+                    tracing::warn!(module = %hash.short(), error = %one_line(&e), "stale compiled artifact; recompiling");
+                    Ok(None)
+                }
+            },
         }
     }
 
-    async fn compile(&self, hash: &ModuleHash, bytes: Vec<u8>) -> Result<Module, PrepareError> {
+    async fn compile(&self, hash: &ModuleHash, bytes: Vec<u8>) -> Result<Compiled, PrepareError> {
         let node_err = |what: &str, e: &dyn std::fmt::Display| PrepareError::Node(format!("{what}: {}", one_line(e)));
-        if !bytes.starts_with(b"\0asm") {
+        if !bytes.starts_with(wasm::MAGIC) {
             return Err(PrepareError::InvalidModule("not a WebAssembly binary (bad magic number)".into()));
         }
+        // An unknown layer is left to the module parser, which says what it found.
+        let kind = wasm::kind(&bytes).unwrap_or(Kind::Module);
         let started = std::time::Instant::now();
         let engine = self.engine.clone();
         let (raw, artifact) = (self.raw(hash), self.artifact(hash));
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> Result<Module, PrepareError> {
-            let compiled = engine.precompile_module(&bytes).map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
+        tokio::task::spawn_blocking(move || -> Result<Compiled, PrepareError> {
+            let compiled = match kind {
+                Kind::Module => engine.precompile_module(&bytes),
+                Kind::Component => engine.precompile_component(&bytes),
+            }
+            .map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
             write_atomically(&dir, &raw, &bytes).map_err(|e| node_err("failed to cache module", &e))?;
             write_atomically(&dir, &artifact, &compiled)
                 .map_err(|e| node_err("failed to cache compiled module", &e))?;
-            // SAFETY: written just above by this engine.
-            unsafe { Module::deserialize_file(&engine, &artifact) }.map_err(|e| match too_large(&e) {
-                true => PrepareError::MemoryLimit,
-                false => node_err("failed to load compiled module", &e),
-            })
+            deserialize(&engine, &artifact)
+                .map_err(|e| refused(&e).unwrap_or_else(|| node_err("failed to load compiled module", &e)))
         })
         .await
         .map_err(|e| node_err("compile task failed", &e))?
-        .inspect(|_| tracing::info!(module = %hash.short(), elapsed = ?started.elapsed(), "module compiled"))
+        .inspect(|_| {
+            tracing::info!(module = %hash.short(), kind = kind.name(), elapsed = ?started.elapsed(), "module compiled")
+        })
+    }
+}
+
+/// The export that makes a component a command, without its version.
+const RUN_EXPORT: &str = "wasi:cli/run";
+
+/// Loads a precompiled artifact as the module or component its header says.
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Compiled> {
+    // SAFETY: artifacts are written only by `ModuleCache::compile` with this
+    // node's engine configuration, and wasmtime checks their header and
+    // engine compatibility before using them.
+    unsafe {
+        match Engine::detect_precompiled_file(path)? {
+            Some(Precompiled::Module) => Module::deserialize_file(engine, path).map(Compiled::Module),
+            Some(Precompiled::Component) => Component::deserialize_file(engine, path).map(Compiled::Component),
+            None => Err(wasmtime::format_err!("not a precompiled artifact")),
+        }
     }
 }
 
@@ -285,18 +386,116 @@ fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()
     Ok(())
 }
 
-/// Whether a module was refused because it declares more memory or table
-/// than the pooling allocator's slots hold, which are sized from the
-/// node's per-job memory ceiling.
-fn too_large(e: &wasmtime::Error) -> bool {
-    one_line(e).contains("does not fit in pooling allocator requirements")
+/// Why the pooling allocator refuses code outright, if it does: a memory or
+/// table declared larger than the slots (sized from the node's per-job
+/// memory ceiling) is a memory limit; more instances, memories or tables
+/// than one job may hold is code this node cannot run.
+fn refused(e: &wasmtime::Error) -> Option<PrepareError> {
+    let msg = one_line(e);
+    if msg.contains("memory does not fit in pooling allocator")
+        || msg.contains("table does not fit in pooling allocator")
+    {
+        return Some(PrepareError::MemoryLimit);
+    }
+    let pool = msg.contains("in the pooling allocator") || msg.contains("does not fit in pooling allocator");
+    pool.then(|| PrepareError::InvalidModule(format!("more than one job may hold on this node: {msg}")))
 }
 
-/// The import named by wasmtime's "unknown import" error, or the message.
+/// The import named by wasmtime's "unknown import" error (core modules) or
+/// "matching implementation was not found" error (components), or the
+/// message.
 fn link_error(e: &wasmtime::Error) -> String {
     let msg = one_line(e);
+    let missing = msg.contains("unknown import") || msg.contains("matching implementation was not found");
     match msg.split('`').nth(1) {
-        Some(import) if msg.contains("unknown import") => import.to_owned(),
+        Some(import) if missing => import.to_owned(),
         _ => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command component whose `run` returns at once.
+    const COMMAND: &str = r#"(component
+        (core module $m (func (export "run") (result i32) (i32.const 0)))
+        (core instance $i (instantiate $m))
+        (func $run (result (result)) (canon lift (core func $i "run")))
+        (instance $run (export "run" (func $run)))
+        (export "wasi:cli/run@0.2.0" (instance $run)))"#;
+
+    fn cache(dir: &Path) -> ModuleCache {
+        let mut capacity = crate::NodeConfig::new("http://unused", dir).capacity;
+        capacity.slots = 2;
+        capacity.per_job.memory = 64 << 20;
+        let engine = new_engine(&capacity).unwrap();
+        ModuleCache::open(&engine, dir, 1 << 30).unwrap()
+    }
+
+    async fn get(cache: &ModuleCache, bytes: &[u8]) -> Result<Prepared, PrepareError> {
+        let owned = bytes.to_vec();
+        cache.get(&ModuleHash::of(bytes), || async move { Ok(owned) }).await
+    }
+
+    fn binary(text: &str) -> Vec<u8> {
+        wat::parse_str(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn detects_modules_and_components() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(dir.path());
+        let module = binary(r#"(module (func (export "_start")))"#);
+        let component = binary(COMMAND);
+        assert_eq!(wasm::kind(&module), Some(Kind::Module));
+        assert_eq!(wasm::kind(&component), Some(Kind::Component));
+        assert_eq!(get(&cache, &module).await.unwrap().kind(), Kind::Module);
+        assert_eq!(get(&cache, &component).await.unwrap().kind(), Kind::Component);
+        // The artifacts on disk say what they are too.
+        for (bytes, kind) in [(&module, Precompiled::Module), (&component, Precompiled::Component)] {
+            let artifact = cache.artifact(&ModuleHash::of(bytes));
+            assert_eq!(Engine::detect_precompiled_file(&artifact).unwrap(), Some(kind));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_component_loads_from_its_artifact_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let component = binary(COMMAND);
+        let hash = ModuleHash::of(&component);
+        get(&cache(dir.path()), &component).await.unwrap();
+        // Without the raw bytes and with no fetch, only the artifact can serve.
+        std::fs::remove_file(dir.path().join(format!("{hash}.wasm"))).unwrap();
+        let restarted = cache(dir.path());
+        let pre = restarted.get(&hash, || async { Err("fetched again".to_owned()) }).await.unwrap();
+        assert_eq!(pre.kind(), Kind::Component);
+    }
+
+    #[tokio::test]
+    async fn refuses_what_is_not_a_runnable_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(dir.path());
+        let err = get(&cache, b"hello world, not wasm").await.err().unwrap();
+        assert!(matches!(&err, PrepareError::InvalidModule(m) if m.contains("bad magic number")), "{err}");
+
+        let err = get(&cache, &binary("(component)")).await.err().unwrap();
+        assert!(matches!(&err, PrepareError::InvalidModule(m) if m.contains("not a command")), "{err}");
+
+        let unknown = COMMAND.replacen("(core module", r#"(import "example:nope/thing" (func)) (core module"#, 1);
+        let err = get(&cache, &binary(&unknown)).await.err().unwrap();
+        assert!(matches!(&err, PrepareError::Link(m) if m == "example:nope/thing"), "{err}");
+
+        let err = get(&cache, b"\0asm\x0d\0\x01\0garbage").await.err().unwrap();
+        assert!(matches!(&err, PrepareError::InvalidModule(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_memory_over_the_ceiling_is_a_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(dir.path());
+        // 2048 pages is 128 MiB, over the 64 MiB slots.
+        let big = r#"(component (core module $m (memory 2048)) (core instance (instantiate $m)))"#;
+        assert!(matches!(get(&cache, &binary(big)).await, Err(PrepareError::MemoryLimit)));
     }
 }

@@ -1,28 +1,39 @@
 //! Runs one job: a fresh store with the job's fuel, memory and time limits,
-//! WASI preview 1 wired to the job's args, env, stdin, output sinks and
-//! scratch directories, and the classification of how it ended.
+//! WASI (preview 1 for a module, preview 2 for a component) wired to the
+//! job's args, env, stdin, output sinks and scratch directories, and the
+//! classification of how it ended.
 
 use crate::disk;
-use crate::engine::FUEL_YIELD_INTERVAL;
+use crate::engine::{FUEL_YIELD_INTERVAL, Prepared};
 use crate::error::one_line;
-use crate::limits::{JobLimiter, MemoryLimitHit};
+use crate::limits::{JobLimiter, MAX_RESOURCES_PER_JOB, MemoryLimitHit};
 use crate::output::{Chunk, OutputBudget, OutputLimitHit, StreamKind};
 use grid_core::archive::{self, Escape};
 use grid_core::{JobReport, JobSpec, MappedDir, Outcome};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use wasmtime::{InstancePre, Store, Trap, UpdateDeadline};
+use wasmtime::component::ResourceTableError;
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// What a job's store holds.
 pub struct JobCtx {
+    /// The job's WASI context. Preview 1 keeps its own state beside the
+    /// context and resource table that preview 2 uses, so modules and
+    /// components share this one type.
     pub(crate) wasi: WasiP1Ctx,
     limiter: JobLimiter,
     /// Files the guest holds open (see [`crate::files`]).
     pub(crate) open_files: u32,
+}
+
+impl WasiView for JobCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
 }
 
 /// Raised by the epoch callback when a job's deadline has passed.
@@ -34,8 +45,8 @@ struct TimeoutHit;
 pub struct Run<'a> {
     /// The job.
     pub spec: &'a JobSpec,
-    /// The compiled module.
-    pub pre: InstancePre<JobCtx>,
+    /// The compiled module or component.
+    pub pre: Prepared,
     /// Where the job's output goes.
     pub output: mpsc::Sender<Chunk>,
     /// Resolves when someone cancels the job.
@@ -80,9 +91,10 @@ pub async fn run(job: Run<'_>) -> JobReport {
         .stdin(MemoryInputPipe::new(spec.stdin.clone()))
         .stdout(budget.sink(StreamKind::Stdout))
         .stderr(budget.sink(StreamKind::Stderr));
-    let ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory), open_files: 0 };
+    let mut ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory), open_files: 0 };
+    ctx.ctx().table.set_max_capacity(MAX_RESOURCES_PER_JOB);
 
-    let mut store = Store::new(job.pre.module().engine(), ctx);
+    let mut store = Store::new(job.pre.engine(), ctx);
     store.limiter(|ctx| &mut ctx.limiter);
     if let Err(e) =
         store.set_fuel(spec.limits.fuel).and_then(|_| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
@@ -100,10 +112,23 @@ pub async fn run(job: Run<'_>) -> JobReport {
 
     let mut startup = Duration::ZERO;
     let guest = async {
-        let instance = job.pre.instantiate_async(&mut store).await?;
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-        startup = job.received.elapsed();
-        start.call_async(&mut store, ()).await
+        match &job.pre {
+            Prepared::Module(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                startup = job.received.elapsed();
+                start.call_async(&mut store, ()).await
+            }
+            Prepared::Component(pre) => {
+                let command = pre.instantiate_async(&mut store).await?;
+                startup = job.received.elapsed();
+                // `run` returning its error is the command's failure: exit code 1.
+                match command.wasi_cli_run().call_run(&mut store).await? {
+                    Ok(()) => Ok(()),
+                    Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
+                }
+            }
+        }
     };
     // A guest blocked in a host call (a long sleep in `poll_oneoff`) does not
     // reach an epoch check, so the deadline is also enforced from outside.
@@ -152,7 +177,8 @@ fn classify(e: &wasmtime::Error, store: &Store<JobCtx>, budget: &OutputBudget) -
     if budget.exceeded() || e.downcast_ref::<OutputLimitHit>().is_some() {
         return Outcome::OutputLimit;
     }
-    if store.data().limiter.hit() || e.downcast_ref::<MemoryLimitHit>().is_some() {
+    let table_full = matches!(e.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full));
+    if store.data().limiter.hit() || e.downcast_ref::<MemoryLimitHit>().is_some() || table_full {
         return Outcome::MemoryLimit;
     }
     if e.downcast_ref::<TimeoutHit>().is_some() {

@@ -1,10 +1,20 @@
-//! A cap on the files a job holds open: `path_open` and `fd_close` from WASI
-//! preview 1 are wrapped so each job counts its own descriptors, and an open
-//! past the cap fails with `EMFILE` instead of exhausting the node's.
+//! A cap on the files a job holds open, so a guest fails to open one more
+//! instead of exhausting the node's descriptors. For a module, `path_open`
+//! and `fd_close` from WASI preview 1 are wrapped so each job counts its own
+//! descriptors, and an open past the cap fails with `EMFILE`. For a
+//! component, preview 2's `open-at` is wrapped to count the descriptors in
+//! the job's resource table, and fails with `insufficient-memory` (preview 2
+//! has no `EMFILE`).
 
 use crate::executor::JobCtx;
-use wasmtime::{AsContextMut, Caller, Linker};
+use wasmtime::component::{self, Resource};
+use wasmtime::{AsContextMut, Caller, Linker, StoreContextMut};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wasmtime_wasi::p2::bindings::filesystem::types::{
+    DescriptorFlags, ErrorCode, Host as _, HostDescriptor as _, OpenFlags, PathFlags,
+};
 
 /// Files one job may hold open at once.
 pub const MAX_OPEN_FILES: u32 = 256;
@@ -84,6 +94,43 @@ pub fn add_to_linker(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
             Ok(errno)
         })
     })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The interface preview 2's `open-at` lives in, as `wasmtime-wasi` defines it.
+const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+
+/// Replaces `open-at` in `linker` (which already holds WASI preview 2) with
+/// one that refuses to open past [`MAX_OPEN_FILES`] descriptors, preopened
+/// directories included.
+pub fn add_to_component_linker(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.instance(FILESYSTEM_TYPES)?.func_wrap_async(
+        "[method]descriptor.open-at",
+        |mut store: StoreContextMut<'_, JobCtx>,
+         (dir, path_flags, path, open_flags, flags): (
+            Resource<Descriptor>,
+            PathFlags,
+            String,
+            OpenFlags,
+            DescriptorFlags,
+        )| {
+            Box::new(async move {
+                let ctx = store.data_mut();
+                let open = ctx.ctx().table.iter_mut().filter(|entry| entry.is::<Descriptor>()).count();
+                if open >= MAX_OPEN_FILES as usize {
+                    return Ok((Err(ErrorCode::InsufficientMemory),));
+                }
+                let mut fs = ctx.filesystem();
+                let opened = match fs.open_at(dir, path_flags, path, open_flags, flags).await {
+                    Ok(descriptor) => Ok(descriptor),
+                    Err(e) => Err(fs.convert_error_code(e)?),
+                };
+                Ok((opened,))
+            })
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `grid-node`: a volunteer's machine on the grid. It registers with a
 //! master, fetches modules by hash, caches them compiled, and runs each job
-//! in wasmtime with WASI preview 1 under fuel, memory and time limits.
+//! in wasmtime (a core module with WASI preview 1, a component with WASI
+//! preview 2) under fuel, memory and time limits.
 //!
 //! The binary is a thin wrapper over [`Node::run`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.

@@ -14,6 +14,23 @@ pub struct MemoryLimitHit {
 /// Table elements any one job may hold.
 pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
+/// Core instances one job may hold: one for a module, one per inner core
+/// instance for a component (componentize-py's Python has 14, a Rust
+/// `wasm32-wasip2` program 3).
+pub const CORE_INSTANCES_PER_JOB: u32 = 32;
+
+/// Linear memories one job may define in all (a module, or all the core
+/// modules of a component). Their sizes are summed against the one limit.
+pub const MEMORIES_PER_JOB: u32 = 4;
+
+/// Tables one job may define in all.
+pub const TABLES_PER_JOB: u32 = 8;
+
+/// Host resources (streams, descriptors, pollables, ...) one job's WASI may
+/// hold at once: they live in host memory that no linear memory shows, so a
+/// job that asks for more ends at its memory limit.
+pub const MAX_RESOURCES_PER_JOB: usize = 65_536;
+
 /// What one table element is charged against the memory limit.
 pub const TABLE_ELEMENT_BYTES: u64 = 8;
 
@@ -72,15 +89,15 @@ impl ResourceLimiter for JobLimiter {
     }
 
     fn instances(&self) -> usize {
-        4
+        CORE_INSTANCES_PER_JOB as usize
     }
 
     fn tables(&self) -> usize {
-        16
+        TABLES_PER_JOB as usize
     }
 
     fn memories(&self) -> usize {
-        16
+        MEMORIES_PER_JOB as usize
     }
 }
 
