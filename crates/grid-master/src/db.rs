@@ -255,6 +255,9 @@ impl Db {
     }
 }
 
+const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)";
+
 /// Applies changes in batches: everything waiting goes in one transaction.
 fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
     while let Ok(first) = rx.recv() {
@@ -274,41 +277,40 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
             for op in batch {
                 match op {
                     Op::Insert { id, meta, spec, submitted_ms, done } => {
-                        let r = tx.execute(
-                            "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
-                            params![id, meta.key, meta.tenant, meta.priority, spec, submitted_ms as i64],
-                        );
+                        let r = tx.prepare_cached(INSERT_JOB)?.execute(params![
+                            id,
+                            meta.key,
+                            meta.tenant,
+                            meta.priority,
+                            spec,
+                            submitted_ms as i64
+                        ]);
                         match r {
                             Ok(_) => acks.push(done),
                             Err(e) => refusals.push((done, e.to_string())),
                         }
                     }
                     Op::Running { id, node, attempts } => {
-                        tx.execute(
-                            "UPDATE jobs SET state = 'running', node = ?2, attempts = ?3 WHERE id = ?1",
-                            params![id, node, attempts as i64],
-                        )?;
+                        tx.prepare_cached("UPDATE jobs SET state = 'running', node = ?2, attempts = ?3 WHERE id = ?1")?
+                            .execute(params![id, node, attempts as i64])?;
                     }
                     Op::Requeued { id, attempts } => {
-                        tx.execute(
-                            "UPDATE jobs SET state = 'queued', attempts = ?2 WHERE id = ?1",
-                            params![id, attempts as i64],
-                        )?;
-                        tx.execute("DELETE FROM output WHERE job_id = ?1", params![id])?;
+                        tx.prepare_cached("UPDATE jobs SET state = 'queued', attempts = ?2 WHERE id = ?1")?
+                            .execute(params![id, attempts as i64])?;
+                        tx.prepare_cached("DELETE FROM output WHERE job_id = ?1")?.execute(params![id])?;
                     }
                     Op::Output { id, seq, stream, data } => {
                         let stream = if stream == Stream::Stderr { 2 } else { 1 };
-                        tx.execute(
+                        tx.prepare_cached(
                             "INSERT OR REPLACE INTO output (job_id, seq, stream, data) VALUES (?1, ?2, ?3, ?4)",
-                            params![id, seq as i64, stream, data],
-                        )?;
+                        )?
+                        .execute(params![id, seq as i64, stream, data])?;
                     }
                     Op::Finished { id, spec, state, result } => {
-                        tx.execute(
+                        tx.prepare_cached(
                             "UPDATE jobs SET state = ?2, spec = ?3, result = ?4, finished_ms = ?5 WHERE id = ?1",
-                            params![id, state, spec, result, now_ms() as i64],
-                        )?;
+                        )?
+                        .execute(params![id, state, spec, result, now_ms() as i64])?;
                     }
                 }
             }
