@@ -161,16 +161,7 @@ impl Client {
 
     /// Submits a job of `module` with `args`.
     pub async fn submit(&mut self, module: &ModuleHash, args: &[&str], limits: Limits) -> Result<String> {
-        let spec = JobSpec {
-            module: module.clone(),
-            args: std::iter::once("bench").chain(args.iter().copied()).map(str::to_owned).collect(),
-            env: vec![],
-            stdin: vec![],
-            dirs: vec![],
-            limits,
-        };
-        let req = pb::SubmitJobRequest { spec: Some(spec.into()), ..Default::default() };
-        Ok(self.0.submit_job(req).await?.into_inner().job_id)
+        Ok(self.0.submit_job(request(module, args, limits)).await?.into_inner().job_id)
     }
 
     /// Waits for a job's end.
@@ -185,9 +176,27 @@ impl Client {
         Err(anyhow!("job {job_id}: the stream ended early"))
     }
 
-    /// Submits a job and waits for its end.
+    /// Submits a job and waits for its end, in one call (`RunJob`).
     pub async fn run(&mut self, module: &ModuleHash, args: &[&str], limits: Limits) -> Result<JobReport> {
-        let id = self.submit(module, args, limits).await?;
-        self.wait(&id).await
+        let mut events = self.0.run_job(request(module, args, limits)).await?.into_inner();
+        while let Some(e) = events.message().await? {
+            if let Some(pb::job_event::Event::Finished(r)) = e.event {
+                return Ok(r.into());
+            }
+        }
+        Err(anyhow!("the job's stream ended early"))
     }
+}
+
+/// A submission of `module` with `args` under `limits`.
+fn request(module: &ModuleHash, args: &[&str], limits: Limits) -> pb::SubmitJobRequest {
+    let spec = JobSpec {
+        module: module.clone(),
+        args: std::iter::once("bench").chain(args.iter().copied()).map(str::to_owned).collect(),
+        env: vec![],
+        stdin: vec![],
+        dirs: vec![],
+        limits,
+    };
+    pb::SubmitJobRequest { spec: Some(spec.into()), ..Default::default() }
 }

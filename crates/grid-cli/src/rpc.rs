@@ -151,6 +151,24 @@ impl Grid {
         Ok(self.client.submit_job(req).await.map_err(status)?.into_inner().job_id)
     }
 
+    /// Submits `spec` and follows it in one call: the job's id, and its
+    /// events from the start as they come.
+    pub async fn run(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<(String, Watch)> {
+        let req = pb::SubmitJobRequest {
+            spec: Some(spec.into()),
+            idempotency_key: key.to_owned(),
+            tenant: tenant.to_owned(),
+            priority,
+        };
+        let mut stream = self.client.run_job(req).await.map_err(status)?.into_inner();
+        match stream.message().await.map_err(status)? {
+            Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
+                Ok((job_id, Watch { stream }))
+            }
+            _ => Err(anyhow!("the master did not say which job it recorded")),
+        }
+    }
+
     /// A job's events from the start: all of them as they come, or with
     /// `snapshot` only those so far.
     pub async fn watch(&mut self, job_id: &str, snapshot: bool) -> Result<Watch> {
@@ -226,7 +244,7 @@ impl Watch {
                 Some(E::Output(chunk)) => Event::Stdout(chunk.data),
                 Some(E::Finished(result)) => Event::Finished(result.into()),
                 Some(E::Retry(attempt)) => Event::Retry(attempt),
-                None => continue,
+                Some(E::Submitted(_)) | None => continue,
             };
             return Ok(Some(event));
         }

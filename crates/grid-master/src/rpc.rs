@@ -12,9 +12,7 @@ use grid_proto::master_server::Master;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 type BoxStream<T> = Pin<Box<dyn FutStream<Item = Result<T, Status>> + Send>>;
@@ -111,6 +109,72 @@ impl MasterService {
         }
         Ok(events.into_iter().map(|e| Ok(event_to_pb(e))).collect())
     }
+
+    /// Checks and records a submission, then queues it; returns its id (an
+    /// earlier job's, for a known idempotency key).
+    async fn submit(&self, req: pb::SubmitJobRequest) -> Result<String, Status> {
+        let key = req.idempotency_key;
+        let (tenant, priority) = (req.tenant, req.priority);
+        let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing job spec"))?;
+        let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(format!("invalid job spec: {e}")))?;
+        if !self.store.contains(&spec.module) {
+            return Err(MasterError::ModuleNotFound(spec.module).into());
+        }
+        if spec.limits.fuel == 0 || spec.limits.memory == 0 || spec.limits.timeout.is_zero() {
+            return Err(Status::invalid_argument("fuel, memory and timeout limits must be above zero"));
+        }
+        let key = Some(key).filter(|k| !k.is_empty());
+        if let Some(k) = &key
+            && let Some(job_id) = self.job_with_key(k).await?
+        {
+            return Ok(job_id);
+        }
+        self.grid.admissible(&spec)?;
+        let job_id = self.grid.next_id();
+        let meta = Submission { key: key.clone(), tenant, priority };
+        // Record and queue in a task of its own: once the record has the job,
+        // it is queued even if this client goes away meanwhile.
+        let (grid, db, id) = (self.grid.clone(), self.db.clone(), job_id.clone());
+        let recorded = tokio::spawn(async move {
+            if let Some(db) = &db {
+                db.insert(&id, &meta, &spec).await?;
+            }
+            grid.enqueue(id, spec, meta);
+            Ok::<_, MasterError>(())
+        });
+        match recorded.await.map_err(|e| Status::internal(format!("submission task failed: {e}")))? {
+            Ok(()) => {}
+            Err(e) => {
+                // A concurrent submission with the same key got there first.
+                if let Some(k) = &key
+                    && let Some(job_id) = self.job_with_key(k).await?
+                {
+                    return Ok(job_id);
+                }
+                return Err(e.into());
+            }
+        }
+        tracing::debug!(job = %job_id, "job queued");
+        Ok(job_id)
+    }
+
+    /// A job's events from its start: as they come until it ends, or with
+    /// `snapshot` only those so far. A job no longer in memory replays its
+    /// record.
+    async fn events(&self, job_id: &str, snapshot: bool) -> Result<BoxStream<pb::JobEvent>, Status> {
+        let watch = match self.grid.watch(job_id) {
+            Ok(watch) => watch,
+            Err(MasterError::JobNotFound(_)) => return Ok(Box::pin(tokio_stream::iter(self.replay(job_id).await?))),
+            Err(e) => return Err(e.into()),
+        };
+        let events = futures::stream::unfold(Some(watch), move |watch| async move {
+            let mut watch = watch?;
+            let batch = if snapshot { watch.now() } else { watch.next().await }?;
+            let batch = futures::stream::iter(batch.into_iter().map(|e| Ok(event_to_pb(e))));
+            Some((batch, (!snapshot).then_some(watch)))
+        });
+        Ok(Box::pin(futures::StreamExt::flatten(events)))
+    }
 }
 
 #[tonic::async_trait]
@@ -146,49 +210,7 @@ impl Master for MasterService {
     }
 
     async fn submit_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let req = req.into_inner();
-        let key = req.idempotency_key;
-        let (tenant, priority) = (req.tenant, req.priority);
-        let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing job spec"))?;
-        let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(format!("invalid job spec: {e}")))?;
-        if !self.store.contains(&spec.module) {
-            return Err(MasterError::ModuleNotFound(spec.module).into());
-        }
-        if spec.limits.fuel == 0 || spec.limits.memory == 0 || spec.limits.timeout.is_zero() {
-            return Err(Status::invalid_argument("fuel, memory and timeout limits must be above zero"));
-        }
-        let key = Some(key).filter(|k| !k.is_empty());
-        if let Some(k) = &key
-            && let Some(job_id) = self.job_with_key(k).await?
-        {
-            return Ok(Response::new(pb::SubmitJobResponse { job_id }));
-        }
-        self.grid.admissible(&spec)?;
-        let job_id = self.grid.next_id();
-        let meta = Submission { key: key.clone(), tenant, priority };
-        // Record and queue in a task of its own: once the record has the job,
-        // it is queued even if this client goes away meanwhile.
-        let (grid, db, id) = (self.grid.clone(), self.db.clone(), job_id.clone());
-        let recorded = tokio::spawn(async move {
-            if let Some(db) = &db {
-                db.insert(&id, &meta, &spec).await?;
-            }
-            grid.enqueue(id, spec, meta);
-            Ok::<_, MasterError>(())
-        });
-        match recorded.await.map_err(|e| Status::internal(format!("submission task failed: {e}")))? {
-            Ok(()) => {}
-            Err(e) => {
-                // A concurrent submission with the same key got there first.
-                if let Some(k) = &key
-                    && let Some(job_id) = self.job_with_key(k).await?
-                {
-                    return Ok(Response::new(pb::SubmitJobResponse { job_id }));
-                }
-                return Err(e.into());
-            }
-        }
-        tracing::debug!(job = %job_id, "job queued");
+        let job_id = self.submit(req.into_inner()).await?;
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
 
@@ -196,34 +218,16 @@ impl Master for MasterService {
 
     async fn watch_job(&self, req: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
         let req = req.into_inner();
-        let mut watch = match self.grid.watch(&req.job_id) {
-            Ok(watch) => watch,
-            // Finished long ago, or before a restart: replay the record.
-            Err(MasterError::JobNotFound(_)) => {
-                return Ok(Response::new(Box::pin(tokio_stream::iter(self.replay(&req.job_id).await?))));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let snapshot = req.snapshot;
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                let batch = match snapshot {
-                    true => watch.now(),
-                    false => watch.next().await,
-                };
-                let Some(batch) = batch else { return };
-                for e in batch {
-                    if tx.send(Ok(event_to_pb(e))).await.is_err() {
-                        return;
-                    }
-                }
-                if snapshot {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(self.events(&req.job_id, req.snapshot).await?))
+    }
+
+    type RunJobStream = BoxStream<pb::JobEvent>;
+
+    async fn run_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<Self::RunJobStream>, Status> {
+        let job_id = self.submit(req.into_inner()).await?;
+        let events = self.events(&job_id, false).await?;
+        let submitted = pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) };
+        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(submitted) }).chain(events))))
     }
 
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {

@@ -3,7 +3,7 @@
 //! `run` and `wait`.
 
 use crate::exit::{self, Failure};
-use crate::rpc::{Event, Grid};
+use crate::rpc::{Event, Grid, Watch};
 use anyhow::{Context, Result};
 use grid_core::{JobReport, format_fuel};
 use std::io::Write;
@@ -25,11 +25,13 @@ pub enum Output {
 /// Follows `job_id` until it ends. With a named master, a broken stream is
 /// followed again once the master is back, without printing twice what was
 /// already printed. Ctrl-C cancels the job; a second Ctrl-C stops waiting.
-/// `None` when our own stdout closed (the job is cancelled then).
+/// `None` when our own stdout closed (the job is cancelled then). `first`
+/// is a watch already open on the job, if any.
 pub async fn follow(
     grid: &mut Grid,
     master: Option<&str>,
     job_id: &str,
+    mut first: Option<Watch>,
     output: Output,
     verbose: bool,
 ) -> Result<Option<JobReport>> {
@@ -63,7 +65,11 @@ pub async fn follow(
                 Err(_) => continue,
             }
         }
-        let mut watch = match grid.watch(job_id, false).await {
+        let watched = match first.take() {
+            Some(w) => Ok(w),
+            None => grid.watch(job_id, false).await,
+        };
+        let mut watch = match watched {
             Ok(w) => w,
             Err(_) if lost_at.is_some() => continue,
             Err(e) => return Err(e),

@@ -2,7 +2,7 @@
 //! turning them into a submitted job.
 
 use crate::exit::{self, Failure};
-use crate::rpc::Grid;
+use crate::rpc::{Grid, Watch};
 use anyhow::{Context, Result};
 use clap::Args;
 use grid_core::archive::{self, Escape};
@@ -94,6 +94,16 @@ impl JobArgs {
         Ok((grid, job_id))
     }
 
+    /// As [`JobArgs::submit`], and the job's events from its start, in one
+    /// round trip.
+    pub async fn submit_and_watch(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String, Watch)> {
+        let (mut grid, spec) = self.prepare(master, stdin).await?;
+        let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
+        let (job_id, watch) =
+            grid.run(spec, &key, &self.tenant(), self.priority).await.context("failed to submit the job")?;
+        Ok((grid, job_id, watch))
+    }
+
     /// Everything up to the submission: the connected grid, and the spec
     /// with its module uploaded.
     pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, JobSpec)> {
@@ -109,8 +119,12 @@ impl JobArgs {
 
     /// Submits `spec` with `key`, under this job's tenant and priority.
     pub async fn submit_spec(&self, grid: &mut Grid, spec: JobSpec, key: &str) -> Result<String> {
-        let tenant = self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into());
-        grid.submit(spec, key, &tenant, self.priority).await.context("failed to submit the job")
+        grid.submit(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
+    }
+
+    /// Whose job this is: `--tenant`, else `$USER`.
+    fn tenant(&self) -> String {
+        self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into())
     }
 
     /// A key no other submission has.

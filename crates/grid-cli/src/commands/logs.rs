@@ -25,7 +25,7 @@ impl LogsCommand {
         let master = global.master.as_deref();
         let mut grid = Grid::connect(master).await?;
         if self.follow {
-            follow::follow(&mut grid, master, &self.job, Output::Print, global.verbose > 0).await?;
+            follow::follow(&mut grid, master, &self.job, None, Output::Print, global.verbose > 0).await?;
             return Ok(ExitCode::SUCCESS);
         }
         let mut watch = grid.watch(&self.job, true).await?;

@@ -42,12 +42,13 @@ impl RunCommand {
             return crate::commands::each::run_each(&self.job, master, pattern, &self.output_dir).await;
         }
         let stdin = JobArgs::read_stdin()?;
-        let (mut grid, job_id) = self.job.submit(master, &stdin).await?;
+        let (mut grid, job_id, watch) = self.job.submit_and_watch(master, &stdin).await?;
         let verbose = global.verbose > 0;
         if verbose {
             eprintln!("grid: job {job_id} queued");
         }
-        let Some(report) = follow::follow(&mut grid, master, &job_id, Output::Print, verbose).await? else {
+        let Some(report) = follow::follow(&mut grid, master, &job_id, Some(watch), Output::Print, verbose).await?
+        else {
             // Our stdout closed under us: the job was cancelled, and that is fine.
             return Ok(ExitCode::SUCCESS);
         };

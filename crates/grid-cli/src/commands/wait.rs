@@ -22,7 +22,7 @@ impl WaitCommand {
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         let master = global.master.as_deref();
         let mut grid = Grid::connect(master).await?;
-        let report = follow::follow(&mut grid, master, &self.job, Output::Discard, global.verbose > 0).await?;
+        let report = follow::follow(&mut grid, master, &self.job, None, Output::Discard, global.verbose > 0).await?;
         Ok(report.map_or(ExitCode::SUCCESS, |r| follow::exit_status(&r)))
     }
 }
