@@ -51,7 +51,8 @@ pub struct Run<'a> {
     pub output: mpsc::Sender<Chunk>,
     /// Resolves when someone cancels the job.
     pub cancelled: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
-    /// A fresh directory for the job's scratch space; removed by the caller.
+    /// A fresh directory for the job's scratch space, removed by the caller;
+    /// empty when the job maps no directories (it then has no scratch space).
     pub scratch: &'a Path,
     /// This node's name, for the report.
     pub node: &'a str,

@@ -221,7 +221,12 @@ async fn run_job(
         Ok(pre) => pre,
         Err(e) => return JobReport::before_start(e.outcome(), name, &spec.limits),
     };
-    let scratch = match tempfile::tempdir_in(&node.scratch_root) {
+    // Scratch space holds mapped directories; a job with none needs none.
+    let scratch = match spec.dirs.is_empty() {
+        true => None,
+        false => Some(tempfile::tempdir_in(&node.scratch_root)),
+    };
+    let scratch = match scratch.transpose() {
         Ok(dir) => dir,
         Err(e) => {
             return JobReport::before_start(
@@ -238,7 +243,7 @@ async fn run_job(
         pre,
         output: out_tx,
         cancelled: Box::pin(job.stop.notified()),
-        scratch: scratch.path(),
+        scratch: scratch.as_ref().map_or(std::path::Path::new(""), |d| d.path()),
         node: name,
         received,
     })
