@@ -146,7 +146,11 @@ async fn throughput(q: bool, setup: Setup) -> Result<()> {
     println!("\n## 2. Throughput (hello, one master, two nodes of two slots)");
     for clients in [1usize, 4] {
         let mut rates = Samples::default();
+        let cpu_before =
+            (cpu_time(std::process::id()), grid.children.iter().map(|c| cpu_time(c.id())).collect::<Vec<_>>());
+        let mut jobs = 0;
         for _ in 0..if q { 1 } else { 3 } {
+            jobs += total;
             let t = Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..clients {
@@ -159,8 +163,30 @@ async fn throughput(q: bool, setup: Setup) -> Result<()> {
             rates.push_rate(total as f64 / t.elapsed().as_secs_f64());
         }
         println!("{clients} client task(s), up to 256 jobs in flight each: {}", rates.rate_summary("jobs/s"));
+        // With the grid in processes of its own, where the CPU time goes.
+        if setup.processes {
+            let per_job = |before: Duration, after: Duration| {
+                format!("{:.0} µs", (after - before).as_secs_f64() * 1e6 / jobs as f64)
+            };
+            let mut shares = vec![format!("client {}", per_job(cpu_before.0, cpu_time(std::process::id())))];
+            for (i, child) in grid.children.iter().enumerate() {
+                let who = if i == 0 { "master".to_owned() } else { format!("node {i}") };
+                shares.push(format!("{who} {}", per_job(cpu_before.1[i], cpu_time(child.id()))));
+            }
+            println!("  CPU time per job (user + system): {}", shares.join(", "));
+        }
     }
     Ok(())
+}
+
+/// The CPU time (user and system) process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
 }
 
 async fn in_flight(client: Client, module: grid_core::ModuleHash, n: usize, window: usize) -> Result<()> {
