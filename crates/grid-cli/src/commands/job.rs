@@ -89,9 +89,13 @@ impl JobArgs {
     /// the job's id.
     pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String)> {
         let (mut grid, spec) = self.prepare(master, stdin).await?;
-        let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
-        let job_id = self.submit_spec(&mut grid, spec, &key).await?;
+        let job_id = self.submit_spec(&mut grid, spec, &self.key()).await?;
         Ok((grid, job_id))
+    }
+
+    /// The submission's idempotency key: `--idempotency-key`, or a fresh one.
+    pub fn key(&self) -> String {
+        self.idempotency_key.clone().unwrap_or_else(fresh_key)
     }
 
     /// Everything up to the submission: the connected grid, and the spec
