@@ -4,7 +4,7 @@
 //! runnable command gets a clear error.
 
 use crate::guests::still_serves;
-use grid_tests::{GridSandbox, guest_wasm, wasip2_example};
+use grid_tests::{GridSandbox, wasip2_example};
 
 /// The probe component's path.
 fn probe() -> String {
