@@ -35,9 +35,10 @@ pub struct RunCommand {
     /// there (its structured result as `/out/result.json`, say) is written
     /// into DIR, created if missing, when the job ends, whatever its exit
     /// code (but not past its disk limit). Files already in DIR stay unless
-    /// the job writes one of the same name. With --each, each job's stdout goes to `DIR/<input name>.out`
-    /// (its stderr, if any, to `<input name>.err`) and its `/out` to
-    /// `DIR/<input name>/` [default with --each: grid-out]
+    /// the job writes one of the same name. With --each, each job's stdout
+    /// goes to `DIR/<input name>.out` (its stderr, if any, to
+    /// `<input name>.err`) and its `/out` to `DIR/<input name>/` [default
+    /// with --each: grid-out]
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
 }
