@@ -12,5 +12,6 @@ mod recovery;
 mod running;
 mod scaffold;
 mod scheduling;
+mod sdk;
 mod sharing;
 mod verbs;

@@ -64,6 +64,21 @@ pub fn pack(dir: &Path, escape: Escape) -> io::Result<Vec<u8>> {
     builder.into_inner()
 }
 
+/// An archive of an empty directory.
+pub fn empty() -> Vec<u8> {
+    tar::Builder::new(Vec::new()).into_inner().unwrap_or_default()
+}
+
+/// Whether `archive` holds no entries: the directory it came from was empty.
+pub fn is_empty(archive: &[u8]) -> io::Result<bool> {
+    for entry in tar::Archive::new(archive).entries()? {
+        if !safe_relative(&entry?.path()?)?.as_os_str().is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Whether a symlink at `link` (relative to the tree's root) whose target is
 /// `target` resolves, lexically, to a place inside the tree.
 fn symlink_stays_inside(link: &Path, target: &Path) -> bool {
@@ -274,6 +289,20 @@ mod tests {
         assert_eq!(fs::read_to_string(src.path().join("new.txt")).unwrap(), "new");
         assert!(!src.path().join("sub/deeper/c.txt").exists());
         assert_eq!(fs::read_to_string(src.path().join("sub/b.txt")).unwrap(), "beta");
+    }
+
+    #[test]
+    fn empty_archives() {
+        assert!(is_empty(&empty()).unwrap());
+        assert!(is_empty(&[]).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(is_empty(&pack(dir.path(), Escape::Fail).unwrap()).unwrap());
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(!is_empty(&pack(dir.path(), Escape::Fail).unwrap()).unwrap());
+        let dest = tempfile::tempdir().unwrap();
+        fs::write(dest.path().join("kept"), "k").unwrap();
+        unpack(&empty(), dest.path(), 0).unwrap();
+        assert!(dest.path().join("kept").exists());
     }
 
     #[test]

@@ -66,6 +66,18 @@ impl Args {
         None
     }
 
+    /// The value of `--name` parsed as `T`, or `default` when the option is
+    /// absent. A value that does not parse is a usage error (exit code 2).
+    pub fn parse_option_or<T: FromStr>(&self, name: &str, default: T) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.option(name) {
+            None => Ok(default),
+            Some(s) => s.parse().map_err(|e| Error::new(format!("option `--{name}` `{s}`: {e}")).with_code(2)),
+        }
+    }
+
     /// Whether `--name` was given.
     pub fn flag(&self, name: &str) -> bool {
         let flag = format!("--{name}");
@@ -90,6 +102,7 @@ mod tests {
         assert_eq!(a.parse_or(9, 5u32).unwrap(), 5);
         assert_eq!(a.option("name"), Some("x"));
         assert_eq!(a.option("mode"), Some("fast"));
+        assert_eq!(a.parse_option_or("count", 3u8).unwrap(), 3);
         assert!(a.flag("verbose"));
         assert!(!a.flag("quiet"));
     }
@@ -99,5 +112,9 @@ mod tests {
         let e = args(&["p", "ten"]).parse_or(0, 1u32).unwrap_err();
         assert_eq!(e.code(), 2);
         assert!(e.to_string().contains("argument 1 `ten`"));
+        let e = args(&["p", "--top=x"]).parse_option_or("top", 1u32).unwrap_err();
+        assert_eq!(e.code(), 2);
+        assert_eq!(e.to_string(), "option `--top` `x`: invalid digit found in string");
+        assert_eq!(args(&["p", "--top", "7"]).parse_option_or("top", 1u32).unwrap(), 7);
     }
 }

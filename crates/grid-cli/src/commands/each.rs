@@ -1,8 +1,10 @@
 //! `grid-cli run --each GLOB`: one job per input file, in parallel across
 //! the grid, each with its file as stdin and its stdout saved to
-//! `OUTPUT_DIR/<file name>.out` (and stderr, if any, to `.err`).
+//! `OUTPUT_DIR/<file name>.out` (and stderr, if any, to `.err`). Each job
+//! gets its own `/out`, which lands in `OUTPUT_DIR/<file name>/`.
 
 use crate::commands::job::JobArgs;
+use crate::commands::output;
 use crate::exit::{self, Failure};
 use crate::rpc::{Event, Grid};
 use anyhow::{Context, Result};
@@ -18,6 +20,7 @@ const FOLLOWING: usize = 64;
 
 /// Runs one job per file matching `pattern`.
 pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_dir: &Path) -> Result<ExitCode> {
+    let out_mapping = output::mapping(job)?;
     let inputs = expand(pattern)?;
     let mut names = std::collections::HashSet::new();
     for input in &inputs {
@@ -28,6 +31,17 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
             ));
         }
     }
+    // One input's `/out` goes to `NAME/`, beside `NAME.out` and `NAME.err`:
+    // no other input may be named `NAME.out` or `NAME.err`.
+    for name in &names {
+        if let Some(other) = [".out", ".err"].map(|ext| format!("{name}{ext}")).into_iter().find(|n| names.contains(n))
+        {
+            return Err(Failure::with(
+                exit::GRID_ERROR,
+                format!("inputs `{name}` and `{other}`: their outputs would overwrite each other"),
+            ));
+        }
+    }
     // Everything is read before anything is submitted, so that a bad input
     // leaves no job behind.
     let mut contents = Vec::new();
@@ -35,7 +49,8 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         contents.push(std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))?);
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("failed to create `{}`", out_dir.display()))?;
-    let (mut grid, template) = job.prepare(master, &[]).await?;
+    let (mut grid, mut template) = job.prepare(master, &[]).await?;
+    template.dirs.push(out_mapping);
     let bar = progress(inputs.len() as u64);
 
     let mut jobs = Vec::new();
@@ -60,9 +75,10 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         let name = output_name(&input);
         let out = out_dir.join(format!("{name}.out"));
         let err = out_dir.join(format!("{name}.err"));
+        let results = out_dir.join(&name);
         tasks.spawn(async move {
             let _permit = permits.acquire().await;
-            let report = collect(grid, &id, &out, &err).await;
+            let report = collect(grid, &id, &out, &err, &results).await;
             bar.inc(1);
             (input, report)
         });
@@ -133,9 +149,10 @@ fn progress(total: u64) -> ProgressBar {
     bar
 }
 
-/// Follows one job, writing its stdout to `out` and its stderr (if any)
-/// to `err`. Output before a retry belongs to a void attempt and is dropped.
-async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path) -> Result<JobReport> {
+/// Follows one job, writing its stdout to `out`, its stderr (if any) to
+/// `err`, and what it left in `/out` (if anything) into `results`. Output
+/// before a retry belongs to a void attempt and is dropped.
+async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path, results: &Path) -> Result<JobReport> {
     let mut watch = grid.watch(id, false).await?;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = watch.next().await? {
@@ -154,6 +171,7 @@ async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path) -> Result<Job
                 if !stderr.is_empty() {
                     std::fs::write(err, &stderr).with_context(|| format!("failed to write `{}`", err.display()))?;
                 }
+                output::write_back(&report, results)?;
                 return Ok(report);
             }
         }

@@ -89,19 +89,19 @@ impl JobArgs {
     /// the job's id.
     pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String)> {
         let (mut grid, spec) = self.prepare(master, stdin).await?;
-        let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
-        let job_id = self.submit_spec(&mut grid, spec, &key).await?;
+        let job_id = self.submit_spec(&mut grid, spec, &self.key()).await?;
         Ok((grid, job_id))
     }
 
-    /// As [`JobArgs::submit`], and the job's events from its start, in one
-    /// round trip.
-    pub async fn submit_and_watch(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String, Watch)> {
-        let (mut grid, spec) = self.prepare(master, stdin).await?;
-        let key = self.idempotency_key.clone().unwrap_or_else(fresh_key);
-        let (job_id, watch) =
-            grid.run(spec, &key, &self.tenant(), self.priority).await.context("failed to submit the job")?;
-        Ok((grid, job_id, watch))
+    /// The submission's idempotency key: `--idempotency-key`, or a fresh one.
+    pub fn key(&self) -> String {
+        self.idempotency_key.clone().unwrap_or_else(fresh_key)
+    }
+
+    /// Submits `spec` with `key` and follows it, in one round trip: the
+    /// job's id and its events from the start.
+    pub async fn run_spec(&self, grid: &mut Grid, spec: JobSpec, key: &str) -> Result<(String, Watch)> {
+        grid.run(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
     }
 
     /// Everything up to the submission: the connected grid, and the spec

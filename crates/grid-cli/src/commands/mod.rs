@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod logs;
 pub mod new;
 pub mod nodes;
+pub mod output;
 pub mod run;
 pub mod status;
 pub mod submit;

@@ -3,18 +3,21 @@
 use crate::commands::GlobalArgs;
 use crate::commands::follow::{self, Output};
 use crate::commands::job::JobArgs;
+use crate::commands::output;
 use crate::exit::{self, Failure};
 use anyhow::{Context, Result};
 use clap::Parser;
 use grid_core::JobReport;
 use grid_core::archive;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Run a WebAssembly module (binary `.wasm` or text `.wat`) on the grid.
 ///
 /// Arguments after `--` go to the guest. Standard input, when it is not a
 /// terminal, is passed to the guest; its stdout and stderr stream here as it
-/// runs.
+/// runs. With `--output-dir DIR`, what it writes to `/out` (a structured
+/// result as `/out/result.json`) lands in DIR.
 #[derive(Parser, Debug)]
 #[command(after_help = exit::HELP)]
 pub struct RunCommand {
@@ -28,10 +31,16 @@ pub struct RunCommand {
     /// file's path as its last argument.
     #[arg(long, value_name = "GLOB")]
     each: Option<String>,
-    /// With --each: where each job's stdout goes, as `<input name>.out`
-    /// (and its stderr, if any, as `<input name>.err`).
-    #[arg(long, value_name = "DIR", default_value = "grid-out", requires = "each")]
-    output_dir: std::path::PathBuf,
+    /// Give the job an empty, writable directory at `/out`; what it writes
+    /// there (its structured result as `/out/result.json`, say) is written
+    /// into DIR, created if missing, when the job ends, whatever its exit
+    /// code (but not past its disk limit). Files already in DIR stay unless
+    /// the job writes one of the same name. With --each, each job's stdout
+    /// goes to `DIR/<input name>.out` (its stderr, if any, to
+    /// `<input name>.err`) and its `/out` to `DIR/<input name>/` [default
+    /// with --each: grid-out]
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
 }
 
 impl RunCommand {
@@ -39,10 +48,17 @@ impl RunCommand {
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         let master = global.master.as_deref();
         if let Some(pattern) = &self.each {
-            return crate::commands::each::run_each(&self.job, master, pattern, &self.output_dir).await;
+            let out_dir = self.output_dir.clone().unwrap_or_else(|| PathBuf::from("grid-out"));
+            return crate::commands::each::run_each(&self.job, master, pattern, &out_dir).await;
         }
         let stdin = JobArgs::read_stdin()?;
-        let (mut grid, job_id, watch) = self.job.submit_and_watch(master, &stdin).await?;
+        let out = self.output_dir.as_ref().map(|_| output::mapping(&self.job)).transpose()?;
+        let (mut grid, mut spec) = self.job.prepare(master, &stdin).await?;
+        if let (Some(out), Some(dir)) = (out, &self.output_dir) {
+            spec.dirs.push(out);
+            output::create(dir)?;
+        }
+        let (job_id, watch) = self.job.run_spec(&mut grid, spec, &self.job.key()).await?;
         let verbose = global.verbose > 0;
         if verbose {
             eprintln!("grid: job {job_id} queued");
@@ -53,6 +69,9 @@ impl RunCommand {
             return Ok(ExitCode::SUCCESS);
         };
         self.write_back(&report)?;
+        if let Some(dir) = &self.output_dir {
+            output::write_back(&report, dir)?;
+        }
         if self.stats || verbose {
             follow::print_stats(&job_id, &report);
         }

@@ -11,6 +11,8 @@ const SDK: &[(&str, &str)] = &[
     ("src/error.rs", include_str!("../../../../guest-sdk/src/error.rs")),
     ("src/fs.rs", include_str!("../../../../guest-sdk/src/fs.rs")),
     ("src/input.rs", include_str!("../../../../guest-sdk/src/input.rs")),
+    ("src/json.rs", include_str!("../../../../guest-sdk/src/json.rs")),
+    ("src/result.rs", include_str!("../../../../guest-sdk/src/result.rs")),
 ];
 
 const MAIN_RS: &str = r#"//! A grid guest: counts the words on stdin, greeting whoever the first
@@ -26,7 +28,10 @@ fn main() {
         if text.is_empty() {
             bail!("nothing on stdin: try `echo some words | grid-cli run ...`");
         }
-        println!("hello, {who}: {} words", text.split_whitespace().count());
+        let words = text.split_whitespace().count();
+        println!("hello, {who}: {words} words");
+        // Run with `--output-dir DIR` to get a structured result in `DIR/result.json`:
+        // guest_sdk::result::write(&Json::object().with("who", who).with("words", words))?;
         Ok(())
     })
 }
@@ -56,7 +61,7 @@ const SDK_TOML: &str = r#"[package]
 name = "guest-sdk"
 version = "0.1.0"
 edition = "2024"
-description = "Write programs for wasm-grid: args, input, mapped directories and exit codes over plain WASI."
+description = "Write programs for wasm-grid: args, input, mapped directories, results and exit codes over plain WASI."
 
 [dependencies]
 "#;
@@ -70,7 +75,10 @@ fn readme(name: &str) -> String {
          echo \"some words here\" | grid-cli run target/wasm32-wasip1/release/{name}.wasm -- you\n```\n\n\
          It runs under the limits `grid-cli run --help` lists (fuel, memory, time, output, disk) and \
          sees only WASI: its arguments, environment, stdin, stdout, stderr and the directories given \
-         with `--dir`. It also runs under `wasmtime run`.\n"
+         with `--dir`. It also runs under `wasmtime run`.\n\n\
+         Run with `--output-dir DIR` and the guest gets an empty directory `/out`; what it writes there \
+         (a structured result in `/out/result.json`, with `guest_sdk::result::write`) lands in `DIR` \
+         when the job ends.\n"
     )
 }
 
@@ -88,4 +96,22 @@ pub fn template(name: &str) -> Template {
     .chain(SDK.iter().map(|(p, text)| (Path::new("guest-sdk").join(p), (*text).to_owned())))
     .collect();
     Template { files, build: "cargo build --release" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sdk_source_file_is_vendored() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/src");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| format!("src/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        let mut vendored: Vec<String> = SDK.iter().map(|(p, _)| p.to_string()).collect();
+        vendored.sort();
+        assert_eq!(vendored, on_disk, "`SDK` must carry every file of `crates/guest-sdk/src`");
+    }
 }
