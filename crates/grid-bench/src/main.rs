@@ -112,6 +112,16 @@ async fn latency_and_startup(q: bool, setup: Setup) -> Result<()> {
         }
         let record = if fsync { "each submission on disk before its id returns" } else { "master `--no-fsync`" };
         println!("submit to finished, client side ({record}): {}", lat.percentiles());
+        if !fsync {
+            // The floor under it: one bare round trip to the master.
+            let mut rtt = Samples::default();
+            for _ in 0..if q { 30 } else { 1000 } {
+                let t = Instant::now();
+                client.nodes().await?;
+                rtt.push(t.elapsed());
+            }
+            println!("one bare gRPC round trip to the master (`ListNodes`), for scale: {}", rtt.percentiles());
+        }
     }
     let grid = Grid::start(2, 2, setup).await?;
     let mut client = grid.client().await?;
