@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub struct ModuleStore {
     dir: PathBuf,
     max_size: u64,
+    /// Hashes seen on disk: modules are never removed, so a submission of a
+    /// known module costs no file system call.
+    known: dashmap::DashSet<ModuleHash>,
 }
 
 /// A module arriving in chunks; nothing is visible in the store until
@@ -29,7 +32,7 @@ impl ModuleStore {
     /// Opens (creating it if needed) the store in `dir`.
     pub fn open(dir: &Path, max_size: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(MasterError::io(dir))?;
-        Ok(Self { dir: dir.to_owned(), max_size })
+        Ok(Self { dir: dir.to_owned(), max_size, known: dashmap::DashSet::new() })
     }
 
     /// The largest module the store accepts.
@@ -43,7 +46,14 @@ impl ModuleStore {
 
     /// Whether the store holds `hash`.
     pub fn contains(&self, hash: &ModuleHash) -> bool {
-        self.path(hash).is_file()
+        if self.known.contains(hash) {
+            return true;
+        }
+        let there = self.path(hash).is_file();
+        if there {
+            self.known.insert(hash.clone());
+        }
+        there
     }
 
     /// Reads a module's bytes.
