@@ -84,7 +84,8 @@ fn only_a_job_that_maps_directories_gets_scratch_space() {
     let scratch_dirs = || -> usize {
         std::fs::read_dir(&jobs).unwrap().map(|root| std::fs::read_dir(root.unwrap().path()).unwrap().count()).sum()
     };
-    let nap = grid.wat("nap", &guest("(call $print (i32.const 200) (i32.const 6)) (call $sleep (i64.const 3000000000))"));
+    let nap =
+        grid.wat("nap", &guest("(call $print (i32.const 200) (i32.const 6)) (call $sleep (i64.const 3000000000))"));
     let data = grid.dir().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let dir_arg = format!("{}::/data", data.display());
