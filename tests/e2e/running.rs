@@ -74,6 +74,33 @@ fn mapped_dir_is_written_back() {
     assert_eq!(std::fs::read_link(data.join("link.txt")).unwrap().to_str(), Some("a.txt"));
 }
 
+/// Scratch space on the node is for mapped directories: a job without any
+/// runs without a scratch directory, one with them gets one.
+#[test]
+fn only_a_job_that_maps_directories_gets_scratch_space() {
+    let grid = GridSandbox::start(1);
+    let jobs = grid.dir().join("node-0/jobs");
+    // Scratch directories under the node's per-process scratch roots.
+    let scratch_dirs = || -> usize {
+        std::fs::read_dir(&jobs).unwrap().map(|root| std::fs::read_dir(root.unwrap().path()).unwrap().count()).sum()
+    };
+    let nap =
+        grid.wat("nap", &guest("(call $print (i32.const 200) (i32.const 6)) (call $sleep (i64.const 3000000000))"));
+    let data = grid.dir().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let dir_arg = format!("{}::/data", data.display());
+    for (dirs, expected) in [(&[][..], 0), (&["--dir", dir_arg.as_str()][..], 1)] {
+        let mut args = dirs.to_vec();
+        args.push(nap.to_str().unwrap());
+        let id = grid.submit(&args);
+        // Once the guest has printed, it runs: its scratch space is made by then.
+        grid.wait_until("the job to print", |g| (g.run(&["logs", &id]).stdout == "first\n").then_some(()));
+        assert_eq!(scratch_dirs(), expected, "with {dirs:?}");
+        grid.run(&["wait", &id]).assert_clean_success();
+        assert_eq!(scratch_dirs(), 0, "a scratch directory outlived its job");
+    }
+}
+
 #[test]
 fn output_streams_while_the_job_runs() {
     let grid = GridSandbox::start(1);

@@ -48,6 +48,21 @@ fn ctrl_c_cancels_the_job_on_the_grid() {
     grid.wait_until("the slot is free again", |g| (slots_used(g) == "0/1").then_some(()));
 }
 
+/// A guest that never leaves wasm (no host call to end it in) still stops
+/// at once when cancelled, long before its fuel or its timeout would end it.
+#[test]
+fn cancel_stops_a_spinning_job_promptly() {
+    let grid = GridSandbox::builder(1).node_args(&["--slots", "1"]).start();
+    let spin = hostile("infinite-loop.wat");
+    let id = grid.submit(&["--fuel", "100G", "--timeout", "10m", spin.to_str().unwrap()]);
+    grid.wait_until("the job runs", |g| (slots_used(g) == "1/1").then_some(()));
+    let started = Instant::now();
+    assert_eq!(grid.run(&["cancel", &id]).code, Some(0));
+    grid.run(&["wait", &id]).assert_grid_failure(130, "grid: cancelled");
+    assert!(started.elapsed() < Duration::from_secs(5), "cancelling took {:?}", started.elapsed());
+    grid.wait_until("the slot is free again", |g| (slots_used(g) == "0/1").then_some(()));
+}
+
 #[test]
 fn sigterm_lets_running_jobs_finish() {
     let mut grid = GridSandbox::builder(1).node_args(&["--grace", "30s"]).start();

@@ -48,29 +48,31 @@ pub fn sibling(name: &str) -> Result<std::path::PathBuf> {
 impl Grid {
     /// A master and `nodes` nodes of `slots` slots each.
     pub async fn start(nodes: usize, slots: u32, setup: Setup) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
         let (stop, stopped) = tokio::sync::watch::channel(());
-        let mut children = Vec::new();
-        let url = if setup.processes {
-            let (master, url) = spawn_master(&dir.path().join("master"), setup.fsync)?;
-            children.push(master);
+        // Made first, so that the processes already started are killed if a
+        // later one fails to start.
+        let mut grid = Self { url: String::new(), children: Vec::new(), _dir: tempfile::tempdir()?, _stop: stop };
+        let dir = grid._dir.path().to_owned();
+        if setup.processes {
+            let (master, url) = spawn_master(&dir.join("master"), setup.fsync)?;
+            grid.children.push(master);
+            grid.url = url;
             for i in 0..nodes {
-                children.push(
+                grid.children.push(
                     std::process::Command::new(sibling("grid-node")?)
-                        .args(["--master", &url, "--name", &format!("node-{i}"), "--slots", &slots.to_string()])
+                        .args(["--master", &grid.url, "--name", &format!("node-{i}"), "--slots", &slots.to_string()])
                         .arg("--cache-dir")
-                        .arg(dir.path().join(format!("node-{i}")))
+                        .arg(dir.join(format!("node-{i}")))
                         .stderr(std::process::Stdio::null())
                         .spawn()?,
                 );
             }
-            url
         } else {
-            let mut config = grid_master::MasterConfig::new(dir.path().join("master"));
+            let mut config = grid_master::MasterConfig::new(dir.join("master"));
             config.fsync = setup.fsync;
             let master = grid_master::Master::open(config)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let url = format!("http://{}", listener.local_addr()?);
+            grid.url = format!("http://{}", listener.local_addr()?);
             let mut s = stopped.clone();
             tokio::spawn(async move {
                 master
@@ -80,7 +82,7 @@ impl Grid {
                     .await
             });
             for i in 0..nodes {
-                let mut config = grid_node::NodeConfig::new(url.clone(), dir.path().join(format!("node-{i}")));
+                let mut config = grid_node::NodeConfig::new(grid.url.clone(), dir.join(format!("node-{i}")));
                 config.name = format!("node-{i}");
                 config.capacity.slots = slots;
                 let node = grid_node::Node::new(config)?;
@@ -92,9 +94,7 @@ impl Grid {
                     .await
                 });
             }
-            url
-        };
-        let grid = Self { url, children, _dir: dir, _stop: stop };
+        }
         let mut client = grid.client().await?;
         for _ in 0..1000 {
             if client.nodes().await? >= nodes {

@@ -12,15 +12,18 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
     if bytes.starts_with(grid_core::wasm::MAGIC) {
         return Ok(bytes);
     }
-    let is_text = matches!(path.extension().and_then(|e| e.to_str()), Some("wat" | "wast"))
-        || std::str::from_utf8(&bytes).is_ok();
-    if !is_text {
-        return Err(Failure::with(
-            CANNOT_RUN,
-            format!("invalid module `{shown}`: not a WebAssembly binary (bad magic number)"),
-        ));
+    let named_text = matches!(path.extension().and_then(|e| e.to_str()), Some("wat" | "wast"));
+    let not_binary =
+        || Failure::with(CANNOT_RUN, format!("invalid module `{shown}`: not a WebAssembly binary (bad magic number)"));
+    if !named_text && std::str::from_utf8(&bytes).is_err() {
+        return Err(not_binary());
     }
     wat::parse_bytes(&bytes).map(|b| b.into_owned()).map_err(|e| {
+        // Any text is tried as WAT, but a file not named as text that is
+        // not WAT either is most likely not WebAssembly at all.
+        if !named_text && !bytes.trim_ascii_start().starts_with(b"(") {
+            return not_binary();
+        }
         let why = e.to_string().lines().next().unwrap_or_default().to_owned();
         Failure::with(CANNOT_RUN, format!("invalid module `{shown}`: {why}"))
     })
@@ -49,7 +52,18 @@ mod tests {
 
     #[test]
     fn garbage_is_an_invalid_module() {
-        let err = load_file("x.wasm", &[0xff, 0xfe, 0x00, 0x01]).unwrap_err();
-        assert!(err.to_string().contains("not a WebAssembly binary (bad magic number)"), "{err}");
+        for (name, contents) in [
+            ("x.wasm", &[0xff, 0xfe, 0x00, 0x01][..]),
+            ("notes.wasm", b"#!/bin/sh\necho not wasm\n"),
+            ("empty.wasm", b""),
+        ] {
+            let err = load_file(name, contents).unwrap_err();
+            assert!(err.to_string().ends_with("not a WebAssembly binary (bad magic number)"), "{name}: {err}");
+        }
+        // Text that looks like WAT, or is named so, gets the parser's reason.
+        let err = load_file("broken.wasm", b"(module (func $f (bogus)))").unwrap_err();
+        assert!(err.to_string().contains("unknown operator"), "{err}");
+        let err = load_file("notes.wat", b"hello").unwrap_err();
+        assert!(err.to_string().contains("expected `(`"), "{err}");
     }
 }

@@ -41,13 +41,15 @@ impl Ceilings {
             return over("fuel", crate::format_fuel(limits.fuel), crate::format_fuel(self.fuel));
         }
         if limits.memory > self.memory {
-            return over("memory", limits.memory.to_string() + " bytes", self.memory.to_string() + " bytes");
+            let (asked, most) = sizes(limits.memory, self.memory);
+            return over("memory", asked, most);
         }
         if limits.timeout > self.timeout {
             return over("time", format!("{:?}", limits.timeout), format!("{:?}", self.timeout));
         }
         if limits.disk > self.disk {
-            return over("disk", limits.disk.to_string() + " bytes", self.disk.to_string() + " bytes");
+            let (asked, most) = sizes(limits.disk, self.disk);
+            return over("disk", asked, most);
         }
         None
     }
@@ -55,6 +57,16 @@ impl Ceilings {
     /// Whether `limits` fit under these ceilings.
     pub fn admit(&self, limits: &Limits) -> bool {
         self.refuse(limits).is_none()
+    }
+}
+
+/// Two sizes as people read them (`100.0 GiB`), or in bytes when rounding
+/// would make them look the same.
+fn sizes(asked: u64, most: u64) -> (String, String) {
+    let iec = |n: u64| bytesize::ByteSize(n).display().iec().to_string();
+    match (iec(asked), iec(most)) {
+        (a, m) if a != m => (a, m),
+        _ => (format!("{asked} bytes"), format!("{most} bytes")),
     }
 }
 
@@ -71,5 +83,19 @@ mod tests {
         assert!(c.refuse(&Limits { memory: 1001, ..ok }).unwrap().contains("memory"));
         assert!(c.refuse(&Limits { timeout: Duration::from_secs(11), ..ok }).unwrap().contains("time"));
         assert!(c.refuse(&Limits { disk: 51, ..ok }).unwrap().contains("disk"));
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        let c = Ceilings { fuel: 100, memory: 1 << 30, timeout: Duration::from_secs(10), disk: 256 << 20 };
+        let ok = Limits { fuel: 100, memory: 1 << 30, timeout: Duration::from_secs(10), output: 1, disk: 256 << 20 };
+        let refuse = |limits| c.refuse(&limits).unwrap();
+        assert_eq!(refuse(Limits { memory: 100 << 30, ..ok }), "job asks for 100.0 GiB of memory, the most is 1.0 GiB");
+        assert_eq!(refuse(Limits { disk: 1 << 30, ..ok }), "job asks for 1.0 GiB of disk, the most is 256.0 MiB");
+        // Too close to tell apart once rounded: in bytes.
+        assert_eq!(
+            refuse(Limits { memory: (1 << 30) + 1, ..ok }),
+            "job asks for 1073741825 bytes of memory, the most is 1073741824 bytes"
+        );
     }
 }

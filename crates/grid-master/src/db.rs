@@ -384,4 +384,17 @@ mod tests {
         assert_eq!(db.list(Some("succeeded"), 10).unwrap().len(), 1);
         assert_eq!(db.list(None, 2).unwrap().iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["j4", "j2"]);
     }
+
+    #[test]
+    fn fsync_decides_whether_a_commit_waits_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        // SQLite's `synchronous` levels: 2 is FULL, 1 is NORMAL.
+        for (fsync, level) in [(true, 2), (false, 1)] {
+            let conn = open_conn(&dir.path().join("grid.db"), fsync).unwrap();
+            let got: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0)).unwrap();
+            assert_eq!(got, level, "fsync {fsync}");
+            let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+            assert_eq!(mode, "wal");
+        }
+    }
 }

@@ -52,8 +52,8 @@ pub struct Run<'a> {
     /// Resolves when someone cancels the job.
     pub cancelled: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
     /// A fresh directory for the job's scratch space, removed by the caller;
-    /// empty when the job maps no directories (it then has no scratch space).
-    pub scratch: &'a Path,
+    /// `None` when the job maps no directories (it then has no scratch space).
+    pub scratch: Option<&'a Path>,
     /// This node's name, for the report.
     pub node: &'a str,
     /// When the node received the job.
@@ -72,7 +72,10 @@ pub async fn run(job: Run<'_>) -> JobReport {
     let mut dirs = Vec::new();
     let mut unpacked = 0u64;
     for (i, dir) in spec.dirs.iter().enumerate() {
-        let host = job.scratch.join(i.to_string());
+        let Some(scratch) = job.scratch else {
+            return report(Outcome::NodeError("no scratch space for the job's directories".into()));
+        };
+        let host = scratch.join(i.to_string());
         let budget = spec.limits.disk.saturating_sub(unpacked);
         match std::fs::create_dir_all(&host).and_then(|_| archive::unpack(&dir.archive, &host, budget)) {
             Ok(bytes) => unpacked += bytes,
@@ -133,10 +136,12 @@ pub async fn run(job: Run<'_>) -> JobReport {
     };
     // A guest blocked in a host call (a long sleep in `poll_oneoff`) does not
     // reach an epoch check, so the deadline is also enforced from outside.
+    // Only mapped directories take space; a job without them has no scratch.
+    let scratch = job.scratch.filter(|_| !dirs.is_empty());
     let disk_full = async {
-        match dirs.is_empty() {
-            true => std::future::pending().await,
-            false => disk::exceeded(job.scratch.to_owned(), spec.limits.disk).await,
+        match scratch {
+            None => std::future::pending().await,
+            Some(scratch) => disk::exceeded(scratch.to_owned(), spec.limits.disk).await,
         }
     };
     let ended = tokio::select! {
@@ -153,9 +158,9 @@ pub async fn run(job: Run<'_>) -> JobReport {
         Ended::Guest(Err(e)) => classify(&e, &store, &budget),
     };
     // What the guest wrote in its last moments counts too.
-    if !dirs.is_empty()
+    if let Some(scratch) = scratch
         && outcome != Outcome::Cancelled
-        && disk::usage(job.scratch, spec.limits.disk) > spec.limits.disk
+        && disk::usage(scratch, spec.limits.disk) > spec.limits.disk
     {
         outcome = Outcome::DiskLimit;
     }

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// A wasm-grid node: lends this machine to the grid. Every job runs in
-/// wasmtime with WASI preview 1, under fuel, memory, time, output and disk
-/// limits; the flags below say how much this machine gives in all and to
-/// any one job.
+/// wasmtime (a core module with WASI preview 1, a component with WASI
+/// preview 2), under fuel, memory, time, output and disk limits; the flags
+/// below say how much this machine gives in all and to any one job.
 #[derive(Parser, Debug)]
 #[command(name = "grid-node", version)]
 struct Args {

@@ -243,7 +243,7 @@ async fn run_job(
         pre,
         output: out_tx,
         cancelled: Box::pin(job.stop.notified()),
-        scratch: scratch.as_ref().map_or(std::path::Path::new(""), |d| d.path()),
+        scratch: scratch.as_ref().map(|d| d.path()),
         node: name,
         received,
     })

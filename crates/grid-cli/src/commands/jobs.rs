@@ -7,8 +7,10 @@ use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// List the newest jobs: id, state, tenant, node, and how each ended (or
-/// why it still waits).
+/// List the newest jobs.
+///
+/// Each with its id, state, tenant, node, and how it ended (or why it still
+/// waits).
 #[derive(Parser, Debug)]
 pub struct JobsCommand {
     /// Only jobs in this state.

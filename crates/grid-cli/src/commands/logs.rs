@@ -8,8 +8,10 @@ use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Print a job's stdout and stderr: what it has written so far (of its last
-/// attempt), or with `--follow` everything until it ends.
+/// Print a job's output.
+///
+/// Its stdout and stderr: what it has written so far (of its last attempt),
+/// or with `--follow` everything until it ends.
 #[derive(Parser, Debug)]
 pub struct LogsCommand {
     /// The job's id.

@@ -41,26 +41,18 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// What to do.
+/// What to do. Each subcommand's help is its struct's doc comment: the first
+/// paragraph in the list of commands, all of it in its `--help`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a module on the grid and stream its output here.
     Run(run::RunCommand),
-    /// Queue a job and print its id.
     Submit(submit::SubmitCommand),
-    /// Show a job's state and result.
     Status(status::StatusCommand),
-    /// Wait for a job and exit as `run` would.
     Wait(wait::WaitCommand),
-    /// Print a job's output.
     Logs(logs::LogsCommand),
-    /// Cancel a job.
     Cancel(cancel::CancelCommand),
-    /// List the newest jobs.
     Jobs(jobs::JobsCommand),
-    /// List the nodes connected to the master.
     Nodes(nodes::NodesCommand),
-    /// Create a guest project in Rust, C or AssemblyScript.
     New(new::NewCommand),
 }
 
@@ -108,5 +100,30 @@ pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     line(header.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn a_subcommand_lists_its_summary_and_shows_its_whole_doc_in_its_help() {
+        Cli::command().debug_assert();
+        let mut cli = Cli::command();
+        // (subcommand, its summary, a phrase from further down its doc)
+        for (name, summary, detail) in [
+            ("run", "Run a module on the grid and stream its output here", "Standard input, when it is not a"),
+            ("submit", "Queue a job and print its id", "not `--each`, `--output-dir` or `--stats`"),
+            ("status", "Show a job's state and result", "fuel, peak memory and wall time"),
+            ("new", "Create a guest project in Rust, C or AssemblyScript", "its README says how to build"),
+        ] {
+            let sub = cli.find_subcommand_mut(name).unwrap();
+            assert_eq!(sub.get_about().map(|s| s.to_string()).as_deref(), Some(summary), "{name}");
+            let help = sub.render_long_help().to_string().replace('\n', " ");
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(help.contains(detail), "`{name} --help` lacks {detail:?}:\n{help}");
+        }
     }
 }

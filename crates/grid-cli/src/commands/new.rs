@@ -11,8 +11,10 @@ use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Create a guest project, ready to build into a `.wasm` that `grid-cli run`
-/// runs. Each counts the words on stdin and greets whoever its first argument
+/// Create a guest project in Rust, C or AssemblyScript.
+///
+/// The project is ready to build into a `.wasm` that `grid-cli run` runs.
+/// Each counts the words on stdin and greets whoever its first argument
 /// names; its README says how to build and run it.
 #[derive(Parser, Debug)]
 pub struct NewCommand {

@@ -7,8 +7,10 @@ use clap::Parser;
 use grid_core::format_fuel;
 use std::process::ExitCode;
 
-/// List nodes: name, address, slots in use, memory, fuel capacity, cached
-/// modules, what each has given so far, and how many jobs lost on it ran to
+/// List the nodes connected to the master.
+///
+/// Each with its name, address, slots in use, memory, fuel capacity, cached
+/// modules, what it has given so far, and how many jobs lost on it ran to
 /// their end elsewhere (a node that keeps losing jobs stands out).
 #[derive(Parser, Debug)]
 pub struct NodesCommand {

@@ -12,12 +12,13 @@ use grid_core::archive;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Run a WebAssembly module (binary `.wasm` or text `.wat`) on the grid.
+/// Run a module on the grid and stream its output here.
 ///
-/// Arguments after `--` go to the guest. Standard input, when it is not a
-/// terminal, is passed to the guest; its stdout and stderr stream here as it
-/// runs. With `--output-dir DIR`, what it writes to `/out` (a structured
-/// result as `/out/result.json`) lands in DIR.
+/// MODULE is a binary `.wasm` or a text `.wat` file, a core module or a
+/// component. Arguments after `--` go to the guest. Standard input, when it
+/// is not a terminal, is passed to the guest; its stdout and stderr stream
+/// here as it runs. With `--output-dir DIR`, what it writes to `/out` (a
+/// structured result as `/out/result.json`) lands in DIR.
 #[derive(Parser, Debug)]
 #[command(after_help = exit::HELP)]
 pub struct RunCommand {

@@ -7,8 +7,10 @@ use clap::Parser;
 use grid_core::format_fuel;
 use std::process::ExitCode;
 
-/// Show a job's state, node, attempts and, once it has ended, its exit code
-/// or reason, fuel, peak memory and wall time.
+/// Show a job's state and result.
+///
+/// Its state, node, attempts and, once it has ended, its exit code or
+/// reason, fuel, peak memory and wall time.
 #[derive(Parser, Debug)]
 pub struct StatusCommand {
     /// The job's id.

@@ -6,8 +6,10 @@ use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// Queue a job and print its id; follow it later with `status`, `logs` or
-/// `wait`. Takes the same flags as `run`.
+/// Queue a job and print its id.
+///
+/// Follow it later with `status`, `logs` or `wait`. Takes the flags that
+/// describe a job in `run` (not `--each`, `--output-dir` or `--stats`).
 #[derive(Parser, Debug)]
 pub struct SubmitCommand {
     #[command(flatten)]

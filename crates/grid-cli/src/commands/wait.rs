@@ -8,8 +8,10 @@ use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// Wait for a job to end; exit with its exit code, or the grid's code and
-/// one `grid:` line, as `run` would.
+/// Wait for a job and exit as `run` would.
+///
+/// Exits with the job's exit code, or with the grid's code and one `grid:`
+/// line.
 #[derive(Parser, Debug)]
 #[command(after_help = exit::HELP)]
 pub struct WaitCommand {
