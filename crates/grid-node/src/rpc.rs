@@ -181,7 +181,13 @@ async fn accept(
     let job = Arc::new(RunningJob { stop: Notify::new(), handed_back: AtomicBool::new(false) });
     node.running.insert(job_id.clone(), job.clone());
     let (node, client, tx) = (node.clone(), client.clone(), tx.clone());
-    tokio::spawn(async move {
+    // Each job runs on a thread of its own (from tokio's blocking pool, so
+    // threads are reused): the guest resumes on the same core after every
+    // fuel yield instead of hopping between the runtime's workers, and a
+    // long guest never holds up the session's tasks.
+    let runtime = tokio::runtime::Handle::current();
+    let job_thread = runtime.clone();
+    runtime.spawn_blocking(move || job_thread.block_on(async move {
         let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, &job, received)).catch_unwind().await;
         let report = run.unwrap_or_else(|_| {
             tracing::error!(job = %job_id, "job task panicked");
@@ -200,7 +206,7 @@ async fn accept(
             up(Up::Finished(pb::JobFinished { job_id, result: Some(report.into()) }))
         };
         let _ = tx.send(msg).await;
-    });
+    }));
 }
 
 async fn run_job(
