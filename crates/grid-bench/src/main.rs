@@ -254,6 +254,7 @@ async fn compute(q: bool, setup: Setup) -> Result<()> {
     let no_fuel_module = wasmtime::Module::new(&no_fuel, &bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut on_grid, mut direct, mut unmetered, mut ratio, mut fuel_ratio) =
         (Samples::default(), Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    let mut on_node = Samples::default();
     for _ in 0..if q { 2 } else { 7 } {
         let t = Instant::now();
         let r = client.run(&module, &[], limits).await?;
@@ -262,6 +263,7 @@ async fn compute(q: bool, setup: Setup) -> Result<()> {
         let d = guests::run_direct(&with_fuel, &direct_module, true).await?;
         let u = guests::run_direct(&no_fuel, &no_fuel_module, false).await?;
         on_grid.push(g);
+        on_node.push(r.wall);
         direct.push(d);
         unmetered.push(u);
         ratio.push_ratio(g.as_secs_f64() / d.as_secs_f64());
@@ -269,6 +271,7 @@ async fn compute(q: bool, setup: Setup) -> Result<()> {
     }
     println!("\n## 3. Compute overhead (trial-division primes below {n})");
     println!("through the grid, submit to finished: {}", on_grid.summary());
+    println!("  of which the node's own wall time for the job: {}", on_node.summary());
     println!("plain embedding, same engine config (fuel on): {}", direct.summary());
     println!("plain embedding, fuel off: {}", unmetered.summary());
     println!("grid / direct, pair by pair: {}", ratio.ratio_summary());
