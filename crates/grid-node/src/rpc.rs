@@ -11,9 +11,11 @@ use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use pb::node_message::Msg as Up;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -181,13 +183,7 @@ async fn accept(
     let job = Arc::new(RunningJob { stop: Notify::new(), handed_back: AtomicBool::new(false) });
     node.running.insert(job_id.clone(), job.clone());
     let (node, client, tx) = (node.clone(), client.clone(), tx.clone());
-    // Each job runs on a thread of its own (from tokio's blocking pool, so
-    // threads are reused): the guest resumes on the same core after every
-    // fuel yield instead of hopping between the runtime's workers, and a
-    // long guest never holds up the session's tasks.
-    let runtime = tokio::runtime::Handle::current();
-    let job_thread = runtime.clone();
-    runtime.spawn_blocking(move || job_thread.block_on(async move {
+    tokio::spawn(settle(async move {
         let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, &job, received)).catch_unwind().await;
         let report = run.unwrap_or_else(|_| {
             tracing::error!(job = %job_id, "job task panicked");
@@ -207,6 +203,33 @@ async fn accept(
         };
         let _ = tx.send(msg).await;
     }));
+}
+
+/// Times a job may wait (a guest yields once per [`crate::engine::FUEL_YIELD_INTERVAL`]
+/// fuel) before it moves to a thread of its own.
+const SETTLE_AFTER: u32 = 16;
+
+/// Runs a job: on the runtime's workers while it is short, so a tiny job
+/// costs no thread hand-off; once it has waited [`SETTLE_AFTER`] times, on
+/// a thread of its own from tokio's blocking pool, so a long guest resumes
+/// on the same core after every fuel yield rather than hopping between
+/// workers (which costs a CPU-bound guest several percent).
+async fn settle(job: impl Future<Output = ()> + Send + 'static) {
+    let mut job = Box::pin(job);
+    let mut waits = 0;
+    let finished = std::future::poll_fn(|cx| match job.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(true),
+        Poll::Pending if waits >= SETTLE_AFTER => Poll::Ready(false),
+        Poll::Pending => {
+            waits += 1;
+            Poll::Pending
+        }
+    })
+    .await;
+    if !finished {
+        let runtime = tokio::runtime::Handle::current();
+        let _ = tokio::task::spawn_blocking(move || runtime.block_on(job)).await;
+    }
 }
 
 async fn run_job(
