@@ -368,45 +368,56 @@ async fn memory(q: bool) -> Result<()> {
         return Ok(());
     };
     let data = tempfile::tempdir()?;
-    let (mut master, url) = grid::spawn_master(&data.path().join("m"), true)?;
+    let (master, url) = grid::spawn_master(&data.path().join("m"), true)?;
+    let master = Reaped(master);
     let mut client = Client::connect(&url).await?;
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     let queued = if q { 2000 } else { 100_000 };
-    let before = rss(master.id());
+    let before = rss(master.0.id());
     windowed(queued, 256, || {
         let (mut c, m) = (client.clone(), hello.clone());
         async move { c.submit(&m, &[], small()).await }
     })
     .await?;
-    let after = rss(master.id());
+    let after = rss(master.0.id());
     println!("\n## 6. Memory");
     println!("master RSS: {before} idle, {after} with {queued} jobs queued");
-    let _ = master.kill();
+    drop(master);
 
     // A node, idle and with every slot busy (against a fresh master).
-    let (mut master, url) = grid::spawn_master(&data.path().join("m2"), true)?;
-    let mut node = std::process::Command::new(&node_bin)
+    let (master, url) = grid::spawn_master(&data.path().join("m2"), true)?;
+    let _master = Reaped(master);
+    let node = std::process::Command::new(&node_bin)
         .args(["--master", &url, "--slots", "2", "--cache-dir"])
         .arg(data.path().join("n"))
         .stderr(std::process::Stdio::null())
         .spawn()?;
+    let node = Reaped(node);
     let mut client = Client::connect(&url).await?;
     while client.nodes().await? == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let idle = rss(node.id());
+    let idle = rss(node.0.id());
     let sleeper = client.upload(&wat::parse_str(guests::SLEEP_2S)?).await?;
     let limits = Limits { memory: 64 << 20, ..small() };
     let ids = [client.submit(&sleeper, &[], limits).await?, client.submit(&sleeper, &[], limits).await?];
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let busy = rss(node.id());
+    let busy = rss(node.0.id());
     for id in &ids {
         client.wait(id).await?;
     }
     println!("node RSS (2 slots): {idle} idle, {busy} with both slots running");
-    let _ = node.kill();
-    let _ = master.kill();
     Ok(())
+}
+
+/// A child process killed when dropped, whichever way the benchmark ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn rss(pid: u32) -> String {
