@@ -87,6 +87,16 @@ pub struct Grid {
     _embedded: Option<std::sync::Arc<Embedded>>,
 }
 
+/// What `SubmitJob` and `RunJob` send.
+fn submission(spec: JobSpec, key: &str, tenant: &str, priority: i32) -> pb::SubmitJobRequest {
+    pb::SubmitJobRequest {
+        spec: Some(spec.into()),
+        idempotency_key: key.to_owned(),
+        tenant: tenant.to_owned(),
+        priority,
+    }
+}
+
 fn status(e: tonic::Status) -> anyhow::Error {
     anyhow!("{}", e.message())
 }
@@ -142,24 +152,14 @@ impl Grid {
 
     /// Queues a job; returns its id. The same `key` again yields the same job.
     pub async fn submit(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<String> {
-        let req = pb::SubmitJobRequest {
-            spec: Some(spec.into()),
-            idempotency_key: key.to_owned(),
-            tenant: tenant.to_owned(),
-            priority,
-        };
+        let req = submission(spec, key, tenant, priority);
         Ok(self.client.submit_job(req).await.map_err(status)?.into_inner().job_id)
     }
 
     /// Submits `spec` and follows it in one call: the job's id, and its
     /// events from the start as they come.
     pub async fn run(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<(String, Watch)> {
-        let req = pb::SubmitJobRequest {
-            spec: Some(spec.into()),
-            idempotency_key: key.to_owned(),
-            tenant: tenant.to_owned(),
-            priority,
-        };
+        let req = submission(spec, key, tenant, priority);
         let mut stream = self.client.run_job(req).await.map_err(status)?.into_inner();
         match stream.message().await.map_err(status)? {
             Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
