@@ -1,6 +1,8 @@
 //! The one place where domain types meet the prost types of `grid-proto`.
 
-use crate::{Capacity, Ceilings, FuelQuota, JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome};
+use crate::{
+    Capacity, Ceilings, FuelQuota, JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome, OutputStream, Submission,
+};
 use grid_proto as pb;
 use std::time::Duration;
 
@@ -205,6 +207,40 @@ impl From<pb::JobResult> for JobReport {
     }
 }
 
+impl From<OutputStream> for pb::OutputStream {
+    fn from(s: OutputStream) -> Self {
+        match s {
+            OutputStream::Stdout => pb::OutputStream::Stdout,
+            OutputStream::Stderr => pb::OutputStream::Stderr,
+        }
+    }
+}
+
+/// The stream a wire chunk names; anything but stderr is stdout.
+pub fn output_stream(stream: i32) -> OutputStream {
+    match pb::OutputStream::try_from(stream) {
+        Ok(pb::OutputStream::Stderr) => OutputStream::Stderr,
+        _ => OutputStream::Stdout,
+    }
+}
+
+/// What `SubmitJob` and `RunJob` carry: the job and its submission.
+pub fn submit_request(spec: JobSpec, submission: Submission) -> pb::SubmitJobRequest {
+    pb::SubmitJobRequest {
+        spec: Some(spec.into()),
+        idempotency_key: submission.key.unwrap_or_default(),
+        tenant: submission.tenant,
+        priority: submission.priority,
+    }
+}
+
+/// The job and its submission from a `SubmitJobRequest`; an empty key is no key.
+pub fn from_submit_request(req: pb::SubmitJobRequest) -> Result<(JobSpec, Submission), WireError> {
+    let spec = JobSpec::try_from(req.spec.ok_or(WireError::Missing("spec"))?)?;
+    let key = Some(req.idempotency_key).filter(|k| !k.is_empty());
+    Ok((spec, Submission { key, tenant: req.tenant, priority: req.priority }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +275,31 @@ mod tests {
                 dirs: vec![],
             };
             assert_eq!(JobReport::from(pb::JobResult::from(report.clone())), report);
+        }
+    }
+
+    #[test]
+    fn a_submission_round_trips_and_an_empty_key_is_none() {
+        let spec = JobSpec {
+            module: ModuleHash::of(b"m"),
+            args: vec![],
+            env: vec![],
+            stdin: vec![],
+            dirs: vec![],
+            limits: Limits::default(),
+        };
+        for key in [Some("k".to_owned()), None] {
+            let sub = Submission { key, tenant: "alice".into(), priority: -2 };
+            assert_eq!(from_submit_request(submit_request(spec.clone(), sub.clone())).unwrap(), (spec.clone(), sub));
+        }
+        let missing = pb::SubmitJobRequest::default();
+        assert!(from_submit_request(missing).unwrap_err().to_string().contains("`spec`"));
+    }
+
+    #[test]
+    fn output_streams_round_trip() {
+        for s in [OutputStream::Stdout, OutputStream::Stderr] {
+            assert_eq!(output_stream(pb::OutputStream::from(s) as i32), s);
         }
     }
 
