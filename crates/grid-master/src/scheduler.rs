@@ -31,13 +31,38 @@ pub struct NodeView<K> {
     pub has_module: bool,
 }
 
+/// Why a node does not fit a job, in the order the checks are made: a node
+/// that fails a later check got further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Misfit {
+    /// The job is over the node's per-job ceilings.
+    Ceilings,
+    /// No free slot.
+    Slots,
+    /// Not enough free memory.
+    Memory,
+    /// Not enough free scratch space.
+    Disk,
+    /// Not enough spare fuel in the node's quota.
+    Fuel,
+}
+
 impl<K> NodeView<K> {
-    fn fits(&self, d: &Demand) -> bool {
-        self.admits
-            && self.free_slots > 0
-            && self.free_memory >= d.memory
-            && self.free_disk >= d.disk
-            && self.spare_fuel >= d.fuel
+    /// The first reason the node does not fit `d`; `None` when it fits.
+    pub fn misfit(&self, d: &Demand) -> Option<Misfit> {
+        if !self.admits {
+            Some(Misfit::Ceilings)
+        } else if self.free_slots == 0 {
+            Some(Misfit::Slots)
+        } else if self.free_memory < d.memory {
+            Some(Misfit::Memory)
+        } else if self.free_disk < d.disk {
+            Some(Misfit::Disk)
+        } else if self.spare_fuel < d.fuel {
+            Some(Misfit::Fuel)
+        } else {
+            None
+        }
     }
 }
 
@@ -47,35 +72,33 @@ impl<K> NodeView<K> {
 pub fn choose<K: Ord + Clone>(demand: &Demand, nodes: &[NodeView<K>]) -> Option<K> {
     nodes
         .iter()
-        .filter(|n| n.fits(demand))
+        .filter(|n| n.misfit(demand).is_none())
         // Ties on fuel go to the smallest key, so the choice is deterministic.
         .max_by(|a, b| (a.has_module, a.spare_fuel, &b.key).cmp(&(b.has_module, b.spare_fuel, &a.key)))
         .map(|n| n.key.clone())
 }
 
-/// Why a job fits on no node: the first test, across all nodes, that none
-/// passes. `refused` counts the nodes left out because they refused the job.
+/// Why a queued job waits: when some node fits it, its turn has not come;
+/// otherwise the failure of the node that got furthest through the checks.
+/// `refused` counts the nodes left out because they refused the job.
 pub fn why_waiting<K>(demand: &Demand, nodes: &[NodeView<K>], refused: usize) -> String {
-    let some = |f: &dyn Fn(&NodeView<K>) -> bool| nodes.iter().any(f);
     if nodes.is_empty() {
         return match refused {
             0 => "waiting: no node connected".into(),
             _ => "waiting: refused by every node (offered again at their next heartbeat)".into(),
         };
     }
-    if !some(&|n| n.admits) {
-        return "waiting: over every node's per-job ceilings".into();
+    let misfits: Option<Vec<Misfit>> = nodes.iter().map(|n| n.misfit(demand)).collect();
+    let Some(best) = misfits.and_then(|m| m.into_iter().max()) else {
+        return "waiting: its turn has not come yet".into();
+    };
+    match best {
+        Misfit::Ceilings => "waiting: over every node's per-job ceilings".into(),
+        Misfit::Slots => "waiting: every slot is busy".into(),
+        Misfit::Memory => format!("waiting: no node with {} of memory free", bytes(demand.memory)),
+        Misfit::Disk => format!("waiting: no node with {} of scratch space free", bytes(demand.disk)),
+        Misfit::Fuel => format!("waiting: no node with {} fuel left in its quota", grid_core::format_fuel(demand.fuel)),
     }
-    if !some(&|n| n.admits && n.free_slots > 0) {
-        return "waiting: every slot is busy".into();
-    }
-    if !some(&|n| n.admits && n.free_slots > 0 && n.free_memory >= demand.memory) {
-        return format!("waiting: no node with {} of memory free", bytes(demand.memory));
-    }
-    if !some(&|n| n.admits && n.free_slots > 0 && n.free_memory >= demand.memory && n.free_disk >= demand.disk) {
-        return format!("waiting: no node with {} of scratch space free", bytes(demand.disk));
-    }
-    format!("waiting: no node with {} fuel left in its quota", grid_core::format_fuel(demand.fuel))
 }
 
 fn bytes(n: u64) -> String {
@@ -154,6 +177,15 @@ mod tests {
             "waiting: no node with 4 KiB of scratch space free"
         );
         assert_eq!(reason(&[node("a", 1, 1000, 10, false)]), "waiting: no node with 1k fuel left in its quota");
+        // The node that got furthest names the reason.
+        assert_eq!(
+            reason(&[node("a", 0, 1000, 9000, false), node("b", 1, 1000, 10, false)]),
+            "waiting: no node with 1k fuel left in its quota"
+        );
+        assert_eq!(
+            reason(&[node("a", 0, 1000, 9000, false), node("b", 1, 1000, 9000, false)]),
+            "waiting: its turn has not come yet"
+        );
     }
 
     #[test]
