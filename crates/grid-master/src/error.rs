@@ -24,6 +24,8 @@ pub enum MasterError {
     Protocol(String),
     #[error("job record: {0}")]
     Db(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("i/o error on `{path}`: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -35,6 +37,18 @@ impl MasterError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| MasterError::Io { path, source }
+    }
+}
+
+impl From<grid_core::UnknownState> for MasterError {
+    fn from(e: grid_core::UnknownState) -> Self {
+        MasterError::InvalidArgument(e.to_string())
+    }
+}
+
+impl From<grid_core::wire::WireError> for MasterError {
+    fn from(e: grid_core::wire::WireError) -> Self {
+        MasterError::InvalidArgument(format!("invalid job spec: {e}"))
     }
 }
 
@@ -50,7 +64,7 @@ impl From<MasterError> for tonic::Status {
                 Status::invalid_argument(msg)
             }
             MasterError::Protocol(_) | MasterError::NoNodeTakes(_) => Status::failed_precondition(msg),
-            MasterError::Io { .. } | MasterError::Db(_) => Status::internal(msg),
+            MasterError::Io { .. } | MasterError::Db(_) | MasterError::Internal(_) => Status::internal(msg),
         }
     }
 }

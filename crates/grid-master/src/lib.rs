@@ -4,15 +4,22 @@
 //! The binary is a thin wrapper over [`Master::serve`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
-pub mod db;
+pub mod dispatch;
 pub mod error;
+pub mod jobs;
+pub mod model;
+pub mod modules;
+pub mod nodes;
 pub mod queue;
+pub mod record;
 mod rpc;
 pub mod scheduler;
 pub mod state;
-pub mod store;
+pub mod watch;
 
 pub use error::{MasterError, Result};
+
+use record::{JobStore, SqliteStore};
 
 use grid_core::wire::MAX_MESSAGE_BYTES;
 use std::future::Future;
@@ -52,28 +59,27 @@ impl MasterConfig {
 
 /// A master, ready to serve.
 pub struct Master {
-    grid: Arc<state::Grid>,
-    db: Arc<db::Db>,
-    store: Arc<store::ModuleStore>,
+    live: Arc<state::LiveState>,
+    modules: Arc<modules::ModuleStore>,
     config: MasterConfig,
 }
 
 impl Master {
     /// Opens the master's data directory.
     pub fn open(config: MasterConfig) -> Result<Self> {
-        let store = store::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
-        let db = Arc::new(db::Db::open(&config.data_dir.join("grid.db"), config.fsync)?);
-        let grid = state::Grid::new(Some(db.clone()), config.max_attempts);
-        let recovered = grid.recover(db.unfinished()?);
+        let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
+        let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
+        let live = state::LiveState::new(record.clone(), config.max_attempts);
+        let recovered = live.recover(record.unfinished()?);
         if recovered > 0 {
             tracing::info!(jobs = recovered, "unfinished jobs taken back from the record");
         }
-        Ok(Self { grid: Arc::new(grid), db, store: Arc::new(store), config })
+        Ok(Self { live: Arc::new(live), modules: Arc::new(modules), config })
     }
 
     /// The live state, for embedding and tests.
-    pub fn grid(&self) -> Arc<state::Grid> {
-        self.grid.clone()
+    pub fn live(&self) -> Arc<state::LiveState> {
+        self.live.clone()
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves.
@@ -82,12 +88,7 @@ impl Master {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let service = rpc::MasterService {
-            grid: self.grid,
-            db: Some(self.db),
-            store: self.store,
-            heartbeat: self.config.heartbeat,
-        };
+        let service = rpc::MasterService { live: self.live, store: self.modules, heartbeat: self.config.heartbeat };
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -1,12 +1,13 @@
 //! The gRPC face of the master: the one module of this crate that sees
 //! prost types. It converts them to domain types and calls into `state`.
 
-use crate::db::Db;
 use crate::error::MasterError;
-use crate::state::{Grid, Heartbeat, JobEvent, JobSummary, NodeRegistration, Stream, Submission, ToNode};
-use crate::store::ModuleStore;
+use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
+use crate::modules::ModuleStore;
+use crate::record::JobStore;
+use crate::state::{LiveState, blocking};
 use futures::Stream as FutStream;
-use grid_core::{JobSpec, ModuleHash};
+use grid_core::{JobState, ModuleHash};
 use grid_proto as pb;
 use grid_proto::master_server::Master;
 use std::pin::Pin;
@@ -16,34 +17,27 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 type BoxStream<T> = Pin<Box<dyn FutStream<Item = Result<T, Status>> + Send>>;
+type Result<T, E = Status> = std::result::Result<T, E>;
 
 /// Chunk size for module transfers.
 const CHUNK: usize = 1 << 20;
 
 /// The tonic service.
 pub struct MasterService {
-    pub(crate) grid: Arc<Grid>,
-    pub(crate) db: Option<Arc<Db>>,
+    pub(crate) live: Arc<LiveState>,
     pub(crate) store: Arc<ModuleStore>,
     pub(crate) heartbeat: Duration,
 }
 
-fn hash(s: &str) -> Result<ModuleHash, Status> {
-    ModuleHash::parse(s).map_err(|e| MasterError::from(e).into())
-}
-
-fn stream_to_pb(s: Stream) -> pb::OutputStream {
-    match s {
-        Stream::Stdout => pb::OutputStream::Stdout,
-        Stream::Stderr => pb::OutputStream::Stderr,
-    }
+fn hash(s: &str) -> Result<ModuleHash, MasterError> {
+    Ok(ModuleHash::parse(s)?)
 }
 
 fn event_to_pb(e: JobEvent) -> pb::JobEvent {
     use pb::job_event::Event;
     let event = match e {
         JobEvent::Assigned(node) => Event::AssignedNode(node),
-        JobEvent::Output(s, data) => Event::Output(pb::OutputChunk { stream: stream_to_pb(s) as i32, data }),
+        JobEvent::Output(s, data) => Event::Output(pb::OutputChunk { stream: pb::OutputStream::from(s) as i32, data }),
         JobEvent::Retry(attempt) => Event::Retry(attempt),
         JobEvent::Finished(report) => Event::Finished((*report).clone().into()),
     };
@@ -53,7 +47,7 @@ fn event_to_pb(e: JobEvent) -> pb::JobEvent {
 fn info_to_pb(j: JobSummary) -> pb::JobInfo {
     pb::JobInfo {
         id: j.id,
-        state: j.state,
+        state: j.state.as_str().to_owned(),
         tenant: j.tenant,
         priority: j.priority,
         waiting: j.waiting.unwrap_or_default(),
@@ -70,90 +64,50 @@ fn info_to_pb(j: JobSummary) -> pb::JobInfo {
 const MAX_LISTED: usize = 10_000;
 
 impl MasterService {
-    /// Runs a read of the record off the async threads. `None` without a record.
+    /// A blocking read of the job record, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Db) -> crate::Result<T> + Send + 'static,
-    ) -> Result<Option<T>, Status> {
-        let Some(db) = self.db.clone() else { return Ok(None) };
-        let r = tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Some(r?))
+        f: impl FnOnce(&dyn JobStore) -> crate::Result<T> + Send + 'static,
+    ) -> Result<T, MasterError> {
+        let store = self.live.store();
+        blocking(move || f(&*store)).await
     }
 
-    async fn job_with_key(&self, key: &str) -> Result<Option<String>, Status> {
-        if let Some(id) = self.grid.job_with_key(key) {
-            return Ok(Some(id));
-        }
-        let key = key.to_owned();
-        Ok(self.read(move |db| db.job_with_key(&key)).await?.flatten())
-    }
-
-    async fn stored(&self, id: &str) -> Result<Option<crate::db::StoredJob>, Status> {
+    async fn stored(&self, id: &str) -> Result<Option<StoredJob>, MasterError> {
         let id = id.to_owned();
-        Ok(self.read(move |db| db.job(&id)).await?.flatten())
+        self.read(move |store| store.job(&id)).await
     }
 
     /// A recorded job's events: its node, its kept output, its end.
-    async fn replay(&self, id: &str) -> Result<Vec<Result<pb::JobEvent, Status>>, Status> {
+    async fn replay(&self, id: &str) -> Result<Vec<Result<pb::JobEvent>>, MasterError> {
         let job = self.stored(id).await?.ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
         let mut events = Vec::new();
         if !job.node.is_empty() {
             events.push(JobEvent::Assigned(job.node.clone()));
         }
         let owned = id.to_owned();
-        if let Some(output) = self.read(move |db| db.output_of(&owned)).await? {
-            events.extend(output.into_iter().map(|(s, d)| JobEvent::Output(s, d)));
-        }
+        let output = self.read(move |store| store.output_of(&owned)).await?;
+        events.extend(output.into_iter().map(|(s, d)| JobEvent::Output(s, d)));
         if let Some(result) = job.result {
             events.push(JobEvent::Finished(Arc::new(result)));
         }
         Ok(events.into_iter().map(|e| Ok(event_to_pb(e))).collect())
     }
 
-    /// Checks and records a submission, then queues it; returns its id (an
-    /// earlier job's, for a known idempotency key).
-    async fn submit(&self, req: pb::SubmitJobRequest) -> Result<String, Status> {
-        let key = req.idempotency_key;
-        let (tenant, priority) = (req.tenant, req.priority);
-        let spec = req.spec.ok_or_else(|| Status::invalid_argument("missing job spec"))?;
-        let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(format!("invalid job spec: {e}")))?;
+    /// Checks a submission and hands it to the live state; returns its id
+    /// (an earlier job's, for a known idempotency key).
+    async fn submit(&self, req: pb::SubmitJobRequest) -> Result<String, MasterError> {
+        if req.spec.is_none() {
+            return Err(MasterError::InvalidArgument("missing job spec".into()));
+        }
+        let (spec, submission) = grid_core::wire::from_submit_request(req)?;
         if !self.store.contains(&spec.module) {
-            return Err(MasterError::ModuleNotFound(spec.module).into());
+            return Err(MasterError::ModuleNotFound(spec.module));
         }
         if spec.limits.fuel == 0 || spec.limits.memory == 0 || spec.limits.timeout.is_zero() {
-            return Err(Status::invalid_argument("fuel, memory and timeout limits must be above zero"));
+            return Err(MasterError::InvalidArgument("fuel, memory and timeout limits must be above zero".into()));
         }
-        let key = Some(key).filter(|k| !k.is_empty());
-        if let Some(k) = &key
-            && let Some(job_id) = self.job_with_key(k).await?
-        {
-            return Ok(job_id);
-        }
-        self.grid.admissible(&spec)?;
-        let job_id = self.grid.next_id();
-        let meta = Submission { key: key.clone(), tenant, priority };
-        // Record and queue in a task of its own: once the record has the job,
-        // it is queued even if this client goes away meanwhile.
-        let (grid, db, id) = (self.grid.clone(), self.db.clone(), job_id.clone());
-        let recorded = tokio::spawn(async move {
-            if let Some(db) = &db {
-                db.insert(&id, &meta, &spec).await?;
-            }
-            grid.enqueue(id, spec, meta);
-            Ok::<_, MasterError>(())
-        });
-        match recorded.await.map_err(|e| Status::internal(format!("submission task failed: {e}")))? {
-            Ok(()) => {}
-            Err(e) => {
-                // A concurrent submission with the same key got there first.
-                if let Some(k) = &key
-                    && let Some(job_id) = self.job_with_key(k).await?
-                {
-                    return Ok(job_id);
-                }
-                return Err(e.into());
-            }
-        }
+        let job_id = self.live.submit(spec, submission).await?;
         tracing::debug!(job = %job_id, "job queued");
         Ok(job_id)
     }
@@ -161,17 +115,20 @@ impl MasterService {
     /// A job's events from its start: as they come until it ends, or with
     /// `snapshot` only those so far. A job no longer in memory replays its
     /// record.
-    async fn events(&self, job_id: &str, snapshot: bool) -> Result<BoxStream<pb::JobEvent>, Status> {
-        let watch = match self.grid.watch(job_id) {
+    async fn events(&self, job_id: &str, snapshot: bool) -> Result<BoxStream<pb::JobEvent>, MasterError> {
+        let watch = match self.live.watch(job_id) {
             Ok(watch) => watch,
             Err(MasterError::JobNotFound(_)) => return Ok(Box::pin(tokio_stream::iter(self.replay(job_id).await?))),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
-        let events = futures::stream::unfold(Some(watch), move |watch| async move {
-            let mut watch = watch?;
-            let batch = if snapshot { watch.now() } else { watch.next().await }?;
-            let batch = futures::stream::iter(batch.into_iter().map(|e| Ok(event_to_pb(e))));
-            Some((batch, (!snapshot).then_some(watch)))
+        if snapshot {
+            let mut watch = watch;
+            let events: Vec<_> = watch.now().into_iter().map(|e| Ok(event_to_pb(e))).collect();
+            return Ok(Box::pin(tokio_stream::iter(events)));
+        }
+        let events = futures::stream::unfold(watch, move |mut watch| async move {
+            let batch = watch.next().await?;
+            Some((futures::stream::iter(batch.into_iter().map(|e| Ok(event_to_pb(e)))), watch))
         });
         Ok(Box::pin(futures::StreamExt::flatten(events)))
     }
@@ -197,7 +154,7 @@ impl Master for MasterService {
         req: Request<Streaming<pb::UploadChunk>>,
     ) -> Result<Response<pb::UploadModuleResponse>, Status> {
         let mut chunks = req.into_inner();
-        let first = chunks.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
+        let first = chunks.message().await?.ok_or_else(|| MasterError::InvalidArgument("empty upload".into()))?;
         let expected = hash(&first.hash)?;
         let mut upload = self.store.begin(expected, first.total_size)?;
         upload.write(&first.data)?;
@@ -231,15 +188,15 @@ impl Master for MasterService {
     }
 
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
-        let cancelled = self.grid.cancel(&req.into_inner().job_id)?;
+        let cancelled = self.live.cancel(&req.into_inner().job_id)?;
         Ok(Response::new(pb::CancelJobResponse { cancelled }))
     }
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::JobInfo>, Status> {
         let id = req.into_inner().job_id;
-        let summary = match self.grid.summary(&id) {
+        let summary = match self.live.summary(&id) {
             Some(s) => s,
-            None => self.stored(&id).await?.map(JobSummary::from_stored).ok_or(MasterError::JobNotFound(id))?,
+            None => self.stored(&id).await?.map(JobSummary::from).ok_or(MasterError::JobNotFound(id))?,
         };
         Ok(Response::new(info_to_pb(summary)))
     }
@@ -247,21 +204,13 @@ impl Master for MasterService {
     async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
         let req = req.into_inner();
         let limit = if req.limit == 0 { 100 } else { (req.limit as usize).min(MAX_LISTED) };
-        let state = Some(req.state).filter(|s| !s.is_empty());
-        if let Some(s) = &state
-            && !["queued", "running", "succeeded", "failed", "cancelled"].contains(&s.as_str())
-        {
-            return Err(Status::invalid_argument(format!(
-                "`{s}` is not a job state: use queued, running, succeeded, failed or cancelled"
-            )));
-        }
+        let state = Some(req.state).filter(|s| !s.is_empty()).map(|s| s.parse::<JobState>()).transpose();
+        let state = state.map_err(MasterError::from)?;
         let mut jobs: Vec<JobSummary> =
-            self.grid.summaries().into_iter().filter(|j| state.as_ref().is_none_or(|s| *s == j.state)).collect();
-        let wanted = state.clone();
-        if let Some(stored) = self.read(move |db| db.list(wanted.as_deref(), limit)).await? {
-            let seen: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
-            jobs.extend(stored.into_iter().filter(|j| !seen.contains(&j.id)).map(JobSummary::from_stored));
-        }
+            self.live.summaries().into_iter().filter(|j| state.is_none_or(|s| s == j.state)).collect();
+        let stored = self.read(move |store| store.list(state, limit)).await?;
+        let seen: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        jobs.extend(stored.into_iter().filter(|j| !seen.contains(&j.id)).map(JobSummary::from));
         jobs.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
         jobs.truncate(limit);
         Ok(Response::new(pb::ListJobsResponse { jobs: jobs.into_iter().map(info_to_pb).collect() }))
@@ -269,7 +218,7 @@ impl Master for MasterService {
 
     async fn list_nodes(&self, _req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
         let nodes = self
-            .grid
+            .live
             .nodes()
             .into_iter()
             .map(|n| pb::NodeInfo {
@@ -306,7 +255,7 @@ impl Master for MasterService {
         let (capacity, fuel_available) = grid_core::wire::capacity_from_pb(&reg.capacity.unwrap_or_default());
         let cached = reg.cached_hashes.iter().filter_map(|h| ModuleHash::parse(h).ok()).collect();
         let registration = NodeRegistration { name: reg.name, address, capacity, fuel_available, cached };
-        let (node_id, orders) = self.grid.register_node(registration);
+        let (node_id, orders) = self.live.register_node(registration);
 
         let registered = pb::MasterMessage {
             msg: Some(pb::master_message::Msg::Registered(pb::Registered {
@@ -326,7 +275,7 @@ impl Master for MasterService {
             }),
         );
 
-        let grid = self.grid.clone();
+        let live = self.live.clone();
         // A node that is silent for three heartbeats is gone.
         let silence = self.heartbeat * 3;
         tokio::spawn(async move {
@@ -349,23 +298,20 @@ impl Master for MasterService {
                             fuel_available: hb.fuel_available,
                             draining: hb.draining,
                         };
-                        grid.heartbeat(node_id, beat);
+                        live.heartbeat(node_id, beat);
                     }
                     Msg::Output(out) => {
-                        let stream = match pb::OutputStream::try_from(out.stream) {
-                            Ok(pb::OutputStream::Stderr) => Stream::Stderr,
-                            _ => Stream::Stdout,
-                        };
-                        grid.job_output(node_id, &out.job_id, stream, out.data);
+                        let stream = grid_core::wire::output_stream(out.stream);
+                        live.job_output(node_id, &out.job_id, stream, out.data);
                     }
                     Msg::Finished(f) => {
                         let report = f.result.unwrap_or_default().into();
-                        grid.job_finished(node_id, &f.job_id, report);
+                        live.job_finished(node_id, &f.job_id, report);
                     }
-                    Msg::Rejected(r) => grid.job_rejected(node_id, &r.job_id, &r.reason),
+                    Msg::Rejected(r) => live.job_rejected(node_id, &r.job_id, &r.reason),
                 }
             };
-            grid.node_gone(node_id, &why);
+            live.node_gone(node_id, &why);
         });
         Ok(Response::new(Box::pin(outbound)))
     }

@@ -1,20 +1,17 @@
-//! The master's durable record: jobs, their results and bounded output, in
-//! SQLite (WAL) under the data dir. One writer thread applies changes in
-//! batches, one transaction per batch; a submission is acknowledged only
-//! once its transaction has committed.
+//! The job record in SQLite (WAL) under the data dir. One writer thread
+//! applies changes in batches, one transaction per batch; an insert is
+//! acknowledged only once its transaction has committed.
 
+use super::{Inserted, JobStore, NewJob};
 use crate::error::{MasterError, Result};
-use crate::state::{JobId, Stream, Submission};
+use crate::model::{JobId, StoredJob, now_ms};
+use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
-use grid_core::{JobReport, JobSpec};
+use grid_core::{JobReport, JobSpec, JobState, OutputStream, Submission};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
-
-/// Output kept per job in the record; the rest still streams live.
-pub const OUTPUT_KEPT: usize = 4 << 20;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -41,56 +38,18 @@ CREATE TABLE IF NOT EXISTS output (
 );
 ";
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// A job as the record holds it.
-#[derive(Debug, Clone)]
-pub struct StoredJob {
-    /// The job's id.
-    pub id: JobId,
-    /// The submission's idempotency key, if it had one.
-    pub key: Option<String>,
-    /// Whose job it is.
-    pub tenant: String,
-    /// Higher runs first.
-    pub priority: i32,
-    /// What to run.
-    pub spec: JobSpec,
-    /// `queued`, `running` or a final state (see [`final_state`]).
-    pub state: String,
-    /// The node of the last attempt.
-    pub node: String,
-    /// Attempts started.
-    pub attempts: u32,
-    /// When it was submitted.
-    pub submitted_ms: u64,
-    /// How it ended.
-    pub result: Option<JobReport>,
-}
-
-/// The state name a finished job is recorded with.
-pub fn final_state(report: &JobReport) -> &'static str {
-    match report.outcome {
-        grid_core::Outcome::Exited(0) => "succeeded",
-        grid_core::Outcome::Cancelled => "cancelled",
-        _ => "failed",
-    }
-}
-
 /// A change to the record.
 enum Op {
-    Insert { id: JobId, meta: Submission, spec: Vec<u8>, submitted_ms: u64, done: oneshot::Sender<Result<()>> },
+    Insert { id: JobId, meta: Submission, spec: Vec<u8>, submitted_ms: u64, done: oneshot::Sender<Result<Inserted>> },
     Running { id: JobId, node: String, attempts: u32 },
     Requeued { id: JobId, attempts: u32 },
-    Output { id: JobId, seq: u64, stream: Stream, data: Vec<u8> },
-    Finished { id: JobId, spec: Vec<u8>, state: &'static str, result: Vec<u8> },
+    Output { id: JobId, seq: u64, stream: OutputStream, data: Vec<u8> },
+    Finished { id: JobId, spec: Vec<u8>, state: JobState, result: Vec<u8> },
+    Flush { done: oneshot::Sender<Result<()>> },
 }
 
-/// The record: a writer thread and a connection for reads.
-pub struct Db {
+/// The record in SQLite: a writer thread and a connection for reads.
+pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Op>>,
     reader: Mutex<Connection>,
 }
@@ -110,7 +69,7 @@ fn open_conn(path: &Path, fsync: bool) -> Result<Connection> {
     Ok(conn)
 }
 
-impl Db {
+impl SqliteStore {
     /// Opens (creating it if needed) the record at `path`; with `fsync`,
     /// each commit waits until it is on the disk.
     pub fn open(path: &Path, fsync: bool) -> Result<Self> {
@@ -137,80 +96,9 @@ impl Db {
         }
     }
 
-    /// Records a new job; resolves once it is committed.
-    pub async fn insert(&self, id: &str, meta: &Submission, spec: &JobSpec) -> Result<()> {
-        let (done, committed) = oneshot::channel();
-        let op =
-            Op::Insert { id: id.to_owned(), meta: meta.clone(), spec: encode_spec(spec), submitted_ms: now_ms(), done };
-        self.send(op);
-        committed.await.map_err(|_| MasterError::Db("the record's writer stopped".into()))?
-    }
-
-    /// Records that a job went to `node`, as attempt number `attempts`.
-    pub fn running(&self, id: &str, node: &str, attempts: u32) {
-        self.send(Op::Running { id: id.to_owned(), node: node.to_owned(), attempts });
-    }
-
-    /// Records that a job is back in the queue after `attempts` attempts;
-    /// its output so far is dropped.
-    pub fn requeued(&self, id: &str, attempts: u32) {
-        self.send(Op::Requeued { id: id.to_owned(), attempts });
-    }
-
-    /// Records a chunk of output (the caller keeps it within [`OUTPUT_KEPT`]).
-    pub fn output(&self, id: &str, seq: u64, stream: Stream, data: Vec<u8>) {
-        self.send(Op::Output { id: id.to_owned(), seq, stream, data });
-    }
-
-    /// Records how a job ended; `spec` is what is kept of it from now on.
-    pub fn finished(&self, id: &str, spec: &JobSpec, report: &JobReport) {
-        let op = Op::Finished {
-            id: id.to_owned(),
-            spec: encode_spec(spec),
-            state: final_state(report),
-            result: encode_report(report),
-        };
-        self.send(op);
-    }
-
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(|e| MasterError::Db(e.to_string()))
-    }
-
-    /// Jobs not finished yet, oldest first.
-    pub fn unfinished(&self) -> Result<Vec<StoredJob>> {
-        self.query("WHERE state IN ('queued', 'running') ORDER BY seq ASC", params![])
-    }
-
-    /// One job.
-    pub fn job(&self, id: &str) -> Result<Option<StoredJob>> {
-        Ok(self.query("WHERE id = ?1", params![id])?.into_iter().next())
-    }
-
-    /// The job submitted with idempotency key `key`.
-    pub fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
-        self.read(|c| c.query_row("SELECT id FROM jobs WHERE idem_key = ?1", params![key], |r| r.get(0)).optional())
-    }
-
-    /// The newest jobs, optionally only those in `state`.
-    pub fn list(&self, state: Option<&str>, limit: usize) -> Result<Vec<StoredJob>> {
-        match state {
-            Some(s) => self.query("WHERE state = ?1 ORDER BY seq DESC LIMIT ?2", params![s, limit as i64]),
-            None => self.query("ORDER BY seq DESC LIMIT ?1", params![limit as i64]),
-        }
-    }
-
-    /// A job's recorded output, in order.
-    pub fn output_of(&self, id: &str) -> Result<Vec<(Stream, Vec<u8>)>> {
-        self.read(|c| {
-            let mut stmt = c.prepare("SELECT stream, data FROM output WHERE job_id = ?1 ORDER BY seq")?;
-            let rows = stmt.query_map(params![id], |r| {
-                let stream: i64 = r.get(0)?;
-                Ok((if stream == 2 { Stream::Stderr } else { Stream::Stdout }, r.get::<_, Vec<u8>>(1)?))
-            })?;
-            rows.collect()
-        })
     }
 
     fn query(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<StoredJob>> {
@@ -238,6 +126,7 @@ impl Db {
         raw.into_iter()
             .map(|(id, key, spec, state, node, attempts, submitted_ms, result, tenant, priority)| {
                 let bad = |e: grid_core::wire::WireError| MasterError::Db(format!("job `{id}`: {e}"));
+                let state = state.parse::<JobState>().map_err(|e| MasterError::Db(format!("job `{id}`: {e}")))?;
                 Ok(StoredJob {
                     spec: decode_spec(&spec).map_err(bad)?,
                     result: result.map(|r| decode_report(&r)).transpose().map_err(bad)?,
@@ -255,8 +144,102 @@ impl Db {
     }
 }
 
+/// A oneshot answer from the writer, as a future.
+fn answer<T: Send + 'static>(rx: oneshot::Receiver<Result<T>>) -> BoxFuture<'static, Result<T>> {
+    Box::pin(async move { rx.await.map_err(|_| MasterError::Db("the record's writer stopped".into()))? })
+}
+
+impl JobStore for SqliteStore {
+    fn insert(&self, job: NewJob<'_>) -> BoxFuture<'static, Result<Inserted>> {
+        let (done, committed) = oneshot::channel();
+        self.send(Op::Insert {
+            id: job.id.to_owned(),
+            meta: job.submission.clone(),
+            spec: encode_spec(job.spec),
+            submitted_ms: job.submitted_ms,
+            done,
+        });
+        answer(committed)
+    }
+
+    fn flush(&self) -> BoxFuture<'static, Result<()>> {
+        let (done, committed) = oneshot::channel();
+        self.send(Op::Flush { done });
+        answer(committed)
+    }
+
+    fn running(&self, id: &str, node: &str, attempts: u32) {
+        self.send(Op::Running { id: id.to_owned(), node: node.to_owned(), attempts });
+    }
+
+    fn requeued(&self, id: &str, attempts: u32) {
+        self.send(Op::Requeued { id: id.to_owned(), attempts });
+    }
+
+    fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
+        self.send(Op::Output { id: id.to_owned(), seq, stream, data });
+    }
+
+    fn finished(&self, id: &str, spec: &JobSpec, report: &JobReport) {
+        let op = Op::Finished {
+            id: id.to_owned(),
+            spec: encode_spec(spec),
+            state: JobState::finished(report),
+            result: encode_report(report),
+        };
+        self.send(op);
+    }
+
+    fn job(&self, id: &str) -> Result<Option<StoredJob>> {
+        Ok(self.query("WHERE id = ?1", params![id])?.into_iter().next())
+    }
+
+    fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
+        self.read(|c| c.query_row("SELECT id FROM jobs WHERE idem_key = ?1", params![key], |r| r.get(0)).optional())
+    }
+
+    fn list(&self, state: Option<JobState>, limit: usize) -> Result<Vec<StoredJob>> {
+        match state {
+            Some(s) => self.query("WHERE state = ?1 ORDER BY seq DESC LIMIT ?2", params![s.as_str(), limit as i64]),
+            None => self.query("ORDER BY seq DESC LIMIT ?1", params![limit as i64]),
+        }
+    }
+
+    fn output_of(&self, id: &str) -> Result<Vec<(OutputStream, Vec<u8>)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT stream, data FROM output WHERE job_id = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map(params![id], |r| {
+                let stream: i64 = r.get(0)?;
+                Ok((if stream == 2 { OutputStream::Stderr } else { OutputStream::Stdout }, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn unfinished(&self) -> Result<Vec<StoredJob>> {
+        self.query("WHERE state IN ('queued', 'running') ORDER BY seq ASC", params![])
+    }
+}
+
 const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms)
     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)";
+
+/// Who waits for a batch to commit.
+enum Ack {
+    Inserted(oneshot::Sender<Result<Inserted>>),
+    Flushed(oneshot::Sender<Result<()>>),
+}
+
+impl Ack {
+    /// Answers with the batch's outcome: `failed` is why it did not commit.
+    fn send(self, failed: Option<&str>) {
+        let err = || MasterError::Db(failed.unwrap_or_default().to_owned());
+        match self {
+            Ack::Inserted(done) => drop(done.send(if failed.is_some() { Err(err()) } else { Ok(Inserted::New) })),
+            Ack::Flushed(done) => drop(done.send(if failed.is_some() { Err(err()) } else { Ok(()) })),
+        }
+    }
+}
 
 /// Applies changes in batches: everything waiting goes in one transaction.
 fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
@@ -286,8 +269,21 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                             submitted_ms as i64
                         ]);
                         match r {
-                            Ok(_) => acks.push(done),
-                            Err(e) => refusals.push((done, e.to_string())),
+                            Ok(_) => acks.push(Ack::Inserted(done)),
+                            Err(e) => {
+                                // A key recorded before: answer with its job, once committed.
+                                let existing = match &meta.key {
+                                    Some(key) => tx
+                                        .prepare_cached("SELECT id FROM jobs WHERE idem_key = ?1")?
+                                        .query_row(params![key], |r| r.get::<_, String>(0))
+                                        .optional()?,
+                                    None => None,
+                                };
+                                match existing {
+                                    Some(id) => refusals.push((done, Ok(Inserted::Existing(id)))),
+                                    None => refusals.push((done, Err(MasterError::Db(e.to_string())))),
+                                }
+                            }
                         }
                     }
                     Op::Running { id, node, attempts } => {
@@ -300,7 +296,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         tx.prepare_cached("DELETE FROM output WHERE job_id = ?1")?.execute(params![id])?;
                     }
                     Op::Output { id, seq, stream, data } => {
-                        let stream = if stream == Stream::Stderr { 2 } else { 1 };
+                        let stream = if stream == OutputStream::Stderr { 2 } else { 1 };
                         tx.prepare_cached(
                             "INSERT OR REPLACE INTO output (job_id, seq, stream, data) VALUES (?1, ?2, ?3, ?4)",
                         )?
@@ -310,23 +306,28 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         tx.prepare_cached(
                             "UPDATE jobs SET state = ?2, spec = ?3, result = ?4, finished_ms = ?5 WHERE id = ?1",
                         )?
-                        .execute(params![id, state, spec, result, now_ms() as i64])?;
+                        .execute(params![
+                            id,
+                            state.as_str(),
+                            spec,
+                            result,
+                            now_ms() as i64
+                        ])?;
                     }
+                    Op::Flush { done } => acks.push(Ack::Flushed(done)),
                 }
             }
             tx.commit()
         })();
-        for (done, e) in refusals {
-            let _ = done.send(Err(MasterError::Db(e)));
+        for (done, answer) in refusals {
+            let _ = done.send(answer);
         }
-        match result {
-            Ok(()) => acks.into_iter().for_each(|done| drop(done.send(Ok(())))),
-            Err(e) => {
-                tracing::error!(db = %path.display(), error = %e, "failed to record changes");
-                for done in acks {
-                    let _ = done.send(Err(MasterError::Db(e.to_string())));
-                }
-            }
+        let failed = result.err().map(|e| {
+            tracing::error!(db = %path.display(), error = %e, "failed to record changes");
+            e.to_string()
+        });
+        for ack in acks {
+            ack.send(failed.as_deref());
         }
     }
 }
@@ -334,55 +335,32 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grid_core::{Limits, ModuleHash, Outcome};
+    use crate::record::contract::spec;
+    use grid_core::{Limits, Outcome};
 
-    fn spec() -> JobSpec {
-        JobSpec {
-            module: ModuleHash::of(b"m"),
-            args: vec!["a".into()],
-            env: vec![],
-            stdin: b"in".to_vec(),
-            dirs: vec![],
-            limits: Limits::default(),
-        }
-    }
-
-    fn keyed(key: &str) -> Submission {
-        Submission { key: Some(key.into()), tenant: "t".into(), priority: 3 }
-    }
+    job_store_contract!(|dir: &Path| SqliteStore::open(&dir.join("grid.db"), false).unwrap());
 
     #[tokio::test]
     async fn a_job_survives_reopening_with_its_result_and_output() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("grid.db");
+        let keyed = Submission { key: Some("key-1".into()), tenant: "t".into(), priority: 3 };
         {
-            let db = Db::open(&path, true).unwrap();
-            db.insert("j1", &keyed("key-1"), &spec()).await.unwrap();
-            db.insert("j2", &Submission::default(), &spec()).await.unwrap();
-            assert!(db.insert("j3", &keyed("key-1"), &spec()).await.is_err(), "a key is used once");
+            let db = SqliteStore::open(&path, true).unwrap();
+            let new = NewJob { id: "j1", submission: &keyed, spec: &spec(), submitted_ms: 1 };
+            assert_eq!(db.insert(new).await.unwrap(), Inserted::New);
             db.running("j1", "node-a", 1);
-            db.output("j1", 0, Stream::Stdout, b"hello ".to_vec());
-            db.output("j1", 1, Stream::Stderr, b"oops".to_vec());
+            db.output("j1", 0, OutputStream::Stdout, b"hello ".to_vec());
             let report = JobReport::before_start(Outcome::Exited(0), "node-a", &Limits::default());
             db.finished("j1", &spec(), &report);
-            db.running("j2", "node-a", 1);
-            // A barrier: the next insert commits after everything above.
-            db.insert("j4", &Submission::default(), &spec()).await.unwrap();
+            db.flush().await.unwrap();
         }
-        let db = Db::open(&path, true).unwrap();
+        let db = SqliteStore::open(&path, true).unwrap();
         let j1 = db.job("j1").unwrap().unwrap();
-        assert_eq!((j1.state.as_str(), j1.node.as_str(), j1.attempts), ("succeeded", "node-a", 1));
+        assert_eq!((j1.state, j1.node.as_str(), j1.attempts), (JobState::Succeeded, "node-a", 1));
         assert_eq!((j1.tenant.as_str(), j1.priority), ("t", 3));
-        assert_eq!(j1.result.unwrap().outcome, Outcome::Exited(0));
-        assert_eq!(
-            db.output_of("j1").unwrap(),
-            vec![(Stream::Stdout, b"hello ".to_vec()), (Stream::Stderr, b"oops".to_vec())]
-        );
+        assert_eq!(db.output_of("j1").unwrap(), vec![(OutputStream::Stdout, b"hello ".to_vec())]);
         assert_eq!(db.job_with_key("key-1").unwrap().as_deref(), Some("j1"));
-        let unfinished: Vec<_> = db.unfinished().unwrap().into_iter().map(|j| (j.id, j.state)).collect();
-        assert_eq!(unfinished, vec![("j2".into(), "running".into()), ("j4".into(), "queued".into())]);
-        assert_eq!(db.list(Some("succeeded"), 10).unwrap().len(), 1);
-        assert_eq!(db.list(None, 2).unwrap().iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["j4", "j2"]);
     }
 
     #[test]

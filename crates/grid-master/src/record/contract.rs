@@ -1,0 +1,149 @@
+//! The behaviour every job store must have, as one suite of tests that
+//! `job_store_contract!` runs against each implementation.
+
+use grid_core::{JobSpec, Limits, ModuleHash};
+
+/// A small job spec with stdin, as tests record it.
+pub fn spec() -> JobSpec {
+    JobSpec {
+        module: ModuleHash::of(b"m"),
+        args: vec!["a".into()],
+        env: vec![],
+        stdin: b"in".to_vec(),
+        dirs: vec![],
+        limits: Limits::default(),
+    }
+}
+
+/// Runs the contract against the store that `$open` makes in a temp dir
+/// (`$open: impl Fn(&Path) -> impl JobStore`).
+macro_rules! job_store_contract {
+    ($open:expr) => {
+        mod contract {
+            use super::*;
+            use crate::model::StoredJob;
+            use crate::record::contract::spec;
+            use crate::record::{Inserted, JobStore, NewJob};
+            use grid_core::{JobReport, JobSpec, JobState, Limits, Outcome, OutputStream, Submission};
+            use std::path::Path;
+
+            struct Fixture {
+                store: Box<dyn JobStore>,
+                _dir: tempfile::TempDir,
+            }
+
+            fn open() -> Fixture {
+                let dir = tempfile::tempdir().unwrap();
+                let open = $open;
+                Fixture { store: Box::new(open(dir.path())), _dir: dir }
+            }
+
+            fn keyed(key: &str) -> Submission {
+                Submission { key: Some(key.into()), tenant: "t".into(), priority: 3 }
+            }
+
+            async fn insert(store: &dyn JobStore, id: &str, sub: &Submission, ms: u64) -> Inserted {
+                store.insert(NewJob { id, submission: sub, spec: &spec(), submitted_ms: ms }).await.unwrap()
+            }
+
+            fn ids(jobs: Vec<StoredJob>) -> Vec<String> {
+                jobs.into_iter().map(|j| j.id).collect()
+            }
+
+            fn ended(outcome: Outcome) -> JobReport {
+                JobReport::before_start(outcome, "node-a", &Limits::default())
+            }
+
+            #[tokio::test]
+            async fn an_inserted_job_reads_back_as_submitted_and_queued() {
+                let f = open();
+                assert_eq!(insert(&*f.store, "j1", &keyed("k"), 42).await, Inserted::New);
+                let job = f.store.job("j1").unwrap().expect("recorded");
+                assert_eq!(job.spec, spec());
+                assert_eq!((job.key.as_deref(), job.tenant.as_str(), job.priority), (Some("k"), "t", 3));
+                assert_eq!((job.state, job.attempts, job.submitted_ms), (JobState::Queued, 0, 42));
+                assert_eq!((job.node.as_str(), job.result.is_none()), ("", true));
+                assert!(f.store.job("nope").unwrap().is_none());
+            }
+
+            #[tokio::test]
+            async fn a_known_key_yields_the_job_that_holds_it() {
+                let f = open();
+                assert_eq!(insert(&*f.store, "j1", &keyed("k"), 1).await, Inserted::New);
+                assert_eq!(insert(&*f.store, "j2", &keyed("k"), 2).await, Inserted::Existing("j1".into()));
+                assert!(f.store.job("j2").unwrap().is_none(), "the second submission was recorded too");
+                assert_eq!(f.store.job_with_key("k").unwrap().as_deref(), Some("j1"));
+                assert_eq!(f.store.job_with_key("other").unwrap(), None);
+                // Jobs without a key never collide.
+                let none = Submission::default();
+                assert_eq!(insert(&*f.store, "j3", &none, 3).await, Inserted::New);
+                assert_eq!(insert(&*f.store, "j4", &none, 4).await, Inserted::New);
+            }
+
+            #[tokio::test]
+            async fn attempts_output_and_the_end_are_recorded_in_order() {
+                let f = open();
+                let s = &*f.store;
+                insert(s, "j1", &Submission::default(), 1).await;
+                s.running("j1", "node-a", 1);
+                s.output("j1", 0, OutputStream::Stdout, b"lost".to_vec());
+                s.requeued("j1", 1);
+                s.flush().await.unwrap();
+                let job = s.job("j1").unwrap().unwrap();
+                assert_eq!((job.state, job.attempts), (JobState::Queued, 1));
+                assert!(s.output_of("j1").unwrap().is_empty(), "a void attempt's output was kept");
+
+                s.running("j1", "node-b", 2);
+                s.output("j1", 0, OutputStream::Stdout, b"hello ".to_vec());
+                s.output("j1", 1, OutputStream::Stderr, b"oops".to_vec());
+                s.flush().await.unwrap();
+                let job = s.job("j1").unwrap().unwrap();
+                assert_eq!((job.state, job.node.as_str(), job.attempts), (JobState::Running, "node-b", 2));
+
+                let kept = JobSpec { stdin: Vec::new(), ..spec() };
+                s.finished("j1", &kept, &ended(Outcome::Exited(0)));
+                s.flush().await.unwrap();
+                let job = s.job("j1").unwrap().unwrap();
+                assert_eq!(job.state, JobState::Succeeded);
+                assert_eq!(job.spec, kept, "the kept spec replaces the submitted one");
+                assert_eq!(job.result.unwrap().outcome, Outcome::Exited(0));
+                assert_eq!(
+                    s.output_of("j1").unwrap(),
+                    vec![(OutputStream::Stdout, b"hello ".to_vec()), (OutputStream::Stderr, b"oops".to_vec())]
+                );
+            }
+
+            #[tokio::test]
+            async fn a_finished_job_s_state_follows_its_outcome() {
+                let f = open();
+                let s = &*f.store;
+                for (id, outcome) in [("a", Outcome::Exited(0)), ("b", Outcome::Exited(2)), ("c", Outcome::Cancelled)] {
+                    insert(s, id, &Submission::default(), 1).await;
+                    s.finished(id, &spec(), &ended(outcome));
+                }
+                s.flush().await.unwrap();
+                let states: Vec<_> = ["a", "b", "c"].iter().map(|id| s.job(id).unwrap().unwrap().state).collect();
+                assert_eq!(states, [JobState::Succeeded, JobState::Failed, JobState::Cancelled]);
+            }
+
+            #[tokio::test]
+            async fn listings_are_newest_first_by_state_and_bounded() {
+                let f = open();
+                let s = &*f.store;
+                for (i, id) in ["j1", "j2", "j3", "j4"].into_iter().enumerate() {
+                    insert(s, id, &Submission::default(), i as u64).await;
+                }
+                s.running("j2", "node-a", 1);
+                s.finished("j3", &spec(), &ended(Outcome::Exited(0)));
+                s.flush().await.unwrap();
+                assert_eq!(ids(s.list(None, 10).unwrap()), ["j4", "j3", "j2", "j1"]);
+                assert_eq!(ids(s.list(None, 2).unwrap()), ["j4", "j3"]);
+                assert_eq!(ids(s.list(Some(JobState::Queued), 10).unwrap()), ["j4", "j1"]);
+                assert_eq!(ids(s.list(Some(JobState::Succeeded), 10).unwrap()), ["j3"]);
+                assert!(s.list(Some(JobState::Failed), 10).unwrap().is_empty());
+                // What a master takes back at start: oldest first.
+                assert_eq!(ids(s.unfinished().unwrap()), ["j1", "j2", "j4"]);
+            }
+        }
+    };
+}

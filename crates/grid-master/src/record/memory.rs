@@ -1,0 +1,139 @@
+//! A job store in memory: nothing survives the process. For tests and for
+//! a grid that needs no record.
+
+use super::{Inserted, JobStore, NewJob};
+use crate::error::Result;
+use crate::model::{JobId, StoredJob};
+use futures::future::BoxFuture;
+use grid_core::{JobReport, JobSpec, JobState, OutputStream};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Default)]
+struct Jobs {
+    /// By insertion order.
+    jobs: BTreeMap<u64, StoredJob>,
+    seq: HashMap<JobId, u64>,
+    keys: HashMap<String, JobId>,
+    output: HashMap<JobId, BTreeMap<u64, (OutputStream, Vec<u8>)>>,
+    next: u64,
+}
+
+impl Jobs {
+    fn get_mut(&mut self, id: &str) -> Option<&mut StoredJob> {
+        let seq = self.seq.get(id)?;
+        self.jobs.get_mut(seq)
+    }
+}
+
+/// The job record in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Jobs>,
+}
+
+impl MemoryStore {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Jobs> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl JobStore for MemoryStore {
+    fn insert(&self, job: NewJob<'_>) -> BoxFuture<'static, Result<Inserted>> {
+        let mut inner = self.lock();
+        let sub = job.submission;
+        if let Some(existing) = sub.key.as_ref().and_then(|k| inner.keys.get(k)) {
+            let existing = Inserted::Existing(existing.clone());
+            return Box::pin(async move { Ok(existing) });
+        }
+        let seq = inner.next;
+        inner.next += 1;
+        if let Some(key) = &sub.key {
+            inner.keys.insert(key.clone(), job.id.to_owned());
+        }
+        inner.seq.insert(job.id.to_owned(), seq);
+        let stored = StoredJob {
+            id: job.id.to_owned(),
+            key: sub.key.clone(),
+            tenant: sub.tenant.clone(),
+            priority: sub.priority,
+            spec: job.spec.clone(),
+            state: JobState::Queued,
+            node: String::new(),
+            attempts: 0,
+            submitted_ms: job.submitted_ms,
+            result: None,
+        };
+        inner.jobs.insert(seq, stored);
+        Box::pin(async { Ok(Inserted::New) })
+    }
+
+    fn flush(&self) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn running(&self, id: &str, node: &str, attempts: u32) {
+        if let Some(job) = self.lock().get_mut(id) {
+            job.state = JobState::Running;
+            job.node = node.to_owned();
+            job.attempts = attempts;
+        }
+    }
+
+    fn requeued(&self, id: &str, attempts: u32) {
+        let mut inner = self.lock();
+        if let Some(job) = inner.get_mut(id) {
+            job.state = JobState::Queued;
+            job.attempts = attempts;
+        }
+        inner.output.remove(id);
+    }
+
+    fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
+        self.lock().output.entry(id.to_owned()).or_default().insert(seq, (stream, data));
+    }
+
+    fn finished(&self, id: &str, spec: &JobSpec, report: &JobReport) {
+        if let Some(job) = self.lock().get_mut(id) {
+            job.state = JobState::finished(report);
+            job.spec = spec.clone();
+            job.result = Some(report.clone());
+        }
+    }
+
+    fn job(&self, id: &str) -> Result<Option<StoredJob>> {
+        let inner = self.lock();
+        Ok(inner.seq.get(id).and_then(|seq| inner.jobs.get(seq)).cloned())
+    }
+
+    fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
+        Ok(self.lock().keys.get(key).cloned())
+    }
+
+    fn list(&self, state: Option<JobState>, limit: usize) -> Result<Vec<StoredJob>> {
+        let inner = self.lock();
+        let wanted = |j: &&StoredJob| state.is_none_or(|s| j.state == s);
+        Ok(inner.jobs.values().rev().filter(wanted).take(limit).cloned().collect())
+    }
+
+    fn output_of(&self, id: &str) -> Result<Vec<(OutputStream, Vec<u8>)>> {
+        Ok(self.lock().output.get(id).map(|o| o.values().cloned().collect()).unwrap_or_default())
+    }
+
+    fn unfinished(&self) -> Result<Vec<StoredJob>> {
+        let inner = self.lock();
+        Ok(inner.jobs.values().filter(|j| !j.state.is_final()).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    job_store_contract!(|_: &Path| MemoryStore::new());
+}
