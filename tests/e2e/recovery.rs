@@ -30,8 +30,8 @@ fn a_restarted_node_keeps_its_compiled_modules() {
         .expect("a compiled artifact on disk");
     let compiled_at = std::fs::metadata(&artifact).unwrap().modified().unwrap();
 
-    grid.kill_node(0);
-    grid.restart_node(0, &[]);
+    grid.kill_node("node-0");
+    grid.restart_node("node-0", &[]);
     let nodes = grid.run(&["nodes", "--json"]);
     assert!(nodes.stdout.contains("\"cached_modules\": 1"), "the node forgot its cache: {nodes:#?}");
     grid.run(&["run", module.to_str().unwrap()]).assert_clean_success();
@@ -88,8 +88,7 @@ fn a_job_whose_node_is_killed_finishes_on_another_once() {
         let s = g.run(&["status", "--json", &id]).stdout;
         (json_field(&s, "state") == "running").then(|| json_field(&s, "node"))
     });
-    let index = if node == "node-0" { 0 } else { 1 };
-    grid.kill_node(index);
+    grid.kill_node(&node);
     grid.run(&["wait", &id]).assert_clean_success();
     let status = grid.run(&["status", "--json", &id]).stdout;
     assert_eq!(json_field(&status, "attempts"), "2", "{status}");
@@ -98,7 +97,7 @@ fn a_job_whose_node_is_killed_finishes_on_another_once() {
     let finished = grid.run(&["jobs", "--json"]).stdout.matches("\"id\"").count();
     assert_eq!(finished, 1);
     // The operator sees which node lost it, once it is back.
-    grid.restart_node(index, &["--slots".into(), "1".into()]);
+    grid.restart_node(&node, &["--slots", "1"]);
     let nodes = grid.run(&["nodes", "--json"]).stdout;
     let row = nodes.split('}').find(|r| r.contains(&format!("\"name\": \"{node}\""))).unwrap().to_owned();
     assert!(row.contains("\"lost_jobs\": 1"), "{nodes}");

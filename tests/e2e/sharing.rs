@@ -70,11 +70,11 @@ fn sigterm_lets_running_jobs_finish() {
         grid.wat("nap", &guest("(call $sleep (i64.const 1000000000)) (call $print (i32.const 200) (i32.const 6))"));
     let cli = grid.cli(&["run", nap.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
     grid.wait_until("the job runs", |g| (slots_used(g) == "1/2").then_some(()));
-    grid.signal_node(0, "TERM");
+    grid.signal_node("node-0", "TERM");
     let out = cli.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "first\n");
-    assert!(grid.wait_node_exit(0), "the node did not exit cleanly");
+    assert!(grid.wait_node_exit("node-0"), "the node did not exit cleanly");
 }
 
 #[test]
@@ -85,9 +85,9 @@ fn sigterm_hands_back_jobs_past_the_grace_period() {
     let cli =
         grid.cli(&["-v", "run", nap.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     grid.wait_until("the job runs", |g| (slots_used(g) == "1/1").then_some(()));
-    grid.add_node("node-1", &["--slots".into(), "1".into()]);
-    grid.signal_node(0, "TERM");
-    assert!(grid.wait_node_exit(0), "the node did not exit cleanly");
+    grid.add_node("node-1", &["--slots", "1"]);
+    grid.signal_node("node-0", "TERM");
+    assert!(grid.wait_node_exit("node-0"), "the node did not exit cleanly");
     let out = Run::from(cli.wait_with_output().unwrap());
     assert_eq!(out.code, Some(0), "{out:#?}");
     assert_eq!(out.stdout, "first\n", "the job did not finish elsewhere exactly once");
