@@ -1,7 +1,9 @@
 //! Shared helpers for the end-to-end tests: [`GridSandbox`] starts a real
 //! `grid-master` and N real `grid-node` processes on loopback ports in a
-//! temp dir, and drives them with the real `grid-cli`.
+//! temp dir, and drives them with the real `grid-cli`, reading what it
+//! lists through `--json`.
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -291,9 +293,9 @@ impl GridSandbox {
     pub fn wait_for_nodes(&self) {
         let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
         self.wait_until("every node registered", |s| {
-            let out = s.cli(&["nodes"]).output().ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            names.iter().all(|n| text.lines().any(|l| l.starts_with(n.as_str()))).then_some(())
+            // The master may not answer yet: ask again.
+            let listed = s.try_nodes()?;
+            names.iter().all(|name| listed.iter().any(|n| n["name"] == name.as_str())).then_some(())
         });
     }
 
@@ -328,6 +330,51 @@ impl GridSandbox {
         let i = self.node_index(name);
         let _ = self.nodes[i].child.kill();
         let _ = self.nodes[i].child.wait();
+    }
+
+    /// `grid-cli status --json ID`: the job as JSON.
+    #[track_caller]
+    pub fn status(&self, id: &str) -> Value {
+        self.run(&["status", "--json", id]).json()
+    }
+
+    /// `grid-cli jobs --json`: the newest jobs first.
+    #[track_caller]
+    pub fn jobs(&self) -> Vec<Value> {
+        array(self.run(&["jobs", "--json"]).json())
+    }
+
+    /// `grid-cli nodes --json`: every node the master lists.
+    #[track_caller]
+    pub fn nodes(&self) -> Vec<Value> {
+        array(self.run(&["nodes", "--json"]).json())
+    }
+
+    /// `grid-cli nodes --json`, or `None` while the master does not answer.
+    fn try_nodes(&self) -> Option<Vec<Value>> {
+        let out = self.cli(&["nodes", "--json"]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Node `name` as `grid-cli nodes --json` lists it.
+    #[track_caller]
+    pub fn node(&self, name: &str) -> Value {
+        let nodes = self.nodes();
+        nodes
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("the master lists no node `{name}`: {nodes:#?}"))
+    }
+
+    /// The slots node `name` has in use, and its slots in all.
+    #[track_caller]
+    pub fn slots(&self, name: &str) -> (u64, u64) {
+        let node = self.node(name);
+        (number(&node["slots_used"]), number(&node["slots_total"]))
     }
 
     /// Whether the master and every node process are still running.
@@ -398,4 +445,26 @@ impl Run {
         assert_eq!(self.code, Some(0), "{self:#?}");
         assert!(self.grid_lines().is_empty(), "grid printed on a successful run: {self:#?}");
     }
+
+    /// Stdout parsed as JSON, from a `--json` command that succeeded.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        assert_eq!(self.code, Some(0), "{self:#?}");
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}: {self:#?}"))
+    }
+}
+
+/// The items of a JSON array.
+#[track_caller]
+pub fn array(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        other => panic!("not a JSON array: {other:#}"),
+    }
+}
+
+/// A JSON number that is a non-negative integer.
+#[track_caller]
+pub fn number(value: &Value) -> u64 {
+    value.as_u64().unwrap_or_else(|| panic!("not a non-negative integer: {value}"))
 }
