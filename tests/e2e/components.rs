@@ -225,8 +225,8 @@ fn compiled_once_per_node_across_restarts() {
     let log = grid.node_log("node-0");
     assert!(log.lines().any(|l| l.contains("module compiled") && l.contains("component")), "{log}");
     grid.run_with_stdin(&["run", path.to_str().unwrap()], b"b a b").assert_clean_success();
-    grid.kill_node(0);
-    grid.restart_node(0, &[]);
+    grid.kill_node("node-0");
+    grid.restart_node("node-0", &[]);
     let run = grid.run_with_stdin(&["run", path.to_str().unwrap()], b"b a b");
     run.assert_clean_success();
     assert_eq!(run.stdout, "2 b\n1 a\n");

@@ -2,18 +2,9 @@
 //! scratch space and the module cache, each pushed past its limit.
 
 use crate::guests::{self, guest};
-use grid_tests::{GridSandbox, hostile};
+use grid_tests::{GridSandbox, hostile, number};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-
-fn nodes_json(grid: &GridSandbox) -> String {
-    grid.run(&["nodes", "--json"]).stdout
-}
-
-fn field(json: &str, name: &str) -> u64 {
-    let at = json.find(&format!("\"{name}\": ")).unwrap_or_else(|| panic!("no `{name}` in {json}"));
-    json[at + name.len() + 4..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
-}
 
 #[test]
 fn jobs_over_every_node_s_ceilings_are_refused_at_once() {
@@ -31,11 +22,11 @@ fn the_fuel_quota_is_a_bucket_billed_by_what_jobs_burn() {
     let grid = GridSandbox::builder(1).node_args(&["--fuel-quota", "3G/h", "--summary-every", "200ms"]).start();
     let burn = hostile("fuel-burn.wat");
     grid.run(&["run", "--fuel", "2G", burn.to_str().unwrap()]).assert_grid_failure(123, "out of fuel");
-    let json = nodes_json(&grid);
-    assert_eq!(field(&json, "jobs_run"), 1, "{json}");
-    assert!(field(&json, "fuel_burned") >= 2_000_000_000, "{json}");
-    let left = field(&json, "fuel_available");
-    assert!((1_000_000_000..1_100_000_000).contains(&left), "{json}");
+    let node = grid.node("node-0");
+    assert_eq!(node["jobs_run"], 1, "{node:#}");
+    assert!(number(&node["fuel_burned"]) >= 2_000_000_000, "{node:#}");
+    let left = number(&node["fuel_available"]);
+    assert!((1_000_000_000..1_100_000_000).contains(&left), "{node:#}");
 
     // A job that reserves more than is left waits; one that fits runs.
     let mut waiting =
@@ -47,8 +38,8 @@ fn the_fuel_quota_is_a_bucket_billed_by_what_jobs_burn() {
     let small = grid.wat("small", &guests::hello());
     grid.run(&["run", "--fuel", "500M", small.to_str().unwrap()]).assert_clean_success();
     assert!(waiting.try_wait().unwrap().is_none(), "a job ran past the node's fuel quota");
-    let json = nodes_json(&grid);
-    assert_eq!(field(&json, "slots_used"), 0, "{json}");
+    let node = grid.node("node-0");
+    assert_eq!(node["slots_used"], 0, "{node:#}");
     waiting.kill().unwrap();
     let _ = waiting.wait();
 
@@ -63,7 +54,7 @@ fn total_memory_is_shared_not_oversold() {
         grid.wat("nap", &guest("(call $sleep (i64.const 1500000000)) (call $print (i32.const 200) (i32.const 6))"));
     let nap = nap.to_str().unwrap();
     let first = grid.cli(&["run", "--memory", "100MiB", nap]).stdout(Stdio::piped()).spawn().unwrap();
-    grid.wait_until("the first job runs", |g| (field(&nodes_json(g), "slots_used") == 1).then_some(()));
+    grid.wait_until("the first job runs", |g| (g.node("node-0")["slots_used"] == 1).then_some(()));
     let mut second = grid
         .cli(&["-v", "run", "--memory", "100MiB", nap])
         .stdout(Stdio::piped())
@@ -75,8 +66,8 @@ fn total_memory_is_shared_not_oversold() {
     stderr.read_line(&mut line).unwrap();
     assert!(line.contains("queued"), "{line}");
     // Submitted, but 100 + 100 MiB does not fit in 128 MiB: it waits.
-    let json = nodes_json(&grid);
-    assert_eq!(field(&json, "slots_used"), 1, "two 100 MiB jobs on a 128 MiB node: {json}");
+    let node = grid.node("node-0");
+    assert_eq!(node["slots_used"], 1, "two 100 MiB jobs on a 128 MiB node: {node:#}");
     assert!(first.wait_with_output().unwrap().status.success());
     let out = second.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -110,9 +101,7 @@ fn the_module_cache_evicts_least_recently_used() {
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
         .count();
     assert_eq!(artifacts, 1, "the cache holds more than its size");
-    grid.wait_until("the master hears of the eviction", |g| {
-        (field(&nodes_json(g), "cached_modules") == 1).then_some(())
-    });
+    grid.wait_until("the master hears of the eviction", |g| (g.node("node-0")["cached_modules"] == 1).then_some(()));
     // An evicted module still runs: it is fetched and compiled again.
     let run = grid.run(&["run", a.to_str().unwrap()]);
     run.assert_clean_success();

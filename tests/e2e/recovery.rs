@@ -30,10 +30,10 @@ fn a_restarted_node_keeps_its_compiled_modules() {
         .expect("a compiled artifact on disk");
     let compiled_at = std::fs::metadata(&artifact).unwrap().modified().unwrap();
 
-    grid.kill_node(0);
-    grid.restart_node(0, &[]);
-    let nodes = grid.run(&["nodes", "--json"]);
-    assert!(nodes.stdout.contains("\"cached_modules\": 1"), "the node forgot its cache: {nodes:#?}");
+    grid.kill_node("node-0");
+    grid.restart_node("node-0", &[]);
+    let node = grid.node("node-0");
+    assert_eq!(node["cached_modules"], 1, "the node forgot its cache: {node:#}");
     grid.run(&["run", module.to_str().unwrap()]).assert_clean_success();
     assert_eq!(std::fs::metadata(&artifact).unwrap().modified().unwrap(), compiled_at, "the module was compiled again");
 }
@@ -63,11 +63,6 @@ fn a_module_over_the_master_size_limit_is_refused() {
     grid.run(&["run", grid.wat("ok", &guests::hello()).to_str().unwrap()]).assert_clean_success();
 }
 
-fn json_field(json: &str, name: &str) -> String {
-    let at = json.find(&format!("\"{name}\": ")).unwrap_or_else(|| panic!("no `{name}` in {json}"));
-    json[at + name.len() + 4..].split([',', '\n']).next().unwrap().trim_matches('"').to_owned()
-}
-
 /// A guest that sleeps `secs` seconds, then prints `first`.
 fn napper(grid: &GridSandbox, secs: u64) -> std::path::PathBuf {
     grid.wat(
@@ -85,23 +80,20 @@ fn a_job_whose_node_is_killed_finishes_on_another_once() {
     let nap = napper(&grid, 2);
     let id = grid.submit(&[nap.to_str().unwrap()]);
     let node = grid.wait_until("the job runs", |g| {
-        let s = g.run(&["status", "--json", &id]).stdout;
-        (json_field(&s, "state") == "running").then(|| json_field(&s, "node"))
+        let status = g.status(&id);
+        (status["state"] == "running").then(|| status["node"].as_str().unwrap().to_owned())
     });
-    let index = if node == "node-0" { 0 } else { 1 };
-    grid.kill_node(index);
+    grid.kill_node(&node);
     grid.run(&["wait", &id]).assert_clean_success();
-    let status = grid.run(&["status", "--json", &id]).stdout;
-    assert_eq!(json_field(&status, "attempts"), "2", "{status}");
-    assert_ne!(json_field(&status, "node"), node, "{status}");
+    let status = grid.status(&id);
+    assert_eq!(status["attempts"], 2, "{status:#}");
+    assert_ne!(status["node"], node.as_str(), "{status:#}");
     assert_eq!(grid.run(&["logs", &id]).stdout, "first\n", "output of one attempt only");
-    let finished = grid.run(&["jobs", "--json"]).stdout.matches("\"id\"").count();
-    assert_eq!(finished, 1);
+    assert_eq!(grid.jobs().len(), 1);
     // The operator sees which node lost it, once it is back.
-    grid.restart_node(index, &["--slots".into(), "1".into()]);
-    let nodes = grid.run(&["nodes", "--json"]).stdout;
-    let row = nodes.split('}').find(|r| r.contains(&format!("\"name\": \"{node}\""))).unwrap().to_owned();
-    assert!(row.contains("\"lost_jobs\": 1"), "{nodes}");
+    grid.restart_node(&node, &["--slots", "1"]);
+    let lost_on = grid.node(&node);
+    assert_eq!(lost_on["lost_jobs"], 1, "{lost_on:#}");
 }
 
 #[test]
@@ -109,20 +101,20 @@ fn killing_the_master_loses_no_job() {
     let mut grid = GridSandbox::builder(1).node_args(&["--slots", "1"]).start();
     let nap = napper(&grid, 1);
     let ids: Vec<String> = (0..4).map(|_| grid.submit(&[nap.to_str().unwrap()])).collect();
-    grid.wait_until("one job runs", |g| g.run(&["status", &ids[0]]).stdout.contains("running").then_some(()));
+    grid.wait_until("one job runs", |g| (g.status(&ids[0])["state"] == "running").then_some(()));
     grid.restart_master();
     grid.wait_for_nodes();
     for id in &ids {
         grid.run(&["wait", id]).assert_clean_success();
         assert_eq!(grid.run(&["logs", id]).stdout, "first\n");
     }
-    let all = grid.run(&["jobs", "--json"]).stdout;
-    assert_eq!(all.matches("\"id\"").count(), 4, "jobs lost or duplicated: {all}");
-    assert_eq!(all.matches("\"state\": \"succeeded\"").count(), 4, "{all}");
+    let all = grid.jobs();
+    assert_eq!(all.len(), 4, "jobs lost or duplicated: {all:#?}");
+    assert_eq!(all.iter().filter(|j| j["state"] == "succeeded").count(), 4, "{all:#?}");
     // Finished jobs outlive another restart, output and all.
     grid.restart_master();
     assert_eq!(grid.run(&["logs", &ids[3]]).stdout, "first\n");
-    assert!(grid.run(&["status", &ids[3]]).stdout.contains("succeeded"));
+    assert_eq!(grid.status(&ids[3])["state"], "succeeded");
 }
 
 #[test]
@@ -135,11 +127,11 @@ fn run_follows_its_job_across_a_master_restart() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    grid.wait_until("the job runs", |g| g.run(&["jobs"]).stdout.contains("running").then_some(()));
+    grid.wait_until("the job runs", |g| g.jobs().iter().any(|j| j["state"] == "running").then_some(()));
     grid.restart_master();
     let out = grid_tests::Run::from(cli.wait_with_output().unwrap());
     out.assert_clean_success();
     assert_eq!(out.stdout, "first\n");
-    let all = grid.run(&["jobs", "--json"]).stdout;
-    assert_eq!(all.matches("\"id\"").count(), 1, "the job was submitted twice: {all}");
+    let all = grid.jobs();
+    assert_eq!(all.len(), 1, "the job was submitted twice: {all:#?}");
 }

@@ -138,9 +138,13 @@ fn nodes_lists_every_node_with_its_capacity() {
     for name in ["node-0", "node-1"] {
         let row = lines.iter().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing: {run:#?}"));
         assert!(row.contains("0/3") && row.contains("1.0 GiB") && row.contains("50G"), "{row}");
+        assert_eq!(grid.node(name)["slots_total"], 3, "{name}");
     }
-    let json = grid.run(&["nodes", "--json"]);
-    assert!(json.stdout.contains("\"slots_total\": 3"), "{json:#?}");
+}
+
+/// The node each job ran on, as `grid-cli jobs --json` lists them.
+fn nodes_jobs_ran_on(grid: &GridSandbox) -> Vec<String> {
+    grid.jobs().iter().map(|j| j["node"].as_str().unwrap_or_else(|| panic!("no node in {j}")).to_owned()).collect()
 }
 
 #[test]
@@ -151,43 +155,30 @@ fn jobs_spread_over_nodes_and_modules_run_warm_from_cache() {
         "sleeper",
         &guest(&format!("{} (call $print (i32.const 200) (i32.const 6))", "(call $sleep (i64.const 2000000000))")),
     );
-    let first = grid
-        .cli(&["-v", "run", sleeper.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    grid.wait_until("the first job is running", |g| {
-        let out = g.run(&["nodes"]);
-        out.stdout.lines().any(|l| l.contains(" 1/1 ")).then_some(())
-    });
-    let second = grid.run(&["-v", "run", sleeper.to_str().unwrap()]);
+    let first = grid.cli(&["run", sleeper.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
+    grid.wait_until("the first job is running", |g| g.nodes().iter().any(|n| n["slots_used"] == 1).then_some(()));
+    let second = grid.run(&["run", sleeper.to_str().unwrap()]);
     assert_eq!(second.code, Some(0), "{second:#?}");
-    let first = first.wait_with_output().unwrap();
-    let node_of = |stderr: &str| {
-        stderr.lines().find_map(|l| l.split("running on node `").nth(1).map(|s| s.trim_end_matches('`').to_owned()))
-    };
-    let (a, b) = (node_of(&String::from_utf8_lossy(&first.stderr)), node_of(&second.stderr));
-    assert!(a.is_some() && b.is_some() && a != b, "both jobs on one node: {a:?} {b:?}");
+    first.wait_with_output().unwrap();
+    let nodes = nodes_jobs_ran_on(&grid);
+    assert!(
+        nodes.len() == 2 && nodes.iter().all(|n| !n.is_empty()) && nodes[0] != nodes[1],
+        "both jobs on one node: {nodes:?}"
+    );
 }
 
 #[test]
 fn a_rerun_goes_to_the_node_that_caches_the_module() {
     let grid = GridSandbox::start(2);
     let module = grid.wat("hello", &guests::hello());
-    let node_of = |run: &grid_tests::Run| {
+    // After the first run, the first node has burned fuel, so the other has
+    // more to spare; the cached module still wins, three times over.
+    for _ in 0..4 {
+        let run = grid.run(&["run", module.to_str().unwrap()]);
         assert_eq!(run.code, Some(0), "{run:#?}");
-        run.stderr
-            .lines()
-            .find_map(|l| l.split("running on node `").nth(1).map(|s| s.trim_end_matches('`').to_owned()))
-            .unwrap()
-    };
-    let first = node_of(&grid.run(&["-v", "run", module.to_str().unwrap()]));
-    // The first node has now burned fuel, so the other has more to spare;
-    // the cached module still wins.
-    for _ in 0..3 {
-        assert_eq!(node_of(&grid.run(&["-v", "run", module.to_str().unwrap()])), first);
     }
+    let nodes = nodes_jobs_ran_on(&grid);
+    assert!(nodes.len() == 4 && !nodes[0].is_empty() && nodes.iter().all(|n| *n == nodes[0]), "{nodes:?}");
 }
 
 #[test]

@@ -7,11 +7,6 @@ use grid_tests::{GridSandbox, Run, hostile};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn slots_used(grid: &GridSandbox) -> String {
-    let out = grid.run(&["nodes"]).stdout;
-    out.lines().nth(1).and_then(|l| l.split_whitespace().nth(2)).unwrap_or_default().to_owned()
-}
-
 #[test]
 fn cpu_burners_do_not_starve_a_short_job_or_heartbeats() {
     let grid = GridSandbox::builder(1).node_args(&["--slots", "3"]).start();
@@ -24,7 +19,7 @@ fn cpu_burners_do_not_starve_a_short_job_or_heartbeats() {
                 .unwrap()
         })
         .collect();
-    grid.wait_until("both burners run", |g| (slots_used(g) == "2/3").then_some(()));
+    grid.wait_until("both burners run", |g| (g.slots("node-0") == (2, 3)).then_some(()));
     let started = Instant::now();
     let short = grid.run(&["run", grid.wat("short", &guests::hello()).to_str().unwrap()]);
     short.assert_clean_success();
@@ -41,11 +36,11 @@ fn ctrl_c_cancels_the_job_on_the_grid() {
     let grid = GridSandbox::builder(1).node_args(&["--slots", "1"]).start();
     let sleeper = hostile("sleep.wat");
     let cli = grid.cli(&["run", "--timeout", "10m", sleeper.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
-    grid.wait_until("the job runs", |g| (slots_used(g) == "1/1").then_some(()));
+    grid.wait_until("the job runs", |g| (g.slots("node-0") == (1, 1)).then_some(()));
     let status = std::process::Command::new("kill").args(["-INT", &cli.id().to_string()]).status().unwrap();
     assert!(status.success());
     Run::from(cli.wait_with_output().unwrap()).assert_grid_failure(130, "grid: cancelled");
-    grid.wait_until("the slot is free again", |g| (slots_used(g) == "0/1").then_some(()));
+    grid.wait_until("the slot is free again", |g| (g.slots("node-0") == (0, 1)).then_some(()));
 }
 
 /// A guest that never leaves wasm (no host call to end it in) still stops
@@ -55,12 +50,12 @@ fn cancel_stops_a_spinning_job_promptly() {
     let grid = GridSandbox::builder(1).node_args(&["--slots", "1"]).start();
     let spin = hostile("infinite-loop.wat");
     let id = grid.submit(&["--fuel", "100G", "--timeout", "10m", spin.to_str().unwrap()]);
-    grid.wait_until("the job runs", |g| (slots_used(g) == "1/1").then_some(()));
+    grid.wait_until("the job runs", |g| (g.slots("node-0") == (1, 1)).then_some(()));
     let started = Instant::now();
     assert_eq!(grid.run(&["cancel", &id]).code, Some(0));
     grid.run(&["wait", &id]).assert_grid_failure(130, "grid: cancelled");
     assert!(started.elapsed() < Duration::from_secs(5), "cancelling took {:?}", started.elapsed());
-    grid.wait_until("the slot is free again", |g| (slots_used(g) == "0/1").then_some(()));
+    grid.wait_until("the slot is free again", |g| (g.slots("node-0") == (0, 1)).then_some(()));
 }
 
 #[test]
@@ -69,12 +64,12 @@ fn sigterm_lets_running_jobs_finish() {
     let nap =
         grid.wat("nap", &guest("(call $sleep (i64.const 1000000000)) (call $print (i32.const 200) (i32.const 6))"));
     let cli = grid.cli(&["run", nap.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
-    grid.wait_until("the job runs", |g| (slots_used(g) == "1/2").then_some(()));
-    grid.signal_node(0, "TERM");
+    grid.wait_until("the job runs", |g| (g.slots("node-0") == (1, 2)).then_some(()));
+    grid.signal_node("node-0", "TERM");
     let out = cli.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "first\n");
-    assert!(grid.wait_node_exit(0), "the node did not exit cleanly");
+    assert!(grid.wait_node_exit("node-0"), "the node did not exit cleanly");
 }
 
 #[test]
@@ -84,10 +79,10 @@ fn sigterm_hands_back_jobs_past_the_grace_period() {
         grid.wat("nap", &guest("(call $sleep (i64.const 2000000000)) (call $print (i32.const 200) (i32.const 6))"));
     let cli =
         grid.cli(&["-v", "run", nap.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    grid.wait_until("the job runs", |g| (slots_used(g) == "1/1").then_some(()));
-    grid.add_node("node-1", &["--slots".into(), "1".into()]);
-    grid.signal_node(0, "TERM");
-    assert!(grid.wait_node_exit(0), "the node did not exit cleanly");
+    grid.wait_until("the job runs", |g| (g.slots("node-0") == (1, 1)).then_some(()));
+    grid.add_node("node-1", &["--slots", "1"]);
+    grid.signal_node("node-0", "TERM");
+    assert!(grid.wait_node_exit("node-0"), "the node did not exit cleanly");
     let out = Run::from(cli.wait_with_output().unwrap());
     assert_eq!(out.code, Some(0), "{out:#?}");
     assert_eq!(out.stdout, "first\n", "the job did not finish elsewhere exactly once");

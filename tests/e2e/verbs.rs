@@ -2,7 +2,8 @@
 //! submission; and a batch of many jobs.
 
 use crate::guests::{self, guest};
-use grid_tests::{GridSandbox, example};
+use grid_tests::{GridSandbox, array, example};
+use serde_json::json;
 
 #[test]
 fn submit_then_status_wait_and_logs() {
@@ -13,10 +14,12 @@ fn submit_then_status_wait_and_logs() {
     wait.assert_clean_success();
     assert_eq!(wait.stdout, "", "wait prints no output");
 
-    let status = grid.run(&["status", "--json", &id]);
-    assert_eq!(status.code, Some(0));
-    for want in ["\"state\": \"succeeded\"", "\"exit_code\": 0", "\"attempts\": 1", "\"fuel_used\"", "\"wall_ms\""] {
-        assert!(status.stdout.contains(want), "`{want}` missing: {}", status.stdout);
+    let status = grid.status(&id);
+    for (field, want) in [("state", json!("succeeded")), ("exit_code", json!(0)), ("attempts", json!(1))] {
+        assert_eq!(status[field], want, "`{field}`: {status:#}");
+    }
+    for field in ["fuel_used", "wall_ms"] {
+        assert!(status.get(field).is_some(), "`{field}` missing: {status:#}");
     }
     let text = grid.run(&["status", &id]);
     assert!(text.stdout.contains("state     succeeded") && text.stdout.contains("exit code 0"), "{text:#?}");
@@ -37,8 +40,8 @@ fn wait_exits_as_run_would() {
     let spin = grid.wat("spin", &guest(guests::SPIN));
     let id = grid.submit(&["--fuel", "1M", spin.to_str().unwrap()]);
     grid.run(&["wait", &id]).assert_grid_failure(123, "grid: out of fuel after 1000000 units");
-    let status = grid.run(&["status", "--json", &id]);
-    assert!(status.stdout.contains("\"reason\": \"out of fuel after 1000000 units\""), "{status:#?}");
+    let status = grid.status(&id);
+    assert_eq!(status["reason"], "out of fuel after 1000000 units", "{status:#}");
 }
 
 #[test]
@@ -56,10 +59,11 @@ fn cancel_a_running_job_and_list_jobs_by_state() {
 
     let cancelled = grid.run(&["jobs", "--state", "cancelled"]);
     assert!(cancelled.stdout.contains(&long) && !cancelled.stdout.contains(&ok), "{cancelled:#?}");
-    let all = grid.run(&["jobs", "--json"]);
-    assert!(all.stdout.contains(&long) && all.stdout.contains(&ok), "{all:#?}");
-    let one = grid.run(&["jobs", "--limit", "1", "--json"]);
-    assert_eq!(one.stdout.matches("\"id\"").count(), 1, "{one:#?}");
+    let all = grid.jobs();
+    let listed = |id: &str| all.iter().any(|j| j["id"] == id);
+    assert!(listed(&long) && listed(&ok), "{all:#?}");
+    let one = array(grid.run(&["jobs", "--limit", "1", "--json"]).json());
+    assert_eq!(one.len(), 1, "{one:#?}");
     let bad = grid.run(&["jobs", "--state", "sleeping"]);
     assert_eq!(bad.code, Some(2));
 }
@@ -82,8 +86,8 @@ fn the_same_idempotency_key_yields_one_job() {
     let other = grid.submit(&["--idempotency-key", "nightly-43", module.to_str().unwrap()]);
     assert_ne!(first, other);
     grid.run(&["wait", &first]).assert_clean_success();
-    let all = grid.run(&["jobs", "--json"]);
-    assert_eq!(all.stdout.matches("\"id\"").count(), 2, "{all:#?}");
+    let all = grid.jobs();
+    assert_eq!(all.len(), 2, "{all:#?}");
 }
 
 #[test]

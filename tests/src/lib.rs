@@ -1,7 +1,9 @@
 //! Shared helpers for the end-to-end tests: [`GridSandbox`] starts a real
 //! `grid-master` and N real `grid-node` processes on loopback ports in a
-//! temp dir, and drives them with the real `grid-cli`.
+//! temp dir, and drives them with the real `grid-cli`, reading what it
+//! lists through `--json`.
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -74,14 +76,21 @@ pub fn hostile(file: &str) -> PathBuf {
 }
 
 /// A master and its nodes, each a real process; all are killed on drop.
+/// Nodes are known by name (`node-0`, `node-1`, ... from the builder, or
+/// the name given to [`GridSandbox::add_node`]).
 pub struct GridSandbox {
     dir: tempfile::TempDir,
     master: Child,
     addr: String,
     url: String,
     master_args: Vec<String>,
-    nodes: Vec<Child>,
-    node_names: Vec<String>,
+    nodes: Vec<NodeProcess>,
+}
+
+/// One `grid-node` process and the name it registered with.
+struct NodeProcess {
+    name: String,
+    child: Child,
 }
 
 /// Options for [`GridSandbox`].
@@ -110,17 +119,10 @@ impl Builder {
         let dir = tempfile::tempdir().expect("temp dir");
         let (master, addr) = spawn_master(dir.path(), "127.0.0.1:0", &self.master_args);
         let url = format!("http://{addr}");
-        let mut sandbox = GridSandbox {
-            dir,
-            master,
-            addr,
-            url,
-            master_args: self.master_args,
-            nodes: Vec::new(),
-            node_names: Vec::new(),
-        };
+        let mut sandbox = GridSandbox { dir, master, addr, url, master_args: self.master_args, nodes: Vec::new() };
+        let node_args: Vec<&str> = self.node_args.iter().map(String::as_str).collect();
         for i in 0..self.nodes {
-            sandbox.add_node(&format!("node-{i}"), &self.node_args);
+            sandbox.add_node(&format!("node-{i}"), &node_args);
         }
         sandbox
     }
@@ -178,8 +180,10 @@ impl GridSandbox {
         self.dir.path()
     }
 
-    /// Starts one more node and waits until it has registered.
-    pub fn add_node(&mut self, name: &str, extra: &[String]) {
+    /// Starts one more node, named `name`, and waits until it has
+    /// registered.
+    pub fn add_node(&mut self, name: &str, extra: &[&str]) {
+        assert!(self.nodes.iter().all(|n| n.name != name), "a node `{name}` is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -193,8 +197,7 @@ impl GridSandbox {
             .stderr(log)
             .spawn()
             .expect("spawn grid-node");
-        self.nodes.push(node);
-        self.node_names.push(name.to_owned());
+        self.nodes.push(NodeProcess { name: name.to_owned(), child: node });
         self.wait_for_nodes();
     }
 
@@ -271,41 +274,48 @@ impl GridSandbox {
         self.master = master;
     }
 
-    /// Starts node `i` again after [`GridSandbox::kill_node`], with the same
-    /// name and cache dir, and waits until it has registered.
-    pub fn restart_node(&mut self, i: usize, extra: &[String]) {
-        let name = self.node_names.remove(i);
-        let mut old = self.nodes.remove(i);
-        let _ = old.kill();
-        let _ = old.wait();
-        self.add_node(&name, extra);
+    /// The position of node `name` in `self.nodes`.
+    #[track_caller]
+    fn node_index(&self, name: &str) -> usize {
+        self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node `{name}` in the sandbox"))
+    }
+
+    /// Starts node `name` again (killing it first if it still runs), with
+    /// the same cache dir, and waits until it has registered.
+    pub fn restart_node(&mut self, name: &str, extra: &[&str]) {
+        let mut old = self.nodes.remove(self.node_index(name));
+        let _ = old.child.kill();
+        let _ = old.child.wait();
+        self.add_node(name, extra);
     }
 
     /// Waits until the master lists every node.
     pub fn wait_for_nodes(&self) {
-        let names = self.node_names.clone();
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
         self.wait_until("every node registered", |s| {
-            let out = s.cli(&["nodes"]).output().ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            names.iter().all(|n| text.lines().any(|l| l.starts_with(n.as_str()))).then_some(())
+            // The master may not answer yet: ask again.
+            let listed = s.try_nodes()?;
+            names.iter().all(|name| listed.iter().any(|n| n["name"] == name.as_str())).then_some(())
         });
     }
 
-    /// Sends `signal` (e.g. `TERM`) to node `i`.
-    pub fn signal_node(&self, i: usize, signal: &str) {
-        let status =
-            Command::new("kill").args([&format!("-{signal}"), &self.nodes[i].id().to_string()]).status().expect("kill");
+    /// Sends `signal` (e.g. `TERM`) to node `name`.
+    pub fn signal_node(&self, name: &str, signal: &str) {
+        let pid = self.nodes[self.node_index(name)].child.id();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().expect("kill");
         assert!(status.success());
     }
 
-    /// Waits for node `i` to exit by itself and returns whether it exited cleanly.
-    pub fn wait_node_exit(&mut self, i: usize) -> bool {
+    /// Waits for node `name` to exit by itself and returns whether it exited
+    /// cleanly.
+    pub fn wait_node_exit(&mut self, name: &str) -> bool {
+        let i = self.node_index(name);
         let start = Instant::now();
         loop {
-            if let Some(status) = self.nodes[i].try_wait().expect("try_wait") {
+            if let Some(status) = self.nodes[i].child.try_wait().expect("try_wait") {
                 return status.success();
             }
-            assert!(start.elapsed() < READY_TIMEOUT, "node {i} did not exit");
+            assert!(start.elapsed() < READY_TIMEOUT, "node `{name}` did not exit");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -315,16 +325,62 @@ impl GridSandbox {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
-    /// Kills one node process (by index) at once.
-    pub fn kill_node(&mut self, i: usize) {
-        let _ = self.nodes[i].kill();
-        let _ = self.nodes[i].wait();
+    /// Kills node `name` at once.
+    pub fn kill_node(&mut self, name: &str) {
+        let i = self.node_index(name);
+        let _ = self.nodes[i].child.kill();
+        let _ = self.nodes[i].child.wait();
+    }
+
+    /// `grid-cli status --json ID`: the job as JSON.
+    #[track_caller]
+    pub fn status(&self, id: &str) -> Value {
+        self.run(&["status", "--json", id]).json()
+    }
+
+    /// `grid-cli jobs --json`: the newest jobs first.
+    #[track_caller]
+    pub fn jobs(&self) -> Vec<Value> {
+        array(self.run(&["jobs", "--json"]).json())
+    }
+
+    /// `grid-cli nodes --json`: every node the master lists.
+    #[track_caller]
+    pub fn nodes(&self) -> Vec<Value> {
+        array(self.run(&["nodes", "--json"]).json())
+    }
+
+    /// `grid-cli nodes --json`, or `None` while the master does not answer.
+    fn try_nodes(&self) -> Option<Vec<Value>> {
+        let out = self.cli(&["nodes", "--json"]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Node `name` as `grid-cli nodes --json` lists it.
+    #[track_caller]
+    pub fn node(&self, name: &str) -> Value {
+        let nodes = self.nodes();
+        nodes
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("the master lists no node `{name}`: {nodes:#?}"))
+    }
+
+    /// The slots node `name` has in use, and its slots in all.
+    #[track_caller]
+    pub fn slots(&self, name: &str) -> (u64, u64) {
+        let node = self.node(name);
+        (number(&node["slots_used"]), number(&node["slots_total"]))
     }
 
     /// Whether the master and every node process are still running.
     pub fn all_alive(&mut self) -> bool {
         self.master.try_wait().ok().flatten().is_none()
-            && self.nodes.iter_mut().all(|n| n.try_wait().ok().flatten().is_none())
+            && self.nodes.iter_mut().all(|n| n.child.try_wait().ok().flatten().is_none())
     }
 
     /// Writes a text module to the sandbox dir and returns its path.
@@ -338,8 +394,8 @@ impl GridSandbox {
 impl Drop for GridSandbox {
     fn drop(&mut self) {
         for n in &mut self.nodes {
-            let _ = n.kill();
-            let _ = n.wait();
+            let _ = n.child.kill();
+            let _ = n.child.wait();
         }
         let _ = self.master.kill();
         let _ = self.master.wait();
@@ -389,4 +445,26 @@ impl Run {
         assert_eq!(self.code, Some(0), "{self:#?}");
         assert!(self.grid_lines().is_empty(), "grid printed on a successful run: {self:#?}");
     }
+
+    /// Stdout parsed as JSON, from a `--json` command that succeeded.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        assert_eq!(self.code, Some(0), "{self:#?}");
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}: {self:#?}"))
+    }
+}
+
+/// The items of a JSON array.
+#[track_caller]
+pub fn array(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        other => panic!("not a JSON array: {other:#}"),
+    }
+}
+
+/// A JSON number that is a non-negative integer.
+#[track_caller]
+pub fn number(value: &Value) -> u64 {
+    value.as_u64().unwrap_or_else(|| panic!("not a non-negative integer: {value}"))
 }
