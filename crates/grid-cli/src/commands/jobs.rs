@@ -45,7 +45,7 @@ impl JobsCommand {
                 [j.id.clone(), j.state.clone(), j.tenant.clone(), j.node.clone(), module, ended]
             })
             .collect();
-        crate::commands::print_table(&["ID", "STATE", "TENANT", "NODE", "MODULE", "ENDED"], &rows);
+        crate::table::print_table(&["ID", "STATE", "TENANT", "NODE", "MODULE", "ENDED"], &rows);
         Ok(ExitCode::SUCCESS)
     }
 }

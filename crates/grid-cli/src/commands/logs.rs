@@ -1,7 +1,7 @@
 //! `grid-cli logs`: a job's output, kept with the job.
 
 use crate::commands::GlobalArgs;
-use crate::commands::follow::{self, Output};
+use crate::follow::{self, Output};
 use crate::rpc::{Event, Grid};
 use anyhow::Result;
 use clap::Parser;

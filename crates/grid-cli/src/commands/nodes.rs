@@ -47,7 +47,7 @@ impl NodesCommand {
                 ]
             })
             .collect();
-        crate::commands::print_table(&header, &rows);
+        crate::table::print_table(&header, &rows);
         if rows.is_empty() {
             eprintln!("no nodes connected");
         }

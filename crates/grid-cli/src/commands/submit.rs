@@ -1,7 +1,7 @@
 //! `grid-cli submit`: queue a job and print its id at once.
 
 use crate::commands::GlobalArgs;
-use crate::commands::job::JobArgs;
+use crate::job::JobArgs;
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;

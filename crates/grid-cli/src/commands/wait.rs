@@ -1,7 +1,7 @@
 //! `grid-cli wait`: wait for a job and exit as `run` would have.
 
 use crate::commands::GlobalArgs;
-use crate::commands::follow::{self, Output};
+use crate::follow::{self, Output};
 use crate::exit;
 use crate::rpc::Grid;
 use anyhow::Result;

@@ -3,8 +3,8 @@
 //! `OUTPUT_DIR/<file name>.out` (and stderr, if any, to `.err`). Each job
 //! gets its own `/out`, which lands in `OUTPUT_DIR/<file name>/`.
 
-use crate::commands::job::JobArgs;
-use crate::commands::output;
+use crate::job::JobArgs;
+use crate::output_dir;
 use crate::exit::{self, Failure};
 use crate::rpc::{Event, Grid};
 use anyhow::{Context, Result};
@@ -20,7 +20,7 @@ const FOLLOWING: usize = 64;
 
 /// Runs one job per file matching `pattern`.
 pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_dir: &Path) -> Result<ExitCode> {
-    let out_mapping = output::mapping(job)?;
+    let out_mapping = output_dir::mapping(job)?;
     let inputs = expand(pattern)?;
     let mut names = std::collections::HashSet::new();
     for input in &inputs {
@@ -171,7 +171,7 @@ async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path, results: &Pat
                 if !stderr.is_empty() {
                     std::fs::write(err, &stderr).with_context(|| format!("failed to write `{}`", err.display()))?;
                 }
-                output::write_back(&report, results)?;
+                output_dir::write_back(&report, results)?;
                 return Ok(report);
             }
         }

@@ -3,7 +3,7 @@
 //! what that directory already holds. A guest's structured result is the
 //! file `/out/result.json` in it (see `guest_sdk::result`).
 
-use crate::commands::job::JobArgs;
+use crate::job::JobArgs;
 use crate::exit::{self, Failure};
 use anyhow::{Context, Result};
 use grid_core::{JobReport, MappedDir, archive};
