@@ -3,10 +3,10 @@
 //! `OUTPUT_DIR/<file name>.out` (and stderr, if any, to `.err`). Each job
 //! gets its own `/out`, which lands in `OUTPUT_DIR/<file name>/`.
 
+use crate::exit::{self, Failure};
 use crate::job::JobArgs;
 use crate::output_dir;
-use crate::exit::{self, Failure};
-use crate::rpc::{Event, Grid};
+use crate::rpc::{Client, Event};
 use anyhow::{Context, Result};
 use grid_core::{JobReport, JobSpec};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -49,7 +49,7 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         contents.push(std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))?);
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("failed to create `{}`", out_dir.display()))?;
-    let (mut grid, mut template) = job.prepare(master, &[]).await?;
+    let (mut client, mut template) = job.prepare(master, &[]).await?;
     template.dirs.push(out_mapping);
     let bar = progress(inputs.len() as u64);
 
@@ -58,10 +58,10 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         let mut args = template.args.clone();
         args.push(input.display().to_string());
         let spec = JobSpec { stdin, args, ..template.clone() };
-        match job.submit_spec(&mut grid, spec, &JobArgs::fresh_key()).await {
+        match job.submit_spec(&mut client, spec, &JobArgs::fresh_key()).await {
             Ok(id) => jobs.push((input.clone(), id)),
             Err(e) => {
-                cancel_all(&mut grid, &jobs).await;
+                cancel_all(&mut client, &jobs).await;
                 return Err(e);
             }
         }
@@ -71,14 +71,14 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     let permits = Arc::new(tokio::sync::Semaphore::new(FOLLOWING));
     let mut tasks = tokio::task::JoinSet::new();
     for (input, id) in jobs {
-        let (grid, bar, permits) = (grid.clone(), bar.clone(), permits.clone());
+        let (client, bar, permits) = (client.clone(), bar.clone(), permits.clone());
         let name = output_name(&input);
         let out = out_dir.join(format!("{name}.out"));
         let err = out_dir.join(format!("{name}.err"));
         let results = out_dir.join(&name);
         tasks.spawn(async move {
             let _permit = permits.acquire().await;
-            let report = collect(grid, &id, &out, &err, &results).await;
+            let report = collect(client, &id, &out, &err, &results).await;
             bar.inc(1);
             (input, report)
         });
@@ -89,7 +89,7 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
             done = tasks.join_next() => done,
             _ = tokio::signal::ctrl_c() => {
                 bar.finish_and_clear();
-                cancel_all(&mut grid, &ids).await;
+                cancel_all(&mut client, &ids).await;
                 return Err(Failure::with(exit::CANCELLED, format!("interrupted; {} jobs were asked to stop", ids.len())));
             }
         };
@@ -121,9 +121,9 @@ fn output_name(input: &Path) -> String {
     input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into())
 }
 
-async fn cancel_all(grid: &mut Grid, jobs: &[(PathBuf, String)]) {
+async fn cancel_all(client: &mut Client, jobs: &[(PathBuf, String)]) {
     for (_, id) in jobs {
-        let _ = grid.cancel(id).await;
+        let _ = client.cancel(id).await;
     }
 }
 
@@ -152,8 +152,8 @@ fn progress(total: u64) -> ProgressBar {
 /// Follows one job, writing its stdout to `out`, its stderr (if any) to
 /// `err`, and what it left in `/out` (if anything) into `results`. Output
 /// before a retry belongs to a void attempt and is dropped.
-async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path, results: &Path) -> Result<JobReport> {
-    let mut watch = grid.watch(id, false).await?;
+async fn collect(mut client: Client, id: &str, out: &Path, err: &Path, results: &Path) -> Result<JobReport> {
+    let mut watch = client.watch(id, false).await?;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = watch.next().await? {
         match event {

@@ -2,7 +2,7 @@
 //! turning them into a submitted job.
 
 use crate::exit::{self, Failure};
-use crate::rpc::{Grid, Watch};
+use crate::rpc::{Client, Watch};
 use anyhow::{Context, Result};
 use clap::Args;
 use grid_core::archive::{self, Escape};
@@ -85,12 +85,12 @@ fn fresh_key() -> String {
 
 impl JobArgs {
     /// Reads the module and stdin, packs the directories, connects, uploads
-    /// the module if the master lacks it, and submits. Returns the grid and
+    /// the module if the master lacks it, and submits. Returns the client and
     /// the job's id.
-    pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String)> {
-        let (mut grid, spec) = self.prepare(master, stdin).await?;
-        let job_id = self.submit_spec(&mut grid, spec, &self.key()).await?;
-        Ok((grid, job_id))
+    pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Client, String)> {
+        let (mut client, spec) = self.prepare(master, stdin).await?;
+        let job_id = self.submit_spec(&mut client, spec, &self.key()).await?;
+        Ok((client, job_id))
     }
 
     /// The submission's idempotency key: `--idempotency-key`, or a fresh one.
@@ -100,26 +100,27 @@ impl JobArgs {
 
     /// Submits `spec` with `key` and follows it, in one round trip: the
     /// job's id and its events from the start.
-    pub async fn run_spec(&self, grid: &mut Grid, spec: JobSpec, key: &str) -> Result<(String, Watch)> {
-        grid.run(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
+    pub async fn run_spec(&self, client: &mut Client, spec: JobSpec, key: &str) -> Result<(String, Watch)> {
+        client.run(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
     }
 
-    /// Everything up to the submission: the connected grid, and the spec
+    /// Everything up to the submission: the connected client, and the spec
     /// with its module uploaded.
-    pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, JobSpec)> {
+    pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Client, JobSpec)> {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
-        let mut grid = Grid::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
-        let module = grid
+        let mut client =
+            Client::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
+        let module = client
             .ensure_module(&bytes)
             .await
             .with_context(|| format!("failed to upload `{}`", self.module.display()))?;
-        Ok((grid, JobSpec { module, ..spec }))
+        Ok((client, JobSpec { module, ..spec }))
     }
 
     /// Submits `spec` with `key`, under this job's tenant and priority.
-    pub async fn submit_spec(&self, grid: &mut Grid, spec: JobSpec, key: &str) -> Result<String> {
-        grid.submit(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
+    pub async fn submit_spec(&self, client: &mut Client, spec: JobSpec, key: &str) -> Result<String> {
+        client.submit(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
     }
 
     /// Whose job this is: `--tenant`, else `$USER`.

@@ -79,11 +79,12 @@ impl From<pb::JobInfo> for JobRow {
     }
 }
 
-/// A connected grid. Clones share the connection (and the embedded grid).
+/// A connection to a grid's master, named or embedded. Clones share the
+/// connection (and the embedded grid).
 #[derive(Clone)]
-pub struct Grid {
-    client: MasterClient<Channel>,
-    /// Keeps an embedded master and node alive while the grid is in use.
+pub struct Client {
+    master: MasterClient<Channel>,
+    /// Keeps an embedded master and node alive while the client is in use.
     _embedded: Option<std::sync::Arc<Embedded>>,
 }
 
@@ -101,24 +102,24 @@ fn status(e: tonic::Status) -> anyhow::Error {
     anyhow!("{}", e.message())
 }
 
-impl Grid {
+impl Client {
     /// Connects to `master`, or with `None` starts an embedded grid.
     pub async fn connect(master: Option<&str>) -> Result<Self> {
         match master {
-            Some(url) => Ok(Self { client: connect(url).await?, _embedded: None }),
+            Some(url) => Ok(Self { master: connect(url).await?, _embedded: None }),
             None => {
                 let embedded = Embedded::start().await.context("failed to start the embedded grid")?;
-                let client = connect(&embedded.url).await?;
-                let mut grid = Self { client, _embedded: Some(std::sync::Arc::new(embedded)) };
+                let master = connect(&embedded.url).await?;
+                let mut client = Self { master, _embedded: Some(std::sync::Arc::new(embedded)) };
                 // The embedded node registers within milliseconds; wait for it
                 // so that the first command already sees it.
                 for _ in 0..500 {
-                    if !grid.nodes().await?.is_empty() {
+                    if !client.nodes().await?.is_empty() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Ok(grid)
+                Ok(client)
             }
         }
     }
@@ -127,7 +128,7 @@ impl Grid {
     pub async fn ensure_module(&mut self, bytes: &[u8]) -> Result<ModuleHash> {
         let hash = ModuleHash::of(bytes);
         let missing = self
-            .client
+            .master
             .missing_modules(pb::MissingModulesRequest { hashes: vec![hash.to_string()] })
             .await
             .map_err(status)?
@@ -146,21 +147,21 @@ impl Grid {
         }
         chunks[0].hash = hash.to_string();
         chunks[0].total_size = total_size;
-        self.client.upload_module(tokio_stream::iter(chunks)).await.map_err(status)?;
+        self.master.upload_module(tokio_stream::iter(chunks)).await.map_err(status)?;
         Ok(hash)
     }
 
     /// Queues a job; returns its id. The same `key` again yields the same job.
     pub async fn submit(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<String> {
         let req = submission(spec, key, tenant, priority);
-        Ok(self.client.submit_job(req).await.map_err(status)?.into_inner().job_id)
+        Ok(self.master.submit_job(req).await.map_err(status)?.into_inner().job_id)
     }
 
     /// Submits `spec` and follows it in one call: the job's id, and its
     /// events from the start as they come.
     pub async fn run(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<(String, Watch)> {
         let req = submission(spec, key, tenant, priority);
-        let mut stream = self.client.run_job(req).await.map_err(status)?.into_inner();
+        let mut stream = self.master.run_job(req).await.map_err(status)?.into_inner();
         match stream.message().await.map_err(status)? {
             Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
                 Ok((job_id, Watch { stream }))
@@ -173,7 +174,7 @@ impl Grid {
     /// `snapshot` only those so far.
     pub async fn watch(&mut self, job_id: &str, snapshot: bool) -> Result<Watch> {
         let stream = self
-            .client
+            .master
             .watch_job(pb::WatchJobRequest { job_id: job_id.to_owned(), snapshot })
             .await
             .map_err(status)?
@@ -184,25 +185,25 @@ impl Grid {
     /// Cancels a job; returns whether it had not finished yet.
     pub async fn cancel(&mut self, job_id: &str) -> Result<bool> {
         let req = pb::CancelJobRequest { job_id: job_id.to_owned() };
-        Ok(self.client.cancel_job(req).await.map_err(status)?.into_inner().cancelled)
+        Ok(self.master.cancel_job(req).await.map_err(status)?.into_inner().cancelled)
     }
 
     /// One job.
     pub async fn job(&mut self, job_id: &str) -> Result<JobRow> {
-        let info = self.client.get_job(pb::GetJobRequest { job_id: job_id.to_owned() }).await.map_err(status)?;
+        let info = self.master.get_job(pb::GetJobRequest { job_id: job_id.to_owned() }).await.map_err(status)?;
         Ok(JobRow::from(info.into_inner()))
     }
 
     /// The newest jobs, optionally in one state.
     pub async fn jobs(&mut self, state: Option<&str>, limit: u32) -> Result<Vec<JobRow>> {
         let req = pb::ListJobsRequest { state: state.unwrap_or_default().to_owned(), limit };
-        let jobs = self.client.list_jobs(req).await.map_err(status)?.into_inner().jobs;
+        let jobs = self.master.list_jobs(req).await.map_err(status)?.into_inner().jobs;
         Ok(jobs.into_iter().map(JobRow::from).collect())
     }
 
     /// The nodes connected to the master.
     pub async fn nodes(&mut self) -> Result<Vec<NodeRow>> {
-        let nodes = self.client.list_nodes(pb::ListNodesRequest {}).await.map_err(status)?.into_inner().nodes;
+        let nodes = self.master.list_nodes(pb::ListNodesRequest {}).await.map_err(status)?.into_inner().nodes;
         Ok(nodes
             .into_iter()
             .map(|n| NodeRow {

@@ -2,7 +2,7 @@
 
 use crate::commands::GlobalArgs;
 use crate::commands::status::to_json;
-use crate::rpc::Grid;
+use crate::rpc::Client;
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -27,8 +27,8 @@ pub struct JobsCommand {
 impl JobsCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let mut grid = Grid::connect(global.master.as_deref()).await?;
-        let jobs = grid.jobs(self.state.as_deref(), self.limit).await?;
+        let mut client = Client::connect(global.master.as_deref()).await?;
+        let jobs = client.jobs(self.state.as_deref(), self.limit).await?;
         if self.json {
             let all: Vec<_> = jobs.iter().map(to_json).collect();
             println!("{}", serde_json::to_string_pretty(&all)?);

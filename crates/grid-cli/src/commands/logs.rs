@@ -2,7 +2,7 @@
 
 use crate::commands::GlobalArgs;
 use crate::follow::{self, Output};
-use crate::rpc::{Event, Grid};
+use crate::rpc::{Client, Event};
 use anyhow::Result;
 use clap::Parser;
 use std::io::Write;
@@ -25,12 +25,12 @@ impl LogsCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         let master = global.master.as_deref();
-        let mut grid = Grid::connect(master).await?;
+        let mut client = Client::connect(master).await?;
         if self.follow {
-            follow::follow(&mut grid, master, &self.job, None, Output::Print, global.verbose > 0).await?;
+            follow::follow(&mut client, master, &self.job, None, Output::Print, global.verbose > 0).await?;
             return Ok(ExitCode::SUCCESS);
         }
-        let mut watch = grid.watch(&self.job, true).await?;
+        let mut watch = client.watch(&self.job, true).await?;
         let mut chunks = Vec::new();
         while let Some(event) = watch.next().await? {
             match event {

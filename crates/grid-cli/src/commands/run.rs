@@ -1,10 +1,10 @@
 //! `grid-cli run`: run a module on the grid as if it ran here.
 
 use crate::commands::GlobalArgs;
+use crate::exit::{self, Failure};
 use crate::follow::{self, Output};
 use crate::job::JobArgs;
 use crate::output_dir;
-use crate::exit::{self, Failure};
 use anyhow::{Context, Result};
 use clap::Parser;
 use grid_core::JobReport;
@@ -54,17 +54,17 @@ impl RunCommand {
         }
         let stdin = JobArgs::read_stdin()?;
         let out = self.output_dir.as_ref().map(|_| output_dir::mapping(&self.job)).transpose()?;
-        let (mut grid, mut spec) = self.job.prepare(master, &stdin).await?;
+        let (mut client, mut spec) = self.job.prepare(master, &stdin).await?;
         if let (Some(out), Some(dir)) = (out, &self.output_dir) {
             spec.dirs.push(out);
             output_dir::create(dir)?;
         }
-        let (job_id, watch) = self.job.run_spec(&mut grid, spec, &self.job.key()).await?;
+        let (job_id, watch) = self.job.run_spec(&mut client, spec, &self.job.key()).await?;
         let verbose = global.verbose > 0;
         if verbose {
             eprintln!("grid: job {job_id} queued");
         }
-        let Some(report) = follow::follow(&mut grid, master, &job_id, Some(watch), Output::Print, verbose).await?
+        let Some(report) = follow::follow(&mut client, master, &job_id, Some(watch), Output::Print, verbose).await?
         else {
             // Our stdout closed under us: the job was cancelled, and that is fine.
             return Ok(ExitCode::SUCCESS);
