@@ -8,7 +8,7 @@ use crate::job::JobArgs;
 use crate::output_dir;
 use crate::rpc::{Client, Event};
 use anyhow::{Context, Result};
-use grid_core::{JobReport, JobSpec};
+use grid_core::{JobReport, JobSpec, OutputStream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -157,8 +157,8 @@ async fn collect(mut client: Client, id: &str, out: &Path, err: &Path, results: 
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = watch.next().await? {
         match event {
-            Event::Stdout(d) => stdout.extend_from_slice(&d),
-            Event::Stderr(d) => stderr.extend_from_slice(&d),
+            Event::Output(OutputStream::Stdout, d) => stdout.extend_from_slice(&d),
+            Event::Output(OutputStream::Stderr, d) => stderr.extend_from_slice(&d),
             Event::Retry(_) => {
                 stdout.clear();
                 stderr.clear();

@@ -5,7 +5,7 @@
 use crate::exit::{self, Failure};
 use crate::rpc::{Client, Event, Watch};
 use anyhow::{Context, Result};
-use grid_core::{JobReport, format_fuel};
+use grid_core::{JobReport, OutputStream, format_fuel};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -107,8 +107,12 @@ pub async fn follow(
                     seen = [0, 0];
                     Ok(())
                 }
-                Event::Stdout(data) => emit(output, &mut std::io::stdout(), &data, &mut seen[0], &mut printed[0]),
-                Event::Stderr(data) => emit(output, &mut std::io::stderr(), &data, &mut seen[1], &mut printed[1]),
+                Event::Output(OutputStream::Stdout, data) => {
+                    emit(output, &mut std::io::stdout(), &data, &mut seen[0], &mut printed[0])
+                }
+                Event::Output(OutputStream::Stderr, data) => {
+                    emit(output, &mut std::io::stderr(), &data, &mut seen[1], &mut printed[1])
+                }
                 Event::Finished(report) => return Ok(Some(report)),
             };
             if let Err(e) = written {

@@ -4,7 +4,7 @@
 use crate::embedded::Embedded;
 use anyhow::{Context, Result, anyhow};
 use grid_core::wire::MAX_MESSAGE_BYTES;
-use grid_core::{JobReport, JobSpec, ModuleHash};
+use grid_core::{JobReport, JobSpec, ModuleHash, OutputStream};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use std::time::Duration;
@@ -18,10 +18,8 @@ const CHUNK: usize = 1 << 20;
 pub enum Event {
     /// The job went to a node.
     Assigned(String),
-    /// Guest stdout.
-    Stdout(Vec<u8>),
-    /// Guest stderr.
-    Stderr(Vec<u8>),
+    /// Bytes the guest wrote to one of its output streams.
+    Output(OutputStream, Vec<u8>),
     /// The node was lost and the job runs again as this attempt.
     Retry(u32),
     /// The job ended.
@@ -241,8 +239,7 @@ impl Watch {
             };
             let event = match ev.event {
                 Some(E::AssignedNode(node)) => Event::Assigned(node),
-                Some(E::Output(chunk)) if chunk.stream == pb::OutputStream::Stderr as i32 => Event::Stderr(chunk.data),
-                Some(E::Output(chunk)) => Event::Stdout(chunk.data),
+                Some(E::Output(chunk)) => Event::Output(grid_core::wire::output_stream(chunk.stream), chunk.data),
                 Some(E::Finished(result)) => Event::Finished(result.into()),
                 Some(E::Retry(attempt)) => Event::Retry(attempt),
                 Some(E::Submitted(_)) | None => continue,

@@ -5,6 +5,7 @@ use crate::follow::{self, Output};
 use crate::rpc::{Client, Event};
 use anyhow::Result;
 use clap::Parser;
+use grid_core::OutputStream;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -36,16 +37,14 @@ impl LogsCommand {
             match event {
                 // Output before a retry belongs to a void attempt.
                 Event::Retry(_) => chunks.clear(),
-                Event::Stdout(d) => chunks.push((false, d)),
-                Event::Stderr(d) => chunks.push((true, d)),
+                Event::Output(stream, d) => chunks.push((stream, d)),
                 Event::Assigned(_) | Event::Finished(_) => {}
             }
         }
-        for (is_err, data) in chunks {
-            if is_err {
-                std::io::stderr().write_all(&data)?;
-            } else {
-                std::io::stdout().write_all(&data)?;
+        for (stream, data) in chunks {
+            match stream {
+                OutputStream::Stdout => std::io::stdout().write_all(&data)?,
+                OutputStream::Stderr => std::io::stderr().write_all(&data)?,
             }
         }
         std::io::stdout().flush()?;
