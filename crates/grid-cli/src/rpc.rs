@@ -4,7 +4,7 @@
 use crate::embedded::Embedded;
 use anyhow::{Context, Result, anyhow};
 use grid_core::wire::MAX_MESSAGE_BYTES;
-use grid_core::{JobReport, JobSpec, ModuleHash, OutputStream};
+use grid_core::{JobReport, JobSpec, JobState, ModuleHash, OutputStream};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub struct NodeRow {
 #[derive(Debug)]
 pub struct JobRow {
     pub id: String,
-    pub state: String,
+    pub state: JobState,
     pub tenant: String,
     pub priority: i32,
     pub waiting: String,
@@ -59,11 +59,17 @@ pub struct JobRow {
     pub result: Option<JobReport>,
 }
 
-impl From<pb::JobInfo> for JobRow {
-    fn from(j: pb::JobInfo) -> Self {
-        JobRow {
+impl TryFrom<pb::JobInfo> for JobRow {
+    type Error = anyhow::Error;
+
+    /// Fails on a state this CLI does not know, say from a newer master.
+    fn try_from(j: pb::JobInfo) -> Result<Self> {
+        let Ok(state) = j.state.parse() else {
+            return Err(anyhow!("the master says job {} is `{}`, a state this grid-cli does not know", j.id, j.state));
+        };
+        Ok(JobRow {
             id: j.id,
-            state: j.state,
+            state,
             tenant: j.tenant,
             priority: j.priority,
             waiting: j.waiting,
@@ -73,7 +79,7 @@ impl From<pb::JobInfo> for JobRow {
             module: j.module_hash,
             args: j.args,
             result: j.result.map(Into::into),
-        }
+        })
     }
 }
 
@@ -189,14 +195,14 @@ impl Client {
     /// One job.
     pub async fn job(&mut self, job_id: &str) -> Result<JobRow> {
         let info = self.master.get_job(pb::GetJobRequest { job_id: job_id.to_owned() }).await.map_err(status)?;
-        Ok(JobRow::from(info.into_inner()))
+        JobRow::try_from(info.into_inner())
     }
 
     /// The newest jobs, optionally in one state.
-    pub async fn jobs(&mut self, state: Option<&str>, limit: u32) -> Result<Vec<JobRow>> {
-        let req = pb::ListJobsRequest { state: state.unwrap_or_default().to_owned(), limit };
+    pub async fn jobs(&mut self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRow>> {
+        let req = pb::ListJobsRequest { state: state.map(JobState::as_str).unwrap_or_default().to_owned(), limit };
         let jobs = self.master.list_jobs(req).await.map_err(status)?.into_inner().jobs;
-        Ok(jobs.into_iter().map(JobRow::from).collect())
+        jobs.into_iter().map(JobRow::try_from).collect()
     }
 
     /// The nodes connected to the master.

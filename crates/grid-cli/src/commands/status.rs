@@ -24,7 +24,7 @@ pub struct StatusCommand {
 pub fn to_json(j: &JobRow) -> serde_json::Value {
     let mut v = serde_json::json!({
         "id": j.id,
-        "state": j.state,
+        "state": j.state.as_str(),
         "tenant": j.tenant,
         "priority": j.priority,
         "node": j.node,
