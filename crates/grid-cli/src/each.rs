@@ -4,11 +4,11 @@
 //! gets its own `/out`, which lands in `OUTPUT_DIR/<file name>/`.
 
 use crate::exit::{self, Failure};
-use crate::job::JobArgs;
+use crate::job::{JobArgs, fresh_key};
 use crate::output_dir;
 use crate::rpc::{Client, Event};
 use anyhow::{Context, Result};
-use grid_core::{JobReport, JobSpec, OutputStream};
+use grid_core::{JobReport, JobSpec, OutputStream, Submission};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -51,6 +51,7 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     std::fs::create_dir_all(out_dir).with_context(|| format!("failed to create `{}`", out_dir.display()))?;
     let (mut client, mut template) = job.prepare(master, &[]).await?;
     template.dirs.push(out_mapping);
+    let submission = job.submission();
     let bar = progress(inputs.len() as u64);
 
     let mut jobs = Vec::new();
@@ -58,7 +59,9 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         let mut args = template.args.clone();
         args.push(input.display().to_string());
         let spec = JobSpec { stdin, args, ..template.clone() };
-        match job.submit_spec(&mut client, spec, &JobArgs::fresh_key()).await {
+        // Each job has a key of its own.
+        let submission = Submission { key: Some(fresh_key()), ..submission.clone() };
+        match client.submit(spec, submission).await {
             Ok(id) => jobs.push((input.clone(), id)),
             Err(e) => {
                 cancel_all(&mut client, &jobs).await;

@@ -1,12 +1,12 @@
 //! What `run` and `submit` share: the flags that describe a job, and
-//! turning them into a submitted job.
+//! turning them into a spec (its module uploaded) and a submission.
 
 use crate::exit::{self, Failure};
-use crate::rpc::{Client, Watch};
+use crate::rpc::Client;
 use anyhow::{Context, Result};
 use clap::Args;
 use grid_core::archive::{self, Escape};
-use grid_core::{JobSpec, Limits, MappedDir};
+use grid_core::{JobSpec, Limits, MappedDir, Submission};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,7 +76,7 @@ fn parse_dir(s: &str) -> Result<(PathBuf, String), String> {
 }
 
 /// A key no other submission has: the time, this process and a counter.
-fn fresh_key() -> String {
+pub fn fresh_key() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -84,28 +84,9 @@ fn fresh_key() -> String {
 }
 
 impl JobArgs {
-    /// Reads the module and stdin, packs the directories, connects, uploads
-    /// the module if the master lacks it, and submits. Returns the client and
-    /// the job's id.
-    pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Client, String)> {
-        let (mut client, spec) = self.prepare(master, stdin).await?;
-        let job_id = self.submit_spec(&mut client, spec, &self.key()).await?;
-        Ok((client, job_id))
-    }
-
-    /// The submission's idempotency key: `--idempotency-key`, or a fresh one.
-    pub fn key(&self) -> String {
-        self.idempotency_key.clone().unwrap_or_else(fresh_key)
-    }
-
-    /// Submits `spec` with `key` and follows it, in one round trip: the
-    /// job's id and its events from the start.
-    pub async fn run_spec(&self, client: &mut Client, spec: JobSpec, key: &str) -> Result<(String, Watch)> {
-        client.run(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
-    }
-
-    /// Everything up to the submission: the connected client, and the spec
-    /// with its module uploaded.
+    /// Everything up to the submission: reads the module, packs the
+    /// directories, connects, and uploads the module if the master lacks
+    /// it. Returns the connected client and the spec.
     pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Client, JobSpec)> {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
@@ -118,19 +99,14 @@ impl JobArgs {
         Ok((client, JobSpec { module, ..spec }))
     }
 
-    /// Submits `spec` with `key`, under this job's tenant and priority.
-    pub async fn submit_spec(&self, client: &mut Client, spec: JobSpec, key: &str) -> Result<String> {
-        client.submit(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
-    }
-
-    /// Whose job this is: `--tenant`, else `$USER`.
-    fn tenant(&self) -> String {
-        self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into())
-    }
-
-    /// A key no other submission has.
-    pub fn fresh_key() -> String {
-        fresh_key()
+    /// How the job is submitted: its key (`--idempotency-key`, else a
+    /// fresh one), its tenant (`--tenant`, else `$USER`) and its priority.
+    pub fn submission(&self) -> Submission {
+        Submission {
+            key: Some(self.idempotency_key.clone().unwrap_or_else(fresh_key)),
+            tenant: self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into()),
+            priority: self.priority,
+        }
     }
 
     /// Standard input, when it is not a terminal, read to its end.

@@ -4,7 +4,7 @@
 use crate::embedded::Embedded;
 use anyhow::{Context, Result, anyhow};
 use grid_core::wire::MAX_MESSAGE_BYTES;
-use grid_core::{JobReport, JobSpec, JobState, ModuleHash, OutputStream};
+use grid_core::{JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use std::time::Duration;
@@ -92,16 +92,6 @@ pub struct Client {
     _embedded: Option<std::sync::Arc<Embedded>>,
 }
 
-/// What `SubmitJob` and `RunJob` send.
-fn submission(spec: JobSpec, key: &str, tenant: &str, priority: i32) -> pb::SubmitJobRequest {
-    pb::SubmitJobRequest {
-        spec: Some(spec.into()),
-        idempotency_key: key.to_owned(),
-        tenant: tenant.to_owned(),
-        priority,
-    }
-}
-
 fn status(e: tonic::Status) -> anyhow::Error {
     anyhow!("{}", e.message())
 }
@@ -155,23 +145,27 @@ impl Client {
         Ok(hash)
     }
 
-    /// Queues a job; returns its id. The same `key` again yields the same job.
-    pub async fn submit(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<String> {
-        let req = submission(spec, key, tenant, priority);
-        Ok(self.master.submit_job(req).await.map_err(status)?.into_inner().job_id)
+    /// Queues a job; returns its id. The same key again yields the same job.
+    pub async fn submit(&mut self, spec: JobSpec, submission: Submission) -> Result<String> {
+        let req = grid_core::wire::submit_request(spec, submission);
+        let reply = self.master.submit_job(req).await.map_err(status).context("failed to submit the job")?;
+        Ok(reply.into_inner().job_id)
     }
 
     /// Submits `spec` and follows it in one call: the job's id, and its
     /// events from the start as they come.
-    pub async fn run(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<(String, Watch)> {
-        let req = submission(spec, key, tenant, priority);
-        let mut stream = self.master.run_job(req).await.map_err(status)?.into_inner();
-        match stream.message().await.map_err(status)? {
-            Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
-                Ok((job_id, Watch { stream }))
+    pub async fn run(&mut self, spec: JobSpec, submission: Submission) -> Result<(String, Watch)> {
+        let req = grid_core::wire::submit_request(spec, submission);
+        let started = async {
+            let mut stream = self.master.run_job(req).await.map_err(status)?.into_inner();
+            match stream.message().await.map_err(status)? {
+                Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
+                    Ok((job_id, Watch { stream }))
+                }
+                _ => Err(anyhow!("the master did not say which job it recorded")),
             }
-            _ => Err(anyhow!("the master did not say which job it recorded")),
-        }
+        };
+        started.await.context("failed to submit the job")
     }
 
     /// A job's events from the start: all of them as they come, or with

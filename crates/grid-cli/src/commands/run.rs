@@ -59,7 +59,7 @@ impl RunCommand {
             spec.dirs.push(out);
             output_dir::create(dir)?;
         }
-        let (job_id, watch) = self.job.run_spec(&mut client, spec, &self.job.key()).await?;
+        let (job_id, watch) = client.run(spec, self.job.submission()).await?;
         let verbose = global.verbose > 0;
         if verbose {
             eprintln!("grid: job {job_id} queued");
