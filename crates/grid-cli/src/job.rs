@@ -6,28 +6,51 @@ use crate::rpc::Client;
 use anyhow::{Context, Result};
 use clap::Args;
 use grid_core::archive::{self, Escape};
-use grid_core::{JobSpec, Limits, MappedDir, Submission};
+use grid_core::units::{format_duration, format_size};
+use grid_core::{JobSpec, Limits, MappedDir, Submission, format_fuel};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+/// `Limits::default()` in the units people write: the defaults of the
+/// limit flags, as `--help` shows them.
+struct Defaults {
+    fuel: String,
+    memory: String,
+    timeout: String,
+    output: String,
+    disk: String,
+}
+
+static DEFAULTS: LazyLock<Defaults> = LazyLock::new(|| {
+    let limits = Limits::default();
+    Defaults {
+        fuel: format_fuel(limits.fuel),
+        memory: format_size(limits.memory),
+        timeout: format_duration(limits.timeout),
+        output: format_size(limits.output),
+        disk: format_size(limits.disk),
+    }
+});
 
 /// A job: its module, arguments, environment, directories and limits.
 #[derive(Args, Debug)]
 pub struct JobArgs {
     /// Fuel the job may burn (about one unit per wasm instruction), e.g. `10G`.
-    #[arg(long, default_value = "10G", value_name = "N", value_parser = grid_core::parse_fuel)]
+    #[arg(long, default_value = DEFAULTS.fuel.as_str(), value_name = "N", value_parser = grid_core::parse_fuel)]
     pub fuel: u64,
     /// Linear memory the job may use, e.g. `256MiB`.
-    #[arg(long, default_value = "512MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    #[arg(long, default_value = DEFAULTS.memory.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
     pub memory: u64,
     /// Wall-clock time the job may take, e.g. `30s` or `500ms`.
-    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    #[arg(long, default_value = DEFAULTS.timeout.as_str(), value_name = "DURATION", value_parser = grid_core::parse_duration)]
     pub timeout: Duration,
     /// Bytes the job may write to stdout and stderr together.
-    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    #[arg(long, default_value = DEFAULTS.output.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
     pub output_limit: u64,
     /// Bytes the job's mapped directories may hold when it ends (and while it runs).
-    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    #[arg(long, default_value = DEFAULTS.disk.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
     pub disk_limit: u64,
     /// Set an environment variable for the guest; `--env NAME` passes this
     /// process's value of NAME.
@@ -139,13 +162,49 @@ impl JobArgs {
                 .map_err(|e| Failure::with(exit::GRID_ERROR, format!("failed to pack `{}`: {e}", host.display())))?;
             dirs.push(MappedDir { guest_path: guest.clone(), archive });
         }
-        let limits = Limits {
+        let limits = self.limits();
+        Ok(JobSpec { module: grid_core::ModuleHash::of(&[]), args, env, stdin: stdin.to_vec(), dirs, limits })
+    }
+
+    /// The job's limits.
+    fn limits(&self) -> Limits {
+        Limits {
             fuel: self.fuel,
             memory: self.memory,
             timeout: self.timeout,
             output: self.output_limit,
             disk: self.disk_limit,
-        };
-        Ok(JobSpec { module: grid_core::ModuleHash::of(&[]), args, env, stdin: stdin.to_vec(), dirs, limits })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        job: JobArgs,
+    }
+
+    #[test]
+    fn the_limit_flags_default_to_limits_default_shown_in_units() {
+        let job = Cmd::try_parse_from(["run", "app.wasm"]).unwrap().job;
+        assert_eq!(job.limits(), Limits::default());
+        let help = Cmd::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (flag, shown) in [
+            ("--fuel <N>", "10G"),
+            ("--memory <SIZE>", "512MiB"),
+            ("--timeout <DURATION>", "5m"),
+            ("--output-limit <SIZE>", "64MiB"),
+            ("--disk-limit <SIZE>", "256MiB"),
+        ] {
+            let after = help.split(flag).nth(1).unwrap();
+            let default = after.split("[default: ").nth(1).and_then(|d| d.split(']').next());
+            assert_eq!(default, Some(shown), "{flag}");
+        }
     }
 }
