@@ -1,10 +1,11 @@
-//! A grid to measure: a master and nodes started in this process (the same
-//! library code the binaries run), and a thin client. The one module of
-//! this crate that sees prost types.
+//! The grid to measure, `BenchGrid`: a master and nodes started in this
+//! process (the same library code the binaries run) or as processes of
+//! their own; and a thin `Client`. The one module of this crate that sees
+//! prost types.
 
 use anyhow::{Context, Result, anyhow};
 use grid_core::wire::MAX_MESSAGE_BYTES;
-use grid_core::{JobReport, JobSpec, Limits, ModuleHash};
+use grid_core::{JobReport, JobSpec, Limits, ModuleHash, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use tonic::transport::{Channel, Endpoint};
@@ -19,8 +20,9 @@ pub struct Setup {
     pub fsync: bool,
 }
 
-/// A running grid, in this process or as processes of its own.
-pub struct Grid {
+/// A grid the benchmark starts and measures, in this process or as
+/// processes of its own; it stops when dropped.
+pub struct BenchGrid {
     /// The master's URL.
     pub url: String,
     /// The processes, when the grid runs as processes.
@@ -29,7 +31,7 @@ pub struct Grid {
     _stop: tokio::sync::watch::Sender<()>,
 }
 
-impl Drop for Grid {
+impl Drop for BenchGrid {
     fn drop(&mut self) {
         for child in &mut self.children {
             let _ = child.kill();
@@ -45,7 +47,7 @@ pub fn sibling(name: &str) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-impl Grid {
+impl BenchGrid {
     /// A master and `nodes` nodes of `slots` slots each.
     pub async fn start(nodes: usize, slots: u32, setup: Setup) -> Result<Self> {
         let (stop, stopped) = tokio::sync::watch::channel(());
@@ -198,5 +200,5 @@ fn request(module: &ModuleHash, args: &[&str], limits: Limits) -> pb::SubmitJobR
         dirs: vec![],
         limits,
     };
-    pb::SubmitJobRequest { spec: Some(spec.into()), ..Default::default() }
+    grid_core::wire::submit_request(spec, Submission::default())
 }

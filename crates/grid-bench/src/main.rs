@@ -10,7 +10,7 @@ mod stats;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use grid::{Client, Grid, Setup};
+use grid::{BenchGrid, Client, Setup};
 use grid_core::Limits;
 use stats::Samples;
 use std::time::{Duration, Instant};
@@ -97,7 +97,7 @@ async fn latency_and_startup(q: bool, setup: Setup) -> Result<()> {
     println!("\n## 1. Warm latency (hello, cached on every node, one job at a time)");
     let mut start = Samples::default();
     for fsync in [true, false] {
-        let grid = Grid::start(2, 2, Setup { fsync, ..setup }).await?;
+        let grid = BenchGrid::start(2, 2, Setup { fsync, ..setup }).await?;
         let mut client = grid.client().await?;
         let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
         for _ in 0..20 {
@@ -123,7 +123,7 @@ async fn latency_and_startup(q: bool, setup: Setup) -> Result<()> {
             println!("one bare gRPC round trip to the master (`ListNodes`), for scale: {}", rtt.percentiles());
         }
     }
-    let grid = Grid::start(2, 2, setup).await?;
+    let grid = BenchGrid::start(2, 2, setup).await?;
     let mut client = grid.client().await?;
     println!("\n## 4. Start-up");
     println!("node side, assignment received to `_start`, cached module: {}", start.summary());
@@ -148,7 +148,7 @@ async fn latency_and_startup(q: bool, setup: Setup) -> Result<()> {
 
 /// 2: tiny jobs per second with many in flight, from 1 and from 4 clients.
 async fn throughput(q: bool, setup: Setup) -> Result<()> {
-    let grid = Grid::start(2, 2, setup).await?;
+    let grid = BenchGrid::start(2, 2, setup).await?;
     let mut client = grid.client().await?;
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     client.run(&hello, &[], small()).await?;
@@ -240,7 +240,7 @@ where
 /// 3: a CPU-bound job through the grid against a plain embedding with the
 /// node's own engine configuration; and fuel metering's own price.
 async fn compute(q: bool, setup: Setup) -> Result<()> {
-    let grid = Grid::start(1, 1, setup).await?;
+    let grid = BenchGrid::start(1, 1, setup).await?;
     let mut client = grid.client().await?;
     let n = if q { 200_000 } else { 2_500_000 };
     let bytes = wat::parse_str(guests::primes(n))?;
@@ -292,7 +292,7 @@ async fn whole_process(q: bool, setup: Setup) -> Result<()> {
     } else {
         std::fs::write(&hello, wat::parse_str(guests::HELLO)?)?;
     }
-    let grid = Grid::start(2, 2, setup).await?;
+    let grid = BenchGrid::start(2, 2, setup).await?;
     let grid_run = {
         let mut cmd = std::process::Command::new(&cli);
         cmd.args(["run", "--master", &grid.url]).arg(&hello).arg("world");

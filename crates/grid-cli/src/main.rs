@@ -2,10 +2,15 @@
 //! one `grid:` line and a documented exit code.
 
 mod commands;
+mod each;
 mod embedded;
 mod exit;
+mod follow;
+mod job;
 mod module;
+mod output_dir;
 mod rpc;
+mod table;
 
 use clap::Parser;
 use commands::Cli;

@@ -4,7 +4,7 @@
 use crate::embedded::Embedded;
 use anyhow::{Context, Result, anyhow};
 use grid_core::wire::MAX_MESSAGE_BYTES;
-use grid_core::{JobReport, JobSpec, ModuleHash};
+use grid_core::{JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use std::time::Duration;
@@ -18,10 +18,8 @@ const CHUNK: usize = 1 << 20;
 pub enum Event {
     /// The job went to a node.
     Assigned(String),
-    /// Guest stdout.
-    Stdout(Vec<u8>),
-    /// Guest stderr.
-    Stderr(Vec<u8>),
+    /// Bytes the guest wrote to one of its output streams.
+    Output(OutputStream, Vec<u8>),
     /// The node was lost and the job runs again as this attempt.
     Retry(u32),
     /// The job ended.
@@ -49,7 +47,7 @@ pub struct NodeRow {
 #[derive(Debug)]
 pub struct JobRow {
     pub id: String,
-    pub state: String,
+    pub state: JobState,
     pub tenant: String,
     pub priority: i32,
     pub waiting: String,
@@ -61,11 +59,17 @@ pub struct JobRow {
     pub result: Option<JobReport>,
 }
 
-impl From<pb::JobInfo> for JobRow {
-    fn from(j: pb::JobInfo) -> Self {
-        JobRow {
+impl TryFrom<pb::JobInfo> for JobRow {
+    type Error = anyhow::Error;
+
+    /// Fails on a state this CLI does not know, say from a newer master.
+    fn try_from(j: pb::JobInfo) -> Result<Self> {
+        let Ok(state) = j.state.parse() else {
+            return Err(anyhow!("the master says job {} is `{}`, a state this grid-cli does not know", j.id, j.state));
+        };
+        Ok(JobRow {
             id: j.id,
-            state: j.state,
+            state,
             tenant: j.tenant,
             priority: j.priority,
             waiting: j.waiting,
@@ -75,50 +79,41 @@ impl From<pb::JobInfo> for JobRow {
             module: j.module_hash,
             args: j.args,
             result: j.result.map(Into::into),
-        }
+        })
     }
 }
 
-/// A connected grid. Clones share the connection (and the embedded grid).
+/// A connection to a grid's master, named or embedded. Clones share the
+/// connection (and the embedded grid).
 #[derive(Clone)]
-pub struct Grid {
-    client: MasterClient<Channel>,
-    /// Keeps an embedded master and node alive while the grid is in use.
+pub struct Client {
+    master: MasterClient<Channel>,
+    /// Keeps an embedded master and node alive while the client is in use.
     _embedded: Option<std::sync::Arc<Embedded>>,
-}
-
-/// What `SubmitJob` and `RunJob` send.
-fn submission(spec: JobSpec, key: &str, tenant: &str, priority: i32) -> pb::SubmitJobRequest {
-    pb::SubmitJobRequest {
-        spec: Some(spec.into()),
-        idempotency_key: key.to_owned(),
-        tenant: tenant.to_owned(),
-        priority,
-    }
 }
 
 fn status(e: tonic::Status) -> anyhow::Error {
     anyhow!("{}", e.message())
 }
 
-impl Grid {
+impl Client {
     /// Connects to `master`, or with `None` starts an embedded grid.
     pub async fn connect(master: Option<&str>) -> Result<Self> {
         match master {
-            Some(url) => Ok(Self { client: connect(url).await?, _embedded: None }),
+            Some(url) => Ok(Self { master: connect(url).await?, _embedded: None }),
             None => {
                 let embedded = Embedded::start().await.context("failed to start the embedded grid")?;
-                let client = connect(&embedded.url).await?;
-                let mut grid = Self { client, _embedded: Some(std::sync::Arc::new(embedded)) };
+                let master = connect(&embedded.url).await?;
+                let mut client = Self { master, _embedded: Some(std::sync::Arc::new(embedded)) };
                 // The embedded node registers within milliseconds; wait for it
                 // so that the first command already sees it.
                 for _ in 0..500 {
-                    if !grid.nodes().await?.is_empty() {
+                    if !client.nodes().await?.is_empty() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Ok(grid)
+                Ok(client)
             }
         }
     }
@@ -127,7 +122,7 @@ impl Grid {
     pub async fn ensure_module(&mut self, bytes: &[u8]) -> Result<ModuleHash> {
         let hash = ModuleHash::of(bytes);
         let missing = self
-            .client
+            .master
             .missing_modules(pb::MissingModulesRequest { hashes: vec![hash.to_string()] })
             .await
             .map_err(status)?
@@ -146,34 +141,38 @@ impl Grid {
         }
         chunks[0].hash = hash.to_string();
         chunks[0].total_size = total_size;
-        self.client.upload_module(tokio_stream::iter(chunks)).await.map_err(status)?;
+        self.master.upload_module(tokio_stream::iter(chunks)).await.map_err(status)?;
         Ok(hash)
     }
 
-    /// Queues a job; returns its id. The same `key` again yields the same job.
-    pub async fn submit(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<String> {
-        let req = submission(spec, key, tenant, priority);
-        Ok(self.client.submit_job(req).await.map_err(status)?.into_inner().job_id)
+    /// Queues a job; returns its id. The same key again yields the same job.
+    pub async fn submit(&mut self, spec: JobSpec, submission: Submission) -> Result<String> {
+        let req = grid_core::wire::submit_request(spec, submission);
+        let reply = self.master.submit_job(req).await.map_err(status).context("failed to submit the job")?;
+        Ok(reply.into_inner().job_id)
     }
 
     /// Submits `spec` and follows it in one call: the job's id, and its
     /// events from the start as they come.
-    pub async fn run(&mut self, spec: JobSpec, key: &str, tenant: &str, priority: i32) -> Result<(String, Watch)> {
-        let req = submission(spec, key, tenant, priority);
-        let mut stream = self.client.run_job(req).await.map_err(status)?.into_inner();
-        match stream.message().await.map_err(status)? {
-            Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
-                Ok((job_id, Watch { stream }))
+    pub async fn run(&mut self, spec: JobSpec, submission: Submission) -> Result<(String, Watch)> {
+        let req = grid_core::wire::submit_request(spec, submission);
+        let started = async {
+            let mut stream = self.master.run_job(req).await.map_err(status)?.into_inner();
+            match stream.message().await.map_err(status)? {
+                Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
+                    Ok((job_id, Watch { stream }))
+                }
+                _ => Err(anyhow!("the master did not say which job it recorded")),
             }
-            _ => Err(anyhow!("the master did not say which job it recorded")),
-        }
+        };
+        started.await.context("failed to submit the job")
     }
 
     /// A job's events from the start: all of them as they come, or with
     /// `snapshot` only those so far.
     pub async fn watch(&mut self, job_id: &str, snapshot: bool) -> Result<Watch> {
         let stream = self
-            .client
+            .master
             .watch_job(pb::WatchJobRequest { job_id: job_id.to_owned(), snapshot })
             .await
             .map_err(status)?
@@ -184,25 +183,25 @@ impl Grid {
     /// Cancels a job; returns whether it had not finished yet.
     pub async fn cancel(&mut self, job_id: &str) -> Result<bool> {
         let req = pb::CancelJobRequest { job_id: job_id.to_owned() };
-        Ok(self.client.cancel_job(req).await.map_err(status)?.into_inner().cancelled)
+        Ok(self.master.cancel_job(req).await.map_err(status)?.into_inner().cancelled)
     }
 
     /// One job.
     pub async fn job(&mut self, job_id: &str) -> Result<JobRow> {
-        let info = self.client.get_job(pb::GetJobRequest { job_id: job_id.to_owned() }).await.map_err(status)?;
-        Ok(JobRow::from(info.into_inner()))
+        let info = self.master.get_job(pb::GetJobRequest { job_id: job_id.to_owned() }).await.map_err(status)?;
+        JobRow::try_from(info.into_inner())
     }
 
     /// The newest jobs, optionally in one state.
-    pub async fn jobs(&mut self, state: Option<&str>, limit: u32) -> Result<Vec<JobRow>> {
-        let req = pb::ListJobsRequest { state: state.unwrap_or_default().to_owned(), limit };
-        let jobs = self.client.list_jobs(req).await.map_err(status)?.into_inner().jobs;
-        Ok(jobs.into_iter().map(JobRow::from).collect())
+    pub async fn jobs(&mut self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRow>> {
+        let req = pb::ListJobsRequest { state: state.map(JobState::as_str).unwrap_or_default().to_owned(), limit };
+        let jobs = self.master.list_jobs(req).await.map_err(status)?.into_inner().jobs;
+        jobs.into_iter().map(JobRow::try_from).collect()
     }
 
     /// The nodes connected to the master.
     pub async fn nodes(&mut self) -> Result<Vec<NodeRow>> {
-        let nodes = self.client.list_nodes(pb::ListNodesRequest {}).await.map_err(status)?.into_inner().nodes;
+        let nodes = self.master.list_nodes(pb::ListNodesRequest {}).await.map_err(status)?.into_inner().nodes;
         Ok(nodes
             .into_iter()
             .map(|n| NodeRow {
@@ -240,8 +239,7 @@ impl Watch {
             };
             let event = match ev.event {
                 Some(E::AssignedNode(node)) => Event::Assigned(node),
-                Some(E::Output(chunk)) if chunk.stream == pb::OutputStream::Stderr as i32 => Event::Stderr(chunk.data),
-                Some(E::Output(chunk)) => Event::Stdout(chunk.data),
+                Some(E::Output(chunk)) => Event::Output(grid_core::wire::output_stream(chunk.stream), chunk.data),
                 Some(E::Finished(result)) => Event::Finished(result.into()),
                 Some(E::Retry(attempt)) => Event::Retry(attempt),
                 Some(E::Submitted(_)) | None => continue,

@@ -1,5 +1,5 @@
-//! Sizes, durations and fuel amounts as people write them: `64MiB`, `1G`,
-//! `30s`, `500ms`, `10G` fuel, `50G/h` fuel quotas.
+//! Sizes, durations and fuel amounts as people write them (`64MiB`, `1G`,
+//! `30s`, `500ms`, `10G` fuel, `50G/h` fuel quotas): read, and written back.
 
 use std::time::Duration;
 
@@ -11,10 +11,28 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{s}` is not a size: write it like `64MiB`, `1G` or `4096`"))
 }
 
+/// Formats a size the way [`parse_size`] reads it, exactly: in the largest
+/// binary unit that divides it (`512MiB`, `1536KiB`), else in bytes.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u32, &str); 4] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    for (shift, unit) in UNITS {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Parses a duration such as `30s`, `500ms` or `2m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration ({e}): write it like `30s`, `500ms` or `2m`"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it, exactly: `5m`,
+/// `30s`, `1m 30s`, `500ms`.
+pub fn format_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
 }
 
 /// Parses a fuel amount: a whole number with an optional SI suffix
@@ -104,6 +122,34 @@ mod tests {
             assert_eq!(parse_size(input), Ok(want), "{input}");
         }
         assert!(parse_size("lots").unwrap_err().contains("`lots` is not a size"));
+    }
+
+    #[test]
+    fn sizes_format_exactly_and_parse_back() {
+        for (bytes, want) in [
+            (512 << 20, "512MiB"),
+            (1 << 30, "1GiB"),
+            (1536 << 10, "1536KiB"),
+            (3 << 40, "3TiB"),
+            (1000, "1000"),
+            (0, "0"),
+        ] {
+            assert_eq!(format_size(bytes), want);
+            assert_eq!(parse_size(want), Ok(bytes), "{want}");
+        }
+    }
+
+    #[test]
+    fn durations_format_exactly_and_parse_back() {
+        for (duration, want) in [
+            (Duration::from_secs(300), "5m"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(90), "1m 30s"),
+            (Duration::from_millis(500), "500ms"),
+        ] {
+            assert_eq!(format_duration(duration), want);
+            assert_eq!(parse_duration(want), Ok(duration), "{want}");
+        }
     }
 
     #[test]

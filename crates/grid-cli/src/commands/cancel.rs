@@ -1,7 +1,7 @@
 //! `grid-cli cancel`: stop a job.
 
 use crate::commands::GlobalArgs;
-use crate::rpc::Grid;
+use crate::rpc::Client;
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -16,8 +16,8 @@ pub struct CancelCommand {
 impl CancelCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let mut grid = Grid::connect(global.master.as_deref()).await?;
-        if grid.cancel(&self.job).await? {
+        let mut client = Client::connect(global.master.as_deref()).await?;
+        if client.cancel(&self.job).await? {
             println!("cancelling {}", self.job);
         } else {
             println!("{} had already ended", self.job);

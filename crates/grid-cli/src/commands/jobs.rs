@@ -2,10 +2,13 @@
 
 use crate::commands::GlobalArgs;
 use crate::commands::status::to_json;
-use crate::rpc::Grid;
+use crate::rpc::Client;
 use anyhow::Result;
-use clap::Parser;
+use clap::builder::PossibleValue;
+use clap::{Parser, ValueEnum};
+use grid_core::JobState;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 /// List the newest jobs.
 ///
@@ -14,8 +17,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 pub struct JobsCommand {
     /// Only jobs in this state.
-    #[arg(long, value_name = "STATE", value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
-    state: Option<String>,
+    #[arg(long, value_name = "STATE", value_enum)]
+    state: Option<StateArg>,
     /// At most this many jobs.
     #[arg(long, default_value_t = 20, value_name = "N")]
     limit: u32,
@@ -24,11 +27,26 @@ pub struct JobsCommand {
     json: bool,
 }
 
+/// A job state as `--state` takes it, by `JobState`'s own names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StateArg(JobState);
+
+impl ValueEnum for StateArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: LazyLock<[StateArg; JobState::ALL.len()]> = LazyLock::new(|| JobState::ALL.map(StateArg));
+        &*ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.as_str()))
+    }
+}
+
 impl JobsCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let mut grid = Grid::connect(global.master.as_deref()).await?;
-        let jobs = grid.jobs(self.state.as_deref(), self.limit).await?;
+        let mut client = Client::connect(global.master.as_deref()).await?;
+        let jobs = client.jobs(self.state.map(|s| s.0), self.limit).await?;
         if self.json {
             let all: Vec<_> = jobs.iter().map(to_json).collect();
             println!("{}", serde_json::to_string_pretty(&all)?);
@@ -42,10 +60,26 @@ impl JobsCommand {
                     None => r.reason(),
                 });
                 let module = j.args.first().cloned().unwrap_or_else(|| j.module[..12].to_owned());
-                [j.id.clone(), j.state.clone(), j.tenant.clone(), j.node.clone(), module, ended]
+                [j.id.clone(), j.state.to_string(), j.tenant.clone(), j.node.clone(), module, ended]
             })
             .collect();
-        crate::commands::print_table(&["ID", "STATE", "TENANT", "NODE", "MODULE", "ENDED"], &rows);
+        crate::table::print_table(&["ID", "STATE", "TENANT", "NODE", "MODULE", "ENDED"], &rows);
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_takes_every_job_state_by_name_and_nothing_else() {
+        let parse = |args: &[&str]| JobsCommand::try_parse_from(["jobs"].iter().chain(args));
+        for state in JobState::ALL {
+            assert_eq!(parse(&["--state", state.as_str()]).unwrap().state, Some(StateArg(state)));
+        }
+        assert_eq!(parse(&[]).unwrap().state, None);
+        let err = parse(&["--state", "done"]).unwrap_err().to_string();
+        assert!(err.contains("[possible values: queued, running, succeeded, failed, cancelled]"), "{err}");
     }
 }

@@ -1,10 +1,11 @@
 //! `grid-cli logs`: a job's output, kept with the job.
 
 use crate::commands::GlobalArgs;
-use crate::commands::follow::{self, Output};
-use crate::rpc::{Event, Grid};
+use crate::follow::{self, Output};
+use crate::rpc::{Client, Event};
 use anyhow::Result;
 use clap::Parser;
+use grid_core::OutputStream;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -25,27 +26,25 @@ impl LogsCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         let master = global.master.as_deref();
-        let mut grid = Grid::connect(master).await?;
+        let mut client = Client::connect(master).await?;
         if self.follow {
-            follow::follow(&mut grid, master, &self.job, None, Output::Print, global.verbose > 0).await?;
+            follow::follow(&mut client, master, &self.job, None, Output::Print, global.verbose > 0).await?;
             return Ok(ExitCode::SUCCESS);
         }
-        let mut watch = grid.watch(&self.job, true).await?;
+        let mut watch = client.watch(&self.job, true).await?;
         let mut chunks = Vec::new();
         while let Some(event) = watch.next().await? {
             match event {
                 // Output before a retry belongs to a void attempt.
                 Event::Retry(_) => chunks.clear(),
-                Event::Stdout(d) => chunks.push((false, d)),
-                Event::Stderr(d) => chunks.push((true, d)),
+                Event::Output(stream, d) => chunks.push((stream, d)),
                 Event::Assigned(_) | Event::Finished(_) => {}
             }
         }
-        for (is_err, data) in chunks {
-            if is_err {
-                std::io::stderr().write_all(&data)?;
-            } else {
-                std::io::stdout().write_all(&data)?;
+        for (stream, data) in chunks {
+            match stream {
+                OutputStream::Stdout => std::io::stdout().write_all(&data)?,
+                OutputStream::Stderr => std::io::stderr().write_all(&data)?,
             }
         }
         std::io::stdout().flush()?;

@@ -1,14 +1,10 @@
-//! The subcommands, one file each, and the flags they share.
+//! The subcommands, one file each, and the flags every one of them takes.
 
 pub mod cancel;
-pub mod each;
-pub mod follow;
-pub mod job;
 pub mod jobs;
 pub mod logs;
 pub mod new;
 pub mod nodes;
-pub mod output;
 pub mod run;
 pub mod status;
 pub mod submit;
@@ -83,24 +79,6 @@ pub fn needs_master(global: &GlobalArgs, verb: &str) -> anyhow::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Prints rows under a header, each column as wide as its widest cell.
-pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", parts.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }
 
 #[cfg(test)]

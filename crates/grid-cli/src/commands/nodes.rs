@@ -1,7 +1,7 @@
 //! `grid-cli nodes`: the nodes connected to the master and what they give.
 
 use crate::commands::GlobalArgs;
-use crate::rpc::Grid;
+use crate::rpc::Client;
 use bytesize::ByteSize;
 use clap::Parser;
 use grid_core::format_fuel;
@@ -22,8 +22,8 @@ pub struct NodesCommand {
 impl NodesCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let mut grid = Grid::connect(global.master.as_deref()).await?;
-        let nodes = grid.nodes().await?;
+        let mut client = Client::connect(global.master.as_deref()).await?;
+        let nodes = client.nodes().await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&nodes)?);
             return Ok(ExitCode::SUCCESS);
@@ -47,7 +47,7 @@ impl NodesCommand {
                 ]
             })
             .collect();
-        crate::commands::print_table(&header, &rows);
+        crate::table::print_table(&header, &rows);
         if rows.is_empty() {
             eprintln!("no nodes connected");
         }

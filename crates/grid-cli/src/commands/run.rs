@@ -1,10 +1,10 @@
 //! `grid-cli run`: run a module on the grid as if it ran here.
 
 use crate::commands::GlobalArgs;
-use crate::commands::follow::{self, Output};
-use crate::commands::job::JobArgs;
-use crate::commands::output;
 use crate::exit::{self, Failure};
+use crate::follow::{self, Output};
+use crate::job::JobArgs;
+use crate::output_dir;
 use anyhow::{Context, Result};
 use clap::Parser;
 use grid_core::JobReport;
@@ -50,28 +50,28 @@ impl RunCommand {
         let master = global.master.as_deref();
         if let Some(pattern) = &self.each {
             let out_dir = self.output_dir.clone().unwrap_or_else(|| PathBuf::from("grid-out"));
-            return crate::commands::each::run_each(&self.job, master, pattern, &out_dir).await;
+            return crate::each::run_each(&self.job, master, pattern, &out_dir).await;
         }
         let stdin = JobArgs::read_stdin()?;
-        let out = self.output_dir.as_ref().map(|_| output::mapping(&self.job)).transpose()?;
-        let (mut grid, mut spec) = self.job.prepare(master, &stdin).await?;
+        let out = self.output_dir.as_ref().map(|_| output_dir::mapping(&self.job)).transpose()?;
+        let (mut client, mut spec) = self.job.prepare(master, &stdin).await?;
         if let (Some(out), Some(dir)) = (out, &self.output_dir) {
             spec.dirs.push(out);
-            output::create(dir)?;
+            output_dir::create(dir)?;
         }
-        let (job_id, watch) = self.job.run_spec(&mut grid, spec, &self.job.key()).await?;
+        let (job_id, watch) = client.run(spec, self.job.submission()).await?;
         let verbose = global.verbose > 0;
         if verbose {
             eprintln!("grid: job {job_id} queued");
         }
-        let Some(report) = follow::follow(&mut grid, master, &job_id, Some(watch), Output::Print, verbose).await?
+        let Some(report) = follow::follow(&mut client, master, &job_id, Some(watch), Output::Print, verbose).await?
         else {
             // Our stdout closed under us: the job was cancelled, and that is fine.
             return Ok(ExitCode::SUCCESS);
         };
         self.write_back(&report)?;
         if let Some(dir) = &self.output_dir {
-            output::write_back(&report, dir)?;
+            output_dir::write_back(&report, dir)?;
         }
         if self.stats || verbose {
             follow::print_stats(&job_id, &report);

@@ -1,7 +1,7 @@
 //! `grid-cli status`: where a job stands, and how it ended.
 
 use crate::commands::GlobalArgs;
-use crate::rpc::{Grid, JobRow};
+use crate::rpc::{Client, JobRow};
 use anyhow::Result;
 use clap::Parser;
 use grid_core::format_fuel;
@@ -24,7 +24,7 @@ pub struct StatusCommand {
 pub fn to_json(j: &JobRow) -> serde_json::Value {
     let mut v = serde_json::json!({
         "id": j.id,
-        "state": j.state,
+        "state": j.state.as_str(),
         "tenant": j.tenant,
         "priority": j.priority,
         "node": j.node,
@@ -50,8 +50,8 @@ pub fn to_json(j: &JobRow) -> serde_json::Value {
 impl StatusCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let mut grid = Grid::connect(global.master.as_deref()).await?;
-        let j = grid.job(&self.job).await?;
+        let mut client = Client::connect(global.master.as_deref()).await?;
+        let j = client.job(&self.job).await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&to_json(&j))?);
             return Ok(ExitCode::SUCCESS);

@@ -1,7 +1,7 @@
 //! `grid-cli submit`: queue a job and print its id at once.
 
 use crate::commands::GlobalArgs;
-use crate::commands::job::JobArgs;
+use crate::job::JobArgs;
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -21,7 +21,8 @@ impl SubmitCommand {
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         crate::commands::needs_master(global, "submit")?;
         let stdin = JobArgs::read_stdin()?;
-        let (_grid, job_id) = self.job.submit(global.master.as_deref(), &stdin).await?;
+        let (mut client, spec) = self.job.prepare(global.master.as_deref(), &stdin).await?;
+        let job_id = client.submit(spec, self.job.submission()).await?;
         println!("{job_id}");
         Ok(ExitCode::SUCCESS)
     }

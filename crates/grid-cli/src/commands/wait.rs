@@ -1,9 +1,9 @@
 //! `grid-cli wait`: wait for a job and exit as `run` would have.
 
 use crate::commands::GlobalArgs;
-use crate::commands::follow::{self, Output};
 use crate::exit;
-use crate::rpc::Grid;
+use crate::follow::{self, Output};
+use crate::rpc::Client;
 use anyhow::Result;
 use clap::Parser;
 use std::process::ExitCode;
@@ -23,8 +23,8 @@ impl WaitCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         let master = global.master.as_deref();
-        let mut grid = Grid::connect(master).await?;
-        let report = follow::follow(&mut grid, master, &self.job, None, Output::Discard, global.verbose > 0).await?;
+        let mut client = Client::connect(master).await?;
+        let report = follow::follow(&mut client, master, &self.job, None, Output::Discard, global.verbose > 0).await?;
         Ok(report.map_or(ExitCode::SUCCESS, |r| follow::exit_status(&r)))
     }
 }

@@ -3,8 +3,8 @@
 //! what that directory already holds. A guest's structured result is the
 //! file `/out/result.json` in it (see `guest_sdk::result`).
 
-use crate::commands::job::JobArgs;
 use crate::exit::{self, Failure};
+use crate::job::JobArgs;
 use anyhow::{Context, Result};
 use grid_core::{JobReport, MappedDir, archive};
 use std::path::Path;

@@ -3,9 +3,9 @@
 //! `run` and `wait`.
 
 use crate::exit::{self, Failure};
-use crate::rpc::{Event, Grid, Watch};
+use crate::rpc::{Client, Event, Watch};
 use anyhow::{Context, Result};
-use grid_core::{JobReport, format_fuel};
+use grid_core::{JobReport, OutputStream, format_fuel};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ pub enum Output {
 /// `None` when our own stdout closed (the job is cancelled then). `first`
 /// is a watch already open on the job, if any.
 pub async fn follow(
-    grid: &mut Grid,
+    client: &mut Client,
     master: Option<&str>,
     job_id: &str,
     mut first: Option<Watch>,
@@ -60,14 +60,14 @@ pub async fn follow(
                     ));
                 }
             }
-            match Grid::connect(master).await {
-                Ok(g) => *grid = g,
+            match Client::connect(master).await {
+                Ok(c) => *client = c,
                 Err(_) => continue,
             }
         }
         let watched = match first.take() {
             Some(w) => Ok(w),
-            None => grid.watch(job_id, false).await,
+            None => client.watch(job_id, false).await,
         };
         let mut watch = match watched {
             Ok(w) => w,
@@ -83,7 +83,7 @@ pub async fn follow(
                         return Err(Failure::with(exit::CANCELLED, format!("interrupted; job {job_id} was asked to stop")));
                     }
                     interrupted = true;
-                    grid.cancel(job_id).await?;
+                    client.cancel(job_id).await?;
                     continue;
                 }
             };
@@ -107,13 +107,17 @@ pub async fn follow(
                     seen = [0, 0];
                     Ok(())
                 }
-                Event::Stdout(data) => emit(output, &mut std::io::stdout(), &data, &mut seen[0], &mut printed[0]),
-                Event::Stderr(data) => emit(output, &mut std::io::stderr(), &data, &mut seen[1], &mut printed[1]),
+                Event::Output(OutputStream::Stdout, data) => {
+                    emit(output, &mut std::io::stdout(), &data, &mut seen[0], &mut printed[0])
+                }
+                Event::Output(OutputStream::Stderr, data) => {
+                    emit(output, &mut std::io::stderr(), &data, &mut seen[1], &mut printed[1])
+                }
                 Event::Finished(report) => return Ok(Some(report)),
             };
             if let Err(e) = written {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    let _ = grid.cancel(job_id).await;
+                    let _ = client.cancel(job_id).await;
                     return Ok(None);
                 }
                 return Err(e).context("failed to write the job's output");

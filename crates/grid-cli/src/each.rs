@@ -3,12 +3,12 @@
 //! `OUTPUT_DIR/<file name>.out` (and stderr, if any, to `.err`). Each job
 //! gets its own `/out`, which lands in `OUTPUT_DIR/<file name>/`.
 
-use crate::commands::job::JobArgs;
-use crate::commands::output;
 use crate::exit::{self, Failure};
-use crate::rpc::{Event, Grid};
+use crate::job::{JobArgs, fresh_key};
+use crate::output_dir;
+use crate::rpc::{Client, Event};
 use anyhow::{Context, Result};
-use grid_core::{JobReport, JobSpec};
+use grid_core::{JobReport, JobSpec, OutputStream, Submission};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ const FOLLOWING: usize = 64;
 
 /// Runs one job per file matching `pattern`.
 pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_dir: &Path) -> Result<ExitCode> {
-    let out_mapping = output::mapping(job)?;
+    let out_mapping = output_dir::mapping(job)?;
     let inputs = expand(pattern)?;
     let mut names = std::collections::HashSet::new();
     for input in &inputs {
@@ -49,8 +49,9 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         contents.push(std::fs::read(input).with_context(|| format!("failed to read `{}`", input.display()))?);
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("failed to create `{}`", out_dir.display()))?;
-    let (mut grid, mut template) = job.prepare(master, &[]).await?;
+    let (mut client, mut template) = job.prepare(master, &[]).await?;
     template.dirs.push(out_mapping);
+    let submission = job.submission();
     let bar = progress(inputs.len() as u64);
 
     let mut jobs = Vec::new();
@@ -58,10 +59,12 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
         let mut args = template.args.clone();
         args.push(input.display().to_string());
         let spec = JobSpec { stdin, args, ..template.clone() };
-        match job.submit_spec(&mut grid, spec, &JobArgs::fresh_key()).await {
+        // Each job has a key of its own.
+        let submission = Submission { key: Some(fresh_key()), ..submission.clone() };
+        match client.submit(spec, submission).await {
             Ok(id) => jobs.push((input.clone(), id)),
             Err(e) => {
-                cancel_all(&mut grid, &jobs).await;
+                cancel_all(&mut client, &jobs).await;
                 return Err(e);
             }
         }
@@ -71,14 +74,14 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     let permits = Arc::new(tokio::sync::Semaphore::new(FOLLOWING));
     let mut tasks = tokio::task::JoinSet::new();
     for (input, id) in jobs {
-        let (grid, bar, permits) = (grid.clone(), bar.clone(), permits.clone());
+        let (client, bar, permits) = (client.clone(), bar.clone(), permits.clone());
         let name = output_name(&input);
         let out = out_dir.join(format!("{name}.out"));
         let err = out_dir.join(format!("{name}.err"));
         let results = out_dir.join(&name);
         tasks.spawn(async move {
             let _permit = permits.acquire().await;
-            let report = collect(grid, &id, &out, &err, &results).await;
+            let report = collect(client, &id, &out, &err, &results).await;
             bar.inc(1);
             (input, report)
         });
@@ -89,7 +92,7 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
             done = tasks.join_next() => done,
             _ = tokio::signal::ctrl_c() => {
                 bar.finish_and_clear();
-                cancel_all(&mut grid, &ids).await;
+                cancel_all(&mut client, &ids).await;
                 return Err(Failure::with(exit::CANCELLED, format!("interrupted; {} jobs were asked to stop", ids.len())));
             }
         };
@@ -121,9 +124,9 @@ fn output_name(input: &Path) -> String {
     input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into())
 }
 
-async fn cancel_all(grid: &mut Grid, jobs: &[(PathBuf, String)]) {
+async fn cancel_all(client: &mut Client, jobs: &[(PathBuf, String)]) {
     for (_, id) in jobs {
-        let _ = grid.cancel(id).await;
+        let _ = client.cancel(id).await;
     }
 }
 
@@ -152,13 +155,13 @@ fn progress(total: u64) -> ProgressBar {
 /// Follows one job, writing its stdout to `out`, its stderr (if any) to
 /// `err`, and what it left in `/out` (if anything) into `results`. Output
 /// before a retry belongs to a void attempt and is dropped.
-async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path, results: &Path) -> Result<JobReport> {
-    let mut watch = grid.watch(id, false).await?;
+async fn collect(mut client: Client, id: &str, out: &Path, err: &Path, results: &Path) -> Result<JobReport> {
+    let mut watch = client.watch(id, false).await?;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(event) = watch.next().await? {
         match event {
-            Event::Stdout(d) => stdout.extend_from_slice(&d),
-            Event::Stderr(d) => stderr.extend_from_slice(&d),
+            Event::Output(OutputStream::Stdout, d) => stdout.extend_from_slice(&d),
+            Event::Output(OutputStream::Stderr, d) => stderr.extend_from_slice(&d),
             Event::Retry(_) => {
                 stdout.clear();
                 stderr.clear();
@@ -171,7 +174,7 @@ async fn collect(mut grid: Grid, id: &str, out: &Path, err: &Path, results: &Pat
                 if !stderr.is_empty() {
                     std::fs::write(err, &stderr).with_context(|| format!("failed to write `{}`", err.display()))?;
                 }
-                output::write_back(&report, results)?;
+                output_dir::write_back(&report, results)?;
                 return Ok(report);
             }
         }

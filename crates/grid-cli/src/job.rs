@@ -1,33 +1,56 @@
 //! What `run` and `submit` share: the flags that describe a job, and
-//! turning them into a submitted job.
+//! turning them into a spec (its module uploaded) and a submission.
 
 use crate::exit::{self, Failure};
-use crate::rpc::{Grid, Watch};
+use crate::rpc::Client;
 use anyhow::{Context, Result};
 use clap::Args;
 use grid_core::archive::{self, Escape};
-use grid_core::{JobSpec, Limits, MappedDir};
+use grid_core::units::{format_duration, format_size};
+use grid_core::{JobSpec, Limits, MappedDir, Submission, format_fuel};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+/// `Limits::default()` in the units people write: the defaults of the
+/// limit flags, as `--help` shows them.
+struct Defaults {
+    fuel: String,
+    memory: String,
+    timeout: String,
+    output: String,
+    disk: String,
+}
+
+static DEFAULTS: LazyLock<Defaults> = LazyLock::new(|| {
+    let limits = Limits::default();
+    Defaults {
+        fuel: format_fuel(limits.fuel),
+        memory: format_size(limits.memory),
+        timeout: format_duration(limits.timeout),
+        output: format_size(limits.output),
+        disk: format_size(limits.disk),
+    }
+});
 
 /// A job: its module, arguments, environment, directories and limits.
 #[derive(Args, Debug)]
 pub struct JobArgs {
     /// Fuel the job may burn (about one unit per wasm instruction), e.g. `10G`.
-    #[arg(long, default_value = "10G", value_name = "N", value_parser = grid_core::parse_fuel)]
+    #[arg(long, default_value = DEFAULTS.fuel.as_str(), value_name = "N", value_parser = grid_core::parse_fuel)]
     pub fuel: u64,
     /// Linear memory the job may use, e.g. `256MiB`.
-    #[arg(long, default_value = "512MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    #[arg(long, default_value = DEFAULTS.memory.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
     pub memory: u64,
     /// Wall-clock time the job may take, e.g. `30s` or `500ms`.
-    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    #[arg(long, default_value = DEFAULTS.timeout.as_str(), value_name = "DURATION", value_parser = grid_core::parse_duration)]
     pub timeout: Duration,
     /// Bytes the job may write to stdout and stderr together.
-    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    #[arg(long, default_value = DEFAULTS.output.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
     pub output_limit: u64,
     /// Bytes the job's mapped directories may hold when it ends (and while it runs).
-    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    #[arg(long, default_value = DEFAULTS.disk.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
     pub disk_limit: u64,
     /// Set an environment variable for the guest; `--env NAME` passes this
     /// process's value of NAME.
@@ -76,7 +99,7 @@ fn parse_dir(s: &str) -> Result<(PathBuf, String), String> {
 }
 
 /// A key no other submission has: the time, this process and a counter.
-fn fresh_key() -> String {
+pub fn fresh_key() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -84,52 +107,29 @@ fn fresh_key() -> String {
 }
 
 impl JobArgs {
-    /// Reads the module and stdin, packs the directories, connects, uploads
-    /// the module if the master lacks it, and submits. Returns the grid and
-    /// the job's id.
-    pub async fn submit(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, String)> {
-        let (mut grid, spec) = self.prepare(master, stdin).await?;
-        let job_id = self.submit_spec(&mut grid, spec, &self.key()).await?;
-        Ok((grid, job_id))
-    }
-
-    /// The submission's idempotency key: `--idempotency-key`, or a fresh one.
-    pub fn key(&self) -> String {
-        self.idempotency_key.clone().unwrap_or_else(fresh_key)
-    }
-
-    /// Submits `spec` with `key` and follows it, in one round trip: the
-    /// job's id and its events from the start.
-    pub async fn run_spec(&self, grid: &mut Grid, spec: JobSpec, key: &str) -> Result<(String, Watch)> {
-        grid.run(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
-    }
-
-    /// Everything up to the submission: the connected grid, and the spec
-    /// with its module uploaded.
-    pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Grid, JobSpec)> {
+    /// Everything up to the submission: reads the module, packs the
+    /// directories, connects, and uploads the module if the master lacks
+    /// it. Returns the connected client and the spec.
+    pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Client, JobSpec)> {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
-        let mut grid = Grid::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
-        let module = grid
+        let mut client =
+            Client::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
+        let module = client
             .ensure_module(&bytes)
             .await
             .with_context(|| format!("failed to upload `{}`", self.module.display()))?;
-        Ok((grid, JobSpec { module, ..spec }))
+        Ok((client, JobSpec { module, ..spec }))
     }
 
-    /// Submits `spec` with `key`, under this job's tenant and priority.
-    pub async fn submit_spec(&self, grid: &mut Grid, spec: JobSpec, key: &str) -> Result<String> {
-        grid.submit(spec, key, &self.tenant(), self.priority).await.context("failed to submit the job")
-    }
-
-    /// Whose job this is: `--tenant`, else `$USER`.
-    fn tenant(&self) -> String {
-        self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into())
-    }
-
-    /// A key no other submission has.
-    pub fn fresh_key() -> String {
-        fresh_key()
+    /// How the job is submitted: its key (`--idempotency-key`, else a
+    /// fresh one), its tenant (`--tenant`, else `$USER`) and its priority.
+    pub fn submission(&self) -> Submission {
+        Submission {
+            key: Some(self.idempotency_key.clone().unwrap_or_else(fresh_key)),
+            tenant: self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into()),
+            priority: self.priority,
+        }
     }
 
     /// Standard input, when it is not a terminal, read to its end.
@@ -162,13 +162,49 @@ impl JobArgs {
                 .map_err(|e| Failure::with(exit::GRID_ERROR, format!("failed to pack `{}`: {e}", host.display())))?;
             dirs.push(MappedDir { guest_path: guest.clone(), archive });
         }
-        let limits = Limits {
+        let limits = self.limits();
+        Ok(JobSpec { module: grid_core::ModuleHash::of(&[]), args, env, stdin: stdin.to_vec(), dirs, limits })
+    }
+
+    /// The job's limits.
+    fn limits(&self) -> Limits {
+        Limits {
             fuel: self.fuel,
             memory: self.memory,
             timeout: self.timeout,
             output: self.output_limit,
             disk: self.disk_limit,
-        };
-        Ok(JobSpec { module: grid_core::ModuleHash::of(&[]), args, env, stdin: stdin.to_vec(), dirs, limits })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        job: JobArgs,
+    }
+
+    #[test]
+    fn the_limit_flags_default_to_limits_default_shown_in_units() {
+        let job = Cmd::try_parse_from(["run", "app.wasm"]).unwrap().job;
+        assert_eq!(job.limits(), Limits::default());
+        let help = Cmd::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (flag, shown) in [
+            ("--fuel <N>", "10G"),
+            ("--memory <SIZE>", "512MiB"),
+            ("--timeout <DURATION>", "5m"),
+            ("--output-limit <SIZE>", "64MiB"),
+            ("--disk-limit <SIZE>", "256MiB"),
+        ] {
+            let after = help.split(flag).nth(1).unwrap();
+            let default = after.split("[default: ").nth(1).and_then(|d| d.split(']').next());
+            assert_eq!(default, Some(shown), "{flag}");
+        }
     }
 }
