@@ -3,9 +3,10 @@
 //! wall-clock deadlines, and the compiled-code cache: precompiled artifacts
 //! on disk under the module hash, hot pre-instantiated code in memory.
 
+use crate::ctx::JobCtx;
 use crate::error::{PrepareError, one_line};
-use crate::executor::JobCtx;
 use crate::limits::{CORE_INSTANCES_PER_JOB, MAX_TABLE_ELEMENTS, MEMORIES_PER_JOB, TABLES_PER_JOB};
+use crate::linker;
 use crate::lru::LruIndex;
 use dashmap::DashMap;
 use grid_core::Capacity;
@@ -150,8 +151,8 @@ enum Compiled {
 /// Compiled modules and components, on disk and hot in memory.
 pub struct ModuleCache {
     engine: Engine,
-    linker: Linker<JobCtx>,
-    components: component::Linker<JobCtx>,
+    module_linker: Linker<JobCtx>,
+    component_linker: component::Linker<JobCtx>,
     dir: PathBuf,
     hot: DashMap<ModuleHash, Prepared>,
     index: std::sync::Mutex<LruIndex>,
@@ -165,19 +166,10 @@ impl ModuleCache {
     pub fn open(engine: &Engine, dir: &Path, size: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("failed to create cache dir `{}`: {e}", dir.display()))?;
-        let mut linker = Linker::new(engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
-            .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
-        crate::files::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
-        let mut components = component::Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut components)
-            .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
-        crate::files::add_to_component_linker(&mut components)
-            .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
         let cache = Self {
             engine: engine.clone(),
-            linker,
-            components,
+            module_linker: linker::for_modules(engine)?,
+            component_linker: linker::for_components(engine)?,
             dir: dir.to_owned(),
             hot: DashMap::new(),
             index: std::sync::Mutex::new(LruIndex::new(size)),
@@ -286,7 +278,8 @@ impl ModuleCache {
                 if module.get_export_index("_start").is_none() {
                     return Err(PrepareError::InvalidModule("the module exports no `_start` function".into()));
                 }
-                let pre = self.linker.instantiate_pre(&module).map_err(|e| PrepareError::Link(link_error(&e)))?;
+                let pre =
+                    self.module_linker.instantiate_pre(&module).map_err(|e| PrepareError::Link(link_error(&e)))?;
                 Ok(Prepared::Module(pre))
             }
             Compiled::Component(component) => {
@@ -299,8 +292,10 @@ impl ModuleCache {
                         "the component exports no `{RUN_EXPORT}`: it is not a command"
                     )));
                 }
-                let pre =
-                    self.components.instantiate_pre(&component).map_err(|e| PrepareError::Link(link_error(&e)))?;
+                let pre = self
+                    .component_linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| PrepareError::Link(link_error(&e)))?;
                 let pre = CommandPre::new(pre).map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
                 Ok(Prepared::Component(pre))
             }

@@ -3,6 +3,7 @@
 //! job's args, env, stdin, output sinks and scratch directories, and the
 //! classification of how it ended.
 
+use crate::ctx::JobCtx;
 use crate::disk;
 use crate::engine::{FUEL_YIELD_INTERVAL, Prepared};
 use crate::error::one_line;
@@ -15,26 +16,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiCtxView, WasiView};
-
-/// What a job's store holds.
-pub struct JobCtx {
-    /// The job's WASI context. Preview 1 keeps its own state beside the
-    /// context and resource table that preview 2 uses, so modules and
-    /// components share this one type.
-    pub(crate) wasi: WasiP1Ctx,
-    limiter: JobLimiter,
-    /// Files the guest holds open (see [`crate::files`]).
-    pub(crate) open_files: u32,
-}
-
-impl WasiView for JobCtx {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        self.wasi.ctx()
-    }
-}
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView};
 
 /// Raised by the epoch callback when a job's deadline has passed.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +78,7 @@ pub async fn run(job: Run<'_>) -> JobReport {
         .stdin(MemoryInputPipe::new(spec.stdin.clone()))
         .stdout(budget.sink(StreamKind::Stdout))
         .stderr(budget.sink(StreamKind::Stderr));
-    let mut ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory), open_files: 0 };
+    let mut ctx = JobCtx::new(builder.build_p1(), JobLimiter::new(spec.limits.memory));
     ctx.ctx().table.set_max_capacity(MAX_RESOURCES_PER_JOB);
 
     let mut store = Store::new(job.pre.engine(), ctx);

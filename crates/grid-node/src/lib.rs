@@ -6,13 +6,14 @@
 //! The binary is a thin wrapper over [`Node::run`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
+pub mod ctx;
 pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod executor;
-pub mod files;
 pub mod ledger;
 pub mod limits;
+pub mod linker;
 pub mod lru;
 pub mod output;
 mod rpc;
