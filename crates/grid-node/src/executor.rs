@@ -3,9 +3,9 @@
 //! job's args, env, stdin, output sinks and scratch directories, and the
 //! classification of how it ended.
 
+use crate::cache::Prepared;
 use crate::ctx::JobCtx;
 use crate::disk;
-use crate::engine::{FUEL_YIELD_INTERVAL, Prepared};
 use crate::error::one_line;
 use crate::limits::{JobLimiter, MAX_RESOURCES_PER_JOB, MemoryLimitHit};
 use crate::output::{Chunk, OutputBudget, OutputLimitHit, StreamKind};
@@ -18,6 +18,10 @@ use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView};
+
+/// Fuel a job burns between yields to the async executor, so one job cannot
+/// hold a worker thread.
+pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
 /// Raised by the epoch callback when a job's deadline has passed.
 #[derive(Debug, thiserror::Error)]

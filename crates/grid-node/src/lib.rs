@@ -6,6 +6,7 @@
 //! The binary is a thin wrapper over [`Node::run`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
+pub mod cache;
 pub mod ctx;
 pub mod disk;
 pub mod engine;
@@ -94,7 +95,7 @@ pub(crate) struct RunningJob {
 /// State shared by the node's session and its running jobs.
 pub(crate) struct NodeShared {
     config: NodeConfig,
-    cache: engine::ModuleCache,
+    cache: cache::ModuleCache,
     scratch_root: PathBuf,
     running: DashMap<String, Arc<RunningJob>>,
     ledger: ledger::Ledger,
@@ -125,7 +126,7 @@ impl Node {
     /// Sets up the engine and opens the cache directory.
     pub fn new(config: NodeConfig) -> anyhow::Result<Self> {
         let engine = engine::new_engine(&config.capacity)?;
-        let cache = engine::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size)?;
+        let cache = cache::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size)?;
         let jobs_dir = config.cache_dir.join("jobs");
         clear_stale_scratch(&jobs_dir);
         // Each node process has its own scratch root, so several nodes (or

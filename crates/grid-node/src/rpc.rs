@@ -205,7 +205,7 @@ async fn accept(
     }));
 }
 
-/// Times a job may wait (a guest yields once per [`crate::engine::FUEL_YIELD_INTERVAL`]
+/// Times a job may wait (a guest yields once per [`crate::executor::FUEL_YIELD_INTERVAL`]
 /// fuel) before it moves to a thread of its own.
 const SETTLE_AFTER: u32 = 16;
 
