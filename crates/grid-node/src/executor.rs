@@ -8,9 +8,9 @@ use crate::ctx::JobCtx;
 use crate::disk;
 use crate::error::one_line;
 use crate::limits::{JobLimiter, MAX_RESOURCES_PER_JOB, MemoryLimitHit};
-use crate::output::{Chunk, OutputBudget, OutputLimitHit, StreamKind};
+use crate::output::{Chunk, OutputBudget, OutputLimitHit};
 use grid_core::archive::{self, Escape};
-use grid_core::{JobReport, JobSpec, MappedDir, Outcome};
+use grid_core::{JobReport, JobSpec, MappedDir, Outcome, OutputStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -80,8 +80,8 @@ pub async fn run(job: Run<'_>) -> JobReport {
         .args(&spec.args)
         .envs(&spec.env)
         .stdin(MemoryInputPipe::new(spec.stdin.clone()))
-        .stdout(budget.sink(StreamKind::Stdout))
-        .stderr(budget.sink(StreamKind::Stderr));
+        .stdout(budget.sink(OutputStream::Stdout))
+        .stderr(budget.sink(OutputStream::Stderr));
     let mut ctx = JobCtx::new(builder.build_p1(), JobLimiter::new(spec.limits.memory));
     ctx.ctx().table.set_max_capacity(MAX_RESOURCES_PER_JOB);
 
