@@ -312,6 +312,7 @@ fn link_error(e: &wasmtime::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NodeConfig;
     use crate::engine::new_engine;
 
     /// A command component whose `run` returns at once.
@@ -323,7 +324,7 @@ mod tests {
         (export "wasi:cli/run@0.2.0" (instance $run)))"#;
 
     fn cache(dir: &Path) -> ModuleCache {
-        let mut capacity = crate::NodeConfig::new("http://unused", dir).capacity;
+        let mut capacity = NodeConfig::new("http://unused", dir).capacity;
         capacity.slots = 2;
         capacity.per_job.memory = 64 << 20;
         let engine = new_engine(&capacity).unwrap();

@@ -4,7 +4,7 @@
 
 use crate::executor::{self, Run};
 use crate::output::Chunk;
-use crate::{NodeShared, RunningJob};
+use crate::state::{NodeShared, RunningJob};
 use futures::FutureExt;
 use grid_core::wire::{MAX_MESSAGE_BYTES, capacity_to_pb};
 use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
