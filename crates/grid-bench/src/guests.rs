@@ -75,7 +75,7 @@ pub async fn run_direct(engine: &Engine, module: &Module, fuel: bool) -> anyhow:
     if fuel {
         store.set_fuel(u64::MAX / 2).map_err(|e| anyhow::anyhow!("{e}"))?;
         store
-            .fuel_async_yield_interval(Some(grid_node::engine::FUEL_YIELD_INTERVAL))
+            .fuel_async_yield_interval(Some(grid_node::executor::FUEL_YIELD_INTERVAL))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     store.set_epoch_deadline(u64::MAX / 2);

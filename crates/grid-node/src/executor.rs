@@ -3,38 +3,25 @@
 //! job's args, env, stdin, output sinks and scratch directories, and the
 //! classification of how it ended.
 
+use crate::cache::Prepared;
+use crate::ctx::JobCtx;
 use crate::disk;
-use crate::engine::{FUEL_YIELD_INTERVAL, Prepared};
 use crate::error::one_line;
 use crate::limits::{JobLimiter, MAX_RESOURCES_PER_JOB, MemoryLimitHit};
-use crate::output::{Chunk, OutputBudget, OutputLimitHit, StreamKind};
+use crate::output::{Chunk, OutputBudget, OutputLimitHit};
 use grid_core::archive::{self, Escape};
-use grid_core::{JobReport, JobSpec, MappedDir, Outcome};
+use grid_core::{JobReport, JobSpec, MappedDir, Outcome, OutputStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView};
 
-/// What a job's store holds.
-pub struct JobCtx {
-    /// The job's WASI context. Preview 1 keeps its own state beside the
-    /// context and resource table that preview 2 uses, so modules and
-    /// components share this one type.
-    pub(crate) wasi: WasiP1Ctx,
-    limiter: JobLimiter,
-    /// Files the guest holds open (see [`crate::files`]).
-    pub(crate) open_files: u32,
-}
-
-impl WasiView for JobCtx {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        self.wasi.ctx()
-    }
-}
+/// Fuel a job burns between yields to the async executor, so one job cannot
+/// hold a worker thread.
+pub const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
 /// Raised by the epoch callback when a job's deadline has passed.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +80,9 @@ pub async fn run(job: Run<'_>) -> JobReport {
         .args(&spec.args)
         .envs(&spec.env)
         .stdin(MemoryInputPipe::new(spec.stdin.clone()))
-        .stdout(budget.sink(StreamKind::Stdout))
-        .stderr(budget.sink(StreamKind::Stderr));
-    let mut ctx = JobCtx { wasi: builder.build_p1(), limiter: JobLimiter::new(spec.limits.memory), open_files: 0 };
+        .stdout(budget.sink(OutputStream::Stdout))
+        .stderr(budget.sink(OutputStream::Stderr));
+    let mut ctx = JobCtx::new(builder.build_p1(), JobLimiter::new(spec.limits.memory));
     ctx.ctx().table.set_max_capacity(MAX_RESOURCES_PER_JOB);
 
     let mut store = Store::new(job.pre.engine(), ctx);

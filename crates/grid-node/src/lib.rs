@@ -6,98 +6,29 @@
 //! The binary is a thin wrapper over [`Node::run`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
+pub mod cache;
+pub mod config;
+pub mod ctx;
 pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod executor;
-pub mod files;
 pub mod ledger;
 pub mod limits;
+pub mod linker;
 pub mod lru;
 pub mod output;
 mod rpc;
+mod state;
+
+pub use config::{NodeConfig, default_name};
 
 use dashmap::DashMap;
-use grid_core::{Capacity, Ceilings, FuelQuota};
+use state::NodeShared;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
-
-/// What a volunteer gives, and where the node keeps its files.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// The master's URL, e.g. `http://127.0.0.1:7070`.
-    pub master: String,
-    /// The node's name as the master lists it.
-    pub name: String,
-    /// What the node gives, in all and to any one job.
-    pub capacity: Capacity,
-    /// Compiled modules and job scratch space.
-    pub cache_dir: PathBuf,
-    /// The most the compiled-module cache holds on disk.
-    pub cache_size: u64,
-    /// How long running jobs may go on after a shutdown signal before they
-    /// are handed back to the master.
-    pub grace: Duration,
-    /// How often the node logs a one-line summary of what it has given.
-    pub summary_every: Duration,
-}
-
-impl NodeConfig {
-    /// Defaults: one slot per core, 2 GiB of memory, 4 GiB of scratch space,
-    /// `1T/h` of fuel; per job at most 100G fuel, 1 GiB memory, an hour and
-    /// 256 MiB of scratch space.
-    pub fn new(master: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-        Self {
-            master: master.into(),
-            name: default_name(),
-            capacity: Capacity {
-                slots: cores,
-                memory: 2 << 30,
-                disk: 4 << 30,
-                fuel_quota: FuelQuota { rate_per_hour: 1_000_000_000_000, burst: 1_000_000_000_000 },
-                per_job: Ceilings {
-                    fuel: 100_000_000_000,
-                    memory: 1 << 30,
-                    timeout: Duration::from_secs(3600),
-                    disk: 256 << 20,
-                },
-            },
-            cache_dir: cache_dir.into(),
-            cache_size: 1 << 30,
-            grace: Duration::from_secs(30),
-            summary_every: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `HOSTNAME-PID`: distinct for every node process on one machine.
-pub fn default_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    let host = if host.is_empty() { "node".to_owned() } else { host };
-    format!("{host}-{}", std::process::id())
-}
-
-/// A job running on this node.
-pub(crate) struct RunningJob {
-    /// Wakes the job to stop it.
-    pub(crate) stop: Notify,
-    /// The job is being stopped to go back to the master, not cancelled.
-    pub(crate) handed_back: AtomicBool,
-}
-
-/// State shared by the node's session and its running jobs.
-pub(crate) struct NodeShared {
-    config: NodeConfig,
-    cache: engine::ModuleCache,
-    scratch_root: PathBuf,
-    running: DashMap<String, Arc<RunningJob>>,
-    ledger: ledger::Ledger,
-}
+use tokio::sync::watch;
 
 /// Removes scratch directories left by node processes that no longer run.
 fn clear_stale_scratch(jobs_dir: &std::path::Path) {
@@ -124,7 +55,7 @@ impl Node {
     /// Sets up the engine and opens the cache directory.
     pub fn new(config: NodeConfig) -> anyhow::Result<Self> {
         let engine = engine::new_engine(&config.capacity)?;
-        let cache = engine::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size)?;
+        let cache = cache::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size)?;
         let jobs_dir = config.cache_dir.join("jobs");
         clear_stale_scratch(&jobs_dir);
         // Each node process has its own scratch root, so several nodes (or

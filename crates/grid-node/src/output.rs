@@ -2,26 +2,18 @@
 //! never accumulated, and cut off at the job's output limit.
 
 use bytes::Bytes;
+use grid_core::OutputStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
-
-/// Which stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    /// stdout
-    Stdout,
-    /// stderr
-    Stderr,
-}
+use wasmtime_wasi::p2::{self, Pollable, StreamError, StreamResult};
 
 /// A chunk of guest output.
 #[derive(Debug)]
 pub struct Chunk {
     /// Which stream.
-    pub stream: StreamKind,
+    pub stream: OutputStream,
     /// The bytes.
     pub data: Bytes,
 }
@@ -52,7 +44,7 @@ impl OutputBudget {
     }
 
     /// The sink for one stream.
-    pub fn sink(self: &Arc<Self>, stream: StreamKind) -> OutputSink {
+    pub fn sink(self: &Arc<Self>, stream: OutputStream) -> OutputSink {
         OutputSink { budget: self.clone(), stream }
     }
 }
@@ -61,7 +53,7 @@ impl OutputBudget {
 #[derive(Clone)]
 pub struct OutputSink {
     budget: Arc<OutputBudget>,
-    stream: StreamKind,
+    stream: OutputStream,
 }
 
 /// Largest write accepted at once.
@@ -79,7 +71,7 @@ impl IsTerminal for OutputSink {
 }
 
 impl StdoutStream for OutputSink {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
+    fn p2_stream(&self) -> Box<dyn p2::OutputStream> {
         Box::new(SinkStream { sink: self.clone(), permit: None })
     }
 
@@ -99,7 +91,7 @@ impl Pollable for SinkStream {
     }
 }
 
-impl OutputStream for SinkStream {
+impl p2::OutputStream for SinkStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         if bytes.is_empty() {
             return Ok(());

@@ -3,8 +3,8 @@
 //! crate that sees prost types.
 
 use crate::executor::{self, Run};
-use crate::output::{Chunk, StreamKind};
-use crate::{NodeShared, RunningJob};
+use crate::output::Chunk;
+use crate::state::{NodeShared, RunningJob};
 use futures::FutureExt;
 use grid_core::wire::{MAX_MESSAGE_BYTES, capacity_to_pb};
 use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
@@ -205,7 +205,7 @@ async fn accept(
     }));
 }
 
-/// Times a job may wait (a guest yields once per [`crate::engine::FUEL_YIELD_INTERVAL`]
+/// Times a job may wait (a guest yields once per [`crate::executor::FUEL_YIELD_INTERVAL`]
 /// fuel) before it moves to a thread of its own.
 const SETTLE_AFTER: u32 = 16;
 
@@ -303,11 +303,8 @@ async fn forward_output(job_id: String, mut rx: mpsc::Receiver<Chunk>, tx: mpsc:
                 Err(_) => break,
             }
         }
-        let stream = match stream {
-            StreamKind::Stdout => pb::OutputStream::Stdout,
-            StreamKind::Stderr => pb::OutputStream::Stderr,
-        };
-        let msg = up(Up::Output(pb::JobOutput { job_id: job_id.clone(), stream: stream as i32, data }));
+        let stream = pb::OutputStream::from(stream) as i32;
+        let msg = up(Up::Output(pb::JobOutput { job_id: job_id.clone(), stream, data }));
         if tx.send(msg).await.is_err() {
             return;
         }

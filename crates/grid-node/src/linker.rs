@@ -1,14 +1,16 @@
-//! A cap on the files a job holds open, so a guest fails to open one more
-//! instead of exhausting the node's descriptors. For a module, `path_open`
-//! and `fd_close` from WASI preview 1 are wrapped so each job counts its own
-//! descriptors, and an open past the cap fails with `EMFILE`. For a
-//! component, preview 2's `open-at` is wrapped to count the descriptors in
-//! the job's resource table, and fails with `insufficient-memory` (preview 2
-//! has no `EMFILE`).
+//! The two linkers every job is instantiated through, built once at
+//! start-up: WASI preview 1 for core modules, WASI preview 2 for
+//! components. Both cap the files a job holds open, so a guest fails to
+//! open one more instead of exhausting the node's descriptors. For a
+//! module, `path_open` and `fd_close` from WASI preview 1 are wrapped so
+//! each job counts its own descriptors, and an open past the cap fails with
+//! `EMFILE`. For a component, preview 2's `open-at` is wrapped to count the
+//! descriptors in the job's resource table, and fails with
+//! `insufficient-memory` (preview 2 has no `EMFILE`).
 
-use crate::executor::JobCtx;
+use crate::ctx::JobCtx;
 use wasmtime::component::{self, Resource};
-use wasmtime::{AsContextMut, Caller, Linker, StoreContextMut};
+use wasmtime::{AsContextMut, Caller, Engine, Linker, StoreContextMut};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
@@ -18,6 +20,24 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 
 /// Files one job may hold open at once.
 pub const MAX_OPEN_FILES: u32 = 256;
+
+/// The linker for core modules: WASI preview 1, with open files capped.
+pub fn for_modules(engine: &Engine) -> anyhow::Result<Linker<JobCtx>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
+        .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+    cap_module_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+    Ok(linker)
+}
+
+/// The linker for components: WASI preview 2, with open files capped.
+pub fn for_components(engine: &Engine) -> anyhow::Result<component::Linker<JobCtx>> {
+    let mut linker = component::Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    cap_component_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    Ok(linker)
+}
 
 /// WASI preview 1 `errno::mfile`: too many open files.
 const ERRNO_MFILE: i32 = 33;
@@ -40,7 +60,7 @@ fn enter<'a>(caller: &'a mut Caller<'_, JobCtx>) -> wasmtime::Result<(&'a mut Jo
 
 /// Replaces `path_open` and `fd_close` in `linker` (which already holds
 /// WASI preview 1) with counting versions.
-pub fn add_to_linker(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
+fn cap_module_files(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     linker.func_wrap_async(
         MODULE,
@@ -104,7 +124,7 @@ const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 /// Replaces `open-at` in `linker` (which already holds WASI preview 2) with
 /// one that refuses to open past [`MAX_OPEN_FILES`] descriptors, preopened
 /// directories included.
-pub fn add_to_component_linker(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<()> {
+fn cap_component_files(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     linker.instance(FILESYSTEM_TYPES)?.func_wrap_async(
         "[method]descriptor.open-at",

@@ -1,0 +1,31 @@
+//! `JobCtx`, what a job's store holds: its WASI context, its memory
+//! limiter and its count of open files.
+
+use crate::limits::JobLimiter;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtxView, WasiView};
+
+/// What a job's store holds.
+pub struct JobCtx {
+    /// The job's WASI context. Preview 1 keeps its own state beside the
+    /// context and resource table that preview 2 uses, so modules and
+    /// components share this one type.
+    pub(crate) wasi: WasiP1Ctx,
+    /// Caps and records the job's linear memory and tables.
+    pub(crate) limiter: JobLimiter,
+    /// Files the guest holds open (counted by the wrappers in `linker`).
+    pub(crate) open_files: u32,
+}
+
+impl JobCtx {
+    /// A job's context, with no files open yet.
+    pub(crate) fn new(wasi: WasiP1Ctx, limiter: JobLimiter) -> Self {
+        Self { wasi, limiter, open_files: 0 }
+    }
+}
+
+impl WasiView for JobCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
+}

@@ -1,0 +1,28 @@
+//! The node's live state, shared by its session with the master and the
+//! jobs it runs: its config, module cache, ledger and running jobs.
+
+use crate::cache::ModuleCache;
+use crate::config::NodeConfig;
+use crate::ledger::Ledger;
+use dashmap::DashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tokio::sync::Notify;
+
+/// A job running on this node.
+pub(crate) struct RunningJob {
+    /// Wakes the job to stop it.
+    pub(crate) stop: Notify,
+    /// The job is being stopped to go back to the master, not cancelled.
+    pub(crate) handed_back: AtomicBool,
+}
+
+/// State shared by the node's session and its running jobs.
+pub(crate) struct NodeShared {
+    pub(crate) config: NodeConfig,
+    pub(crate) cache: ModuleCache,
+    pub(crate) scratch_root: PathBuf,
+    pub(crate) running: DashMap<String, Arc<RunningJob>>,
+    pub(crate) ledger: Ledger,
+}
