@@ -35,10 +35,13 @@ fn views<'a>(
 /// node; jobs that fit nowhere keep their place. Stops once no node has a
 /// free slot.
 pub fn plan(queue: &JobQueue<JobId>, jobs: &HashMap<JobId, Job>, nodes: &HashMap<NodeId, Node>) -> Vec<Assignment> {
+    let mut out = Vec::new();
+    if queue.is_empty() {
+        return out;
+    }
     let mut room: HashMap<NodeId, Room> = nodes.iter().map(|(id, n)| (*id, n.room())).collect();
     let free = |room: &HashMap<NodeId, Room>| room.values().any(|r| r.slots > 0);
-    let mut out = Vec::new();
-    if queue.is_empty() || !free(&room) {
+    if !free(&room) {
         return out;
     }
     let mut running: HashMap<&str, usize> = HashMap::new();

@@ -100,7 +100,7 @@ impl Job {
 
     /// Ended with `report`. The job's input is not needed any more; what
     /// describes it is kept.
-    pub fn finish(&mut self, report: JobReport) {
+    pub fn finish(&mut self, report: Arc<JobReport>) {
         self.phase = Phase::Finished;
         if !self.spec.stdin.is_empty() || !self.spec.dirs.is_empty() {
             let spec = &self.spec;
@@ -113,7 +113,7 @@ impl Job {
                 limits: spec.limits,
             });
         }
-        self.log.push(JobEvent::Finished(Arc::new(report)));
+        self.log.push(JobEvent::Finished(report));
     }
 
     /// As `grid-cli status` shows it; `waiting` is why a queued job waits.

@@ -374,6 +374,7 @@ impl LiveState {
             }
         }
         let job = inner.jobs.get_mut(id).expect("checked above");
+        let report = Arc::new(report);
         job.finish(report.clone());
         self.store.finished(id, &job.spec, &report);
         inner.finished.push_back(id.to_owned());
