@@ -24,6 +24,15 @@ pub enum MasterError {
     Protocol(String),
     #[error("job record: {0}")]
     Db(String),
+    /// The master is at a bound the operator set: try again later.
+    #[error("{0}")]
+    Busy(String),
+    /// A caller stopped sending.
+    #[error("{0}")]
+    Stalled(String),
+    /// The caller may not make this call.
+    #[error("{0}")]
+    Refused(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("i/o error on `{path}`: {source}")]
@@ -64,6 +73,9 @@ impl From<MasterError> for tonic::Status {
                 Status::invalid_argument(msg)
             }
             MasterError::Protocol(_) | MasterError::NoNodeTakes(_) => Status::failed_precondition(msg),
+            MasterError::Busy(_) => Status::resource_exhausted(msg),
+            MasterError::Stalled(_) => Status::deadline_exceeded(msg),
+            MasterError::Refused(_) => Status::permission_denied(msg),
             MasterError::Io { .. } | MasterError::Db(_) | MasterError::Internal(_) => Status::internal(msg),
         }
     }

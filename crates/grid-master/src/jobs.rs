@@ -7,6 +7,7 @@ use crate::watch::{EventLog, JobWatch};
 use grid_core::{JobReport, JobSpec, JobState, Submission};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Where a live job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct Job {
     pub lost_on: Vec<String>,
     pub cancel_requested: bool,
     pub log: Arc<EventLog>,
+    /// When the current attempt was sent to its node.
+    pub assigned_at: Option<Instant>,
 }
 
 impl Job {
@@ -55,6 +58,7 @@ impl Job {
             lost_on: Vec::new(),
             cancel_requested: false,
             log: Arc::default(),
+            assigned_at: None,
         }
     }
 
@@ -82,10 +86,16 @@ impl Job {
     /// Sent to `node` (named `name`) as a new attempt.
     pub fn assign(&mut self, node: NodeId, name: &str) {
         self.phase = Phase::Running(node);
+        self.assigned_at = Some(Instant::now());
         self.attempts += 1;
         self.node_name = name.to_owned();
         self.recorded = (0, 0);
         self.log.push(JobEvent::Assigned(name.to_owned()));
+    }
+
+    /// Never offered to `node` again.
+    pub fn avoid(&mut self, node: NodeId) {
+        self.refused_by.insert(node);
     }
 
     /// Back in the queue; a started attempt's output is void, so watchers

@@ -4,8 +4,11 @@
 //! The binary is a thin wrapper over [`Master::serve`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
+pub mod ceilings;
 pub mod dispatch;
 pub mod error;
+pub mod gates;
+pub mod ids;
 pub mod jobs;
 pub mod model;
 pub mod modules;
@@ -21,6 +24,7 @@ pub use error::{MasterError, Result};
 
 use record::{JobStore, SqliteStore};
 
+pub use ceilings::SubmitCeilings;
 use grid_core::wire::MAX_MESSAGE_BYTES;
 use std::future::Future;
 use std::path::PathBuf;
@@ -42,7 +46,28 @@ pub struct MasterConfig {
     /// Whether each commit of the job record waits for the disk (survives a
     /// power cut) or only for the OS (survives the master's crash).
     pub fsync: bool,
+    /// What one submission may ask for and bring.
+    pub ceilings: SubmitCeilings,
+    /// The most jobs waiting for a node; submissions past it are refused.
+    pub max_queued: usize,
+    /// How long past its timeout a running job may take before its node
+    /// loses it and it runs elsewhere.
+    pub grace: Duration,
+    /// Finished jobs older than this are pruned from the record; `None`
+    /// keeps them for ever.
+    pub keep_finished: Option<Duration>,
+    /// How long an upload may go without sending data before it is dropped.
+    pub upload_idle: Duration,
 }
+
+/// Uploads one connection may have in progress at once.
+pub const UPLOADS_PER_CONNECTION: usize = 4;
+/// Uploads in progress at once on the whole master.
+pub const UPLOADS_IN_ALL: usize = 16;
+/// Jobs one connection may follow at once (`WatchJob`, `RunJob`).
+pub const WATCHERS_PER_CONNECTION: usize = 256;
+/// How often running jobs' deadlines are checked.
+const DEADLINE_SWEEP: Duration = Duration::from_secs(1);
 
 impl MasterConfig {
     /// Defaults for a master keeping its data in `data_dir`.
@@ -53,6 +78,11 @@ impl MasterConfig {
             heartbeat: Duration::from_secs(2),
             max_attempts: 3,
             fsync: true,
+            ceilings: SubmitCeilings::default(),
+            max_queued: state::DEFAULT_MAX_QUEUED,
+            grace: state::DEFAULT_GRACE,
+            keep_finished: None,
+            upload_idle: Duration::from_secs(30),
         }
     }
 }
@@ -69,7 +99,8 @@ impl Master {
     pub fn open(config: MasterConfig) -> Result<Self> {
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
-        let live = state::LiveState::new(record.clone(), config.max_attempts);
+        let live =
+            state::LiveState::new(record.clone(), config.max_attempts).with_bounds(config.grace, config.max_queued);
         let recovered = live.recover(record.unfinished()?);
         if recovered > 0 {
             tracing::info!(jobs = recovered, "unfinished jobs taken back from the record");
@@ -88,9 +119,21 @@ impl Master {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let service = rpc::MasterService { live: self.live, store: self.modules, heartbeat: self.config.heartbeat };
+        let config = self.config;
+        let live = self.live;
+        let chores = tokio::spawn(chores(Arc::downgrade(&live), config.keep_finished));
+        let service = rpc::MasterService {
+            live,
+            store: self.modules,
+            heartbeat: config.heartbeat,
+            ceilings: config.ceilings,
+            upload_idle: config.upload_idle,
+            uploads: gates::Gate::new("uploads", UPLOADS_PER_CONNECTION, UPLOADS_IN_ALL),
+            watchers: gates::Gate::new("jobs followed", WATCHERS_PER_CONNECTION, usize::MAX),
+        };
+        // No message need be larger than a submission at every ceiling.
         let server = grid_proto::master_server::MasterServer::new(service)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(config.ceilings.max_message())
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         // Small messages (heartbeats, assignments, output chunks) must not
         // wait for Nagle's algorithm: set no-delay on every accepted socket.
@@ -100,6 +143,28 @@ impl Master {
             .add_service(server)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
+        chores.abort();
         Ok(())
+    }
+}
+
+/// What the master does on its own while it serves: takes overdue jobs back
+/// from their nodes every second, and prunes finished jobs older than
+/// `keep_finished` every minute. Ends when the live state is gone.
+async fn chores(live: std::sync::Weak<state::LiveState>, keep_finished: Option<Duration>) {
+    let mut tick = tokio::time::interval(DEADLINE_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
+    loop {
+        tick.tick().await;
+        let Some(live) = live.upgrade() else { return };
+        live.expire_overdue(std::time::Instant::now());
+        ticks += 1;
+        if let Some(keep) = keep_finished
+            && ticks % 60 == 1
+        {
+            let before = model::now_ms().saturating_sub(keep.as_millis() as u64);
+            live.store().prune(before);
+        }
     }
 }

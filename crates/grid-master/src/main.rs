@@ -35,6 +35,34 @@ struct Args {
     /// kernel crash may lose the last moments' submissions and results.
     #[arg(long)]
     no_fsync: bool,
+    /// The largest output limit a job may ask for.
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    max_output: u64,
+    /// The most stdin a job may bring.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    max_stdin: u64,
+    /// The most bytes of args and env a job may bring, together.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    max_args: u64,
+    /// The most bytes of mapped directories (as archives) a job may bring, or
+    /// bring back, together.
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    max_dirs: u64,
+    /// The most jobs waiting for a node; submissions past it are refused
+    /// until the queue drains.
+    #[arg(long, default_value_t = grid_master::state::DEFAULT_MAX_QUEUED, value_name = "N")]
+    max_queued: usize,
+    /// How long past its timeout a running job may take (compiling, the
+    /// network) before its node loses it and it runs elsewhere.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    grace: Duration,
+    /// Prune finished jobs, with their output, once they are this old
+    /// [default: keep them for ever].
+    #[arg(long, value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    keep_finished: Option<Duration>,
+    /// Drop an upload that sends nothing for this long.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    upload_idle_timeout: Duration,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +91,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         heartbeat: args.heartbeat,
         max_attempts: args.max_attempts,
         fsync: !args.no_fsync,
+        ceilings: grid_master::SubmitCeilings {
+            output: args.max_output,
+            stdin: args.max_stdin,
+            args: args.max_args,
+            dirs: args.max_dirs,
+        },
+        max_queued: args.max_queued,
+        grace: args.grace,
+        keep_finished: args.keep_finished,
+        upload_idle: args.upload_idle_timeout,
     };
     let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -66,6 +66,16 @@ impl ModuleStore {
         }
     }
 
+    /// Opens a module's file, to be read a chunk at a time.
+    pub async fn open(&self, hash: &ModuleHash) -> Result<tokio::fs::File> {
+        let path = self.path(hash);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MasterError::ModuleNotFound(hash.clone())),
+            Err(e) => Err(MasterError::Io { path, source: e }),
+        }
+    }
+
     /// Starts an upload of a module that claims to be `expected`, of
     /// `declared_size` bytes.
     pub fn begin(&self, expected: ModuleHash, declared_size: u64) -> Result<Upload<'_>> {

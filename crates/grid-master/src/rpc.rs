@@ -1,7 +1,9 @@
 //! The gRPC face of the master: the one module of this crate that sees
 //! prost types. It converts them to domain types and calls into `state`.
 
+use crate::ceilings::SubmitCeilings;
 use crate::error::MasterError;
+use crate::gates::{Gate, Permit};
 use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
 use crate::modules::ModuleStore;
 use crate::record::JobStore;
@@ -21,12 +23,37 @@ type Result<T, E = Status> = std::result::Result<T, E>;
 
 /// Chunk size for module transfers.
 const CHUNK: usize = 1 << 20;
+/// The most hashes one `MissingModules` call may ask about.
+pub const MAX_HASHES_ASKED: usize = 1_000;
+/// The most module hashes a node may report as cached; the rest are not
+/// remembered.
+pub const MAX_CACHED_PER_NODE: usize = 10_000;
+/// The longest node name kept; longer ones are cut.
+pub const MAX_NODE_NAME: usize = 64;
 
 /// The tonic service.
 pub struct MasterService {
     pub(crate) live: Arc<LiveState>,
     pub(crate) store: Arc<ModuleStore>,
     pub(crate) heartbeat: Duration,
+    pub(crate) ceilings: SubmitCeilings,
+    /// How long an upload may go without sending data.
+    pub(crate) upload_idle: Duration,
+    pub(crate) uploads: Arc<Gate>,
+    pub(crate) watchers: Arc<Gate>,
+}
+
+/// The connection a request came on, as gates count it.
+fn connection<T>(req: &Request<T>) -> String {
+    req.remote_addr().map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// A stream that holds `permit` for as long as it lives.
+fn holding<T: Send + 'static>(stream: BoxStream<T>, permit: Permit) -> BoxStream<T> {
+    Box::pin(stream.map(move |item| {
+        let _held = &permit;
+        item
+    }))
 }
 
 fn hash(s: &str) -> Result<ModuleHash, MasterError> {
@@ -101,6 +128,7 @@ impl MasterService {
             return Err(MasterError::InvalidArgument("missing job spec".into()));
         }
         let (spec, submission) = grid_core::wire::from_submit_request(req)?;
+        self.ceilings.check(&spec, &submission)?;
         if !self.store.contains(&spec.module) {
             return Err(MasterError::ModuleNotFound(spec.module));
         }
@@ -140,8 +168,16 @@ impl Master for MasterService {
         &self,
         req: Request<pb::MissingModulesRequest>,
     ) -> Result<Response<pb::MissingModulesResponse>, Status> {
+        let hashes = req.into_inner().hashes;
+        if hashes.len() > MAX_HASHES_ASKED {
+            let n = hashes.len();
+            return Err(MasterError::InvalidArgument(format!(
+                "too many hashes in one call: {n}, over the limit of {MAX_HASHES_ASKED}"
+            ))
+            .into());
+        }
         let mut missing = Vec::new();
-        for h in req.into_inner().hashes {
+        for h in hashes {
             if !self.store.contains(&hash(&h)?) {
                 missing.push(h);
             }
@@ -153,12 +189,23 @@ impl Master for MasterService {
         &self,
         req: Request<Streaming<pb::UploadChunk>>,
     ) -> Result<Response<pb::UploadModuleResponse>, Status> {
+        let _permit = self.uploads.enter(&connection(&req))?;
         let mut chunks = req.into_inner();
-        let first = chunks.message().await?.ok_or_else(|| MasterError::InvalidArgument("empty upload".into()))?;
+        let idle = self.upload_idle;
+        // An upload that stops sending is dropped, with its partial file.
+        let mut next = async || match tokio::time::timeout(idle, chunks.message()).await {
+            Ok(chunk) => chunk,
+            Err(_) => Err(MasterError::Stalled(format!(
+                "upload stalled: no data for {}",
+                grid_core::units::format_duration(idle)
+            ))
+            .into()),
+        };
+        let first = next().await?.ok_or_else(|| MasterError::InvalidArgument("empty upload".into()))?;
         let expected = hash(&first.hash)?;
         let mut upload = self.store.begin(expected, first.total_size)?;
         upload.write(&first.data)?;
-        while let Some(chunk) = chunks.message().await? {
+        while let Some(chunk) = next().await? {
             upload.write(&chunk.data)?;
         }
         let (hash, size) = upload.finish()?;
@@ -174,17 +221,20 @@ impl Master for MasterService {
     type WatchJobStream = BoxStream<pb::JobEvent>;
 
     async fn watch_job(&self, req: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let permit = self.watchers.enter(&connection(&req))?;
         let req = req.into_inner();
-        Ok(Response::new(self.events(&req.job_id, req.snapshot).await?))
+        Ok(Response::new(holding(self.events(&req.job_id, req.snapshot).await?, permit)))
     }
 
     type RunJobStream = BoxStream<pb::JobEvent>;
 
     async fn run_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<Self::RunJobStream>, Status> {
+        let permit = self.watchers.enter(&connection(&req))?;
         let job_id = self.submit(req.into_inner()).await?;
         let events = self.events(&job_id, false).await?;
         let submitted = pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) };
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(submitted) }).chain(events))))
+        let stream: BoxStream<pb::JobEvent> = Box::pin(futures::stream::once(async { Ok(submitted) }).chain(events));
+        Ok(Response::new(holding(stream, permit)))
     }
 
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
@@ -253,8 +303,9 @@ impl Master for MasterService {
             return Err(MasterError::Protocol("the first message of a node session must be `register`".into()).into());
         };
         let (capacity, fuel_available) = grid_core::wire::capacity_from_pb(&reg.capacity.unwrap_or_default());
-        let cached = reg.cached_hashes.iter().filter_map(|h| ModuleHash::parse(h).ok()).collect();
-        let registration = NodeRegistration { name: reg.name, address, capacity, fuel_available, cached };
+        let cached = reg.cached_hashes.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect();
+        let name = grid_core::text::cut(&reg.name, MAX_NODE_NAME).into_owned();
+        let registration = NodeRegistration { name, address, capacity, fuel_available, cached };
         let (node_id, orders) = self.live.register_node(registration);
 
         let registered = pb::MasterMessage {
@@ -291,7 +342,11 @@ impl Master for MasterService {
                 match msg {
                     Msg::Register(_) => break "registered twice".to_string(),
                     Msg::Heartbeat(hb) => {
-                        let parse = |v: Vec<String>| v.iter().filter_map(|h| ModuleHash::parse(h).ok()).collect();
+                        // A node's cache holds at most so many modules; a
+                        // heartbeat claiming more is cut, not believed.
+                        let parse = |v: Vec<String>| {
+                            v.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect()
+                        };
                         let beat = Heartbeat {
                             cached_added: parse(hb.cached_added),
                             cached_removed: parse(hb.cached_removed),
@@ -322,9 +377,28 @@ impl Master for MasterService {
         &self,
         req: Request<pb::FetchModuleRequest>,
     ) -> Result<Response<Self::FetchModuleStream>, Status> {
+        let address = connection(&req);
         let h = hash(&req.into_inner().hash)?;
-        let bytes = self.store.read(&h).await?;
-        let chunks: Vec<_> = bytes.chunks(CHUNK).map(|c| Ok(pb::ModuleChunk { data: c.to_vec() })).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+        if !self.live.may_fetch(&address, &h) {
+            return Err(MasterError::Refused(format!(
+                "fetch refused: module `{}` is fetched only by a connected node running a job of it",
+                h.short()
+            ))
+            .into());
+        }
+        let file = self.store.open(&h).await?;
+        // Read as the node pulls: a stalled fetch holds one chunk, not the module.
+        let chunks = futures::stream::try_unfold(file, |mut file| async move {
+            use tokio::io::AsyncReadExt;
+            let mut data = Vec::with_capacity(CHUNK);
+            while data.len() < CHUNK {
+                if (&mut file).take((CHUNK - data.len()) as u64).read_to_end(&mut data).await? == 0 {
+                    break;
+                }
+            }
+            Ok::<_, std::io::Error>((!data.is_empty()).then_some((pb::ModuleChunk { data }, file)))
+        });
+        let chunks = chunks.map(|c| c.map_err(|e| Status::internal(format!("reading a module: {e}"))));
+        Ok(Response::new(Box::pin(chunks)))
     }
 }

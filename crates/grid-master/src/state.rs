@@ -5,6 +5,7 @@
 
 use crate::dispatch::{self, Assignment};
 use crate::error::{MasterError, Result};
+use crate::ids::IdGenerator;
 use crate::jobs::{Job, Phase};
 use crate::model::{Heartbeat, JobId, JobSummary, NodeId, NodeRegistration, NodeSummary, StoredJob, ToNode, now_ms};
 use crate::nodes::Node;
@@ -12,14 +13,23 @@ use crate::queue::JobQueue;
 use crate::record::{Inserted, JobStore, MemoryStore, NewJob, OUTPUT_KEPT};
 use crate::watch::JobWatch;
 use grid_core::{JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
+use grid_core::text::cut;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Finished jobs kept in memory; older ones are served from the record.
 pub const FINISHED_KEPT: usize = 2_000;
+/// The longest reason or message from a node that is kept or logged.
+pub const MAX_REASON: usize = 256;
+/// The longest message of a job's outcome that is kept.
+pub const MAX_MESSAGE: usize = 4096;
+/// The default time a running job gets past its timeout before its node
+/// loses it.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+/// The default bound on jobs waiting for a node.
+pub const DEFAULT_MAX_QUEUED: usize = 1_000_000;
 
 #[derive(Default)]
 struct Inner {
@@ -37,10 +47,14 @@ struct Inner {
 /// The master's live state, shared by every connection.
 pub struct LiveState {
     inner: Mutex<Inner>,
-    id_counter: AtomicU64,
-    id_prefix: u64,
+    ids: IdGenerator,
     store: Arc<dyn JobStore>,
     max_attempts: u32,
+    /// How long past its timeout a running job may take before its node
+    /// loses it.
+    grace: Duration,
+    /// The most jobs that may wait for a node.
+    max_queued: usize,
 }
 
 impl Default for LiveState {
@@ -53,14 +67,24 @@ impl LiveState {
     /// A live state recording to `store`, running a job at most
     /// `max_attempts` times when nodes are lost under it.
     pub fn new(store: Arc<dyn JobStore>, max_attempts: u32) -> Self {
-        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let newest = store.newest_id().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the newest job id; new ids start from the clock");
+            None
+        });
         Self {
             inner: Mutex::default(),
-            id_counter: AtomicU64::new(0),
-            id_prefix: millis,
+            ids: IdGenerator::after(newest.as_deref()),
             store,
             max_attempts: max_attempts.max(1),
+            grace: DEFAULT_GRACE,
+            max_queued: DEFAULT_MAX_QUEUED,
         }
+    }
+
+    /// The same state with a running job's `grace` past its timeout, and at
+    /// most `max_queued` jobs waiting.
+    pub fn with_bounds(self, grace: Duration, max_queued: usize) -> Self {
+        Self { grace, max_queued, ..self }
     }
 
     /// The job record this state writes through.
@@ -111,10 +135,16 @@ impl LiveState {
         self.lock().keys.get(key).cloned()
     }
 
-    /// Refuses a job that no connected node would ever take (with no node
-    /// connected, every job may wait).
+    /// Refuses a job when the queue is full, or when no connected node
+    /// would ever take it (with no node connected, every job may wait).
     pub fn admissible(&self, spec: &JobSpec) -> Result<()> {
         let inner = self.lock();
+        let queued = inner.queue.len();
+        if queued >= self.max_queued {
+            return Err(MasterError::Busy(format!(
+                "the master's queue is full ({queued} jobs waiting); try again later"
+            )));
+        }
         let refusals: Vec<String> =
             inner.nodes.values().filter_map(|n| n.reg.capacity.per_job.refuse(&spec.limits)).collect();
         if !inner.nodes.is_empty() && refusals.len() == inner.nodes.len() {
@@ -125,8 +155,7 @@ impl LiveState {
 
     /// A fresh job id.
     pub fn next_id(&self) -> JobId {
-        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:011x}{:05x}", self.id_prefix & 0xfff_ffff_ffff, n & 0xf_ffff)
+        self.ids.next()
     }
 
     /// Records a job and queues it; returns its id, or the id of the job
@@ -269,11 +298,22 @@ impl LiveState {
     }
 
     /// A node finished one of its jobs.
+    /// What the node claims is not taken on trust: fuel and memory are cut
+    /// to the job's limits, messages to a sane length, and the node's name
+    /// is the one it registered with.
     pub fn job_finished(&self, node: NodeId, job: &str, report: JobReport) {
         let mut inner = self.lock();
         let Some(j) = inner.jobs.get(job).filter(|j| j.runs_on(node)) else { return };
         let spec = j.spec.clone();
+        let mut report = report;
+        let limits = &spec.limits;
+        report.fuel_limit = limits.fuel;
+        report.fuel_used = report.fuel_used.min(limits.fuel);
+        report.peak_memory = report.peak_memory.min(limits.memory);
+        report.wall = report.wall.min(limits.timeout + self.grace);
+        cut_message(&mut report.outcome);
         if let Some(n) = inner.nodes.get_mut(&node) {
+            report.node.clone_from(&n.reg.name);
             n.release(job, &spec, Some(report.fuel_used));
             n.jobs_run += 1;
         }
@@ -281,12 +321,16 @@ impl LiveState {
         self.dispatch(&mut inner);
     }
 
-    /// A node refused a job: it goes back to the front of the queue.
+    /// A node refused or handed back a job: it goes back to the front of
+    /// the queue. Each hand-back counts as an attempt, so a node cannot
+    /// bounce a job for ever; with none left the job fails.
     pub fn job_rejected(&self, node: NodeId, job: &str, reason: &str) {
         let mut inner = self.lock();
         let Some(j) = inner.jobs.get(job).filter(|j| j.runs_on(node)) else { return };
-        tracing::warn!(job, node, reason, "node refused job; requeued");
+        let reason = cut(reason, MAX_REASON);
         let spec = j.spec.clone();
+        let name = inner.nodes.get(&node).map(|n| n.reg.name.clone()).unwrap_or_default();
+        tracing::warn!(job, node = %name, reason = %reason, "node handed a job back");
         if let Some(n) = inner.nodes.get_mut(&node) {
             n.release(job, &spec, None);
         }
@@ -296,14 +340,16 @@ impl LiveState {
             self.dispatch(&mut inner);
             return;
         }
+        if j.attempts >= self.max_attempts {
+            let msg = format!("handed back by node `{name}`: {reason} (attempt {} of {})", j.attempts, self.max_attempts);
+            self.finish(&mut inner, job, JobReport::before_start(Outcome::NodeError(msg), &name, &spec.limits));
+            self.dispatch(&mut inner);
+            return;
+        }
         j.refused_by.insert(node);
         // One that ran for a while (a node handing jobs back as it shuts
-        // down) wrote output that belongs to a void attempt; one refused
-        // before it started was not an attempt.
+        // down) wrote output that belongs to a void attempt.
         let started = j.recorded.0 > 0;
-        if !started {
-            j.attempts = j.attempts.saturating_sub(1);
-        }
         j.requeue(started);
         let (attempts, priority, tenant) = (j.attempts, j.submission.priority, j.tenant().to_owned());
         self.store.requeued(job, attempts);
@@ -338,6 +384,69 @@ impl LiveState {
             }
         }
         self.dispatch(&mut inner);
+    }
+
+    /// Takes running jobs away from nodes that have held them past their
+    /// deadline (timeout plus grace, from assignment): the node is told to
+    /// stop, its lost jobs count goes up, and the job runs elsewhere (never
+    /// on that node again) or, with no attempts left, fails. Returns how
+    /// many jobs were taken back.
+    pub fn expire_overdue(&self, now: Instant) -> usize {
+        let mut inner = self.lock();
+        let mut overdue = Vec::new();
+        for (node_id, n) in &inner.nodes {
+            for id in &n.running {
+                let job = &inner.jobs[id];
+                if job.assigned_at.is_some_and(|at| now >= at + job.spec.limits.timeout + self.grace) {
+                    overdue.push((*node_id, id.clone()));
+                }
+            }
+        }
+        for (node_id, id) in &overdue {
+            self.overdue(&mut inner, *node_id, id);
+        }
+        if !overdue.is_empty() {
+            self.dispatch(&mut inner);
+        }
+        overdue.len()
+    }
+
+    /// One job its node held past the deadline.
+    fn overdue(&self, inner: &mut Inner, node_id: NodeId, id: &str) {
+        let job = inner.jobs.get_mut(id).expect("a running job exists");
+        let spec = job.spec.clone();
+        let n = inner.nodes.get_mut(&node_id).expect("the job's node exists");
+        n.release(id, &spec, None);
+        let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
+        let name = n.reg.name.clone();
+        *inner.lost_jobs.entry(name.clone()).or_default() += 1;
+        let (timeout, grace) = (grid_core::units::format_duration(spec.limits.timeout), grid_core::units::format_duration(self.grace));
+        tracing::warn!(job = id, node = %name, "node did not finish the job within its timeout and grace; taken back");
+        let job = inner.jobs.get_mut(id).expect("a running job exists");
+        job.avoid(node_id);
+        if job.cancel_requested {
+            self.finish(inner, id, JobReport::before_start(Outcome::Cancelled, &name, &spec.limits));
+        } else if job.attempts < self.max_attempts {
+            job.requeue(true);
+            let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
+            self.store.requeued(id, attempts);
+            inner.queue.push_front(id.to_owned(), priority, &tenant);
+        } else {
+            let msg = format!(
+                "node `{name}` did not finish within the job's timeout of {timeout} and the master's grace of {grace} (attempt {} of {})",
+                job.attempts, self.max_attempts
+            );
+            self.finish(inner, id, JobReport::before_start(Outcome::NodeError(msg), &name, &spec.limits));
+        }
+    }
+
+    /// Whether the node connected from `address` may fetch `module`: only a
+    /// node running a job of that module may.
+    pub fn may_fetch(&self, address: &str, module: &grid_core::ModuleHash) -> bool {
+        let inner = self.lock();
+        inner.nodes.values().filter(|n| n.reg.address == address).any(|n| {
+            n.running.iter().any(|id| inner.jobs.get(id).is_some_and(|j| &j.spec.module == module))
+        })
     }
 
     /// The nodes connected now.
@@ -408,6 +517,17 @@ impl LiveState {
             self.store.running(&id, &node.reg.name, job.attempts);
             inner.queue.remove(&id);
         }
+    }
+}
+
+/// Cuts the message an outcome carries (a trap's, a node's) to
+/// [`MAX_MESSAGE`].
+fn cut_message(outcome: &mut Outcome) {
+    match outcome {
+        Outcome::Trap(m) | Outcome::InvalidModule(m) | Outcome::LinkError(m) | Outcome::NodeError(m) => {
+            grid_core::text::cut_owned(m, MAX_MESSAGE)
+        }
+        _ => {}
     }
 }
 
@@ -560,6 +680,111 @@ mod tests {
         let summary = live.summary(&job).unwrap();
         assert_eq!(summary.state, JobState::Failed);
         assert!(summary.result.unwrap().reason().contains("attempt 1 of 1"));
+    }
+
+    #[tokio::test]
+    async fn a_node_that_holds_a_job_past_its_deadline_loses_it_to_another() {
+        let live = Arc::new(LiveState::new(Arc::new(MemoryStore::new()), 3).with_bounds(Duration::from_secs(1), 10));
+        let (a, mut rx_a) = live.register_node(node("a"));
+        let short = JobSpec { limits: Limits { timeout: Duration::from_secs(2), ..Limits::default() }, ..spec() };
+        let job = submit(&live, short).await.unwrap();
+        assert_eq!(assigned(&mut rx_a), Some(job.clone()));
+        let (b, mut rx_b) = live.register_node(node("b"));
+        let assigned_at = Instant::now();
+        assert_eq!(live.expire_overdue(assigned_at + Duration::from_millis(2500)), 0, "taken back before its deadline");
+        assert_eq!(live.expire_overdue(assigned_at + Duration::from_secs(4)), 1);
+        assert!(matches!(rx_a.try_recv(), Ok(ToNode::Cancel(id)) if id == job), "the node was not told to stop");
+        assert_eq!(assigned(&mut rx_b), Some(job.clone()), "the job did not run elsewhere");
+        let lost: Vec<_> = live.nodes().iter().map(|n| (n.name.clone(), n.lost_jobs)).collect();
+        assert_eq!(lost, [("a".to_string(), 1), ("b".to_string(), 0)]);
+        // The node that held it is not offered it again, even after a heartbeat.
+        live.node_gone(b, "gone");
+        live.heartbeat(a, Heartbeat { fuel_available: 1 << 40, ..Heartbeat::default() });
+        assert_eq!(assigned(&mut rx_a), None);
+        // Its late answer is ignored.
+        live.job_finished(a, &job, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        assert_eq!(live.summary(&job).unwrap().state, JobState::Queued);
+    }
+
+    #[tokio::test]
+    async fn a_job_held_past_its_deadline_with_no_attempts_left_fails_naming_the_node() {
+        let live = Arc::new(LiveState::new(Arc::new(MemoryStore::new()), 1).with_bounds(Duration::from_secs(1), 10));
+        let (_a, mut rx) = live.register_node(node("a"));
+        let short = JobSpec { limits: Limits { timeout: Duration::from_secs(2), ..Limits::default() }, ..spec() };
+        let job = submit(&live, short).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        live.expire_overdue(Instant::now() + Duration::from_secs(10));
+        let summary = live.summary(&job).unwrap();
+        assert_eq!(summary.state, JobState::Failed);
+        let reason = summary.result.unwrap().reason();
+        assert!(reason.contains("node `a` did not finish within the job's timeout of 2s"), "{reason}");
+        assert!(reason.contains("(attempt 1 of 1)"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn hand_backs_count_against_the_attempts() {
+        let live = live(3);
+        let (a, mut rx) = live.register_node(node("a"));
+        let job = submit(&live, spec()).await.unwrap();
+        let long = "why ".repeat(2500);
+        for attempt in 1..=3 {
+            assert_eq!(assigned(&mut rx), Some(job.clone()), "attempt {attempt}");
+            live.job_output(a, &job, OutputStream::Stdout, b"x".to_vec());
+            live.job_rejected(a, &job, &long);
+            live.heartbeat(a, Heartbeat { fuel_available: 1 << 40, ..Heartbeat::default() });
+        }
+        assert_eq!(assigned(&mut rx), None, "a job bounced past its attempts");
+        let summary = live.summary(&job).unwrap();
+        assert_eq!((summary.state, summary.attempts), (JobState::Failed, 3));
+        let reason = summary.result.unwrap().reason();
+        assert!(reason.starts_with("node error: handed back by node `a`: why why"), "{reason}");
+        assert!(reason.len() < 400, "the node's reason was kept whole: {} bytes", reason.len());
+    }
+
+    #[tokio::test]
+    async fn what_a_node_reports_is_cut_to_the_job_s_limits() {
+        let live = live(3);
+        let (a, mut rx) = live.register_node(node("a"));
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        let mut report = JobReport::before_start(Outcome::Trap("t".repeat(100_000)), "liar", &Limits::default());
+        report.fuel_used = u64::MAX;
+        report.peak_memory = u64::MAX;
+        live.job_finished(a, &job, report);
+        let result = live.summary(&job).unwrap().result.unwrap();
+        assert_eq!(result.fuel_used, Limits::DEFAULT_FUEL);
+        assert_eq!(result.peak_memory, Limits::DEFAULT_MEMORY);
+        assert_eq!(result.node, "a", "the node's own name for itself was believed");
+        assert!(result.reason().len() <= MAX_MESSAGE + 16);
+        assert_eq!(live.nodes()[0].fuel_burned, Limits::DEFAULT_FUEL);
+    }
+
+    #[tokio::test]
+    async fn submissions_past_the_queue_bound_are_refused_and_ids_never_repeat() {
+        let live = Arc::new(LiveState::new(Arc::new(MemoryStore::new()), 3).with_bounds(DEFAULT_GRACE, 2));
+        let first = submit(&live, spec()).await.unwrap();
+        let second = submit(&live, spec()).await.unwrap();
+        assert!(second > first, "ids go up: {first} then {second}");
+        let err = submit(&live, spec()).await.unwrap_err().to_string();
+        assert_eq!(err, "the master's queue is full (2 jobs waiting); try again later");
+        // Once one leaves the queue, another may come.
+        live.cancel(&first).unwrap();
+        submit(&live, spec()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_a_node_running_a_job_of_a_module_may_fetch_it() {
+        let live = live(3);
+        let mut reg = node("a");
+        reg.address = "127.0.0.1:5000".into();
+        let (_a, mut rx) = live.register_node(reg);
+        let module = spec().module;
+        assert!(!live.may_fetch("127.0.0.1:5000", &module));
+        submit(&live, spec()).await.unwrap();
+        assigned(&mut rx).unwrap();
+        assert!(live.may_fetch("127.0.0.1:5000", &module));
+        assert!(!live.may_fetch("127.0.0.1:6000", &module), "a stranger fetched a module");
+        assert!(!live.may_fetch("127.0.0.1:5000", &ModuleHash::of(b"other")));
     }
 
     #[tokio::test]

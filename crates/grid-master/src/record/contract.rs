@@ -144,6 +144,31 @@ macro_rules! job_store_contract {
                 // What a master takes back at start: oldest first.
                 assert_eq!(ids(s.unfinished().unwrap()), ["j1", "j2", "j4"]);
             }
+
+            #[tokio::test]
+            async fn the_newest_id_is_known_and_old_finished_jobs_are_pruned() {
+                let f = open();
+                let s = &*f.store;
+                assert_eq!(s.newest_id().unwrap(), None);
+                for id in ["old", "running", "new"] {
+                    insert(s, id, &Submission::default(), 1).await;
+                }
+                assert_eq!(s.newest_id().unwrap().as_deref(), Some("new"));
+                s.running("old", "node-a", 1);
+                s.output("old", 0, OutputStream::Stdout, b"x".to_vec());
+                s.finished("old", &spec(), &ended(Outcome::Exited(0)));
+                s.running("running", "node-a", 1);
+                s.flush().await.unwrap();
+                // Nothing finished before the epoch; everything finished before the far future.
+                s.prune(0);
+                s.flush().await.unwrap();
+                assert!(s.job("old").unwrap().is_some());
+                s.prune(u64::MAX >> 2);
+                s.flush().await.unwrap();
+                assert!(s.job("old").unwrap().is_none(), "a finished job outlived --keep-finished");
+                assert!(s.output_of("old").unwrap().is_empty());
+                assert!(s.job("running").unwrap().is_some() && s.job("new").unwrap().is_some());
+            }
         }
     };
 }

@@ -16,6 +16,8 @@ struct Jobs {
     seq: HashMap<JobId, u64>,
     keys: HashMap<String, JobId>,
     output: HashMap<JobId, BTreeMap<u64, (OutputStream, Vec<u8>)>>,
+    /// When each finished job finished, in ms since the epoch.
+    finished_ms: HashMap<JobId, u64>,
     next: u64,
 }
 
@@ -99,7 +101,9 @@ impl JobStore for MemoryStore {
     }
 
     fn finished(&self, id: &str, spec: &JobSpec, report: &JobReport) {
-        if let Some(job) = self.lock().get_mut(id) {
+        let mut inner = self.lock();
+        inner.finished_ms.insert(id.to_owned(), crate::model::now_ms());
+        if let Some(job) = inner.get_mut(id) {
             job.state = JobState::finished(report);
             job.spec = spec.clone();
             job.result = Some(report.clone());
@@ -128,6 +132,30 @@ impl JobStore for MemoryStore {
     fn unfinished(&self) -> Result<Vec<StoredJob>> {
         let inner = self.lock();
         Ok(inner.jobs.values().filter(|j| !j.state.is_final()).cloned().collect())
+    }
+
+    fn newest_id(&self) -> Result<Option<JobId>> {
+        Ok(self.lock().jobs.values().next_back().map(|j| j.id.clone()))
+    }
+
+    fn prune(&self, finished_before_ms: u64) {
+        let mut inner = self.lock();
+        let old: Vec<(u64, JobId)> = inner
+            .jobs
+            .iter()
+            .filter(|(_, j)| inner.finished_ms.get(&j.id).is_some_and(|ms| *ms < finished_before_ms))
+            .map(|(seq, j)| (*seq, j.id.clone()))
+            .collect();
+        for (seq, id) in old {
+            if let Some(job) = inner.jobs.remove(&seq)
+                && let Some(key) = job.key
+            {
+                inner.keys.remove(&key);
+            }
+            inner.seq.remove(&id);
+            inner.output.remove(&id);
+            inner.finished_ms.remove(&id);
+        }
     }
 }
 

@@ -78,4 +78,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// Jobs not finished yet (queued or running), oldest first: what a
     /// master takes back when it starts.
     fn unfinished(&self) -> Result<Vec<StoredJob>>;
+
+    /// The id of the newest job recorded, so that new ids come after it.
+    fn newest_id(&self) -> Result<Option<JobId>>;
+
+    /// Forgets the jobs that finished before `finished_before_ms`, with
+    /// their output (write-behind, like the other changes).
+    fn prune(&self, finished_before_ms: u64);
 }

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     result BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_ms) WHERE finished_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS output (
     job_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -46,6 +47,7 @@ enum Op {
     Output { id: JobId, seq: u64, stream: OutputStream, data: Vec<u8> },
     Finished { id: JobId, spec: Vec<u8>, state: JobState, result: Vec<u8> },
     Flush { done: oneshot::Sender<Result<()>> },
+    Prune { finished_before_ms: u64 },
 }
 
 /// The record in SQLite: a writer thread and a connection for reads.
@@ -219,6 +221,14 @@ impl JobStore for SqliteStore {
     fn unfinished(&self) -> Result<Vec<StoredJob>> {
         self.query("WHERE state IN ('queued', 'running') ORDER BY seq ASC", params![])
     }
+
+    fn newest_id(&self) -> Result<Option<JobId>> {
+        self.read(|c| c.query_row("SELECT id FROM jobs ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional())
+    }
+
+    fn prune(&self, finished_before_ms: u64) {
+        self.send(Op::Prune { finished_before_ms });
+    }
 }
 
 const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms)
@@ -315,6 +325,14 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         ])?;
                     }
                     Op::Flush { done } => acks.push(Ack::Flushed(done)),
+                    Op::Prune { finished_before_ms } => {
+                        let before = finished_before_ms as i64;
+                        tx.prepare_cached(
+                            "DELETE FROM output WHERE job_id IN (SELECT id FROM jobs WHERE finished_ms < ?1)",
+                        )?
+                        .execute(params![before])?;
+                        tx.prepare_cached("DELETE FROM jobs WHERE finished_ms < ?1")?.execute(params![before])?;
+                    }
                 }
             }
             tx.commit()
