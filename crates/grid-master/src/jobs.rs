@@ -365,4 +365,80 @@ mod tests {
             live.submit(JobSpec { stdin: b"hi".to_vec(), ..spec(1 << 20) }, Submission::default()).await.unwrap();
         assert!(!live.spec_in_record(&tiny));
     }
+
+    /// A store that counts its reads and output writes.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStore,
+        reads: std::sync::atomic::AtomicUsize,
+        outputs: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Counting {
+        fn read(&self) {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl JobStore for Counting {
+        fn insert(
+            &self,
+            job: crate::record::NewJob<'_>,
+        ) -> futures::future::BoxFuture<'static, crate::Result<crate::record::Inserted>> {
+            self.inner.insert(job)
+        }
+        fn flush(&self) -> futures::future::BoxFuture<'static, crate::Result<()>> {
+            self.read();
+            self.inner.flush()
+        }
+        fn running(&self, id: &str, node: &str, attempts: u32) {
+            self.inner.running(id, node, attempts)
+        }
+        fn requeued(&self, id: &str, attempts: u32) {
+            self.inner.requeued(id, attempts)
+        }
+        fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
+            self.outputs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.output(id, seq, stream, data)
+        }
+        fn finished(&self, id: &str, report: &JobReport, drop_input: bool) {
+            self.inner.finished(id, report, drop_input)
+        }
+        fn job(&self, id: &str) -> crate::Result<Option<crate::model::StoredJob>> {
+            self.read();
+            self.inner.job(id)
+        }
+        fn job_with_key(&self, key: &str) -> crate::Result<Option<JobId>> {
+            self.inner.job_with_key(key)
+        }
+        fn list(&self, state: Option<JobState>, limit: usize) -> crate::Result<Vec<crate::model::StoredJob>> {
+            self.inner.list(state, limit)
+        }
+        fn output_page(&self, id: &str, from: u64, max: usize) -> crate::Result<Vec<crate::record::OutputChunk>> {
+            self.read();
+            self.inner.output_page(id, from, max)
+        }
+        fn unfinished(&self) -> crate::Result<Vec<crate::record::Unfinished>> {
+            self.inner.unfinished()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tiny_job_is_watched_from_memory_with_one_output_row() {
+        let store = Arc::new(Counting::default());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let (a, mut rx) = live.register_node(node("a"));
+        let id = live.submit(spec(1 << 20), Submission::default()).await.unwrap();
+        let mut watch = live.watch(&id).unwrap();
+        assigned(&mut rx);
+        live.job_output(a, &id, OutputStream::Stdout, b"hello\n".to_vec());
+        live.job_finished(a, &id, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        let mut all = Vec::new();
+        while let Some(batch) = watch.next().await.unwrap() {
+            all.extend(batch);
+        }
+        assert_eq!(output(&all), b"hello\n");
+        assert_eq!(store.reads.load(std::sync::atomic::Ordering::Relaxed), 0, "the record was read");
+        assert_eq!(store.outputs.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
 }
