@@ -1,7 +1,12 @@
 //! A job in the live state and its transitions: made once, sent to a node,
 //! put back in the queue, ended. Each transition appends what watchers see.
+//!
+//! Memory holds little of a job: a queued job's large inputs stay in the
+//! record ([`light_spec`](crate::record::light_spec)), a running job's output is a bounded window, and
+//! an ended job keeps only what its summary shows.
 
 use crate::model::{JobEvent, JobId, JobSummary, NodeId};
+use crate::record::JobStore;
 use crate::scheduler::Demand;
 use crate::watch::{EventLog, JobWatch};
 use grid_core::{JobReport, JobSpec, JobState, Submission};
@@ -22,7 +27,11 @@ pub enum Phase {
 
 /// A job the master holds in memory.
 pub struct Job {
+    /// What memory keeps of the spec (see [`light_spec`](crate::record::light_spec)); once the job has
+    /// ended, only its module, args and limits.
     pub spec: Arc<JobSpec>,
+    /// Whether the full spec is only in the record.
+    pub spec_in_record: bool,
     pub phase: Phase,
     pub submission: Submission,
     pub submitted_ms: u64,
@@ -37,17 +46,32 @@ pub struct Job {
     /// Names of the nodes lost while running this job.
     pub lost_on: Vec<String>,
     pub cancel_requested: bool,
-    pub log: Arc<EventLog>,
+    /// What watchers see while the job is live; `None` once it has ended
+    /// (watchers that follow it still hold it).
+    pub log: Option<Arc<EventLog>>,
+    /// How it ended, without written-back directories.
+    pub result: Option<Arc<JobReport>>,
+    /// Whether its end wrote back directories, which only the record holds.
+    pub dirs_in_record: bool,
     /// When the current attempt was sent to its node.
     pub assigned_at: Option<Instant>,
 }
 
 impl Job {
     /// A queued job: new, or taken back from the record after `attempts`
-    /// attempts, the last on `node_name`.
-    pub fn new(spec: JobSpec, submission: Submission, submitted_ms: u64, attempts: u32, node_name: String) -> Self {
+    /// attempts, the last on `node_name`. `spec` is light (see
+    /// [`light_spec`](crate::record::light_spec)); `spec_in_record` says whether it was made so.
+    pub fn new(
+        spec: JobSpec,
+        spec_in_record: bool,
+        submission: Submission,
+        submitted_ms: u64,
+        attempts: u32,
+        node_name: String,
+    ) -> Self {
         Job {
             spec: Arc::new(spec),
+            spec_in_record,
             phase: Phase::Queued,
             submission,
             submitted_ms,
@@ -57,7 +81,9 @@ impl Job {
             refused_by: HashSet::new(),
             lost_on: Vec::new(),
             cancel_requested: false,
-            log: Arc::default(),
+            log: Some(Arc::default()),
+            result: None,
+            dirs_in_record: false,
             assigned_at: None,
         }
     }
@@ -78,9 +104,30 @@ impl Job {
         self.phase == Phase::Running(node)
     }
 
-    /// A watcher of its events from the first.
-    pub fn watch(&self) -> JobWatch {
-        self.log.watch()
+    /// A watcher of its events from the first, reading what memory does
+    /// not hold from `store`.
+    pub fn watch(&self, id: &str, store: Arc<dyn JobStore>) -> JobWatch {
+        match (&self.log, &self.result) {
+            (Some(log), _) => log.watch(id, store),
+            (None, result) => {
+                Arc::new(EventLog::ended(&self.node_name, result.clone(), self.dirs_in_record)).watch(id, store)
+            }
+        }
+    }
+
+    /// Appends what watchers see.
+    fn push(&self, event: JobEvent) {
+        if let Some(log) = &self.log {
+            log.push(event);
+        }
+    }
+
+    /// A chunk of output of the current attempt: counted, and added to the
+    /// window. Returns its number.
+    pub fn output(&mut self, stream: grid_core::OutputStream, data: Vec<u8>) -> u64 {
+        self.recorded.0 += 1;
+        self.recorded.1 += data.len();
+        self.log.as_ref().map_or(0, |log| log.output(stream, data))
     }
 
     /// Sent to `node` (named `name`) as a new attempt.
@@ -90,7 +137,7 @@ impl Job {
         self.attempts += 1;
         self.node_name = name.to_owned();
         self.recorded = (0, 0);
-        self.log.push(JobEvent::Assigned(name.to_owned()));
+        self.push(JobEvent::Assigned(name.to_owned()));
     }
 
     /// Never offered to `node` again.
@@ -104,32 +151,43 @@ impl Job {
         self.phase = Phase::Queued;
         self.recorded = (0, 0);
         if announce_retry {
-            self.log.push(JobEvent::Retry(self.attempts + 1));
+            self.push(JobEvent::Retry(self.attempts + 1));
         }
     }
 
-    /// Ended with `report`. The job's input is not needed any more; what
-    /// describes it is kept.
-    pub fn finish(&mut self, report: Arc<JobReport>) {
+    /// Ended with `report`: watchers are told, and the job keeps only what
+    /// its summary shows (no input, no output, no written-back
+    /// directories). Returns whether the record's spec still holds input
+    /// to drop.
+    pub fn finish(&mut self, report: Arc<JobReport>) -> bool {
         self.phase = Phase::Finished;
-        if !self.spec.stdin.is_empty() || !self.spec.dirs.is_empty() {
+        let has_input = self.spec_in_record || !self.spec.stdin.is_empty() || !self.spec.dirs.is_empty();
+        if !self.spec.env.is_empty() || has_input {
             let spec = &self.spec;
             self.spec = Arc::new(JobSpec {
                 module: spec.module.clone(),
                 args: spec.args.clone(),
-                env: spec.env.clone(),
+                env: Vec::new(),
                 stdin: Vec::new(),
                 dirs: Vec::new(),
                 limits: spec.limits,
             });
         }
-        self.log.push(JobEvent::Finished(report));
+        self.spec_in_record = false;
+        self.refused_by = HashSet::new();
+        self.dirs_in_record = !report.dirs.is_empty();
+        let report =
+            if self.dirs_in_record { Arc::new(JobReport { dirs: Vec::new(), ..(*report).clone() }) } else { report };
+        if let Some(log) = self.log.take() {
+            log.finish(report.clone(), self.dirs_in_record);
+        }
+        self.result = Some(report);
+        has_input
     }
 
     /// As `grid-cli status` shows it; `waiting` is why a queued job waits.
     pub fn summary(&self, id: &JobId, waiting: impl FnOnce() -> String) -> JobSummary {
-        // Without the directories: a summary does not carry them.
-        let result = self.log.result().map(|r| JobReport { dirs: Vec::new(), ..(*r).clone() });
+        let result = self.result.as_deref().cloned();
         let state = match (self.phase, &result) {
             (Phase::Queued, _) => JobState::Queued,
             (Phase::Running(_), _) => JobState::Running,
@@ -149,5 +207,248 @@ impl Job {
             args: self.spec.args.clone(),
             result,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NodeRegistration, ToNode};
+    use crate::record::MemoryStore;
+    use crate::state::LiveState;
+    use grid_core::{Capacity, Ceilings, FuelQuota, Limits, MappedDir, ModuleHash, Outcome, OutputStream};
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    fn node(name: &str) -> NodeRegistration {
+        let big = 1 << 40;
+        NodeRegistration {
+            name: name.into(),
+            address: String::new(),
+            capacity: Capacity {
+                slots: 1,
+                memory: 1 << 30,
+                disk: 1 << 30,
+                fuel_quota: FuelQuota { rate_per_hour: big, burst: big },
+                per_job: Ceilings { fuel: big, memory: 1 << 30, timeout: Duration::from_secs(3600), disk: 1 << 30 },
+            },
+            fuel_available: big,
+            cached: Vec::new(),
+        }
+    }
+
+    fn spec(output: u64) -> JobSpec {
+        JobSpec {
+            module: ModuleHash::of(b"m"),
+            args: vec!["app".into()],
+            env: vec![],
+            stdin: vec![],
+            dirs: vec![],
+            limits: Limits { output, ..Limits::default() },
+        }
+    }
+
+    fn live() -> (Arc<LiveState>, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new());
+        (Arc::new(LiveState::new(store.clone(), 3)), store)
+    }
+
+    fn assigned(rx: &mut mpsc::UnboundedReceiver<ToNode>) -> (JobId, Arc<JobSpec>) {
+        match rx.try_recv() {
+            Ok(ToNode::Assign(id, spec)) => (id, spec),
+            other => panic!("expected an assignment, got {other:?}"),
+        }
+    }
+
+    fn output(events: &[JobEvent]) -> Vec<u8> {
+        events
+            .iter()
+            .flat_map(|e| match e {
+                JobEvent::Output(_, d) => d.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    async fn all_events(live: &LiveState, id: &str) -> Vec<JobEvent> {
+        let mut watch = live.watch(id).unwrap();
+        let mut all = Vec::new();
+        while let Some(batch) = watch.next().await.unwrap() {
+            all.extend(batch);
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn output_past_the_limit_ends_the_job_and_keeps_only_the_limit() {
+        let (live, store) = live();
+        let (a, mut rx) = live.register_node(node("a"));
+        let id = live.submit(spec(1000), Submission::default()).await.unwrap();
+        assigned(&mut rx);
+        live.job_output(a, &id, OutputStream::Stdout, vec![b'x'; 600]);
+        live.job_output(a, &id, OutputStream::Stderr, vec![b'y'; 600]);
+        assert!(matches!(rx.try_recv(), Ok(ToNode::Cancel(j)) if j == id), "the node was not told to stop");
+        // What the node sends later is not the job's any more.
+        live.job_output(a, &id, OutputStream::Stdout, vec![b'z'; 10]);
+        live.job_finished(a, &id, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        let summary = live.summary(&id).unwrap();
+        assert_eq!(summary.state, JobState::Failed);
+        assert_eq!(summary.result.unwrap().outcome, Outcome::OutputLimit);
+        let kept: usize = store.output_of(&id).unwrap().iter().map(|(_, d)| d.len()).sum();
+        assert_eq!(kept, 1000);
+        let events = all_events(&live, &id).await;
+        assert_eq!(output(&events), [vec![b'x'; 600], vec![b'y'; 400]].concat());
+        assert!(matches!(events.last(), Some(JobEvent::Finished(r)) if r.outcome == Outcome::OutputLimit));
+        assert_eq!(live.nodes()[0].slots_used, 0, "the node's slot was not released");
+        // The freed slot takes the next job.
+        let next = live.submit(spec(1000), Submission::default()).await.unwrap();
+        assert_eq!(assigned(&mut rx).0, next);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_behind_the_window_gets_every_byte_in_order() {
+        let (live, _store) = live();
+        let (a, mut rx) = live.register_node(node("a"));
+        let id = live.submit(spec(64 << 20), Submission::default()).await.unwrap();
+        assigned(&mut rx);
+        let mut watch = live.watch(&id).unwrap();
+        let mut sent = Vec::new();
+        // 3 MiB in chunks of several sizes, one larger than a chunk kept.
+        for i in 0..48u32 {
+            let len = if i == 7 { 300 << 10 } else { 60 << 10 };
+            let chunk: Vec<u8> = (0..len as u32).map(|b| (b.wrapping_mul(7) ^ i) as u8).collect();
+            live.job_output(a, &id, OutputStream::Stdout, chunk.clone());
+            sent.extend(chunk);
+        }
+        live.job_finished(a, &id, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        let mut got = Vec::new();
+        while let Some(batch) = watch.next().await.unwrap() {
+            assert!(output(&batch).len() <= crate::watch::PAGE);
+            got.extend(batch);
+        }
+        assert!(output(&got) == sent, "{} bytes of {} came, or out of order", output(&got).len(), sent.len());
+        assert!(matches!(got.first(), Some(JobEvent::Assigned(_))));
+        assert!(matches!(got.last(), Some(JobEvent::Finished(_))));
+        // A new watcher of the ended job reads it all from the record.
+        assert!(output(&all_events(&live, &id).await) == sent);
+    }
+
+    #[tokio::test]
+    async fn a_finished_job_holds_no_output_input_or_dirs() {
+        let (live, store) = live();
+        let (a, mut rx) = live.register_node(node("a"));
+        let id = live.submit(spec(64 << 20), Submission::default()).await.unwrap();
+        assigned(&mut rx);
+        live.job_output(a, &id, OutputStream::Stdout, vec![1; 200 << 10]);
+        let dirs = vec![MappedDir { guest_path: "/out".into(), archive: vec![9; 4096] }];
+        let report =
+            JobReport { dirs: dirs.clone(), ..JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()) };
+        live.job_finished(a, &id, report);
+        let job = live.job_for_test(&id, |j| {
+            assert!(j.log.is_none(), "the finished job still holds its event log");
+            assert!(j.result.as_ref().unwrap().dirs.is_empty(), "the finished job holds its dirs");
+            assert!(j.spec.stdin.is_empty() && j.spec.env.is_empty());
+        });
+        assert!(job);
+        assert!(live.summary(&id).unwrap().result.unwrap().dirs.is_empty());
+        // Watchers get the output and the dirs from the record.
+        let events = all_events(&live, &id).await;
+        assert_eq!(output(&events).len(), 200 << 10);
+        assert!(matches!(events.last(), Some(JobEvent::Finished(r)) if r.dirs == dirs));
+        assert_eq!(store.job(&id).unwrap().unwrap().result.unwrap().dirs, dirs);
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_s_stdin_stays_in_the_record() {
+        let (live, store) = live();
+        let stdin: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let big = JobSpec { stdin: stdin.clone(), env: vec![("K".into(), "V".into())], ..spec(1 << 20) };
+        let id = live.submit(big.clone(), Submission::default()).await.unwrap();
+        live.job_for_test(&id, |j| {
+            assert!(j.spec_in_record && j.spec.stdin.is_empty(), "a queued job holds its stdin");
+            assert_eq!(j.spec.env, big.env, "small args and env stay");
+        });
+        assert!(live.spec_in_record(&id));
+        assert_eq!(store.job(&id).unwrap().unwrap().spec, big);
+        // A tiny job stays whole, so sending it reads nothing.
+        let tiny =
+            live.submit(JobSpec { stdin: b"hi".to_vec(), ..spec(1 << 20) }, Submission::default()).await.unwrap();
+        assert!(!live.spec_in_record(&tiny));
+    }
+
+    /// A store that counts its reads and output writes.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStore,
+        reads: std::sync::atomic::AtomicUsize,
+        outputs: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Counting {
+        fn read(&self) {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl JobStore for Counting {
+        fn insert(
+            &self,
+            job: crate::record::NewJob<'_>,
+        ) -> futures::future::BoxFuture<'static, crate::Result<crate::record::Inserted>> {
+            self.inner.insert(job)
+        }
+        fn flush(&self) -> futures::future::BoxFuture<'static, crate::Result<()>> {
+            self.read();
+            self.inner.flush()
+        }
+        fn running(&self, id: &str, node: &str, attempts: u32) {
+            self.inner.running(id, node, attempts)
+        }
+        fn requeued(&self, id: &str, attempts: u32) {
+            self.inner.requeued(id, attempts)
+        }
+        fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
+            self.outputs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.output(id, seq, stream, data)
+        }
+        fn finished(&self, id: &str, report: &JobReport, drop_input: bool) {
+            self.inner.finished(id, report, drop_input)
+        }
+        fn job(&self, id: &str) -> crate::Result<Option<crate::model::StoredJob>> {
+            self.read();
+            self.inner.job(id)
+        }
+        fn job_with_key(&self, key: &str) -> crate::Result<Option<JobId>> {
+            self.inner.job_with_key(key)
+        }
+        fn list(&self, state: Option<JobState>, limit: usize) -> crate::Result<Vec<crate::model::StoredJob>> {
+            self.inner.list(state, limit)
+        }
+        fn output_page(&self, id: &str, from: u64, max: usize) -> crate::Result<Vec<crate::record::OutputChunk>> {
+            self.read();
+            self.inner.output_page(id, from, max)
+        }
+        fn unfinished(&self) -> crate::Result<Vec<crate::record::Unfinished>> {
+            self.inner.unfinished()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tiny_job_is_watched_from_memory_with_one_output_row() {
+        let store = Arc::new(Counting::default());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let (a, mut rx) = live.register_node(node("a"));
+        let id = live.submit(spec(1 << 20), Submission::default()).await.unwrap();
+        let mut watch = live.watch(&id).unwrap();
+        assigned(&mut rx);
+        live.job_output(a, &id, OutputStream::Stdout, b"hello\n".to_vec());
+        live.job_finished(a, &id, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        let mut all = Vec::new();
+        while let Some(batch) = watch.next().await.unwrap() {
+            all.extend(batch);
+        }
+        assert_eq!(output(&all), b"hello\n");
+        assert_eq!(store.reads.load(std::sync::atomic::Ordering::Relaxed), 0, "the record was read");
+        assert_eq!(store.outputs.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }

@@ -8,8 +8,9 @@ use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob,
 use crate::modules::ModuleStore;
 use crate::record::JobStore;
 use crate::state::{LiveState, blocking};
+use crate::watch::{EventLog, JobWatch};
 use futures::Stream as FutStream;
-use grid_core::{JobState, ModuleHash};
+use grid_core::{JobReport, JobSpec, JobState, ModuleHash};
 use grid_proto as pb;
 use grid_proto::master_server::Master;
 use std::pin::Pin;
@@ -66,7 +67,7 @@ fn event_to_pb(e: JobEvent) -> pb::JobEvent {
         JobEvent::Assigned(node) => Event::AssignedNode(node),
         JobEvent::Output(s, data) => Event::Output(pb::OutputChunk { stream: pb::OutputStream::from(s) as i32, data }),
         JobEvent::Retry(attempt) => Event::Retry(attempt),
-        JobEvent::Finished(report) => Event::Finished((*report).clone().into()),
+        JobEvent::Finished(report) => Event::Finished(Arc::unwrap_or_clone(report).into()),
     };
     pb::JobEvent { event: Some(event) }
 }
@@ -105,20 +106,14 @@ impl MasterService {
         self.read(move |store| store.job(&id)).await
     }
 
-    /// A recorded job's events: its node, its kept output, its end.
-    async fn replay(&self, id: &str) -> Result<Vec<Result<pb::JobEvent>>, MasterError> {
+    /// A watcher of a recorded job's events: its node, its output (read
+    /// from the record page by page as the watcher is pulled), its end.
+    async fn replay(&self, id: &str) -> Result<JobWatch, MasterError> {
         let job = self.stored(id).await?.ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
-        let mut events = Vec::new();
-        if !job.node.is_empty() {
-            events.push(JobEvent::Assigned(job.node.clone()));
-        }
-        let owned = id.to_owned();
-        let output = self.read(move |store| store.output_of(&owned)).await?;
-        events.extend(output.into_iter().map(|(s, d)| JobEvent::Output(s, d)));
-        if let Some(result) = job.result {
-            events.push(JobEvent::Finished(Arc::new(result)));
-        }
-        Ok(events.into_iter().map(|e| Ok(event_to_pb(e))).collect())
+        // The directories are read again when the end is sent, not held meanwhile.
+        let dirs_in_record = job.result.as_ref().is_some_and(|r| !r.dirs.is_empty());
+        let report = job.result.map(|r| Arc::new(JobReport { dirs: Vec::new(), ..r }));
+        Ok(Arc::new(EventLog::ended(&job.node, report, dirs_in_record)).watch(id, self.live.store()))
     }
 
     /// Checks a submission and hands it to the live state; returns its id
@@ -142,24 +137,36 @@ impl MasterService {
 
     /// A job's events from its start: as they come until it ends, or with
     /// `snapshot` only those so far. A job no longer in memory replays its
-    /// record.
+    /// record. Each batch is bounded, and the next is read only when the
+    /// stream is pulled, so a slow client is paced by flow control.
     async fn events(&self, job_id: &str, snapshot: bool) -> Result<BoxStream<pb::JobEvent>, MasterError> {
         let watch = match self.live.watch(job_id) {
             Ok(watch) => watch,
-            Err(MasterError::JobNotFound(_)) => return Ok(Box::pin(tokio_stream::iter(self.replay(job_id).await?))),
+            Err(MasterError::JobNotFound(_)) => self.replay(job_id).await?,
             Err(e) => return Err(e),
         };
-        if snapshot {
-            let mut watch = watch;
-            let events: Vec<_> = watch.now().into_iter().map(|e| Ok(event_to_pb(e))).collect();
-            return Ok(Box::pin(tokio_stream::iter(events)));
-        }
-        let events = futures::stream::unfold(watch, move |mut watch| async move {
-            let batch = watch.next().await?;
-            Some((futures::stream::iter(batch.into_iter().map(|e| Ok(event_to_pb(e)))), watch))
+        use futures::StreamExt as _;
+        let events = futures::stream::unfold(Some(watch), move |watch| async move {
+            let mut watch = watch?;
+            let batch = if snapshot { watch.next_now().await } else { watch.next().await };
+            match batch {
+                Ok(Some(batch)) => Some((
+                    futures::stream::iter(batch.into_iter().map(|e| Ok(event_to_pb(e)))).left_stream(),
+                    Some(watch),
+                )),
+                Ok(None) => None,
+                Err(e) => Some((futures::stream::iter([Err(Status::from(e))]).right_stream(), None)),
+            }
         });
-        Ok(Box::pin(futures::StreamExt::flatten(events)))
+        Ok(Box::pin(events.flatten()))
     }
+}
+
+/// Job `id`'s spec as the record holds it, with all its inputs.
+async fn full_spec(live: &LiveState, id: &str) -> Result<JobSpec, MasterError> {
+    let (store, owned) = (live.store(), id.to_owned());
+    let stored = blocking(move || store.job(&owned)).await?;
+    stored.map(|j| j.spec).ok_or_else(|| MasterError::JobNotFound(id.to_owned()))
 }
 
 #[tonic::async_trait]
@@ -314,17 +321,39 @@ impl Master for MasterService {
                 heartbeat_ms: self.heartbeat.as_millis() as u64,
             })),
         };
-        let outbound = tokio_stream::once(Ok(registered)).chain(
-            tokio_stream::wrappers::UnboundedReceiverStream::new(orders).map(|order| {
-                let msg = match order {
-                    ToNode::Assign(job_id, spec) => {
-                        pb::master_message::Msg::Assign(pb::Assign { job_id, spec: Some((*spec).clone().into()) })
-                    }
-                    ToNode::Cancel(job_id) => pb::master_message::Msg::Cancel(pb::Cancel { job_id }),
-                };
-                Ok(pb::MasterMessage { msg: Some(msg) })
-            }),
+        // One order at a time, in order: an assignment whose inputs are
+        // only in the record waits for them to be read, and so does what
+        // follows it.
+        let live = self.live.clone();
+        let orders = futures::StreamExt::then(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(orders),
+            move |order| {
+                let live = live.clone();
+                async move {
+                    let msg = match order {
+                        ToNode::Assign(job_id, spec) => {
+                            let spec = if live.spec_in_record(&job_id) {
+                                match full_spec(&live, &job_id).await {
+                                    Ok(spec) => spec,
+                                    Err(e) => {
+                                        let reason = format!("cannot read the job's spec from the record: {e}");
+                                        tracing::error!(job = %job_id, error = %e, "cannot read the job's spec from the record");
+                                        live.job_rejected(node_id, &job_id, &reason);
+                                        return None;
+                                    }
+                                }
+                            } else {
+                                (*spec).clone()
+                            };
+                            pb::master_message::Msg::Assign(pb::Assign { job_id, spec: Some(spec.into()) })
+                        }
+                        ToNode::Cancel(job_id) => pb::master_message::Msg::Cancel(pb::Cancel { job_id }),
+                    };
+                    Some(Ok(pb::MasterMessage { msg: Some(msg) }))
+                }
+            },
         );
+        let outbound = tokio_stream::once(Ok(registered)).chain(orders.filter_map(|order| order));
 
         let live = self.live.clone();
         // A node that is silent for three heartbeats is gone.
@@ -400,5 +429,80 @@ impl Master for MasterService {
         });
         let chunks = chunks.map(|c| c.map_err(|e| Status::internal(format!("reading a module: {e}"))));
         Ok(Response::new(Box::pin(chunks)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Master, MasterConfig};
+    use grid_core::{Capacity, Ceilings, FuelQuota, Limits, Submission};
+    use grid_proto::master_client::MasterClient;
+    use tokio::net::TcpListener;
+
+    fn capacity() -> pb::NodeCapacity {
+        let big = 1 << 40;
+        let capacity = Capacity {
+            slots: 1,
+            memory: 1 << 30,
+            disk: 1 << 30,
+            fuel_quota: FuelQuota { rate_per_hour: big, burst: big },
+            per_job: Ceilings { fuel: big, memory: 1 << 30, timeout: Duration::from_secs(3600), disk: 1 << 30 },
+        };
+        grid_core::wire::capacity_to_pb(&capacity, big)
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_s_stdin_reaches_its_node_intact_from_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = MasterConfig::new(dir.path());
+        config.fsync = false;
+        let master = Master::open(config).unwrap();
+        let live = master.live();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(master.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let mut client = MasterClient::connect(url).await.unwrap();
+        let wasm = grid_core::wasm::MAGIC.iter().copied().chain([1, 0, 0, 0]).collect::<Vec<u8>>();
+        let module = ModuleHash::of(&wasm);
+        let chunk = pb::UploadChunk { hash: module.to_string(), total_size: wasm.len() as u64, data: wasm };
+        client.upload_module(tokio_stream::iter([chunk])).await.unwrap();
+
+        let stdin: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let spec = JobSpec {
+            module,
+            args: vec!["app".into(), "x".repeat(2000)],
+            env: vec![("K".into(), "V".into())],
+            stdin,
+            dirs: vec![],
+            limits: Limits::default(),
+        };
+        let req = grid_core::wire::submit_request(spec.clone(), Submission::default());
+        let id = client.submit_job(req).await.unwrap().into_inner().job_id;
+        assert!(live.spec_in_record(&id), "the queued job holds its inputs in memory");
+
+        let register = pb::Register { name: "a".into(), capacity: Some(capacity()), cached_hashes: vec![] };
+        let hello = pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(register)) };
+        let (_keep, rx) = tokio::sync::mpsc::channel(1);
+        let first = tokio_stream::once(hello).chain(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut orders = client.node_session(first).await.unwrap().into_inner();
+        let mut assigned = None;
+        while let Some(msg) = orders.message().await.unwrap() {
+            if let Some(pb::master_message::Msg::Assign(a)) = msg.msg {
+                assigned = Some(a);
+                break;
+            }
+        }
+        let assigned = assigned.expect("the job was not sent");
+        assert_eq!(assigned.job_id, id);
+        let sent = JobSpec::try_from(assigned.spec.unwrap()).unwrap();
+        assert!(sent == spec, "the node got another spec than the one submitted");
+        let _ = stop.send(());
+        drop(orders);
+        drop(_keep);
+        let _ = server.await;
     }
 }

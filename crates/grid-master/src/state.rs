@@ -7,11 +7,11 @@ use crate::dispatch::{self, Assignment};
 use crate::error::{MasterError, Result};
 use crate::ids::IdGenerator;
 use crate::jobs::{Job, Phase};
-use crate::model::{Heartbeat, JobId, JobSummary, NodeId, NodeRegistration, NodeSummary, StoredJob, ToNode, now_ms};
+use crate::model::{Heartbeat, JobId, JobSummary, NodeId, NodeRegistration, NodeSummary, ToNode, now_ms};
 use crate::nodes::Node;
 use crate::queue::JobQueue;
-use crate::record::{Inserted, JobStore, MemoryStore, NewJob, OUTPUT_KEPT};
-use crate::watch::JobWatch;
+use crate::record::{Inserted, JobStore, MemoryStore, NewJob, Unfinished, light_spec};
+use crate::watch::{CHUNK, JobWatch};
 use grid_core::{JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
 use grid_core::text::cut;
 use std::collections::{HashMap, VecDeque};
@@ -99,14 +99,15 @@ impl LiveState {
     /// Takes back the jobs the record holds unfinished: queued ones wait
     /// again, and ones that were running start another attempt (or end, if
     /// that was their last).
-    pub fn recover(&self, jobs: Vec<StoredJob>) -> usize {
+    pub fn recover(&self, jobs: Vec<Unfinished>) -> usize {
         let mut inner = self.lock();
         let n = jobs.len();
-        for stored in jobs {
+        for Unfinished { job: stored, spec_in_record } in jobs {
             let id = stored.id.clone();
             let was_running = stored.state == JobState::Running;
             let submission = Submission { key: stored.key, tenant: stored.tenant, priority: stored.priority };
-            let job = Job::new(stored.spec, submission, stored.submitted_ms, stored.attempts, stored.node);
+            let (spec, attempts, ms) = (stored.spec, stored.attempts, stored.submitted_ms);
+            let job = Job::new(spec, spec_in_record, submission, ms, attempts, stored.node);
             if let Some(key) = &job.submission.key {
                 inner.keys.insert(key.clone(), id.clone());
             }
@@ -189,10 +190,11 @@ impl LiveState {
         queued.await.map_err(|e| MasterError::Internal(format!("submission task failed: {e}")))?
     }
 
-    /// Queues a job already recorded as `id`.
+    /// Queues a job already recorded as `id`; memory keeps a light spec.
     fn enqueue(&self, id: JobId, spec: JobSpec, submission: Submission, submitted_ms: u64) {
+        let (spec, spec_in_record) = light_spec(spec);
         let mut inner = self.lock();
-        let job = Job::new(spec, submission, submitted_ms, 0, String::new());
+        let job = Job::new(spec, spec_in_record, submission, submitted_ms, 0, String::new());
         if let Some(key) = &job.submission.key {
             inner.keys.insert(key.clone(), id.clone());
         }
@@ -217,11 +219,24 @@ impl LiveState {
         all
     }
 
-    /// Follows a job's events from the first.
+    /// Follows a job's events from the first: from memory while they are
+    /// there, from the record otherwise.
     pub fn watch(&self, id: &str) -> Result<JobWatch> {
         let inner = self.lock();
         let job = inner.jobs.get(id).ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
-        Ok(job.watch())
+        Ok(job.watch(id, self.store.clone()))
+    }
+
+    /// Whether job `id`'s full spec is only in the record, so that what is
+    /// sent to its node must be read from there.
+    pub fn spec_in_record(&self, id: &str) -> bool {
+        self.lock().jobs.get(id).is_some_and(|j| j.spec_in_record)
+    }
+
+    /// Runs `f` on job `id` as memory holds it; whether memory has it.
+    #[cfg(test)]
+    pub fn job_for_test(&self, id: &str, f: impl FnOnce(&Job)) -> bool {
+        self.lock().jobs.get(id).map(f).is_some()
     }
 
     /// Cancels a job that has not finished. Returns whether it was still
@@ -282,18 +297,38 @@ impl LiveState {
         self.dispatch(&mut inner);
     }
 
-    /// A node sent output for one of its jobs.
-    pub fn job_output(&self, node: NodeId, job: &str, stream: OutputStream, data: Vec<u8>) {
+    /// A node sent output for one of its jobs. The record gets it all, up
+    /// to the job's output limit; output past the limit ends the job as
+    /// `output limit` and the node is told to stop.
+    pub fn job_output(&self, node: NodeId, job: &str, stream: OutputStream, mut data: Vec<u8>) {
         let mut inner = self.lock();
-        if let Some(j) = inner.jobs.get_mut(job).filter(|j| j.runs_on(node)) {
-            // The record keeps the first OUTPUT_KEPT bytes; watchers get all.
-            let (seq, bytes) = j.recorded;
-            let room = OUTPUT_KEPT.saturating_sub(bytes).min(data.len());
-            if room > 0 {
-                j.recorded = (seq + 1, bytes + room);
-                self.store.output(job, seq, stream, data[..room].to_vec());
+        let Some(j) = inner.jobs.get_mut(job).filter(|j| j.runs_on(node)) else { return };
+        let limit = j.spec.limits.output;
+        let room = limit.saturating_sub(j.recorded.1 as u64);
+        let over = data.len() as u64 > room;
+        if over {
+            data.truncate(room as usize);
+        }
+        if data.len() <= CHUNK {
+            if !data.is_empty() {
+                let seq = j.output(stream, data.clone());
+                self.store.output(job, seq, stream, data);
             }
-            j.log.push(crate::model::JobEvent::Output(stream, data));
+        } else {
+            for piece in data.chunks(CHUNK) {
+                let seq = j.output(stream, piece.to_vec());
+                self.store.output(job, seq, stream, piece.to_vec());
+            }
+        }
+        if over {
+            let (spec, name) = (j.spec.clone(), j.node_name.clone());
+            tracing::warn!(job, node = %name, limit, "node sent output past the job's output limit; job ended");
+            if let Some(n) = inner.nodes.get_mut(&node) {
+                let _ = n.tx.send(ToNode::Cancel(job.to_owned()));
+                n.release(job, &spec, None);
+            }
+            self.finish(&mut inner, job, JobReport::before_start(Outcome::OutputLimit, &name, &spec.limits));
+            self.dispatch(&mut inner);
         }
     }
 
@@ -484,8 +519,8 @@ impl LiveState {
         }
         let job = inner.jobs.get_mut(id).expect("checked above");
         let report = Arc::new(report);
-        job.finish(report.clone());
-        self.store.finished(id, &job.spec, &report);
+        let drop_input = job.finish(report.clone());
+        self.store.finished(id, &report, drop_input);
         inner.finished.push_back(id.to_owned());
         while inner.finished.len() > FINISHED_KEPT {
             if let Some(old) = inner.finished.pop_front()

@@ -24,7 +24,7 @@ macro_rules! job_store_contract {
             use crate::model::StoredJob;
             use crate::record::contract::spec;
             use crate::record::{Inserted, JobStore, NewJob};
-            use grid_core::{JobReport, JobSpec, JobState, Limits, Outcome, OutputStream, Submission};
+            use grid_core::{JobReport, JobSpec, JobState, Limits, MappedDir, Outcome, OutputStream, Submission};
             use std::path::Path;
 
             struct Fixture {
@@ -101,11 +101,11 @@ macro_rules! job_store_contract {
                 assert_eq!((job.state, job.node.as_str(), job.attempts), (JobState::Running, "node-b", 2));
 
                 let kept = JobSpec { stdin: Vec::new(), ..spec() };
-                s.finished("j1", &kept, &ended(Outcome::Exited(0)));
+                s.finished("j1", &ended(Outcome::Exited(0)), true);
                 s.flush().await.unwrap();
                 let job = s.job("j1").unwrap().unwrap();
                 assert_eq!(job.state, JobState::Succeeded);
-                assert_eq!(job.spec, kept, "the kept spec replaces the submitted one");
+                assert_eq!(job.spec, kept, "the input was kept");
                 assert_eq!(job.result.unwrap().outcome, Outcome::Exited(0));
                 assert_eq!(
                     s.output_of("j1").unwrap(),
@@ -119,7 +119,7 @@ macro_rules! job_store_contract {
                 let s = &*f.store;
                 for (id, outcome) in [("a", Outcome::Exited(0)), ("b", Outcome::Exited(2)), ("c", Outcome::Cancelled)] {
                     insert(s, id, &Submission::default(), 1).await;
-                    s.finished(id, &spec(), &ended(outcome));
+                    s.finished(id, &ended(outcome), false);
                 }
                 s.flush().await.unwrap();
                 let states: Vec<_> = ["a", "b", "c"].iter().map(|id| s.job(id).unwrap().unwrap().state).collect();
@@ -134,7 +134,7 @@ macro_rules! job_store_contract {
                     insert(s, id, &Submission::default(), i as u64).await;
                 }
                 s.running("j2", "node-a", 1);
-                s.finished("j3", &spec(), &ended(Outcome::Exited(0)));
+                s.finished("j3", &ended(Outcome::Exited(0)), false);
                 s.flush().await.unwrap();
                 assert_eq!(ids(s.list(None, 10).unwrap()), ["j4", "j3", "j2", "j1"]);
                 assert_eq!(ids(s.list(None, 2).unwrap()), ["j4", "j3"]);
@@ -142,7 +142,64 @@ macro_rules! job_store_contract {
                 assert_eq!(ids(s.list(Some(JobState::Succeeded), 10).unwrap()), ["j3"]);
                 assert!(s.list(Some(JobState::Failed), 10).unwrap().is_empty());
                 // What a master takes back at start: oldest first.
-                assert_eq!(ids(s.unfinished().unwrap()), ["j1", "j2", "j4"]);
+                let unfinished: Vec<_> = s.unfinished().unwrap().into_iter().map(|u| u.job).collect();
+                assert_eq!(ids(unfinished), ["j1", "j2", "j4"]);
+            }
+
+            #[tokio::test]
+            async fn output_reads_back_in_bounded_pages_across_attempts() {
+                let f = open();
+                let s = &*f.store;
+                insert(s, "j1", &Submission::default(), 1).await;
+                s.running("j1", "node-a", 1);
+                s.output("j1", 0, OutputStream::Stdout, b"void".to_vec());
+                s.requeued("j1", 1);
+                s.running("j1", "node-b", 2);
+                // Numbers go on across attempts.
+                for seq in 1..=5 {
+                    s.output("j1", seq, OutputStream::Stdout, vec![seq as u8; 100]);
+                }
+                s.output("j1", 6, OutputStream::Stderr, vec![6; 1000]);
+                s.flush().await.unwrap();
+                let seqs = |page: Vec<(u64, OutputStream, Vec<u8>)>| page.into_iter().map(|c| c.0).collect::<Vec<_>>();
+                assert_eq!(seqs(s.output_page("j1", 0, 250).unwrap()), [1, 2], "the void attempt's chunk is gone");
+                assert_eq!(seqs(s.output_page("j1", 3, 1 << 20).unwrap()), [3, 4, 5, 6]);
+                assert_eq!(seqs(s.output_page("j1", 6, 10).unwrap()), [6], "a page holds at least one chunk");
+                assert!(s.output_page("j1", 7, 1 << 20).unwrap().is_empty());
+                assert!(s.output_page("nope", 0, 1 << 20).unwrap().is_empty());
+                let last = s.output_page("j1", 6, 1 << 20).unwrap().remove(0);
+                assert_eq!((last.1, last.2.len()), (OutputStream::Stderr, 1000));
+            }
+
+            #[tokio::test]
+            async fn unfinished_jobs_come_back_with_light_specs() {
+                let f = open();
+                let s = &*f.store;
+                let heavy = JobSpec {
+                    stdin: vec![7; 100_000],
+                    dirs: vec![MappedDir { guest_path: "/d".into(), archive: vec![1; 5000] }],
+                    ..spec()
+                };
+                let sub = Submission::default();
+                s.insert(NewJob { id: "heavy", submission: &sub, spec: &heavy, submitted_ms: 1 }).await.unwrap();
+                insert(s, "small", &sub, 2).await;
+                let back = s.unfinished().unwrap();
+                assert_eq!(ids(back.iter().map(|u| u.job.clone()).collect()), ["heavy", "small"]);
+                assert!(
+                    back[0].spec_in_record && back[0].job.spec.stdin.is_empty() && back[0].job.spec.dirs.is_empty()
+                );
+                assert_eq!(back[0].job.spec.args, heavy.args);
+                assert!(!back[1].spec_in_record);
+                assert_eq!(back[1].job.spec, spec(), "a small spec comes back whole");
+                // The record still has the whole spec, until the job ends.
+                assert_eq!(s.job("heavy").unwrap().unwrap().spec, heavy);
+                let dirs = vec![MappedDir { guest_path: "/d".into(), archive: b"after".to_vec() }];
+                let report = JobReport { dirs: dirs.clone(), ..ended(Outcome::Exited(0)) };
+                s.finished("heavy", &report, true);
+                s.flush().await.unwrap();
+                let done = s.job("heavy").unwrap().unwrap();
+                assert_eq!(done.spec, JobSpec { stdin: Vec::new(), dirs: Vec::new(), ..heavy });
+                assert_eq!(done.result.unwrap().dirs, dirs, "the written-back dirs are kept");
             }
 
             #[tokio::test]
@@ -156,7 +213,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.newest_id().unwrap().as_deref(), Some("new"));
                 s.running("old", "node-a", 1);
                 s.output("old", 0, OutputStream::Stdout, b"x".to_vec());
-                s.finished("old", &spec(), &ended(Outcome::Exited(0)));
+                s.finished("old", &ended(Outcome::Exited(0)), true);
                 s.running("running", "node-a", 1);
                 s.flush().await.unwrap();
                 // Nothing finished before the epoch; everything finished before the far future.

@@ -1,11 +1,11 @@
 //! A job store in memory: nothing survives the process. For tests and for
 //! a grid that needs no record.
 
-use super::{Inserted, JobStore, NewJob};
+use super::{Inserted, JobStore, NewJob, OutputChunk, Unfinished};
 use crate::error::Result;
 use crate::model::{JobId, StoredJob};
 use futures::future::BoxFuture;
-use grid_core::{JobReport, JobSpec, JobState, OutputStream};
+use grid_core::{JobReport, JobState, OutputStream};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
@@ -100,12 +100,15 @@ impl JobStore for MemoryStore {
         self.lock().output.entry(id.to_owned()).or_default().insert(seq, (stream, data));
     }
 
-    fn finished(&self, id: &str, spec: &JobSpec, report: &JobReport) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool) {
         let mut inner = self.lock();
         inner.finished_ms.insert(id.to_owned(), crate::model::now_ms());
         if let Some(job) = inner.get_mut(id) {
             job.state = JobState::finished(report);
-            job.spec = spec.clone();
+            if drop_input {
+                job.spec.stdin = Vec::new();
+                job.spec.dirs = Vec::new();
+            }
             job.result = Some(report.clone());
         }
     }
@@ -125,13 +128,24 @@ impl JobStore for MemoryStore {
         Ok(inner.jobs.values().rev().filter(wanted).take(limit).cloned().collect())
     }
 
-    fn output_of(&self, id: &str) -> Result<Vec<(OutputStream, Vec<u8>)>> {
-        Ok(self.lock().output.get(id).map(|o| o.values().cloned().collect()).unwrap_or_default())
+    fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>> {
+        let inner = self.lock();
+        let Some(chunks) = inner.output.get(id) else { return Ok(Vec::new()) };
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        for (seq, (stream, data)) in chunks.range(from_seq..) {
+            if !page.is_empty() && bytes + data.len() > max_bytes {
+                break;
+            }
+            bytes += data.len();
+            page.push((*seq, *stream, data.clone()));
+        }
+        Ok(page)
     }
 
-    fn unfinished(&self) -> Result<Vec<StoredJob>> {
+    fn unfinished(&self) -> Result<Vec<Unfinished>> {
         let inner = self.lock();
-        Ok(inner.jobs.values().filter(|j| !j.state.is_final()).cloned().collect())
+        Ok(inner.jobs.values().filter(|j| !j.state.is_final()).map(|j| Unfinished::new(j.clone())).collect())
     }
 
     fn newest_id(&self) -> Result<Option<JobId>> {

@@ -19,8 +19,47 @@ use crate::model::{JobId, StoredJob};
 use futures::future::BoxFuture;
 use grid_core::{JobReport, JobSpec, JobState, OutputStream, Submission};
 
-/// Output kept per job in the record; the rest still streams live.
-pub const OUTPUT_KEPT: usize = 4 << 20;
+/// Inputs (stdin, directories, args and env) a queued job keeps in memory
+/// when they are this small together; args and env are kept up to this
+/// size. Larger inputs are read from the record when the job is sent.
+pub const INPUT_KEPT: usize = 1 << 10;
+
+/// What memory keeps of a job's spec, and whether the rest is only in the
+/// record. Small inputs stay: reading them back would cost more than they
+/// take. Otherwise stdin and directories go, and args and env too when
+/// they are over [`INPUT_KEPT`] (args are then cut to it, for listings).
+pub fn light_spec(spec: JobSpec) -> (JobSpec, bool) {
+    let args_env: usize = spec.args.iter().map(String::len).sum::<usize>()
+        + spec.env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let dirs: usize = spec.dirs.iter().map(|d| d.guest_path.len() + d.archive.len()).sum();
+    if args_env + dirs + spec.stdin.len() <= INPUT_KEPT {
+        return (spec, false);
+    }
+    let (args, env) = if args_env <= INPUT_KEPT { (spec.args, spec.env) } else { (cut_args(spec.args), Vec::new()) };
+    let light = JobSpec { module: spec.module, args, env, stdin: Vec::new(), dirs: Vec::new(), limits: spec.limits };
+    (light, true)
+}
+
+/// `args` cut to [`INPUT_KEPT`] bytes in all, on char boundaries.
+fn cut_args(args: Vec<String>) -> Vec<String> {
+    let mut room = INPUT_KEPT;
+    let mut kept = Vec::new();
+    for mut arg in args {
+        if room == 0 {
+            break;
+        }
+        if arg.len() > room {
+            let mut end = room;
+            while !arg.is_char_boundary(end) {
+                end -= 1;
+            }
+            arg.truncate(end);
+        }
+        room -= arg.len();
+        kept.push(arg);
+    }
+    kept
+}
 
 /// What an insert did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,12 +95,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// so far is dropped.
     fn requeued(&self, id: &str, attempts: u32);
 
-    /// A chunk of output, number `seq` of this attempt (the caller keeps a
-    /// job's chunks within [`OUTPUT_KEPT`]).
+    /// A chunk of output, number `seq` of the job (numbers are not reused
+    /// across attempts; the caller keeps a job's chunks within its output
+    /// limit).
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>);
 
-    /// How the job ended; `spec` is what is kept of it from now on.
-    fn finished(&self, id: &str, spec: &JobSpec, report: &JobReport);
+    /// How the job ended. With `drop_input`, the recorded spec loses its
+    /// stdin and mapped directories (they are not needed any more).
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool);
 
     /// One job.
     fn job(&self, id: &str) -> Result<Option<StoredJob>>;
@@ -72,12 +113,29 @@ pub trait JobStore: Send + Sync + 'static {
     /// The newest jobs, optionally only those in `state`, newest first.
     fn list(&self, state: Option<JobState>, limit: usize) -> Result<Vec<StoredJob>>;
 
-    /// A job's kept output, in order.
-    fn output_of(&self, id: &str) -> Result<Vec<(OutputStream, Vec<u8>)>>;
+    /// A page of a job's output: its chunks from number `from_seq` on, in
+    /// order, as many as fit in `max_bytes` (at least one, if there is
+    /// one), each with its number.
+    fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>>;
+
+    /// A job's whole output, in order (for tests: it may be large).
+    #[cfg(test)]
+    fn output_of(&self, id: &str) -> Result<Vec<(OutputStream, Vec<u8>)>> {
+        let mut all = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.output_page(id, from, 1 << 20)?;
+            let Some(last) = page.last() else { return Ok(all) };
+            from = last.0 + 1;
+            all.extend(page.into_iter().map(|(_, stream, data)| (stream, data)));
+        }
+    }
 
     /// Jobs not finished yet (queued or running), oldest first: what a
-    /// master takes back when it starts.
-    fn unfinished(&self) -> Result<Vec<StoredJob>>;
+    /// master takes back when it starts. Their specs are light (see
+    /// [`light_spec`]), made as each is read, so that their inputs are
+    /// never all in memory at once.
+    fn unfinished(&self) -> Result<Vec<Unfinished>>;
 
     /// The id of the newest job recorded, so that new ids come after it.
     fn newest_id(&self) -> Result<Option<JobId>>;
@@ -85,4 +143,44 @@ pub trait JobStore: Send + Sync + 'static {
     /// Forgets the jobs that finished before `finished_before_ms`, with
     /// their output (write-behind, like the other changes).
     fn prune(&self, finished_before_ms: u64);
+}
+
+/// A chunk of output as the record holds it: its number, stream and bytes.
+pub type OutputChunk = (u64, OutputStream, Vec<u8>);
+
+/// A job not finished yet, as a master takes it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unfinished {
+    /// The job, with a light spec.
+    pub job: StoredJob,
+    /// Whether its full spec is only in the record.
+    pub spec_in_record: bool,
+}
+
+impl Unfinished {
+    /// `job` taken back, its spec made light.
+    pub fn new(job: StoredJob) -> Self {
+        let (spec, spec_in_record) = light_spec(job.spec);
+        Self { job: StoredJob { spec, ..job }, spec_in_record }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn light_specs_keep_small_inputs_and_cut_long_args() {
+        let small = JobSpec { stdin: vec![1; 100], ..contract::spec() };
+        assert_eq!(light_spec(small.clone()), (small, false));
+        let long_args = JobSpec {
+            args: vec!["é".repeat(600), "b".into()],
+            env: vec![("K".into(), "V".into())],
+            ..contract::spec()
+        };
+        let (light, in_record) = light_spec(long_args);
+        assert!(in_record && light.env.is_empty());
+        assert_eq!(light.args.len(), 1);
+        assert!(light.args[0].len() <= INPUT_KEPT && light.args[0].starts_with('é'));
+    }
 }

@@ -2,12 +2,12 @@
 //! applies changes in batches, one transaction per batch; an insert is
 //! acknowledged only once its transaction has committed.
 
-use super::{Inserted, JobStore, NewJob};
+use super::{Inserted, JobStore, NewJob, OutputChunk, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, StoredJob, now_ms};
 use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
-use grid_core::{JobReport, JobSpec, JobState, OutputStream, Submission};
+use grid_core::{JobReport, JobState, OutputStream, Submission};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
@@ -45,7 +45,7 @@ enum Op {
     Running { id: JobId, node: String, attempts: u32 },
     Requeued { id: JobId, attempts: u32 },
     Output { id: JobId, seq: u64, stream: OutputStream, data: Vec<u8> },
-    Finished { id: JobId, spec: Vec<u8>, state: JobState, result: Vec<u8> },
+    Finished { id: JobId, state: JobState, result: Vec<u8>, drop_input: bool },
     Flush { done: oneshot::Sender<Result<()>> },
     Prune { finished_before_ms: u64 },
 }
@@ -182,12 +182,12 @@ impl JobStore for SqliteStore {
         self.send(Op::Output { id: id.to_owned(), seq, stream, data });
     }
 
-    fn finished(&self, id: &str, spec: &JobSpec, report: &JobReport) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool) {
         let op = Op::Finished {
             id: id.to_owned(),
-            spec: encode_spec(spec),
             state: JobState::finished(report),
             result: encode_report(report),
+            drop_input,
         };
         self.send(op);
     }
@@ -207,19 +207,60 @@ impl JobStore for SqliteStore {
         }
     }
 
-    fn output_of(&self, id: &str) -> Result<Vec<(OutputStream, Vec<u8>)>> {
+    fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>> {
         self.read(|c| {
-            let mut stmt = c.prepare("SELECT stream, data FROM output WHERE job_id = ?1 ORDER BY seq")?;
-            let rows = stmt.query_map(params![id], |r| {
-                let stream: i64 = r.get(0)?;
-                Ok((if stream == 2 { OutputStream::Stderr } else { OutputStream::Stdout }, r.get::<_, Vec<u8>>(1)?))
-            })?;
-            rows.collect()
+            let mut stmt =
+                c.prepare_cached("SELECT seq, stream, data FROM output WHERE job_id = ?1 AND seq >= ?2 ORDER BY seq")?;
+            let mut rows = stmt.query(params![id, from_seq.min(i64::MAX as u64) as i64])?;
+            let mut page = Vec::new();
+            let mut bytes = 0;
+            while let Some(r) = rows.next()? {
+                // The size first, so that a chunk that does not fit is not read.
+                let len = r.get_ref(2)?.as_blob()?.len();
+                if !page.is_empty() && bytes + len > max_bytes {
+                    break;
+                }
+                bytes += len;
+                let stream = if r.get::<_, i64>(1)? == 2 { OutputStream::Stderr } else { OutputStream::Stdout };
+                page.push((r.get::<_, i64>(0)? as u64, stream, r.get::<_, Vec<u8>>(2)?));
+            }
+            Ok(page)
         })
     }
 
-    fn unfinished(&self) -> Result<Vec<StoredJob>> {
-        self.query("WHERE state IN ('queued', 'running') ORDER BY seq ASC", params![])
+    fn unfinished(&self) -> Result<Vec<Unfinished>> {
+        // Each row's spec is made light as it is read: the inputs of all the
+        // unfinished jobs are never in memory at once.
+        let sql = "SELECT id, idem_key, spec, state, node, attempts, submitted_ms, tenant, priority FROM jobs
+            WHERE state IN ('queued', 'running') ORDER BY seq ASC";
+        let rows = self.read(|c| {
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map([], |r| {
+                let id: String = r.get(0)?;
+                let bad = |e: String| format!("job `{id}`: {e}");
+                let spec = decode_spec(r.get_ref(2)?.as_blob()?).map_err(|e| bad(e.to_string()));
+                let state = r.get::<_, String>(3)?.parse::<JobState>().map_err(|e| bad(e.to_string()));
+                let (key, node, attempts, submitted_ms) =
+                    (r.get(1)?, r.get(4)?, r.get::<_, i64>(5)?, r.get::<_, i64>(6)?);
+                let (tenant, priority) = (r.get(7)?, r.get::<_, i64>(8)?);
+                Ok(spec.and_then(|spec| {
+                    Ok(Unfinished::new(StoredJob {
+                        key,
+                        tenant,
+                        priority: priority as i32,
+                        state: state?,
+                        node,
+                        attempts: attempts as u32,
+                        submitted_ms: submitted_ms as u64,
+                        result: None,
+                        spec,
+                        id,
+                    }))
+                }))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(|r| r.map_err(MasterError::Db)).collect()
     }
 
     fn newest_id(&self) -> Result<Option<JobId>> {
@@ -249,6 +290,19 @@ impl Ack {
             Ack::Flushed(done) => drop(done.send(if failed.is_some() { Err(err()) } else { Ok(()) })),
         }
     }
+}
+
+/// Rewrites job `id`'s recorded spec without its stdin and directories.
+fn drop_job_input(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<()> {
+    let spec: Option<Vec<u8>> =
+        tx.prepare_cached("SELECT spec FROM jobs WHERE id = ?1")?.query_row(params![id], |r| r.get(0)).optional()?;
+    // A spec that does not decode is left as it is: it is not this write's to lose.
+    if let Some(Ok(mut spec)) = spec.map(|s| decode_spec(&s)) {
+        spec.stdin = Vec::new();
+        spec.dirs = Vec::new();
+        tx.prepare_cached("UPDATE jobs SET spec = ?2 WHERE id = ?1")?.execute(params![id, encode_spec(&spec)])?;
+    }
+    Ok(())
 }
 
 /// Applies changes in batches: everything waiting goes in one transaction.
@@ -312,17 +366,12 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         )?
                         .execute(params![id, seq as i64, stream, data])?;
                     }
-                    Op::Finished { id, spec, state, result } => {
-                        tx.prepare_cached(
-                            "UPDATE jobs SET state = ?2, spec = ?3, result = ?4, finished_ms = ?5 WHERE id = ?1",
-                        )?
-                        .execute(params![
-                            id,
-                            state.as_str(),
-                            spec,
-                            result,
-                            now_ms() as i64
-                        ])?;
+                    Op::Finished { id, state, result, drop_input } => {
+                        tx.prepare_cached("UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4 WHERE id = ?1")?
+                            .execute(params![id, state.as_str(), result, now_ms() as i64])?;
+                        if drop_input {
+                            drop_job_input(&tx, &id)?;
+                        }
                     }
                     Op::Flush { done } => acks.push(Ack::Flushed(done)),
                     Op::Prune { finished_before_ms } => {
@@ -370,14 +419,14 @@ mod tests {
             db.running("j1", "node-a", 1);
             db.output("j1", 0, OutputStream::Stdout, b"hello ".to_vec());
             let report = JobReport::before_start(Outcome::Exited(0), "node-a", &Limits::default());
-            db.finished("j1", &spec(), &report);
+            db.finished("j1", &report, true);
             db.flush().await.unwrap();
         }
         let db = SqliteStore::open(&path, true).unwrap();
         let j1 = db.job("j1").unwrap().unwrap();
         assert_eq!((j1.state, j1.node.as_str(), j1.attempts), (JobState::Succeeded, "node-a", 1));
         assert_eq!((j1.tenant.as_str(), j1.priority), ("t", 3));
-        assert_eq!(db.output_of("j1").unwrap(), vec![(OutputStream::Stdout, b"hello ".to_vec())]);
+        assert_eq!(db.output_page("j1", 0, 1 << 20).unwrap(), vec![(0, OutputStream::Stdout, b"hello ".to_vec())]);
         assert_eq!(db.job_with_key("key-1").unwrap().as_deref(), Some("j1"));
     }
 
