@@ -1,15 +1,27 @@
 //! Deciding where queued jobs go, apart from doing it: `plan` reads the
 //! queue, the jobs and the nodes and returns the assignments to make, as if
-//! each earlier one were already placed. It changes nothing, so a caller
-//! can apply the plan, or apply only the part a store lets it claim.
+//! each earlier one were already placed, and the jobs to park. It changes
+//! nothing, so a caller can apply the plan, or apply only the part a store
+//! lets it claim.
+//!
+//! A plan costs what changed, not the length of the queue. A job that no
+//! connected node could ever take (over every node's ceilings, or its
+//! slots, memory or disk in all) is parked, out of the order, and looked at
+//! again only when a node comes or stops draining (`unpark_for`). And a plan
+//! looks at no more than `LOOKAHEAD` jobs it cannot place now before it
+//! stops, as Slurm's `bf_max_job_test` does: a job behind that many waits
+//! until some of them go.
 
 use crate::jobs::Job;
 use crate::model::{JobId, NodeId};
 use crate::nodes::{Node, Room};
-use crate::queue::JobQueue;
+use crate::queue::{JobQueue, Running};
 use crate::scheduler::{self, NodeView};
 use grid_core::ModuleHash;
 use std::collections::{HashMap, HashSet};
+
+/// The most jobs one plan looks at and cannot place before it stops.
+pub const LOOKAHEAD: usize = 1_000;
 
 /// One queued job to send to one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,58 +30,105 @@ pub struct Assignment {
     pub node: NodeId,
 }
 
+/// What one dispatch is to do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Jobs to send, in queue order.
+    pub assignments: Vec<Assignment>,
+    /// Jobs no connected node could ever take: to park.
+    pub park: Vec<JobId>,
+    /// Jobs looked at, placed or not: the plan's cost.
+    pub examined: usize,
+}
+
 /// The nodes as the scheduler sees them for `job`, each with its `room`,
-/// leaving out those that refused the job.
+/// leaving out those that refused the job and have not sent a heartbeat
+/// since, and those that lost it.
 fn views<'a>(
     nodes: &'a HashMap<NodeId, Node>,
     job: &'a Job,
     room: impl Fn(NodeId, &Node) -> (Room, bool) + 'a,
 ) -> impl Iterator<Item = NodeView<NodeId>> + 'a {
-    nodes.iter().filter(|(id, _)| !job.refused_by.contains(id)).map(move |(id, n)| {
+    nodes.iter().filter(|(id, n)| !job.refused_now(**id, n.beats)).map(move |(id, n)| {
         let (room, placed_module) = room(*id, n);
         n.view(*id, &job.spec, &room, placed_module)
     })
 }
 
-/// Every queued job that fits somewhere, in queue order, each to its best
-/// node; jobs that fit nowhere keep their place. Stops once no node has a
-/// free slot.
-pub fn plan(queue: &JobQueue<JobId>, jobs: &HashMap<JobId, Job>, nodes: &HashMap<NodeId, Node>) -> Vec<Assignment> {
-    let mut out = Vec::new();
+/// The nodes as they would be for `job` with nothing running on them,
+/// leaving out those that lost it.
+fn idle_views<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<Item = NodeView<NodeId>> + 'a {
+    nodes.iter().filter(|(id, _)| !job.avoids(**id)).map(|(id, n)| n.view(*id, &job.spec, &n.idle_room(), false))
+}
+
+/// Whether node `id` could take `job` with nothing running on it.
+fn could_take(id: NodeId, node: &Node, job: &Job) -> bool {
+    !job.avoids(id) && node.view(id, &job.spec, &node.idle_room(), false).misfit(&job.demand()).is_none()
+}
+
+/// Every offered job that fits somewhere, in queue order, each to its best
+/// node, given how many jobs each tenant has running; jobs that fit nowhere
+/// keep their place, and those no node could ever take are to be parked.
+/// Stops once no node has a free slot, or after `LOOKAHEAD` jobs that do
+/// not fit.
+pub fn plan(
+    queue: &JobQueue<JobId>,
+    jobs: &HashMap<JobId, Job>,
+    nodes: &HashMap<NodeId, Node>,
+    running: &Running,
+) -> Plan {
+    let mut plan = Plan::default();
     if queue.is_empty() {
-        return out;
+        return plan;
     }
     let mut room: HashMap<NodeId, Room> = nodes.iter().map(|(id, n)| (*id, n.room())).collect();
     let free = |room: &HashMap<NodeId, Room>| room.values().any(|r| r.slots > 0);
     if !free(&room) {
-        return out;
-    }
-    let mut running: HashMap<&str, usize> = HashMap::new();
-    for id in nodes.values().flat_map(|n| n.running.iter()) {
-        *running.entry(jobs[id].tenant()).or_default() += 1;
+        return plan;
     }
     // Modules a node will cache because of an assignment in this plan.
     let mut placed: HashSet<(NodeId, &ModuleHash)> = HashSet::new();
-    for id in queue.in_order(&running) {
+    for id in queue.in_order(running) {
+        // Jobs looked at and not placed.
+        if plan.examined - plan.assignments.len() == LOOKAHEAD {
+            break;
+        }
+        plan.examined += 1;
         let job = &jobs[id];
         let demand = job.demand();
         let candidates: Vec<_> =
             views(nodes, job, |nid, _| (room[&nid], placed.contains(&(nid, &job.spec.module)))).collect();
         let Some(node) = scheduler::choose(&demand, &candidates) else {
+            if !nodes.iter().any(|(nid, n)| could_take(*nid, n, job)) {
+                plan.park.push(id.clone());
+            }
             continue;
         };
         room.get_mut(&node).expect("chosen node has room").take(&demand);
         placed.insert((node, &job.spec.module));
-        out.push(Assignment { job: id.clone(), node });
+        plan.assignments.push(Assignment { job: id.clone(), node });
         if !free(&room) {
             break;
         }
     }
-    out
+    plan
+}
+
+/// Puts back in their places the parked jobs that node `id` could take.
+/// Called when a node comes or stops draining, the only changes that can
+/// let a parked job run. Returns how many came back.
+pub fn unpark_for(queue: &mut JobQueue<JobId>, jobs: &HashMap<JobId, Job>, id: NodeId, node: &Node) -> usize {
+    queue.unpark(|job| could_take(id, node, &jobs[job]))
 }
 
 /// Why a queued job waits, as of now.
 pub fn waiting_reason(nodes: &HashMap<NodeId, Node>, job: &Job) -> String {
+    let demand = job.demand();
+    let idle: Vec<_> = idle_views(nodes, job).collect();
+    let avoided = nodes.len() - idle.len();
+    if let Some(reason) = scheduler::why_parked(&demand, &idle, avoided) {
+        return reason;
+    }
     let candidates: Vec<_> = views(nodes, job, |_, n| (n.room(), false)).collect();
-    scheduler::why_waiting(&job.demand(), &candidates, job.refused_by.len())
+    scheduler::why_waiting(&demand, &candidates, nodes.len() - candidates.len())
 }

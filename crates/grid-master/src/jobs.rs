@@ -10,7 +10,7 @@ use crate::record::JobStore;
 use crate::scheduler::Demand;
 use crate::watch::{EventLog, JobWatch};
 use grid_core::{JobReport, JobSpec, JobState, Submission};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +23,16 @@ pub enum Phase {
     Running(NodeId),
     /// Ended.
     Finished,
+}
+
+/// Why a node is not offered a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The node handed it back when it had sent this many heartbeats; the
+    /// refusal lapses with its next one.
+    AtBeat(u64),
+    /// The node lost it (it missed the job's deadline): never again.
+    ForEver,
 }
 
 /// A job the master holds in memory.
@@ -41,8 +51,8 @@ pub struct Job {
     pub node_name: String,
     /// Output recorded for this attempt: chunks and bytes.
     pub recorded: (u64, usize),
-    /// Nodes that refused this job since their last heartbeat.
-    pub refused_by: HashSet<NodeId>,
+    /// Nodes that refused or lost this job, and until when.
+    pub refused_by: HashMap<NodeId, Refusal>,
     /// Names of the nodes lost while running this job.
     pub lost_on: Vec<String>,
     pub cancel_requested: bool,
@@ -78,7 +88,7 @@ impl Job {
             attempts,
             node_name,
             recorded: (0, 0),
-            refused_by: HashSet::new(),
+            refused_by: HashMap::new(),
             lost_on: Vec::new(),
             cancel_requested: false,
             log: Some(Arc::default()),
@@ -97,6 +107,35 @@ impl Job {
     /// Whose job it is.
     pub fn tenant(&self) -> &str {
         &self.submission.tenant
+    }
+
+    /// `node` handed it back when it had sent `beats` heartbeats: it is not
+    /// offered the job again before its next one.
+    pub fn refuse(&mut self, node: NodeId, beats: u64) {
+        let refusal = self.refused_by.entry(node).or_insert(Refusal::AtBeat(beats));
+        if let Refusal::AtBeat(at) = refusal {
+            *at = beats;
+        }
+    }
+
+    /// `node` lost it: the job is never offered to that node again.
+    pub fn avoid(&mut self, node: NodeId) {
+        self.refused_by.insert(node, Refusal::ForEver);
+    }
+
+    /// Whether `node`, which has sent `beats` heartbeats, is not to be
+    /// offered the job now.
+    pub fn refused_now(&self, node: NodeId, beats: u64) -> bool {
+        match self.refused_by.get(&node) {
+            Some(Refusal::AtBeat(at)) => *at == beats,
+            Some(Refusal::ForEver) => true,
+            None => false,
+        }
+    }
+
+    /// Whether `node` is never to be offered the job.
+    pub fn avoids(&self, node: NodeId) -> bool {
+        self.refused_by.get(&node) == Some(&Refusal::ForEver)
     }
 
     /// Whether `node` runs it now.
@@ -138,11 +177,6 @@ impl Job {
         self.node_name = name.to_owned();
         self.recorded = (0, 0);
         self.push(JobEvent::Assigned(name.to_owned()));
-    }
-
-    /// Never offered to `node` again.
-    pub fn avoid(&mut self, node: NodeId) {
-        self.refused_by.insert(node);
     }
 
     /// Back in the queue; a started attempt's output is void, so watchers

@@ -8,6 +8,10 @@ use std::collections::HashSet;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// The most module hashes a node may report as cached; the rest are not
+/// remembered.
+pub const MAX_CACHED_PER_NODE: usize = 10_000;
+
 /// What a node has free: slots, memory, scratch space, and fuel in its
 /// bucket not reserved by running jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,9 @@ pub struct Node {
     fuel_reserved: u64,
     /// Shutting down: takes no new jobs.
     pub draining: bool,
+    /// Heartbeats received. A job a node refused is offered to it again
+    /// once this moves on.
+    pub beats: u64,
     bucket: TokenBucket,
     refilled_at: Instant,
     pub cached: HashSet<ModuleHash>,
@@ -62,6 +69,7 @@ impl Node {
             disk_used: 0,
             fuel_reserved: 0,
             draining: false,
+            beats: 0,
             jobs_run: 0,
             fuel_burned: 0,
         }
@@ -88,6 +96,15 @@ impl Node {
             disk: self.reg.capacity.disk.saturating_sub(self.disk_used),
             fuel: self.bucket.available().saturating_sub(self.fuel_reserved),
         }
+    }
+
+    /// What it would have free with no job running: every slot (none if it
+    /// is draining), all its memory and disk, and fuel without bound, since
+    /// the bucket refills. A job that does not fit this never runs here
+    /// while the node stays as it is.
+    pub fn idle_room(&self) -> Room {
+        let slots = if self.draining { 0 } else { self.reg.capacity.slots };
+        Room { slots, memory: self.reg.capacity.memory, disk: self.reg.capacity.disk, fuel: u64::MAX }
     }
 
     /// The node as the scheduler sees it for `spec`, given `room`.

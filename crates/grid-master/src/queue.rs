@@ -3,10 +3,54 @@
 //! fewer jobs running first; within a tenant, arrival order.
 //!
 //! The order is produced lazily, so handing out the next few jobs costs a
-//! few heap operations, not a sort of the whole queue. No I/O, no clock.
+//! few heap operations, not a sort of the whole queue. A job that no
+//! connected node could ever take is parked: it keeps its place but is left
+//! out of the order until a node that might take it comes, so jobs that
+//! cannot run cost nothing while they wait. No I/O, no clock.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+/// How many jobs each tenant has running, kept as jobs start and stop
+/// rather than counted at each dispatch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Running(HashMap<String, usize>);
+
+impl Running {
+    /// Counts `tenants`, one entry per running job.
+    pub fn count<'a>(tenants: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut running = Self::default();
+        for tenant in tenants {
+            running.started(tenant);
+        }
+        running
+    }
+
+    /// A job of `tenant` started running.
+    pub fn started(&mut self, tenant: &str) {
+        match self.0.get_mut(tenant) {
+            Some(n) => *n += 1,
+            None => {
+                self.0.insert(tenant.to_owned(), 1);
+            }
+        }
+    }
+
+    /// A job of `tenant` stopped running.
+    pub fn stopped(&mut self, tenant: &str) {
+        if let Some(n) = self.0.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(tenant);
+            }
+        }
+    }
+
+    /// Jobs of `tenant` running.
+    pub fn of(&self, tenant: &str) -> usize {
+        self.0.get(tenant).copied().unwrap_or(0)
+    }
+}
 
 /// Where a queued job sits.
 #[derive(Debug, Clone)]
@@ -19,8 +63,12 @@ struct Place {
 /// The jobs waiting, by priority, then tenant, then arrival.
 #[derive(Debug, Default)]
 pub struct JobQueue<Id> {
+    /// The jobs offered, in their places.
     bands: BTreeMap<Reverse<i32>, HashMap<String, BTreeMap<i64, Id>>>,
+    /// Every job waiting, offered or parked, and its place.
     places: HashMap<Id, Place>,
+    /// Jobs left out of the order until a node that might take them comes.
+    parked: HashSet<Id>,
     /// Arrival numbers for the back of the queue count up, for the front
     /// down, so a job put back in front goes before every other.
     back: i64,
@@ -30,10 +78,10 @@ pub struct JobQueue<Id> {
 impl<Id: Clone + Eq + std::hash::Hash> JobQueue<Id> {
     /// An empty queue.
     pub fn new() -> Self {
-        Self { bands: BTreeMap::new(), places: HashMap::new(), back: 0, front: 0 }
+        Self { bands: BTreeMap::new(), places: HashMap::new(), parked: HashSet::new(), back: 0, front: 0 }
     }
 
-    /// Jobs waiting.
+    /// Jobs waiting, parked ones included.
     pub fn len(&self) -> usize {
         self.places.len()
     }
@@ -58,9 +106,9 @@ impl<Id: Clone + Eq + std::hash::Hash> JobQueue<Id> {
 
     fn insert(&mut self, id: Id, priority: i32, tenant: &str, seq: i64) {
         self.remove(&id);
-        let band = self.bands.entry(Reverse(priority)).or_default();
-        band.entry(tenant.to_owned()).or_default().insert(seq, id.clone());
-        self.places.insert(id, Place { priority, tenant: tenant.to_owned(), seq });
+        let place = Place { priority, tenant: tenant.to_owned(), seq };
+        offer(&mut self.bands, id.clone(), &place);
+        self.places.insert(id, place);
     }
 
     /// Takes `id` out of the queue. Returns whether it was there.
@@ -70,28 +118,75 @@ impl<Id: Clone + Eq + std::hash::Hash> JobQueue<Id> {
         Q: std::hash::Hash + Eq + ?Sized,
     {
         let Some(place) = self.places.remove(id) else { return false };
-        let key = Reverse(place.priority);
-        let band = self.bands.get_mut(&key).expect("a queued job's band exists");
-        let jobs = band.get_mut(&place.tenant).expect("a queued job's tenant exists");
-        jobs.remove(&place.seq);
-        if jobs.is_empty() {
-            band.remove(&place.tenant);
-            if band.is_empty() {
-                self.bands.remove(&key);
-            }
+        if !self.parked.remove(id) {
+            withdraw(&mut self.bands, &place);
         }
         true
     }
 
-    /// Every queued job, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &Id> {
-        self.places.keys()
+    /// Leaves `id` out of the order, keeping its place, until `unpark`
+    /// puts it back. Returns whether it was offered before.
+    pub fn park(&mut self, id: &Id) -> bool {
+        let Some(place) = self.places.get(id) else { return false };
+        if !self.parked.insert(id.clone()) {
+            return false;
+        }
+        withdraw(&mut self.bands, place);
+        true
     }
 
-    /// The queued jobs in the order to offer them to the nodes, given how
-    /// many jobs each tenant has running.
-    pub fn in_order<'a>(&'a self, running: &'a HashMap<&str, usize>) -> impl Iterator<Item = &'a Id> + 'a {
+    /// Puts the parked jobs for which `wanted` holds back in their places.
+    /// Returns how many came back.
+    pub fn unpark(&mut self, mut wanted: impl FnMut(&Id) -> bool) -> usize {
+        let Self { bands, places, parked, .. } = self;
+        let before = parked.len();
+        parked.retain(|id| {
+            if !wanted(id) {
+                return true;
+            }
+            offer(bands, id.clone(), &places[id]);
+            false
+        });
+        before - parked.len()
+    }
+
+    /// Whether `id` is parked.
+    pub fn is_parked(&self, id: &Id) -> bool {
+        self.parked.contains(id)
+    }
+
+    /// Jobs parked.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// The jobs offered to the nodes (the parked ones left out) in the
+    /// order to offer them, given how many jobs each tenant has running.
+    pub fn in_order<'a>(&'a self, running: &'a Running) -> impl Iterator<Item = &'a Id> + 'a {
         self.bands.values().flat_map(move |band| Turns::new(band, running))
+    }
+}
+
+/// Puts `id` in its place among the jobs offered.
+fn offer<Id>(bands: &mut BTreeMap<Reverse<i32>, HashMap<String, BTreeMap<i64, Id>>>, id: Id, place: &Place) {
+    let band = bands.entry(Reverse(place.priority)).or_default();
+    match band.get_mut(&place.tenant) {
+        Some(jobs) => jobs.insert(place.seq, id),
+        None => band.entry(place.tenant.clone()).or_default().insert(place.seq, id),
+    };
+}
+
+/// Takes the job at `place` out of the jobs offered, dropping what empties.
+fn withdraw<Id>(bands: &mut BTreeMap<Reverse<i32>, HashMap<String, BTreeMap<i64, Id>>>, place: &Place) {
+    let key = Reverse(place.priority);
+    let band = bands.get_mut(&key).expect("an offered job's band exists");
+    let jobs = band.get_mut(&place.tenant).expect("an offered job's tenant exists");
+    jobs.remove(&place.seq);
+    if jobs.is_empty() {
+        band.remove(&place.tenant);
+        if band.is_empty() {
+            bands.remove(&key);
+        }
     }
 }
 
@@ -104,13 +199,13 @@ struct Turns<'a, Id> {
 }
 
 impl<'a, Id> Turns<'a, Id> {
-    fn new(band: &'a HashMap<String, BTreeMap<i64, Id>>, running: &HashMap<&str, usize>) -> Self {
+    fn new(band: &'a HashMap<String, BTreeMap<i64, Id>>, running: &Running) -> Self {
         let mut tenants = Vec::with_capacity(band.len());
         let mut heap = BinaryHeap::with_capacity(band.len());
         for (tenant, jobs) in band {
             let mut it = jobs.iter().peekable();
             if let Some(&(&seq, _)) = it.peek() {
-                let turn = running.get(tenant.as_str()).copied().unwrap_or(0);
+                let turn = running.of(tenant);
                 heap.push(Reverse((turn, seq, tenants.len())));
             }
             tenants.push(it);
@@ -137,7 +232,7 @@ mod tests {
     use super::*;
 
     fn order(q: &JobQueue<u32>, running: &[(&str, usize)]) -> Vec<u32> {
-        let running: HashMap<&str, usize> = running.iter().copied().collect();
+        let running = Running::count(running.iter().flat_map(|&(t, n)| std::iter::repeat_n(t, n)));
         q.in_order(&running).copied().collect()
     }
 
@@ -184,5 +279,41 @@ mod tests {
             q.push_back(id, 0, "");
         }
         assert_eq!(order(&q, &[("", 7)]), (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_parked_job_keeps_its_place_and_comes_back_to_it() {
+        let mut q = JobQueue::new();
+        for id in 0..5 {
+            q.push_back(id, 0, "t");
+        }
+        assert!(q.park(&1) && q.park(&3));
+        assert!(!q.park(&3), "already parked");
+        assert_eq!(order(&q, &[]), vec![0, 2, 4]);
+        assert_eq!((q.len(), q.parked()), (5, 2), "parked jobs still wait");
+        assert!(q.is_parked(&1));
+        // Only the jobs asked for come back, each to its own place.
+        assert_eq!(q.unpark(|id| *id == 3), 1);
+        assert_eq!(order(&q, &[]), vec![0, 2, 3, 4]);
+        // A parked job can be removed, or put back in front like any other.
+        assert!(q.remove(&1));
+        assert_eq!(q.parked(), 0);
+        q.push_back(5, 0, "t");
+        q.park(&5);
+        q.push_front(5, 0, "t");
+        assert!(!q.is_parked(&5));
+        assert_eq!(order(&q, &[]), vec![5, 0, 2, 3, 4]);
+    }
+
+    #[test]
+    fn running_counts_drop_tenants_with_none() {
+        let mut running = Running::default();
+        running.started("a");
+        running.started("a");
+        running.stopped("a");
+        assert_eq!(running.of("a"), 1);
+        running.stopped("a");
+        running.stopped("b");
+        assert_eq!(running, Running::default());
     }
 }

@@ -6,6 +6,7 @@ use crate::error::MasterError;
 use crate::gates::{Gate, Permit};
 use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
 use crate::modules::ModuleStore;
+use crate::nodes::MAX_CACHED_PER_NODE;
 use crate::record::JobStore;
 use crate::state::{LiveState, blocking};
 use crate::watch::{EventLog, JobWatch};
@@ -26,9 +27,6 @@ type Result<T, E = Status> = std::result::Result<T, E>;
 const CHUNK: usize = 1 << 20;
 /// The most hashes one `MissingModules` call may ask about.
 pub const MAX_HASHES_ASKED: usize = 1_000;
-/// The most module hashes a node may report as cached; the rest are not
-/// remembered.
-pub const MAX_CACHED_PER_NODE: usize = 10_000;
 /// The longest node name kept; longer ones are cut.
 pub const MAX_NODE_NAME: usize = 64;
 

@@ -101,6 +101,24 @@ pub fn why_waiting<K>(demand: &Demand, nodes: &[NodeView<K>], refused: usize) ->
     }
 }
 
+/// Why a job waits that no node could take even with nothing running on
+/// it (`idle` holds the nodes so seen, leaving out the `avoided` ones that
+/// lost the job); `None` when some node could, or none is connected.
+pub fn why_parked<K>(demand: &Demand, idle: &[NodeView<K>], avoided: usize) -> Option<String> {
+    if idle.is_empty() {
+        return (avoided > 0).then(|| "waiting: lost by every connected node; it waits for another".into());
+    }
+    let misfits: Option<Vec<Misfit>> = idle.iter().map(|n| n.misfit(demand)).collect();
+    match misfits?.into_iter().max()? {
+        Misfit::Ceilings => Some("waiting: over every node's per-job ceilings".into()),
+        Misfit::Slots => Some("waiting: no node that admits it takes jobs (no slots, or draining)".into()),
+        Misfit::Memory => Some(format!("waiting: no node has {} of memory in all", bytes(demand.memory))),
+        Misfit::Disk => Some(format!("waiting: no node has {} of scratch space in all", bytes(demand.disk))),
+        // A bucket refills: fuel is never a reason to wait for ever.
+        Misfit::Fuel => None,
+    }
+}
+
 fn bytes(n: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     UNITS.iter().find(|(scale, _)| n >= *scale).map_or(format!("{n} B"), |(scale, unit)| {
@@ -185,6 +203,30 @@ mod tests {
         assert_eq!(
             reason(&[node("a", 0, 1000, 9000, false), node("b", 1, 1000, 9000, false)]),
             "waiting: its turn has not come yet"
+        );
+    }
+
+    #[test]
+    fn parked_reasons_name_what_no_node_has() {
+        let parked = |demand: &Demand, nodes: &[NodeView<&'static str>]| why_parked(demand, nodes, 0);
+        assert_eq!(parked(&SMALL, &[]), None, "no node connected is not a reason to park");
+        assert_eq!(
+            why_parked::<&str>(&SMALL, &[], 1).as_deref(),
+            Some("waiting: lost by every connected node; it waits for another")
+        );
+        assert_eq!(parked(&SMALL, &[node("a", 1, 1000, 9000, false)]), None);
+        assert_eq!(
+            parked(&SMALL, &[NodeView { admits: false, ..node("a", 1, 1000, 9000, false) }]).as_deref(),
+            Some("waiting: over every node's per-job ceilings")
+        );
+        assert_eq!(
+            parked(&SMALL, &[node("zero", 0, 1000, 9000, false)]).as_deref(),
+            Some("waiting: no node that admits it takes jobs (no slots, or draining)")
+        );
+        let big = Demand { memory: 2 << 30, fuel: 1000, disk: 0 };
+        assert_eq!(
+            parked(&big, &[node("a", 1, 1 << 30, 9000, false)]).as_deref(),
+            Some("waiting: no node has 2 GiB of memory in all")
         );
     }
 

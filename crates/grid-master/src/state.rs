@@ -9,7 +9,7 @@ use crate::ids::IdGenerator;
 use crate::jobs::{Job, Phase};
 use crate::model::{Heartbeat, JobId, JobSummary, NodeId, NodeRegistration, NodeSummary, ToNode, now_ms};
 use crate::nodes::Node;
-use crate::queue::JobQueue;
+use crate::queue::{JobQueue, Running};
 use crate::record::{Inserted, JobStore, MemoryStore, NewJob, Unfinished, light_spec};
 use crate::watch::{CHUNK, JobWatch};
 use grid_core::{JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
@@ -42,6 +42,20 @@ struct Inner {
     finished: VecDeque<JobId>,
     nodes: HashMap<NodeId, Node>,
     next_node: NodeId,
+    /// Jobs running per tenant, for the queue's turns: counted as jobs
+    /// start and stop, never by walking the running jobs.
+    running: Running,
+    /// Jobs looked at by every dispatch so far: what dispatching costs.
+    examined: u64,
+}
+
+impl Inner {
+    /// Job `id` stopped running on its node: finished, handed back or lost.
+    fn stopped_running(&mut self, id: &str) {
+        if let Some(job) = self.jobs.get(id) {
+            self.running.stopped(job.tenant());
+        }
+    }
 }
 
 /// The master's live state, shared by every connection.
@@ -269,28 +283,29 @@ impl LiveState {
         inner.next_node += 1;
         let id = inner.next_node;
         tracing::info!(node = %reg.name, address = %reg.address, slots = reg.capacity.slots, "node registered");
-        inner.nodes.insert(id, Node::new(reg, tx));
+        let Inner { queue, jobs, nodes, .. } = &mut *inner;
+        nodes.insert(id, Node::new(reg, tx));
+        dispatch::unpark_for(queue, jobs, id, &nodes[&id]);
         self.dispatch(&mut inner);
         (id, rx)
     }
 
     /// A node sent a heartbeat: changes to its cache, its bucket's level, and
-    /// whether it is shutting down.
+    /// whether it is shutting down. Jobs it refused before are offered to it
+    /// again, and a node that stops draining may take parked jobs.
     pub fn heartbeat(&self, node: NodeId, beat: Heartbeat) {
         let mut inner = self.lock();
-        if let Some(n) = inner.nodes.get_mut(&node) {
-            n.cached.extend(beat.cached_added);
+        let Inner { queue, jobs, nodes, .. } = &mut *inner;
+        if let Some(n) = nodes.get_mut(&node) {
+            let room = crate::nodes::MAX_CACHED_PER_NODE.saturating_sub(n.cached.len());
+            n.cached.extend(beat.cached_added.into_iter().take(room));
             for h in &beat.cached_removed {
                 n.cached.remove(h);
             }
             n.set_fuel(beat.fuel_available);
-            n.draining = beat.draining;
-        }
-        // A node that refused jobs may have room for them now.
-        let Inner { queue, jobs, .. } = &mut *inner;
-        for id in queue.iter() {
-            if let Some(job) = jobs.get_mut(id) {
-                job.refused_by.remove(&node);
+            n.beats += 1;
+            if std::mem::replace(&mut n.draining, beat.draining) && !beat.draining {
+                dispatch::unpark_for(queue, jobs, node, n);
             }
         }
         // Time passes between heartbeats: the bucket may now hold enough.
@@ -327,6 +342,7 @@ impl LiveState {
                 let _ = n.tx.send(ToNode::Cancel(job.to_owned()));
                 n.release(job, &spec, None);
             }
+            inner.stopped_running(job);
             self.finish(&mut inner, job, JobReport::before_start(Outcome::OutputLimit, &name, &spec.limits));
             self.dispatch(&mut inner);
         }
@@ -352,6 +368,7 @@ impl LiveState {
             n.release(job, &spec, Some(report.fuel_used));
             n.jobs_run += 1;
         }
+        inner.stopped_running(job);
         self.finish(&mut inner, job, report);
         self.dispatch(&mut inner);
     }
@@ -369,6 +386,8 @@ impl LiveState {
         if let Some(n) = inner.nodes.get_mut(&node) {
             n.release(job, &spec, None);
         }
+        inner.stopped_running(job);
+        let beats = inner.nodes.get(&node).map_or(0, |n| n.beats);
         let j = inner.jobs.get_mut(job).expect("checked above");
         if j.cancel_requested {
             self.finish(&mut inner, job, JobReport::before_start(Outcome::Cancelled, "", &spec.limits));
@@ -381,7 +400,7 @@ impl LiveState {
             self.dispatch(&mut inner);
             return;
         }
-        j.refused_by.insert(node);
+        j.refuse(node, beats);
         // One that ran for a while (a node handing jobs back as it shuts
         // down) wrote output that belongs to a void attempt.
         let started = j.recorded.0 > 0;
@@ -399,6 +418,7 @@ impl LiveState {
         let Some(n) = inner.nodes.remove(&node) else { return };
         tracing::warn!(node = %n.reg.name, why, "node disconnected");
         for id in n.running {
+            inner.stopped_running(&id);
             let job = inner.jobs.get_mut(&id).expect("running job exists");
             let limits = job.spec.limits;
             if job.cancel_requested {
@@ -454,6 +474,7 @@ impl LiveState {
         n.release(id, &spec, None);
         let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
         let name = n.reg.name.clone();
+        inner.stopped_running(id);
         *inner.lost_jobs.entry(name.clone()).or_default() += 1;
         let (timeout, grace) = (grid_core::units::format_duration(spec.limits.timeout), grid_core::units::format_duration(self.grace));
         tracing::warn!(job = id, node = %name, "node did not finish the job within its timeout and grace; taken back");
@@ -506,6 +527,12 @@ impl LiveState {
         self.lock().queue.len()
     }
 
+    /// Jobs looked at by every dispatch so far.
+    #[cfg(test)]
+    fn examined(&self) -> u64 {
+        self.lock().examined
+    }
+
     /// Ends a job: records it, tells its watchers, and counts the nodes it
     /// was lost on if it then ran to its end.
     fn finish(&self, inner: &mut Inner, id: &str, report: JobReport) {
@@ -539,8 +566,17 @@ impl LiveState {
         for n in inner.nodes.values_mut() {
             n.refill(now);
         }
-        let plan = dispatch::plan(&inner.queue, &inner.jobs, &inner.nodes);
-        for Assignment { job: id, node: node_id } in plan {
+        debug_assert_eq!(
+            inner.running,
+            Running::count(inner.nodes.values().flat_map(|n| &n.running).map(|id| inner.jobs[id].tenant())),
+            "running counts drifted: a job stopped running without `stopped_running`"
+        );
+        let plan = dispatch::plan(&inner.queue, &inner.jobs, &inner.nodes, &inner.running);
+        inner.examined += plan.examined as u64;
+        for id in &plan.park {
+            inner.queue.park(id);
+        }
+        for Assignment { job: id, node: node_id } in plan.assignments {
             let job = inner.jobs.get_mut(&id).expect("planned job exists");
             let node = inner.nodes.get_mut(&node_id).expect("planned node exists");
             if node.tx.send(ToNode::Assign(id.clone(), job.spec.clone())).is_err() {
@@ -549,6 +585,7 @@ impl LiveState {
             }
             node.reserve(&id, &job.spec);
             job.assign(node_id, &node.reg.name);
+            inner.running.started(job.tenant());
             self.store.running(&id, &node.reg.name, job.attempts);
             inner.queue.remove(&id);
         }
@@ -858,5 +895,160 @@ mod tests {
         let ended = again.summary(&running).unwrap();
         assert_eq!(ended.state, JobState::Failed);
         assert!(ended.result.unwrap().reason().contains("restarted during its last attempt"));
+    }
+
+    fn beat(fuel_available: u64, draining: bool) -> Heartbeat {
+        Heartbeat { fuel_available, draining, ..Heartbeat::default() }
+    }
+
+    /// A spec only a node with ceilings of 4 GiB of memory admits.
+    fn big() -> JobSpec {
+        JobSpec { limits: Limits { memory: 2 << 30, ..Limits::default() }, ..spec() }
+    }
+
+    /// A node whose ceilings admit `big` jobs, with `slots` slots.
+    fn big_node(name: &str, slots: u32) -> NodeRegistration {
+        let mut reg = node(name);
+        reg.capacity.slots = slots;
+        reg.capacity.memory = 4 << 30;
+        reg.capacity.per_job.memory = 4 << 30;
+        reg
+    }
+
+    #[tokio::test]
+    async fn a_refusal_lapses_only_with_the_refusing_node_s_own_heartbeat() {
+        let live = live(3);
+        let (a, mut rx_a) = live.register_node(node("a"));
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx_a), Some(job.clone()));
+        // A busy node b's heartbeat does not end a's refusal.
+        let (b, mut rx_b) = live.register_node(node("b"));
+        let other = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx_b), Some(other));
+        live.job_rejected(a, &job, "busy");
+        live.heartbeat(b, beat(1 << 40, false));
+        assert_eq!(assigned(&mut rx_a), None, "b's heartbeat ended a's refusal");
+        // a is left out; b, the one node left, is busy.
+        assert_eq!(live.summary(&job).unwrap().waiting.as_deref(), Some("waiting: every slot is busy"));
+        live.heartbeat(a, beat(1 << 40, false));
+        assert_eq!(assigned(&mut rx_a), Some(job));
+    }
+
+    #[tokio::test]
+    async fn a_job_lost_on_a_node_is_never_offered_to_it_again() {
+        let live = live(3);
+        let (a, mut rx_a) = live.register_node(node("a"));
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx_a), Some(job.clone()));
+        live.lock().jobs.get_mut(&job).unwrap().avoid(a);
+        live.job_rejected(a, &job, "late");
+        for _ in 0..3 {
+            live.heartbeat(a, beat(1 << 40, false));
+        }
+        assert_eq!(assigned(&mut rx_a), None, "offered again to the node that lost it");
+        assert!(live.lock().queue.is_parked(&job), "no node could take it: it is parked");
+        assert_eq!(
+            live.summary(&job).unwrap().waiting.as_deref(),
+            Some("waiting: lost by every connected node; it waits for another")
+        );
+        let (_b, mut rx_b) = live.register_node(node("b"));
+        assert_eq!(assigned(&mut rx_b), Some(job));
+    }
+
+    /// Finding 10: jobs that only a zero-slot node would take, waiting
+    /// behind the work of a working node, are not looked at on every event.
+    #[tokio::test]
+    async fn jobs_no_node_can_run_are_parked_and_cost_nothing_while_they_wait() {
+        const STUCK: usize = 11_000;
+        let live = live(3);
+        let (_zero, _rx_zero) = live.register_node(big_node("zero", 0));
+        let (a, mut rx_a) = live.register_node(node("a"));
+        let mut stuck = Vec::new();
+        for _ in 0..STUCK {
+            stuck.push(submit(&live, big()).await.unwrap());
+        }
+        assert_eq!((live.queued(), live.lock().queue.parked()), (STUCK, STUCK));
+        assert_eq!(
+            live.summary(&stuck[0]).unwrap().waiting.as_deref(),
+            Some("waiting: no node that admits it takes jobs (no slots, or draining)")
+        );
+        // Each later job, and each end of one, looks at the job it places
+        // and nothing else: not the 11,000.
+        let before = live.examined();
+        for _ in 0..100 {
+            let job = submit(&live, spec()).await.unwrap();
+            assert_eq!(assigned(&mut rx_a), Some(job.clone()));
+            live.job_finished(a, &job, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+            live.heartbeat(a, beat(1 << 40, false));
+        }
+        let examined = live.examined() - before;
+        assert!(examined <= 100, "300 dispatches looked at {examined} jobs");
+        // A node that can take them comes: they run, first come first.
+        let (_big, mut rx_big) = live.register_node(big_node("big", 2));
+        assert_eq!((assigned(&mut rx_big), assigned(&mut rx_big)), (Some(stuck[0].clone()), Some(stuck[1].clone())));
+        assert_eq!(live.queued(), STUCK - 2);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_stops_draining_takes_the_jobs_parked_for_it() {
+        let live = live(3);
+        let (a, mut rx) = live.register_node(big_node("a", 1));
+        live.heartbeat(a, beat(1 << 40, true));
+        // b has a free slot, but its ceilings do not admit the job.
+        let (_b, mut rx_b) = live.register_node(node("b"));
+        let job = submit(&live, big()).await.unwrap();
+        assert_eq!((assigned(&mut rx), assigned(&mut rx_b)), (None, None));
+        assert!(live.lock().queue.is_parked(&job));
+        assert_eq!(
+            live.summary(&job).unwrap().waiting.as_deref(),
+            Some("waiting: no node that admits it takes jobs (no slots, or draining)")
+        );
+        live.heartbeat(a, beat(1 << 40, false));
+        assert_eq!(assigned(&mut rx), Some(job));
+    }
+
+    #[tokio::test]
+    async fn a_dispatch_looks_at_a_bounded_number_of_jobs_that_do_not_fit() {
+        let live = live(3);
+        let mut reg = node("a");
+        reg.capacity.fuel_quota = FuelQuota { rate_per_hour: 1, burst: 1 << 40 };
+        reg.fuel_available = 0;
+        let (a, mut rx) = live.register_node(reg);
+        // Out of fuel for now: the jobs wait, but are not parked, since the
+        // bucket refills.
+        let jobs: Vec<_> = submit_many(&live, 1_500).await;
+        assert_eq!(live.lock().queue.parked(), 0);
+        let before = live.examined();
+        live.heartbeat(a, beat(0, false));
+        assert_eq!(live.examined() - before, dispatch::LOOKAHEAD as u64);
+        live.heartbeat(a, beat(1 << 40, false));
+        assert_eq!(assigned(&mut rx), Some(jobs[0].clone()));
+    }
+
+    async fn submit_many(live: &Arc<LiveState>, n: usize) -> Vec<JobId> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(submit(live, spec()).await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn tenants_take_turns_by_the_jobs_they_have_running() {
+        let live = live(3);
+        let mut reg = node("a");
+        reg.capacity.slots = 2;
+        let (a, mut rx) = live.register_node(reg);
+        let as_tenant = |t: &str| Submission { tenant: t.into(), ..Submission::default() };
+        // alice takes both slots; then bob, with none running, goes first.
+        let a1 = live.submit(spec(), as_tenant("alice")).await.unwrap();
+        let a2 = live.submit(spec(), as_tenant("alice")).await.unwrap();
+        let a3 = live.submit(spec(), as_tenant("alice")).await.unwrap();
+        let b1 = live.submit(spec(), as_tenant("bob")).await.unwrap();
+        assert_eq!((assigned(&mut rx), assigned(&mut rx)), (Some(a1.clone()), Some(a2)));
+        live.job_finished(a, &a1, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        assert_eq!(assigned(&mut rx), Some(b1.clone()));
+        live.job_rejected(a, &b1, "busy");
+        assert_eq!(assigned(&mut rx), Some(a3), "the slot b1 left goes to alice's next");
     }
 }
