@@ -7,6 +7,7 @@
 pub mod dispatch;
 pub mod error;
 pub mod jobs;
+pub mod listing;
 pub mod model;
 pub mod modules;
 pub mod nodes;

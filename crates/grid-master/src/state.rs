@@ -179,13 +179,16 @@ impl LiveState {
         Some(job.summary(id, || dispatch::waiting_reason(&inner.nodes, job)))
     }
 
-    /// The jobs in memory, newest first.
-    pub fn summaries(&self) -> Vec<JobSummary> {
+    /// Of the jobs `ids`, those still in memory, each as a listing shows it
+    /// ([`crate::listing::summary`]), in the order of `ids`: one lookup per
+    /// id, never a walk over every job.
+    pub fn summaries(&self, ids: &[JobId]) -> Vec<Option<JobSummary>> {
         let inner = self.lock();
-        let mut all: Vec<_> =
-            inner.jobs.iter().map(|(id, j)| j.summary(id, || dispatch::waiting_reason(&inner.nodes, j))).collect();
-        all.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
-        all
+        let live = |id: &JobId| {
+            let job = inner.jobs.get(id)?;
+            Some(crate::listing::summary(job.summary(id, || dispatch::waiting_reason(&inner.nodes, job))))
+        };
+        ids.iter().map(live).collect()
     }
 
     /// Follows a job's events from the first.
