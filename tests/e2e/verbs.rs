@@ -69,6 +69,31 @@ fn cancel_a_running_job_and_list_jobs_by_state() {
 }
 
 #[test]
+fn a_huge_arg_is_cut_in_listings_and_whole_in_status() {
+    let grid = GridSandbox::start(1);
+    // Over 65,535 chars (the most `format!` pads to), under the OS's
+    // limit on one argument.
+    let long = "é".repeat(10) + &"n".repeat(70_000);
+    let hello = example("hello");
+    let id = grid.submit(&[hello.to_str().unwrap(), "--", &long]);
+    grid.run(&["wait", &id]).assert_clean_success();
+
+    let table = grid.run(&["jobs"]);
+    table.assert_clean_success();
+    assert!(table.stdout.contains(&id), "{table:#?}");
+    assert!(table.stdout.lines().all(|l| l.chars().count() < 400), "{table:#?}");
+
+    let listed = grid.jobs();
+    let job = listed.iter().find(|j| j["id"] == id.as_str()).expect("listed");
+    let args: Vec<&str> = job["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.iter().map(|a| a.len()).sum::<usize>() <= 1024, "{args:?}");
+    assert!(args.last().unwrap().ends_with('…'), "{args:?}");
+
+    let status = grid.status(&id);
+    assert_eq!(status["args"].as_array().unwrap().last().unwrap(), &json!(long));
+}
+
+#[test]
 fn unknown_job_ids_get_one_clear_line() {
     let grid = GridSandbox::start(1);
     for verb in ["status", "wait", "logs", "cancel"] {

@@ -13,6 +13,9 @@ use tonic::transport::{Channel, Endpoint};
 /// Module upload chunk size.
 const CHUNK: usize = 1 << 20;
 
+/// The most jobs a master returns in one page of a listing.
+const PAGE_MAX: u32 = 1000;
+
 /// What happens to a job, as the CLI shows it.
 #[derive(Debug)]
 pub enum Event {
@@ -192,11 +195,27 @@ impl Client {
         JobRow::try_from(info.into_inner())
     }
 
-    /// The newest jobs, optionally in one state.
-    pub async fn jobs(&mut self, state: Option<JobState>, limit: u32) -> Result<Vec<JobRow>> {
-        let req = pb::ListJobsRequest { state: state.map(JobState::as_str).unwrap_or_default().to_owned(), limit };
-        let jobs = self.master.list_jobs(req).await.map_err(status)?.into_inner().jobs;
-        jobs.into_iter().map(JobRow::try_from).collect()
+    /// The newest `limit` jobs, optionally in one state, following the
+    /// master's pages until there are that many or no more.
+    pub async fn jobs(&mut self, state: Option<JobState>, limit: usize) -> Result<Vec<JobRow>> {
+        let state = state.map(JobState::as_str).unwrap_or_default().to_owned();
+        let mut jobs = Vec::new();
+        let mut page_token = String::new();
+        while jobs.len() < limit {
+            let left = u32::try_from(limit - jobs.len()).unwrap_or(u32::MAX).min(PAGE_MAX);
+            let req_token = page_token.clone();
+            let req = pb::ListJobsRequest { state: state.clone(), limit: left, page_token };
+            let page = self.master.list_jobs(req).await.map_err(status)?.into_inner();
+            for job in page.jobs.into_iter().take(limit - jobs.len()) {
+                jobs.push(JobRow::try_from(job)?);
+            }
+            // No more, or a master that does not move on.
+            if page.next_page_token.is_empty() || page.next_page_token == req_token {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        Ok(jobs)
     }
 
     /// The nodes connected to the master.

@@ -33,7 +33,11 @@ impl Default for SubmitCeilings {
 }
 
 fn over(what: &str, size: u64, limit: u64) -> MasterError {
-    MasterError::InvalidArgument(format!("{what} {}, over the master's limit of {}", format_size(size), format_size(limit)))
+    MasterError::InvalidArgument(format!(
+        "{what} {}, over the master's limit of {}",
+        format_size(size),
+        format_size(limit)
+    ))
 }
 
 impl SubmitCeilings {

@@ -208,7 +208,7 @@ impl Job {
             });
         }
         self.spec_in_record = false;
-        self.refused_by = HashSet::new();
+        self.refused_by = Default::default();
         self.dirs_in_record = !report.dirs.is_empty();
         let report =
             if self.dirs_in_record { Arc::new(JobReport { dirs: Vec::new(), ..(*report).clone() }) } else { report };
@@ -455,8 +455,13 @@ mod tests {
         fn job_with_key(&self, key: &str) -> crate::Result<Option<JobId>> {
             self.inner.job_with_key(key)
         }
-        fn list(&self, state: Option<JobState>, limit: usize) -> crate::Result<Vec<crate::model::StoredJob>> {
-            self.inner.list(state, limit)
+        fn list(
+            &self,
+            state: Option<JobState>,
+            before: Option<u64>,
+            limit: usize,
+        ) -> crate::Result<crate::record::Page> {
+            self.inner.list(state, before, limit)
         }
         fn output_page(&self, id: &str, from: u64, max: usize) -> crate::Result<Vec<crate::record::OutputChunk>> {
             self.read();
@@ -464,6 +469,12 @@ mod tests {
         }
         fn unfinished(&self) -> crate::Result<Vec<crate::record::Unfinished>> {
             self.inner.unfinished()
+        }
+        fn newest_id(&self) -> crate::Result<Option<JobId>> {
+            self.inner.newest_id()
+        }
+        fn prune(&self, finished_before_ms: u64) {
+            self.inner.prune(finished_before_ms)
         }
     }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gates;
 pub mod ids;
 pub mod jobs;
+pub mod listing;
 pub mod model;
 pub mod modules;
 pub mod nodes;
@@ -122,15 +123,8 @@ impl Master {
         let config = self.config;
         let live = self.live;
         let chores = tokio::spawn(chores(Arc::downgrade(&live), config.keep_finished));
-        let service = rpc::MasterService {
-            live,
-            store: self.modules,
-            heartbeat: config.heartbeat,
-            ceilings: config.ceilings,
-            upload_idle: config.upload_idle,
-            uploads: gates::Gate::new("uploads", UPLOADS_PER_CONNECTION, UPLOADS_IN_ALL),
-            watchers: gates::Gate::new("jobs followed", WATCHERS_PER_CONNECTION, usize::MAX),
-        };
+        let service =
+            rpc::MasterService::new(live, self.modules, config.heartbeat, config.ceilings, config.upload_idle);
         // No message need be larger than a submission at every ceiling.
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(config.ceilings.max_message())

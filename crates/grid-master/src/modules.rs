@@ -67,7 +67,7 @@ impl ModuleStore {
     }
 
     /// Opens a module's file, to be read a chunk at a time.
-    pub async fn open(&self, hash: &ModuleHash) -> Result<tokio::fs::File> {
+    pub async fn open_module(&self, hash: &ModuleHash) -> Result<tokio::fs::File> {
         let path = self.path(hash);
         match tokio::fs::File::open(&path).await {
             Ok(file) => Ok(file),

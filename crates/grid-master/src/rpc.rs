@@ -4,6 +4,7 @@
 use crate::ceilings::SubmitCeilings;
 use crate::error::MasterError;
 use crate::gates::{Gate, Permit};
+use crate::listing;
 use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
 use crate::modules::ModuleStore;
 use crate::nodes::MAX_CACHED_PER_NODE;
@@ -40,6 +41,27 @@ pub struct MasterService {
     pub(crate) upload_idle: Duration,
     pub(crate) uploads: Arc<Gate>,
     pub(crate) watchers: Arc<Gate>,
+}
+
+impl MasterService {
+    /// The service over `live` and `store`, with the master's bounds.
+    pub(crate) fn new(
+        live: Arc<LiveState>,
+        store: Arc<ModuleStore>,
+        heartbeat: Duration,
+        ceilings: SubmitCeilings,
+        upload_idle: Duration,
+    ) -> Self {
+        Self {
+            live,
+            store,
+            heartbeat,
+            ceilings,
+            upload_idle,
+            uploads: Gate::new("uploads", crate::UPLOADS_PER_CONNECTION, crate::UPLOADS_IN_ALL),
+            watchers: Gate::new("jobs followed", crate::WATCHERS_PER_CONNECTION, usize::MAX),
+        }
+    }
 }
 
 /// The connection a request came on, as gates count it.
@@ -85,9 +107,6 @@ fn info_to_pb(j: JobSummary) -> pb::JobInfo {
         result: j.result.map(Into::into),
     }
 }
-
-/// The most jobs one listing returns.
-const MAX_LISTED: usize = 10_000;
 
 impl MasterService {
     /// A blocking read of the job record, off the async threads.
@@ -258,17 +277,31 @@ impl Master for MasterService {
 
     async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
         let req = req.into_inner();
-        let limit = if req.limit == 0 { 100 } else { (req.limit as usize).min(MAX_LISTED) };
+        let limit = listing::page_size(req.limit);
         let state = Some(req.state).filter(|s| !s.is_empty()).map(|s| s.parse::<JobState>()).transpose();
         let state = state.map_err(MasterError::from)?;
-        let mut jobs: Vec<JobSummary> =
-            self.live.summaries().into_iter().filter(|j| state.is_none_or(|s| s == j.state)).collect();
-        let stored = self.read(move |store| store.list(state, limit)).await?;
-        let seen: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.clone()).collect();
-        jobs.extend(stored.into_iter().filter(|j| !seen.contains(&j.id)).map(JobSummary::from));
-        jobs.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
-        jobs.truncate(limit);
-        Ok(Response::new(pb::ListJobsResponse { jobs: jobs.into_iter().map(info_to_pb).collect() }))
+        let before = match req.page_token.as_str() {
+            "" => None,
+            token => Some(token.parse::<u64>().map_err(|_| {
+                let token = listing::cut_chars(token.to_owned(), 64);
+                MasterError::InvalidArgument(format!("page token `{token}` is not one this master gave"))
+            })?),
+        };
+        // A page of the record, then what the live state knows of those
+        // jobs still in memory; the state filter holds after the overlay.
+        let page = self.read(move |store| store.list(state, before, limit)).await?;
+        let ids: Vec<_> = page.jobs.iter().map(|j| j.id.clone()).collect();
+        let live = self.live.summaries(&ids);
+        let jobs = page
+            .jobs
+            .into_iter()
+            .zip(live)
+            .map(|(stored, live)| live.unwrap_or_else(|| JobSummary::from(stored)))
+            .filter(|j| state.is_none_or(|s| s == j.state))
+            .map(info_to_pb)
+            .collect();
+        let next_page_token = page.next.map(|seq| seq.to_string()).unwrap_or_default();
+        Ok(Response::new(pb::ListJobsResponse { jobs, next_page_token }))
     }
 
     async fn list_nodes(&self, _req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
@@ -278,8 +311,8 @@ impl Master for MasterService {
             .into_iter()
             .map(|n| pb::NodeInfo {
                 id: n.id.to_string(),
-                name: n.name,
-                address: n.address,
+                name: listing::cut_chars(n.name, listing::NAME_LISTED),
+                address: listing::cut_chars(n.address, listing::NAME_LISTED),
                 slots_total: n.slots_total,
                 slots_used: n.slots_used,
                 memory_total: n.memory_total,
@@ -308,7 +341,8 @@ impl Master for MasterService {
             return Err(MasterError::Protocol("the first message of a node session must be `register`".into()).into());
         };
         let (capacity, fuel_available) = grid_core::wire::capacity_from_pb(&reg.capacity.unwrap_or_default());
-        let cached = reg.cached_hashes.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect();
+        let cached =
+            reg.cached_hashes.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect();
         let name = grid_core::text::cut(&reg.name, MAX_NODE_NAME).into_owned();
         let registration = NodeRegistration { name, address, capacity, fuel_available, cached };
         let (node_id, orders) = self.live.register_node(registration);
@@ -413,7 +447,7 @@ impl Master for MasterService {
             ))
             .into());
         }
-        let file = self.store.open(&h).await?;
+        let file = self.store.open_module(&h).await?;
         // Read as the node pulls: a stalled fetch holds one chunk, not the module.
         let chunks = futures::stream::try_unfold(file, |mut file| async move {
             use tokio::io::AsyncReadExt;
@@ -502,5 +536,107 @@ mod tests {
         drop(orders);
         drop(_keep);
         let _ = server.await;
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+    use crate::record::{MemoryStore, NewJob};
+    use grid_core::{JobSpec, Limits, Submission};
+
+    /// The bytes of a job's strings in a listing: most of what it weighs.
+    fn weight(j: &pb::JobInfo) -> usize {
+        let strings = [&j.id, &j.state, &j.node, &j.module_hash, &j.tenant, &j.waiting];
+        strings.iter().map(|s| s.len()).sum::<usize>() + j.args.iter().map(String::len).sum::<usize>()
+    }
+
+    fn service(dir: &std::path::Path) -> MasterService {
+        let live = Arc::new(LiveState::new(Arc::new(MemoryStore::new()), 3));
+        let store = Arc::new(ModuleStore::open(dir, 1 << 20).unwrap());
+        MasterService::new(live, store, Duration::from_secs(1), SubmitCeilings::default(), Duration::from_secs(30))
+    }
+
+    fn spec(args: Vec<String>) -> JobSpec {
+        JobSpec {
+            module: ModuleHash::of(b"m"),
+            args,
+            env: vec![],
+            stdin: vec![],
+            dirs: vec![],
+            limits: Limits::default(),
+        }
+    }
+
+    async fn list(svc: &MasterService, state: &str, limit: u32, page_token: String) -> pb::ListJobsResponse {
+        let req = pb::ListJobsRequest { state: state.into(), limit, page_token };
+        svc.list_jobs(Request::new(req)).await.unwrap().into_inner()
+    }
+
+    #[tokio::test]
+    async fn a_listing_of_jobs_with_huge_args_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        // Jobs in memory, with args near any sane ceiling...
+        for _ in 0..10 {
+            let args = vec!["a".repeat(300 << 10), "b".repeat(300 << 10), "c".into()];
+            svc.live.submit(spec(args), Submission::default()).await.unwrap();
+        }
+        // ...and jobs only in the record, with a tenant and args of any size.
+        let record = svc.live.store();
+        let tenant = Submission { key: None, tenant: "t".repeat(70_000), priority: 0 };
+        for i in 0..10 {
+            let spec = spec(vec!["ü".repeat(4 << 20)]);
+            let id = format!("recorded-{i}");
+            record.insert(NewJob { id: &id, submission: &tenant, spec: &spec, submitted_ms: 1 }).await.unwrap();
+        }
+        let page = list(&svc, "", 1000, String::new()).await;
+        assert_eq!(page.jobs.len(), 20);
+        assert!(page.next_page_token.is_empty());
+        // Each job: 1 KiB of args, a tenant of 128 chars, and little else.
+        let total: usize = page.jobs.iter().map(weight).sum();
+        assert!(total < 20 * 2048, "a listing of {total} bytes");
+        for job in &page.jobs {
+            assert!(job.args.iter().map(String::len).sum::<usize>() <= listing::ARGS_LISTED);
+            assert!(job.tenant.chars().count() <= listing::NAME_LISTED);
+        }
+        // Jobs in memory show their live state and why they wait.
+        let live = page.jobs.iter().find(|j| !j.id.starts_with("recorded-")).unwrap();
+        assert_eq!(live.state, "queued");
+        assert!(!live.waiting.is_empty(), "{live:?}");
+        // The record keeps them whole, for the node; memory keeps a cut.
+        let whole = svc.live.store().job(&live.id).unwrap().unwrap();
+        assert_eq!(whole.spec.args[0].len(), 300 << 10);
+    }
+
+    #[tokio::test]
+    async fn pages_follow_their_tokens_to_every_job_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let mut submitted = Vec::new();
+        for _ in 0..25 {
+            submitted.push(svc.live.submit(spec(vec!["x".into()]), Submission::default()).await.unwrap());
+        }
+        svc.live.cancel(&submitted[3]).unwrap();
+        for state in ["", "queued"] {
+            let (mut seen, mut token) = (Vec::new(), String::new());
+            loop {
+                let page = list(&svc, state, 7, token).await;
+                assert!(page.jobs.len() <= 7);
+                seen.extend(page.jobs.into_iter().map(|j| j.id));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            let mut expected: Vec<_> = submitted.iter().rev().cloned().collect();
+            if state == "queued" {
+                expected.retain(|id| *id != submitted[3]);
+            }
+            assert_eq!(seen, expected, "state {state:?}");
+        }
+        let bad = pb::ListJobsRequest { page_token: "nope".into(), ..Default::default() };
+        let err = svc.list_jobs(Request::new(bad)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     }
 }

@@ -12,8 +12,8 @@ use crate::nodes::Node;
 use crate::queue::{JobQueue, Running};
 use crate::record::{Inserted, JobStore, MemoryStore, NewJob, Unfinished, light_spec};
 use crate::watch::{CHUNK, JobWatch};
-use grid_core::{JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
 use grid_core::text::cut;
+use grid_core::{JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -224,13 +224,16 @@ impl LiveState {
         Some(job.summary(id, || dispatch::waiting_reason(&inner.nodes, job)))
     }
 
-    /// The jobs in memory, newest first.
-    pub fn summaries(&self) -> Vec<JobSummary> {
+    /// Of the jobs `ids`, those still in memory, each as a listing shows it
+    /// ([`crate::listing::summary`]), in the order of `ids`: one lookup per
+    /// id, never a walk over every job.
+    pub fn summaries(&self, ids: &[JobId]) -> Vec<Option<JobSummary>> {
         let inner = self.lock();
-        let mut all: Vec<_> =
-            inner.jobs.iter().map(|(id, j)| j.summary(id, || dispatch::waiting_reason(&inner.nodes, j))).collect();
-        all.sort_by(|a, b| b.submitted_ms.cmp(&a.submitted_ms).then(b.id.cmp(&a.id)));
-        all
+        let live = |id: &JobId| {
+            let job = inner.jobs.get(id)?;
+            Some(crate::listing::summary(job.summary(id, || dispatch::waiting_reason(&inner.nodes, job))))
+        };
+        ids.iter().map(live).collect()
     }
 
     /// Follows a job's events from the first: from memory while they are
@@ -395,7 +398,8 @@ impl LiveState {
             return;
         }
         if j.attempts >= self.max_attempts {
-            let msg = format!("handed back by node `{name}`: {reason} (attempt {} of {})", j.attempts, self.max_attempts);
+            let msg =
+                format!("handed back by node `{name}`: {reason} (attempt {} of {})", j.attempts, self.max_attempts);
             self.finish(&mut inner, job, JobReport::before_start(Outcome::NodeError(msg), &name, &spec.limits));
             self.dispatch(&mut inner);
             return;
@@ -476,7 +480,8 @@ impl LiveState {
         let name = n.reg.name.clone();
         inner.stopped_running(id);
         *inner.lost_jobs.entry(name.clone()).or_default() += 1;
-        let (timeout, grace) = (grid_core::units::format_duration(spec.limits.timeout), grid_core::units::format_duration(self.grace));
+        let (timeout, grace) =
+            (grid_core::units::format_duration(spec.limits.timeout), grid_core::units::format_duration(self.grace));
         tracing::warn!(job = id, node = %name, "node did not finish the job within its timeout and grace; taken back");
         let job = inner.jobs.get_mut(id).expect("a running job exists");
         job.avoid(node_id);
@@ -500,9 +505,11 @@ impl LiveState {
     /// node running a job of that module may.
     pub fn may_fetch(&self, address: &str, module: &grid_core::ModuleHash) -> bool {
         let inner = self.lock();
-        inner.nodes.values().filter(|n| n.reg.address == address).any(|n| {
-            n.running.iter().any(|id| inner.jobs.get(id).is_some_and(|j| &j.spec.module == module))
-        })
+        inner
+            .nodes
+            .values()
+            .filter(|n| n.reg.address == address)
+            .any(|n| n.running.iter().any(|id| inner.jobs.get(id).is_some_and(|j| &j.spec.module == module)))
     }
 
     /// The nodes connected now.

@@ -19,9 +19,9 @@ pub struct JobsCommand {
     /// Only jobs in this state.
     #[arg(long, value_name = "STATE", value_enum)]
     state: Option<StateArg>,
-    /// At most this many jobs.
+    /// At most this many jobs (fetched a page at a time).
     #[arg(long, default_value_t = 20, value_name = "N")]
-    limit: u32,
+    limit: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -59,7 +59,7 @@ impl JobsCommand {
                     Some(code) => format!("exit {code}"),
                     None => r.reason(),
                 });
-                let module = j.args.first().cloned().unwrap_or_else(|| j.module[..12].to_owned());
+                let module = j.args.first().cloned().unwrap_or_else(|| j.module.chars().take(12).collect());
                 [j.id.clone(), j.state.to_string(), j.tenant.clone(), j.node.clone(), module, ended]
             })
             .collect();

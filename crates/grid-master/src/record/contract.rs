@@ -136,11 +136,12 @@ macro_rules! job_store_contract {
                 s.running("j2", "node-a", 1);
                 s.finished("j3", &ended(Outcome::Exited(0)), false);
                 s.flush().await.unwrap();
-                assert_eq!(ids(s.list(None, 10).unwrap()), ["j4", "j3", "j2", "j1"]);
-                assert_eq!(ids(s.list(None, 2).unwrap()), ["j4", "j3"]);
-                assert_eq!(ids(s.list(Some(JobState::Queued), 10).unwrap()), ["j4", "j1"]);
-                assert_eq!(ids(s.list(Some(JobState::Succeeded), 10).unwrap()), ["j3"]);
-                assert!(s.list(Some(JobState::Failed), 10).unwrap().is_empty());
+                let list = |state, limit| ids(s.list(state, None, limit).unwrap().jobs);
+                assert_eq!(list(None, 10), ["j4", "j3", "j2", "j1"]);
+                assert_eq!(list(None, 2), ["j4", "j3"]);
+                assert_eq!(list(Some(JobState::Queued), 10), ["j4", "j1"]);
+                assert_eq!(list(Some(JobState::Succeeded), 10), ["j3"]);
+                assert!(list(Some(JobState::Failed), 10).is_empty());
                 // What a master takes back at start: oldest first.
                 let unfinished: Vec<_> = s.unfinished().unwrap().into_iter().map(|u| u.job).collect();
                 assert_eq!(ids(unfinished), ["j1", "j2", "j4"]);
@@ -225,6 +226,75 @@ macro_rules! job_store_contract {
                 assert!(s.job("old").unwrap().is_none(), "a finished job outlived --keep-finished");
                 assert!(s.output_of("old").unwrap().is_empty());
                 assert!(s.job("running").unwrap().is_some() && s.job("new").unwrap().is_some());
+            }
+
+            /// Every page from the newest, following `next`.
+            fn pages(s: &dyn JobStore, state: Option<JobState>, limit: usize) -> Vec<Vec<String>> {
+                let (mut pages, mut before) = (Vec::new(), None);
+                loop {
+                    let page = s.list(state, before, limit).unwrap();
+                    assert!(page.jobs.len() <= limit, "a page over its limit");
+                    pages.push(ids(page.jobs));
+                    match page.next {
+                        Some(next) => before = Some(next),
+                        None => return pages,
+                    }
+                }
+            }
+
+            #[tokio::test]
+            async fn pages_are_disjoint_newest_first_and_cover_every_job() {
+                let f = open();
+                let s = &*f.store;
+                let all: Vec<String> = (0..23).map(|i| format!("j{i:02}")).collect();
+                for (i, id) in all.iter().enumerate() {
+                    insert(s, id, &Submission::default(), i as u64).await;
+                    if i % 3 == 0 {
+                        s.finished(id, &ended(Outcome::Exited(0)), true);
+                    }
+                }
+                s.flush().await.unwrap();
+                let newest_first: Vec<String> = all.iter().rev().cloned().collect();
+                for limit in [1, 5, 23, 100] {
+                    let pages = pages(s, None, limit);
+                    assert_eq!(pages.concat(), newest_first, "limit {limit}");
+                    assert!(pages.iter().all(|p| !p.is_empty()), "an empty page at limit {limit}: {pages:?}");
+                }
+                // The token works with a state filter: only that state, still
+                // disjoint and complete.
+                let succeeded: Vec<String> =
+                    newest_first.iter().filter(|id| id[1..].parse::<u32>().unwrap() % 3 == 0).cloned().collect();
+                let queued: Vec<String> = newest_first.iter().filter(|id| !succeeded.contains(id)).cloned().collect();
+                assert_eq!(pages(s, Some(JobState::Succeeded), 3).concat(), succeeded);
+                assert_eq!(pages(s, Some(JobState::Queued), 4).concat(), queued);
+                // Past the oldest job there is nothing.
+                let last = s.list(None, None, 22).unwrap();
+                let rest = s.list(None, last.next, 22).unwrap();
+                assert_eq!((ids(rest.jobs), rest.next), (vec!["j00".to_owned()], None));
+            }
+
+            #[tokio::test]
+            async fn a_listed_job_is_cut_to_what_a_listing_shows() {
+                let f = open();
+                let s = &*f.store;
+                let huge = JobSpec {
+                    args: vec!["x".repeat(1 << 20), "y".into()],
+                    stdin: vec![7; 1 << 20],
+                    env: vec![("K".into(), "v".repeat(1 << 20))],
+                    ..spec()
+                };
+                let sub = Submission { key: None, tenant: "t".repeat(70_000), priority: 0 };
+                s.insert(NewJob { id: "big", submission: &sub, spec: &huge, submitted_ms: 1 }).await.unwrap();
+                s.running("big", &"n".repeat(70_000), 1);
+                s.flush().await.unwrap();
+                let job = s.list(None, None, 10).unwrap().jobs.remove(0);
+                assert!(job.spec.args.iter().map(String::len).sum::<usize>() <= crate::listing::ARGS_LISTED);
+                assert!(job.spec.args[0].ends_with('…'));
+                assert!(job.spec.stdin.is_empty() && job.spec.env.is_empty());
+                assert_eq!(job.tenant.chars().count(), crate::listing::NAME_LISTED);
+                assert_eq!(job.node.chars().count(), crate::listing::NAME_LISTED);
+                // The job itself is whole.
+                assert_eq!(s.job("big").unwrap().unwrap().spec, huge);
             }
         }
     };

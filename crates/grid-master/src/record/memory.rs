@@ -1,7 +1,7 @@
 //! A job store in memory: nothing survives the process. For tests and for
 //! a grid that needs no record.
 
-use super::{Inserted, JobStore, NewJob, OutputChunk, Unfinished};
+use super::{Inserted, JobStore, NewJob, OutputChunk, Page, Unfinished};
 use crate::error::Result;
 use crate::model::{JobId, StoredJob};
 use futures::future::BoxFuture;
@@ -122,10 +122,14 @@ impl JobStore for MemoryStore {
         Ok(self.lock().keys.get(key).cloned())
     }
 
-    fn list(&self, state: Option<JobState>, limit: usize) -> Result<Vec<StoredJob>> {
+    fn list(&self, state: Option<JobState>, before: Option<u64>, limit: usize) -> Result<Page> {
         let inner = self.lock();
-        let wanted = |j: &&StoredJob| state.is_none_or(|s| j.state == s);
-        Ok(inner.jobs.values().rev().filter(wanted).take(limit).cloned().collect())
+        let wanted = |(_, j): &(&u64, &StoredJob)| state.is_none_or(|s| j.state == s);
+        let mut rows = inner.jobs.range(..before.unwrap_or(u64::MAX)).rev().filter(wanted);
+        let jobs: Vec<_> =
+            rows.by_ref().take(limit).map(|(seq, j)| (*seq, crate::listing::stored(j.clone()))).collect();
+        let next = if rows.next().is_some() { jobs.last().map(|(seq, _)| *seq) } else { None };
+        Ok(Page { jobs: jobs.into_iter().map(|(_, j)| j).collect(), next })
     }
 
     fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>> {

@@ -79,6 +79,16 @@ pub struct NewJob<'a> {
     pub submitted_ms: u64,
 }
 
+/// One page of a listing of the record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// The jobs, newest first.
+    pub jobs: Vec<StoredJob>,
+    /// Where the next page starts (an opaque position in the record), or
+    /// `None` after the last page.
+    pub next: Option<u64>,
+}
+
 /// Where jobs, their attempts, results and kept output are recorded.
 pub trait JobStore: Send + Sync + 'static {
     /// Records a new job queued; resolves once it is durable, or with the
@@ -110,8 +120,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// The job submitted with idempotency key `key`.
     fn job_with_key(&self, key: &str) -> Result<Option<JobId>>;
 
-    /// The newest jobs, optionally only those in `state`, newest first.
-    fn list(&self, state: Option<JobState>, limit: usize) -> Result<Vec<StoredJob>>;
+    /// A page of jobs, newest first, optionally only those in `state`: at
+    /// most `limit`, and only jobs older than `before` (the `next` of the
+    /// page before) when it is given. Each job is as
+    /// [`crate::listing::stored`] cuts it, whatever its size in the record.
+    fn list(&self, state: Option<JobState>, before: Option<u64>, limit: usize) -> Result<Page>;
 
     /// A page of a job's output: its chunks from number `from_seq` on, in
     /// order, as many as fit in `max_bytes` (at least one, if there is

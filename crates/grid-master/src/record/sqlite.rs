@@ -2,7 +2,7 @@
 //! applies changes in batches, one transaction per batch; an insert is
 //! acknowledged only once its transaction has committed.
 
-use super::{Inserted, JobStore, NewJob, OutputChunk, Unfinished};
+use super::{Inserted, JobStore, NewJob, OutputChunk, Page, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, StoredJob, now_ms};
 use futures::future::BoxFuture;
@@ -200,11 +200,53 @@ impl JobStore for SqliteStore {
         self.read(|c| c.query_row("SELECT id FROM jobs WHERE idem_key = ?1", params![key], |r| r.get(0)).optional())
     }
 
-    fn list(&self, state: Option<JobState>, limit: usize) -> Result<Vec<StoredJob>> {
-        match state {
-            Some(s) => self.query("WHERE state = ?1 ORDER BY seq DESC LIMIT ?2", params![s.as_str(), limit as i64]),
-            None => self.query("ORDER BY seq DESC LIMIT ?1", params![limit as i64]),
+    fn list(&self, state: Option<JobState>, before: Option<u64>, limit: usize) -> Result<Page> {
+        /// A row of the listing, decoded (and cut) as it is read, so that a
+        /// page never holds more than one job's full spec at once.
+        fn listed(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<StoredJob>)> {
+            let id: String = r.get(1)?;
+            let (key, state, node): (Option<String>, String, String) = (r.get(2)?, r.get(4)?, r.get(5)?);
+            let (attempts, submitted_ms, tenant, priority): (i64, i64, String, i64) =
+                (r.get(6)?, r.get(7)?, r.get(9)?, r.get(10)?);
+            let (spec, result) = (r.get_ref(3)?.as_blob()?, r.get_ref(8)?.as_blob_or_null()?);
+            let bad = |e: &dyn std::fmt::Display| MasterError::Db(format!("job `{id}`: {e}"));
+            let job = (|| -> Result<StoredJob> {
+                Ok(crate::listing::stored(StoredJob {
+                    spec: decode_spec(spec).map_err(|e| bad(&e))?,
+                    result: result.map(decode_report).transpose().map_err(|e| bad(&e))?,
+                    state: state.parse::<JobState>().map_err(|e| bad(&e))?,
+                    id: id.clone(),
+                    key,
+                    tenant,
+                    priority: priority as i32,
+                    node,
+                    attempts: attempts as u32,
+                    submitted_ms: submitted_ms as u64,
+                }))
+            })();
+            Ok((r.get(0)?, job))
         }
+        const COLUMNS: &str =
+            "SELECT seq, id, idem_key, spec, state, node, attempts, submitted_ms, result, tenant, priority FROM jobs";
+        let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        // One more than asked for: whether there is a next page.
+        let take = limit as i64 + 1;
+        let rows = self.read(|c| match state {
+            Some(s) => {
+                let sql = format!("{COLUMNS} WHERE state = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3");
+                c.prepare_cached(&sql)?.query_map(params![s.as_str(), before, take], listed)?.collect()
+            }
+            None => {
+                let sql = format!("{COLUMNS} WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2");
+                c.prepare_cached(&sql)?.query_map(params![before, take], listed)?.collect()
+            }
+        });
+        let mut rows: Vec<(i64, Result<StoredJob>)> = rows?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(|(seq, _)| *seq as u64) } else { None };
+        let jobs = rows.into_iter().map(|(_, job)| job).collect::<Result<_>>()?;
+        Ok(Page { jobs, next })
     }
 
     fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>> {
