@@ -241,7 +241,7 @@ impl GridSandbox {
         assert_eq!(run.code, Some(0), "{run:#?}");
         assert!(run.stderr.is_empty(), "{run:#?}");
         let id = run.stdout.trim().to_owned();
-        assert_eq!(id.len(), 16, "not a job id: {id}");
+        assert_eq!(id.len(), 26, "not a job id (a ULID): {id}");
         id
     }
 

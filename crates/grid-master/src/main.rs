@@ -27,7 +27,8 @@ struct Args {
     /// How often nodes send heartbeats; a node silent for three is dropped.
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = grid_core::parse_duration)]
     heartbeat: Duration,
-    /// How many times a job runs when the nodes under it are lost.
+    /// How many times a job runs when the nodes under it are lost, hand it
+    /// back, or hold it past its timeout and `--grace`.
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
     /// Commit the job record to the OS without waiting for the disk: faster
