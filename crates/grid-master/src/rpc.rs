@@ -269,6 +269,14 @@ impl Master for MasterService {
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::JobInfo>, Status> {
         let id = req.into_inner().job_id;
         let summary = match self.live.summary(&id) {
+            // Memory may hold a job's args cut (the whole spec is in the
+            // record); one job's status shows them whole.
+            Some(mut s) if s.args.iter().map(String::len).sum::<usize>() >= crate::record::INPUT_KEPT / 2 => {
+                if let Some(stored) = self.stored(&id).await? {
+                    s.args = stored.spec.args;
+                }
+                s
+            }
             Some(s) => s,
             None => self.stored(&id).await?.map(JobSummary::from).ok_or(MasterError::JobNotFound(id))?,
         };

@@ -40,20 +40,22 @@ pub fn light_spec(spec: JobSpec) -> (JobSpec, bool) {
     (light, true)
 }
 
-/// `args` cut to [`INPUT_KEPT`] bytes in all, on char boundaries.
+/// `args` cut to [`INPUT_KEPT`] bytes in all, on char boundaries; the cut
+/// arg ends in `…`, as listings show it.
 fn cut_args(args: Vec<String>) -> Vec<String> {
+    const MARK: &str = "…";
     let mut room = INPUT_KEPT;
     let mut kept = Vec::new();
     for mut arg in args {
-        if room == 0 {
-            break;
-        }
         if arg.len() > room {
-            let mut end = room;
+            let mut end = room.saturating_sub(MARK.len());
             while !arg.is_char_boundary(end) {
                 end -= 1;
             }
             arg.truncate(end);
+            arg.push_str(MARK);
+            kept.push(arg);
+            break;
         }
         room -= arg.len();
         kept.push(arg);
