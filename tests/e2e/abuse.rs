@@ -367,7 +367,7 @@ fn partial_uploads(grid: &GridSandbox) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn stalled_uploads_are_refused_and_leave_nothing_behind() {
-    let grid = GridSandbox::builder(1).master_args(&["--upload-idle-timeout", "5s"]).start();
+    let grid = GridSandbox::builder(1).master_args(&["--upload-idle-timeout", "1s"]).start();
     let before = grid.master_rss();
     let clients: Vec<_> = (0..8).map(|_| RogueClient::connect(grid.url())).collect();
     let mut uploads: Vec<_> = clients
@@ -375,11 +375,11 @@ fn stalled_uploads_are_refused_and_leave_nothing_behind() {
         .zip(rogue::fake_hashes(8, 7))
         .map(|(client, hash)| client.stalled_upload(&hash, 60 * MIB, 40 << 20))
         .collect();
-    assert_grew_less_than(&grid, before, RSS_BOUND, "with eight uploads stalled after 40 MiB each");
     for upload in &mut uploads {
         let answer = upload.answer_within(grid_tests::READY_TIMEOUT);
-        assert_refused(answer, Code::DeadlineExceeded, "upload stalled: no data for 5s");
+        assert_refused(answer, Code::DeadlineExceeded, "upload stalled: no data for 1s");
     }
+    assert_grew_less_than(&grid, before, RSS_BOUND, "once eight uploads stalled after 40 MiB each were refused");
     grid.wait_until("the partial uploads were removed", |s| partial_uploads(s).is_empty().then_some(()));
     still_serves(&grid);
 }
@@ -389,7 +389,8 @@ fn too_many_uploads_at_once_on_one_connection_are_refused() {
     let grid = GridSandbox::start(1);
     let client = RogueClient::connect(grid.url());
     let hashes = rogue::fake_hashes(5, 11);
-    // Past the connection's flow-control window, so each is being read.
+    // Each past its connection's flow-control window, so each is being
+    // read when the fifth comes.
     let _held: Vec<_> = hashes[..4].iter().map(|h| client.stalled_upload(h, 60 * MIB, 2 << 20)).collect();
     let mut fifth = client.stalled_upload(&hashes[4], 60 * MIB, 0);
     assert_refused(fifth.answer_within(grid_tests::READY_TIMEOUT), Code::ResourceExhausted, "too many uploads at once");

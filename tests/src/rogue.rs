@@ -109,27 +109,15 @@ impl RogueClient {
     }
 
     /// Starts an upload of a module claiming to be `hash` and `total_size`
-    /// bytes long, sends `send` bytes of it, and then sends nothing more
-    /// while keeping the stream open.
+    /// bytes long, sends `send` bytes of it in its first message, and then
+    /// sends nothing more while keeping the stream open.
     pub fn stalled_upload(&self, hash: &str, total_size: u64, send: usize) -> StalledUpload {
         let (tx, rx) = mpsc::channel::<pb::UploadChunk>(1);
         let mut client = self.client.clone();
         let call = RUNTIME.spawn(async move { client.upload_module(ReceiverStream::new(rx)).await.map(|_| ()) });
-        let first = pb::UploadChunk { hash: hash.to_owned(), total_size, data: vec![] };
-        block_on(async {
-            // The master may refuse the upload before taking all of it.
-            if tx.send(first).await.is_err() {
-                return;
-            }
-            let mut left = send;
-            while left > 0 {
-                let n = left.min(1 << 20);
-                if tx.send(pb::UploadChunk { data: vec![0x61; n], ..Default::default() }).await.is_err() {
-                    return;
-                }
-                left -= n;
-            }
-        });
+        let first = pb::UploadChunk { hash: hash.to_owned(), total_size, data: vec![0x61; send] };
+        // The master may have refused the upload already: its answer says.
+        let _ = block_on(tx.send(first));
         StalledUpload { _tx: tx, call: Some(call) }
     }
 
