@@ -8,9 +8,9 @@
 //! submissions are no end-to-end test; the master's unit tests cover the
 //! id generator's wrap, and `grid-bench soak` holds that many jobs.
 
+use grid_proto as pb;
 use grid_tests::rogue::{self, Code, OnAssign, RogueClient, RogueNode, registration};
 use grid_tests::{GridSandbox, number};
-use grid_proto as pb;
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
@@ -160,7 +160,7 @@ fn a_node_that_holds_a_job_past_its_deadline_loses_it() {
     run.assert_clean_success();
     assert_eq!(run.stdout, "Hello, world!\n");
     let id = rogue.wait_assigned();
-    assert_eq!(rogue.assigned(), [id.clone()], "the job was offered to the node that held it again");
+    assert_eq!(rogue.assigned(), std::slice::from_ref(&id), "the job was offered to the node that held it again");
     let job = grid.status(&id);
     assert_eq!((job["node"].as_str(), number(&job["attempts"])), (Some("node-0"), 2), "{job:#}");
     assert_eq!(number(&node(&grid, "rogue")["lost_jobs"]), 1);
@@ -312,13 +312,18 @@ fn submissions_over_the_master_s_ceilings_are_refused() {
         change(&mut req);
         assert_refused(client.submit(req), Code::InvalidArgument, message);
     };
-    check(&|r| r.spec.as_mut().unwrap().stdin = vec![0; 100 << 20], "stdin is 100MiB, over the master's limit of 64MiB");
+    check(
+        &|r| r.spec.as_mut().unwrap().stdin = vec![0; 100 << 20],
+        "stdin is 100MiB, over the master's limit of 64MiB",
+    );
     check(
         &|r| r.spec.as_mut().unwrap().args = vec!["a".repeat(2 << 20)],
         "args and env are 2MiB, over the master's limit of 1MiB",
     );
     check(
-        &|r| r.spec.as_mut().unwrap().dirs = vec![pb::MappedDir { guest_path: "/d".into(), archive: vec![0; 300 << 20] }],
+        &|r| {
+            r.spec.as_mut().unwrap().dirs = vec![pb::MappedDir { guest_path: "/d".into(), archive: vec![0; 300 << 20] }]
+        },
         "mapped directories are 300MiB, over the master's limit of 256MiB",
     );
     check(&|r| r.tenant = "t".repeat(70_000), "tenant is 70000 bytes, over the limit of 128");

@@ -284,8 +284,7 @@ impl GridSandbox {
     /// test if the run has not ended after [`READY_TIMEOUT`]: a run that
     /// hangs is killed, not waited for.
     pub fn run_counting(&self, args: &[&str]) -> (Run, u64) {
-        let mut child =
-            self.cli(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn grid-cli");
+        let mut child = self.cli(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn grid-cli");
         let mut stdout = child.stdout.take().expect("stdout");
         let counter = std::thread::spawn(move || {
             let (mut head, mut count, mut buf) = (Vec::new(), 0u64, vec![0; 64 << 10]);

@@ -347,26 +347,31 @@ async fn act(on_assign: OnAssign, job_id: String, tx: mpsc::Sender<pb::NodeMessa
     let output = |data: Vec<u8>| {
         msg(Msg::Output(pb::JobOutput { job_id: job_id.clone(), stream: pb::OutputStream::Stdout as i32, data }))
     };
-    let finished = |result: pb::JobResult| msg(Msg::Finished(pb::JobFinished { job_id: job_id.clone(), result: Some(result) }));
+    let finished =
+        |result: pb::JobResult| msg(Msg::Finished(pb::JobFinished { job_id: job_id.clone(), result: Some(result) }));
     let rejected = |reason: String| msg(Msg::Rejected(pb::JobRejected { job_id: job_id.clone(), reason }));
     let sent = match on_assign {
         OnAssign::Hold => Ok(()),
-        OnAssign::Flood { bytes } => async {
-            let mut left = bytes;
-            while left > 0 {
-                let n = left.min(1 << 20);
-                tx.send(output(vec![b'x'; n as usize])).await?;
-                left -= n;
+        OnAssign::Flood { bytes } => {
+            async {
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(1 << 20);
+                    tx.send(output(vec![b'x'; n as usize])).await?;
+                    left -= n;
+                }
+                let result = pb::JobResult { kind: pb::OutcomeKind::Exited as i32, ..Default::default() };
+                tx.send(finished(result)).await
             }
-            let result = pb::JobResult { kind: pb::OutcomeKind::Exited as i32, ..Default::default() };
-            tx.send(finished(result)).await
+            .await
         }
-        .await,
-        OnAssign::OutputThenReject { reason } => async {
-            tx.send(output(b"some output\n".to_vec())).await?;
-            tx.send(rejected(reason)).await
+        OnAssign::OutputThenReject { reason } => {
+            async {
+                tx.send(output(b"some output\n".to_vec())).await?;
+                tx.send(rejected(reason)).await
+            }
+            .await
         }
-        .await,
         OnAssign::Reject { reason } => tx.send(rejected(reason)).await,
         OnAssign::Finish(result) => tx.send(finished(result)).await,
     };

@@ -26,7 +26,9 @@ pub async fn soak(total: usize, stretch: usize, setup: Setup) -> Result<()> {
         Some(master) => (master.id(), "the master process's"),
         None => (std::process::id(), "this process's (master, nodes and clients)"),
     };
-    println!("\n## 7. Soak ({total} hello jobs through one master; two nodes of two slots; 4 clients, 256 in flight each)");
+    println!(
+        "\n## 7. Soak ({total} hello jobs through one master; two nodes of two slots; 4 clients, 256 in flight each)"
+    );
     println!("RSS is {whose}; throughput is per stretch of {stretch} jobs");
     let mut stretches: Vec<(u64, f64)> = Vec::new();
     let mut done = 0;
