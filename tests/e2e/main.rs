@@ -1,6 +1,7 @@
 //! End-to-end tests: a real `grid-master` and real `grid-node` processes on
 //! loopback, driven by the real `grid-cli`.
 
+mod abuse;
 mod components;
 mod errors;
 mod guests;

@@ -1,7 +1,10 @@
 //! Shared helpers for the end-to-end tests: [`GridSandbox`] starts a real
 //! `grid-master` and N real `grid-node` processes on loopback ports in a
 //! temp dir, and drives them with the real `grid-cli`, reading what it
-//! lists through `--json`.
+//! lists through `--json`. Misbehaving nodes and clients, which speak the
+//! protocol directly, live beside it in [`rogue`].
+
+pub mod rogue;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -12,6 +15,9 @@ use std::time::{Duration, Instant};
 
 /// How long any readiness wait may take before the test fails.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How much of a run's stdout [`GridSandbox::run_counting`] keeps.
+pub const STDOUT_KEPT: usize = 64 << 10;
 
 /// `target/<profile>`, where cargo put this test binary's sibling binaries.
 fn profile_dir() -> PathBuf {
@@ -132,19 +138,23 @@ impl Builder {
 /// it with the address it printed once ready.
 fn spawn_master(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("master.log")).expect("log file");
+    // Heartbeats every 500ms, unless the test says otherwise.
+    let heartbeat: &[&str] = if extra.iter().any(|a| a == "--heartbeat") { &[] } else { &["--heartbeat", "500ms"] };
     let mut master = Command::new(bin("grid-master"))
-        .args(["--listen", listen, "--heartbeat", "500ms", "--data-dir"])
+        .args(["--listen", listen])
+        .args(heartbeat)
+        .arg("--data-dir")
         .arg(dir.join("master"))
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
         .expect("spawn grid-master");
-    let addr = read_listen_line(&mut master);
+    let addr = read_listen_line(&mut master, &dir.join("master.log"));
     (master, addr)
 }
 
-fn read_listen_line(master: &mut Child) -> String {
+fn read_listen_line(master: &mut Child, log: &Path) -> String {
     let stdout = master.stdout.take().expect("master stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -153,6 +163,10 @@ fn read_listen_line(master: &mut Child) -> String {
         let _ = tx.send(line);
     });
     let line = rx.recv_timeout(READY_TIMEOUT).expect("grid-master did not print its address");
+    if line.is_empty() {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("grid-master exited before it listened:\n{log}");
+    }
     line.trim()
         .strip_prefix("grid-master listening on ")
         .unwrap_or_else(|| panic!("unexpected first line `{line}`"))
@@ -264,6 +278,79 @@ impl GridSandbox {
         Run::from(out)
     }
 
+    /// Runs `grid-cli ARGS` to its end, counting the bytes on its stdout and
+    /// keeping only the first [`STDOUT_KEPT`] (for runs with a flood of
+    /// output); returns the run and the count. Fails the
+    /// test if the run has not ended after [`READY_TIMEOUT`]: a run that
+    /// hangs is killed, not waited for.
+    pub fn run_counting(&self, args: &[&str]) -> (Run, u64) {
+        let mut child = self.cli(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn grid-cli");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let counter = std::thread::spawn(move || {
+            let (mut head, mut count, mut buf) = (Vec::new(), 0u64, vec![0; 64 << 10]);
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let keep = n.min(STDOUT_KEPT.saturating_sub(head.len()));
+                head.extend_from_slice(&buf[..keep]);
+                count += n as u64;
+            }
+            (head, count)
+        });
+        let mut stderr = child.stderr.take().expect("stderr");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`grid-cli {}` did not end within {READY_TIMEOUT:?}", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = reader.join().expect("stderr reader");
+        let (head, count) = counter.join().expect("stdout counter");
+        (Run { code: status.code(), stdout: String::from_utf8_lossy(&head).into_owned(), stderr }, count)
+    }
+
+    /// The master's process id.
+    pub fn master_pid(&self) -> u32 {
+        self.master.id()
+    }
+
+    /// The master's resident set size in bytes (`VmRSS` in
+    /// `/proc/PID/status`).
+    #[track_caller]
+    pub fn master_rss(&self) -> u64 {
+        let pid = self.master.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the master's /proc status");
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in the master's status: {status}"));
+        kib * 1024
+    }
+
+    /// The master's log so far.
+    pub fn master_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("master.log")).unwrap_or_default()
+    }
+
+    /// The master's data dir.
+    pub fn master_dir(&self) -> PathBuf {
+        self.dir.path().join("master")
+    }
+
     /// Kills the master with SIGKILL and starts it again on the same address
     /// and data dir.
     pub fn restart_master(&mut self) {
@@ -296,6 +383,14 @@ impl GridSandbox {
             // The master may not answer yet: ask again.
             let listed = s.try_nodes()?;
             names.iter().all(|name| listed.iter().any(|n| n["name"] == name.as_str())).then_some(())
+        });
+    }
+
+    /// Waits until the master no longer lists a node named `name`.
+    pub fn wait_node_gone(&self, name: &str) {
+        self.wait_until(&format!("node `{name}` gone"), |s| {
+            let listed = s.try_nodes()?;
+            listed.iter().all(|n| n["name"] != name).then_some(())
         });
     }
 
@@ -381,6 +476,15 @@ impl GridSandbox {
     pub fn all_alive(&mut self) -> bool {
         self.master.try_wait().ok().flatten().is_none()
             && self.nodes.iter_mut().all(|n| n.child.try_wait().ok().flatten().is_none())
+    }
+
+    /// `grid-cli status --json ID`, polled until the job has finished.
+    #[track_caller]
+    pub fn wait_finished(&self, id: &str) -> Value {
+        self.wait_until(&format!("job {id} finished"), |s| {
+            let job = s.status(id);
+            matches!(job["state"].as_str(), Some("succeeded" | "failed" | "cancelled")).then_some(job)
+        })
     }
 
     /// Writes a text module to the sandbox dir and returns its path.

@@ -1,11 +1,13 @@
 //! `grid-bench`: measures the grid on this machine and prints a table.
 //!
 //! `cargo build --release --workspace && cargo run --release -p grid-bench -- all`
-//! (`--quick` for a smoke run with tiny counts). Figures are medians over
+//! (`--quick` for a smoke run with tiny counts; `soak`, which `all` leaves
+//! out, holds two million jobs through one master). Figures are medians over
 //! repeated runs with min and max; ratios are taken pair by pair.
 
 mod grid;
 mod guests;
+mod soak;
 mod stats;
 
 use anyhow::{Context, Result};
@@ -29,6 +31,9 @@ struct Args {
     /// binaries next to this one) rather than inside the benchmark.
     #[arg(long)]
     processes: bool,
+    /// How many jobs `soak` runs through one master (`--quick`: 20,000).
+    #[arg(long, default_value_t = 2_000_000, value_name = "N")]
+    jobs: usize,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +45,9 @@ enum What {
     Startup,
     Process,
     Memory,
+    /// Not part of `all`: millions of jobs through one master, its RSS and
+    /// throughput as they go.
+    Soak,
 }
 
 fn main() -> Result<()> {
@@ -84,6 +92,9 @@ async fn run(args: Args) -> Result<()> {
     }
     if all || args.what == What::Memory {
         memory(q).await?;
+    }
+    if args.what == What::Soak {
+        soak::soak(if q { 20_000 } else { args.jobs }, if q { 2_000 } else { 100_000 }, setup).await?;
     }
     Ok(())
 }
@@ -162,14 +173,7 @@ async fn throughput(q: bool, setup: Setup) -> Result<()> {
         for _ in 0..if q { 1 } else { 3 } {
             jobs += total;
             let t = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..clients {
-                let (client, hello) = (grid.client().await?, hello.clone());
-                tasks.spawn(async move { in_flight(client, hello, total / clients, 256).await });
-            }
-            while let Some(r) = tasks.join_next().await {
-                r??;
-            }
+            spread(&grid, &hello, total, clients).await?;
             rates.push_rate(total as f64 / t.elapsed().as_secs_f64());
         }
         println!("{clients} client task(s), up to 256 jobs in flight each: {}", rates.rate_summary("jobs/s"));
@@ -197,6 +201,20 @@ fn cpu_time(pid: u32) -> Duration {
     let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
     // USER_HZ is 100 on Linux.
     Duration::from_millis(ticks * 10)
+}
+
+/// Runs `total` tiny jobs of `module` from `clients` client tasks (each on
+/// a connection of its own), up to 256 in flight each; fails if any fails.
+async fn spread(grid: &BenchGrid, module: &grid_core::ModuleHash, total: usize, clients: usize) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (client, module) = (grid.client().await?, module.clone());
+        tasks.spawn(async move { in_flight(client, module, total / clients, 256).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
 }
 
 async fn in_flight(client: Client, module: grid_core::ModuleHash, n: usize, window: usize) -> Result<()> {
@@ -421,8 +439,12 @@ impl Drop for Reaped {
 }
 
 fn rss(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l[6..].trim().to_owned()))
-        .unwrap_or_else(|| "?".into())
+    rss_bytes(pid).map_or_else(|| "?".into(), |b| format!("{} kB", b >> 10))
+}
+
+/// Process `pid`'s resident set size in bytes (`VmRSS`).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>();
+    kib.ok().map(|k| k << 10)
 }
