@@ -29,7 +29,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     result BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_ms) WHERE finished_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS output (
     job_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -347,6 +346,36 @@ fn drop_job_input(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<
     Ok(())
 }
 
+/// The most jobs one prune forgets, so that it never holds the writer for
+/// long; the next prune takes the rest.
+const PRUNED_AT_ONCE: usize = 10_000;
+
+/// Forgets jobs that finished before `before` (ms), oldest first. Walks the
+/// jobs in the order they came and stops at the first submitted after
+/// `before` (it cannot have finished before it), so no index on the finish
+/// time is kept up on every job's end.
+fn prune(tx: &rusqlite::Transaction<'_>, before: i64) -> rusqlite::Result<()> {
+    let old: Vec<String> = {
+        let mut stmt = tx.prepare_cached("SELECT id, submitted_ms, finished_ms FROM jobs ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        let mut old = Vec::new();
+        while let Some(row) = rows.next()? {
+            if row.get::<_, i64>(1)? >= before || old.len() >= PRUNED_AT_ONCE {
+                break;
+            }
+            if row.get::<_, Option<i64>>(2)?.is_some_and(|finished| finished < before) {
+                old.push(row.get(0)?);
+            }
+        }
+        old
+    };
+    for id in old {
+        tx.prepare_cached("DELETE FROM output WHERE job_id = ?1")?.execute(params![id])?;
+        tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![id])?;
+    }
+    Ok(())
+}
+
 /// Applies changes in batches: everything waiting goes in one transaction.
 fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
     while let Ok(first) = rx.recv() {
@@ -416,14 +445,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         }
                     }
                     Op::Flush { done } => acks.push(Ack::Flushed(done)),
-                    Op::Prune { finished_before_ms } => {
-                        let before = finished_before_ms as i64;
-                        tx.prepare_cached(
-                            "DELETE FROM output WHERE job_id IN (SELECT id FROM jobs WHERE finished_ms < ?1)",
-                        )?
-                        .execute(params![before])?;
-                        tx.prepare_cached("DELETE FROM jobs WHERE finished_ms < ?1")?.execute(params![before])?;
-                    }
+                    Op::Prune { finished_before_ms } => prune(&tx, finished_before_ms as i64)?,
                 }
             }
             tx.commit()
