@@ -247,29 +247,12 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{NodeRegistration, ToNode};
+    use crate::fixtures::{node, output};
+    use crate::model::ToNode;
     use crate::record::MemoryStore;
     use crate::state::LiveState;
-    use grid_core::{Capacity, Ceilings, FuelQuota, Limits, MappedDir, ModuleHash, Outcome, OutputStream};
-    use std::time::Duration;
+    use grid_core::{Limits, MappedDir, ModuleHash, Outcome, OutputStream};
     use tokio::sync::mpsc;
-
-    fn node(name: &str) -> NodeRegistration {
-        let big = 1 << 40;
-        NodeRegistration {
-            name: name.into(),
-            address: String::new(),
-            capacity: Capacity {
-                slots: 1,
-                memory: 1 << 30,
-                disk: 1 << 30,
-                fuel_quota: FuelQuota { rate_per_hour: big, burst: big },
-                per_job: Ceilings { fuel: big, memory: 1 << 30, timeout: Duration::from_secs(3600), disk: 1 << 30 },
-            },
-            fuel_available: big,
-            cached: Vec::new(),
-        }
-    }
 
     fn spec(output: u64) -> JobSpec {
         JobSpec {
@@ -292,16 +275,6 @@ mod tests {
             Ok(ToNode::Assign(id, spec)) => (id, spec),
             other => panic!("expected an assignment, got {other:?}"),
         }
-    }
-
-    fn output(events: &[JobEvent]) -> Vec<u8> {
-        events
-            .iter()
-            .flat_map(|e| match e {
-                JobEvent::Output(_, d) => d.clone(),
-                _ => Vec::new(),
-            })
-            .collect()
     }
 
     async fn all_events(live: &LiveState, id: &str) -> Vec<JobEvent> {

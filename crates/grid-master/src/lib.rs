@@ -7,6 +7,8 @@
 pub mod ceilings;
 pub mod dispatch;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod gates;
 pub mod ids;
 pub mod jobs;

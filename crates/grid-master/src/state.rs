@@ -618,29 +618,9 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::node;
     use crate::model::JobEvent;
-    use grid_core::{Capacity, Ceilings, FuelQuota, Limits, ModuleHash};
-
-    fn node(name: &str) -> NodeRegistration {
-        NodeRegistration {
-            name: name.into(),
-            address: String::new(),
-            capacity: Capacity {
-                slots: 1,
-                memory: 1 << 30,
-                disk: 1 << 30,
-                fuel_quota: FuelQuota { rate_per_hour: 1 << 40, burst: 1 << 40 },
-                per_job: Ceilings {
-                    fuel: 1 << 40,
-                    memory: 1 << 30,
-                    timeout: std::time::Duration::from_secs(3600),
-                    disk: 1 << 30,
-                },
-            },
-            fuel_available: 1 << 40,
-            cached: Vec::new(),
-        }
-    }
+    use grid_core::{FuelQuota, Limits, ModuleHash};
 
     fn spec() -> JobSpec {
         JobSpec {

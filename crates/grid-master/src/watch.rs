@@ -309,21 +309,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::output;
     use crate::record::{JobStore, MemoryStore};
     use grid_core::{Limits, Outcome};
 
     fn store() -> Arc<dyn JobStore> {
         Arc::new(MemoryStore::new())
-    }
-
-    fn output(events: &[JobEvent]) -> Vec<u8> {
-        events
-            .iter()
-            .flat_map(|e| match e {
-                JobEvent::Output(_, d) => d.clone(),
-                _ => Vec::new(),
-            })
-            .collect()
     }
 
     #[tokio::test]

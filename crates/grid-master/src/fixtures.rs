@@ -1,0 +1,35 @@
+//! What the master's unit tests share: a node that takes anything, and the
+//! output in a list of events.
+
+use crate::model::{JobEvent, NodeRegistration};
+use grid_core::{Capacity, Ceilings, FuelQuota};
+use std::time::Duration;
+
+/// A one-slot node named `name` with room and fuel for any test job.
+pub fn node(name: &str) -> NodeRegistration {
+    let big = 1 << 40;
+    NodeRegistration {
+        name: name.into(),
+        address: String::new(),
+        capacity: Capacity {
+            slots: 1,
+            memory: 1 << 30,
+            disk: 1 << 30,
+            fuel_quota: FuelQuota { rate_per_hour: big, burst: big },
+            per_job: Ceilings { fuel: big, memory: 1 << 30, timeout: Duration::from_secs(3600), disk: 1 << 30 },
+        },
+        fuel_available: big,
+        cached: Vec::new(),
+    }
+}
+
+/// The output bytes among `events`, in order.
+pub fn output(events: &[JobEvent]) -> Vec<u8> {
+    events
+        .iter()
+        .flat_map(|e| match e {
+            JobEvent::Output(_, d) => d.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
