@@ -11,6 +11,7 @@ mod module;
 mod output_dir;
 mod rpc;
 mod table;
+mod when;
 
 use clap::Parser;
 use commands::Cli;

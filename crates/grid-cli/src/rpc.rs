@@ -4,7 +4,7 @@
 use crate::embedded::Embedded;
 use anyhow::{Context, Result, anyhow};
 use grid_core::wire::MAX_MESSAGE_BYTES;
-use grid_core::{JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
+use grid_core::{Attempt, JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use std::time::Duration;
@@ -57,9 +57,30 @@ pub struct JobRow {
     pub node: String,
     pub attempts: u32,
     pub submitted_ms: u64,
+    /// When the last attempt started, and when the job ended (ms since the
+    /// Unix epoch).
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
     pub module: String,
     pub args: Vec<String>,
     pub result: Option<JobReport>,
+    /// Every attempt, oldest first (for one job; listings leave it empty).
+    pub history: Vec<Attempt>,
+}
+
+/// Which jobs `jobs` lists; the master does the filtering.
+#[derive(Debug, Clone, Default)]
+pub struct JobQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only this tenant's jobs.
+    pub tenant: Option<String>,
+    /// Only jobs whose last attempt ran on this node.
+    pub node: Option<String>,
+    /// Only jobs of modules whose hash starts with this.
+    pub module_prefix: Option<String>,
+    /// Only jobs older than this one.
+    pub after: Option<String>,
 }
 
 impl TryFrom<pb::JobInfo> for JobRow {
@@ -79,9 +100,12 @@ impl TryFrom<pb::JobInfo> for JobRow {
             node: j.node,
             attempts: j.attempts,
             submitted_ms: j.submitted_ms,
+            started_ms: (j.started_ms > 0).then_some(j.started_ms),
+            finished_ms: (j.finished_ms > 0).then_some(j.finished_ms),
             module: j.module_hash,
             args: j.args,
             result: j.result.map(Into::into),
+            history: j.attempt_list.into_iter().map(Into::into).collect(),
         })
     }
 }
@@ -195,16 +219,24 @@ impl Client {
         JobRow::try_from(info.into_inner())
     }
 
-    /// The newest `limit` jobs, optionally in one state, following the
+    /// The newest `limit` jobs that `query` admits, following the
     /// master's pages until there are that many or no more.
-    pub async fn jobs(&mut self, state: Option<JobState>, limit: usize) -> Result<Vec<JobRow>> {
-        let state = state.map(JobState::as_str).unwrap_or_default().to_owned();
+    pub async fn jobs(&mut self, query: &JobQuery, limit: usize) -> Result<Vec<JobRow>> {
+        let state = query.state.map(JobState::as_str).unwrap_or_default().to_owned();
         let mut jobs = Vec::new();
         let mut page_token = String::new();
         while jobs.len() < limit {
             let left = u32::try_from(limit - jobs.len()).unwrap_or(u32::MAX).min(PAGE_MAX);
             let req_token = page_token.clone();
-            let req = pb::ListJobsRequest { state: state.clone(), limit: left, page_token };
+            let req = pb::ListJobsRequest {
+                state: state.clone(),
+                limit: left,
+                page_token,
+                tenant: query.tenant.clone().unwrap_or_default(),
+                node: query.node.clone().unwrap_or_default(),
+                module_prefix: query.module_prefix.clone().unwrap_or_default(),
+                after: query.after.clone().unwrap_or_default(),
+            };
             let page = self.master.list_jobs(req).await.map_err(status)?.into_inner();
             for job in page.jobs.into_iter().take(limit - jobs.len()) {
                 jobs.push(JobRow::try_from(job)?);

@@ -19,6 +19,6 @@ pub use capacity::{Capacity, Ceilings};
 pub use hash::{HashError, ModuleHash};
 pub use job::{JobReport, JobSpec, Limits, MappedDir, Outcome};
 pub use quota::TokenBucket;
-pub use state::{JobState, OutputStream, UnknownState};
+pub use state::{Attempt, AttemptEnd, JobState, OutputStream, UnknownState};
 pub use submission::Submission;
 pub use units::{FuelQuota, format_fuel, parse_duration, parse_fuel, parse_size};

@@ -89,6 +89,86 @@ impl OutputStream {
     }
 }
 
+/// How one attempt at a job ended, as the record keeps it and `status`
+/// shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptEnd {
+    /// The node reported the job's end: the job's result is this attempt's.
+    Finished,
+    /// The node was lost (disconnected, or missed its heartbeats).
+    Lost,
+    /// The node handed the job back (over its limits, shutting down).
+    HandedBack,
+    /// The node held the job past its timeout and the master's grace.
+    Overdue,
+    /// The job was cancelled while it ran.
+    Cancelled,
+    /// The master restarted while the job ran.
+    Restarted,
+}
+
+impl AttemptEnd {
+    /// Every way an attempt ends.
+    pub const ALL: [AttemptEnd; 6] = [
+        AttemptEnd::Finished,
+        AttemptEnd::Lost,
+        AttemptEnd::HandedBack,
+        AttemptEnd::Overdue,
+        AttemptEnd::Cancelled,
+        AttemptEnd::Restarted,
+    ];
+
+    /// The name the record keeps and users see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptEnd::Finished => "finished",
+            AttemptEnd::Lost => "node lost",
+            AttemptEnd::HandedBack => "handed back",
+            AttemptEnd::Overdue => "overdue",
+            AttemptEnd::Cancelled => "cancelled",
+            AttemptEnd::Restarted => "master restarted",
+        }
+    }
+
+    /// How the attempt that ended the job with `outcome` ended, when the
+    /// node's report did not say otherwise.
+    pub fn of(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Cancelled => AttemptEnd::Cancelled,
+            _ => AttemptEnd::Finished,
+        }
+    }
+}
+
+impl fmt::Display for AttemptEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AttemptEnd {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        AttemptEnd::ALL.into_iter().find(|e| e.as_str() == s).ok_or_else(|| format!("`{s}` is not how an attempt ends"))
+    }
+}
+
+/// One attempt at a job: the node it ran on, when it started and ended
+/// (ms since the Unix epoch), and how it ended (`None` while it runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// The node's name.
+    pub node: String,
+    /// When the job was sent to the node.
+    pub started_ms: u64,
+    /// When the attempt ended.
+    pub ended_ms: Option<u64>,
+    /// How it ended.
+    pub end: Option<AttemptEnd>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +181,16 @@ mod tests {
         }
         let err = "done".parse::<JobState>().unwrap_err().to_string();
         assert!(err.contains("`done` is not a job state"), "{err}");
+    }
+
+    #[test]
+    fn attempt_ends_parse_back_from_their_names() {
+        for end in AttemptEnd::ALL {
+            assert_eq!(end.as_str().parse::<AttemptEnd>(), Ok(end));
+        }
+        assert!("lost-ish".parse::<AttemptEnd>().is_err());
+        assert_eq!(AttemptEnd::of(&Outcome::Cancelled), AttemptEnd::Cancelled);
+        assert_eq!(AttemptEnd::of(&Outcome::Exited(3)), AttemptEnd::Finished);
     }
 
     #[test]

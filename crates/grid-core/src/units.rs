@@ -80,6 +80,18 @@ pub fn format_fuel(fuel: u64) -> String {
     fuel.to_string()
 }
 
+/// Formats a fuel amount the way [`parse_fuel`] reads it, exactly: in the
+/// largest SI suffix that divides it (`10G`, `1500M`, `1234567`).
+pub fn format_fuel_exact(fuel: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [(1_000_000_000_000, "T"), (1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")];
+    for (scale, suffix) in UNITS {
+        if fuel != 0 && fuel % scale == 0 {
+            return format!("{}{suffix}", fuel / scale);
+        }
+    }
+    fuel.to_string()
+}
+
 /// A volunteer's fuel quota, as a token bucket: `rate_per_hour` units flow in
 /// each hour, and at most `burst` may be saved up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +187,16 @@ mod tests {
             [(999, "999"), (1500, "1.5k"), (250_000_000, "250M"), (1_000_000_000_000, "1T"), (12_345_678_901, "12.3G")]
         {
             assert_eq!(format_fuel(fuel), want);
+        }
+    }
+
+    #[test]
+    fn exact_fuel_formats_parse_back() {
+        for (fuel, want) in
+            [(10_000_000_000, "10G"), (1_500_000_000, "1500M"), (1_234_567, "1234567"), (2_000, "2k"), (0, "0")]
+        {
+            assert_eq!(format_fuel_exact(fuel), want);
+            assert_eq!(parse_fuel(want), Ok(fuel), "{want}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! The one place where domain types meet the prost types of `grid-proto`.
 
 use crate::{
-    Capacity, Ceilings, FuelQuota, JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome, OutputStream, Submission,
+    Attempt, AttemptEnd, Capacity, Ceilings, FuelQuota, JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome,
+    OutputStream, Submission,
 };
 use grid_proto as pb;
 use std::time::Duration;
@@ -239,6 +240,31 @@ pub fn from_submit_request(req: pb::SubmitJobRequest) -> Result<(JobSpec, Submis
     let spec = JobSpec::try_from(req.spec.ok_or(WireError::Missing("spec"))?)?;
     let key = Some(req.idempotency_key).filter(|k| !k.is_empty());
     Ok((spec, Submission { key, tenant: req.tenant, priority: req.priority }))
+}
+
+impl From<Attempt> for pb::Attempt {
+    fn from(a: Attempt) -> Self {
+        pb::Attempt {
+            number: a.number,
+            node: a.node,
+            started_ms: a.started_ms,
+            ended_ms: a.ended_ms.unwrap_or(0),
+            end: a.end.map(|e| e.as_str().to_owned()).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<pb::Attempt> for Attempt {
+    /// An end this side does not know (from a newer master) reads as none.
+    fn from(a: pb::Attempt) -> Self {
+        Attempt {
+            number: a.number,
+            node: a.node,
+            started_ms: a.started_ms,
+            ended_ms: (a.ended_ms > 0).then_some(a.ended_ms),
+            end: a.end.parse::<AttemptEnd>().ok(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::model::{JobId, NodeId};
 use crate::nodes::{Node, Room};
 use crate::queue::{JobQueue, Running};
 use crate::scheduler::{self, NodeView};
-use grid_core::ModuleHash;
+use grid_core::{Limits, ModuleHash};
 use std::collections::{HashMap, HashSet};
 
 /// The most jobs one plan looks at and cannot place before it stops.
@@ -121,9 +121,38 @@ pub fn unpark_for(queue: &mut JobQueue<JobId>, jobs: &HashMap<JobId, Job>, id: N
     queue.unpark(|job| could_take(id, node, &jobs[job]))
 }
 
+/// Why no node of `nodes` would ever take a job with `limits`, naming every
+/// limit over what the node that comes closest (the fewest limits over)
+/// gives one job; `None` when some node would, or none is connected.
+pub fn refusal<'a>(nodes: impl IntoIterator<Item = &'a Node>, limits: &Limits) -> Option<String> {
+    let mut closest: Option<(Vec<grid_core::capacity::Over>, &str)> = None;
+    let mut count = 0;
+    for node in nodes {
+        count += 1;
+        let over = node.reg.capacity.over(limits);
+        if over.is_empty() {
+            return None;
+        }
+        let name = node.reg.name.as_str();
+        if closest.as_ref().is_none_or(|(best, best_name)| (over.len(), name) < (best.len(), *best_name)) {
+            closest = Some((over, name));
+        }
+    }
+    let (over, name) = closest?;
+    let why = grid_core::capacity::describe(&over)?;
+    Some(if count > 1 { format!("{why}; node `{name}` comes closest") } else { why })
+}
+
 /// Why a queued job waits, as of now.
 pub fn waiting_reason(nodes: &HashMap<NodeId, Node>, job: &Job) -> String {
+    if nodes.is_empty() {
+        return scheduler::NO_NODE.into();
+    }
     let demand = job.demand();
+    let open = nodes.iter().filter(|(id, _)| !job.avoids(**id)).map(|(_, n)| n);
+    if let Some(why) = refusal(open, &job.spec.limits) {
+        return format!("waiting: no connected node takes it: {why}");
+    }
     let idle: Vec<_> = idle_views(nodes, job).collect();
     let avoided = nodes.len() - idle.len();
     if let Some(reason) = scheduler::why_parked(&demand, &idle, avoided) {

@@ -30,6 +30,10 @@ pub enum MasterError {
     /// A caller stopped sending.
     #[error("{0}")]
     Stalled(String),
+    /// The request clashes with one recorded before (an idempotency key
+    /// reused for another job).
+    #[error("{0}")]
+    Conflict(String),
     /// The caller may not make this call.
     #[error("{0}")]
     Refused(String),
@@ -76,6 +80,7 @@ impl From<MasterError> for tonic::Status {
             MasterError::Busy(_) => Status::resource_exhausted(msg),
             MasterError::Stalled(_) => Status::deadline_exceeded(msg),
             MasterError::Refused(_) => Status::permission_denied(msg),
+            MasterError::Conflict(_) => Status::already_exists(msg),
             MasterError::Io { .. } | MasterError::Db(_) | MasterError::Internal(_) => Status::internal(msg),
         }
     }

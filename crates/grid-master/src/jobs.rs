@@ -5,7 +5,7 @@
 //! record ([`light_spec`](crate::record::light_spec)), a running job's output is a bounded window, and
 //! an ended job keeps only what its summary shows.
 
-use crate::model::{JobEvent, JobId, JobSummary, NodeId};
+use crate::model::{JobEvent, JobId, JobSummary, NodeId, now_ms};
 use crate::record::JobStore;
 use crate::scheduler::Demand;
 use crate::watch::{EventLog, JobWatch};
@@ -44,10 +44,17 @@ pub struct Job {
     pub spec_in_record: bool,
     pub phase: Phase,
     pub submission: Submission,
+    /// A keyed submission's fingerprint, to tell a retry from a clash.
+    pub fingerprint: Option<Box<str>>,
     pub submitted_ms: u64,
+    /// When the current or last attempt started, and when the job ended
+    /// (ms since the Unix epoch; 0 if not yet).
+    pub started_ms: u64,
+    pub finished_ms: u64,
     /// Attempts started so far.
     pub attempts: u32,
-    /// The node of the current or last attempt.
+    /// The node of the current attempt, or of the last one once the job
+    /// has ended; empty while it waits.
     pub node_name: String,
     /// Output recorded for this attempt: chunks and bytes.
     pub recorded: (u64, usize),
@@ -84,7 +91,10 @@ impl Job {
             spec_in_record,
             phase: Phase::Queued,
             submission,
+            fingerprint: None,
             submitted_ms,
+            started_ms: 0,
+            finished_ms: 0,
             attempts,
             node_name,
             recorded: (0, 0),
@@ -173,16 +183,18 @@ impl Job {
     pub fn assign(&mut self, node: NodeId, name: &str) {
         self.phase = Phase::Running(node);
         self.assigned_at = Some(Instant::now());
+        self.started_ms = now_ms();
         self.attempts += 1;
         self.node_name = name.to_owned();
         self.recorded = (0, 0);
         self.push(JobEvent::Assigned(name.to_owned()));
     }
 
-    /// Back in the queue; a started attempt's output is void, so watchers
-    /// are told another attempt comes.
+    /// Back in the queue, on no node; a started attempt's output is void,
+    /// so watchers are told another attempt comes.
     pub fn requeue(&mut self, announce_retry: bool) {
         self.phase = Phase::Queued;
+        self.node_name.clear();
         self.recorded = (0, 0);
         if announce_retry {
             self.push(JobEvent::Retry(self.attempts + 1));
@@ -195,6 +207,7 @@ impl Job {
     /// to drop.
     pub fn finish(&mut self, report: Arc<JobReport>) -> bool {
         self.phase = Phase::Finished;
+        self.finished_ms = now_ms();
         let has_input = self.spec_in_record || !self.spec.stdin.is_empty() || !self.spec.dirs.is_empty();
         if !self.spec.env.is_empty() || has_input {
             let spec = &self.spec;
@@ -237,9 +250,12 @@ impl Job {
             node: self.node_name.clone(),
             attempts: self.attempts,
             submitted_ms: self.submitted_ms,
+            started_ms: (self.started_ms > 0).then_some(self.started_ms),
+            finished_ms: (self.finished_ms > 0).then_some(self.finished_ms),
             module: self.spec.module.clone(),
             args: self.spec.args.clone(),
             result,
+            history: Vec::new(),
         }
     }
 }
@@ -411,30 +427,36 @@ mod tests {
         fn running(&self, id: &str, node: &str, attempts: u32) {
             self.inner.running(id, node, attempts)
         }
-        fn requeued(&self, id: &str, attempts: u32) {
-            self.inner.requeued(id, attempts)
+        fn requeued(&self, id: &str, attempts: u32, end: grid_core::AttemptEnd) {
+            self.inner.requeued(id, attempts, end)
         }
         fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
             self.outputs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.inner.output(id, seq, stream, data)
         }
-        fn finished(&self, id: &str, report: &JobReport, drop_input: bool) {
-            self.inner.finished(id, report, drop_input)
+        fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: grid_core::AttemptEnd) {
+            self.inner.finished(id, report, drop_input, end)
         }
         fn job(&self, id: &str) -> crate::Result<Option<crate::model::StoredJob>> {
             self.read();
             self.inner.job(id)
         }
-        fn job_with_key(&self, key: &str) -> crate::Result<Option<JobId>> {
+        fn job_with_key(&self, key: &str) -> crate::Result<Option<(JobId, Option<String>)>> {
             self.inner.job_with_key(key)
+        }
+        fn attempts(&self, id: &str) -> crate::Result<Vec<grid_core::Attempt>> {
+            self.inner.attempts(id)
+        }
+        fn position(&self, id: &str) -> crate::Result<Option<u64>> {
+            self.inner.position(id)
         }
         fn list(
             &self,
-            state: Option<JobState>,
+            filter: &crate::record::Filter,
             before: Option<u64>,
             limit: usize,
         ) -> crate::Result<crate::record::Page> {
-            self.inner.list(state, before, limit)
+            self.inner.list(filter, before, limit)
         }
         fn output_page(&self, id: &str, from: u64, max: usize) -> crate::Result<Vec<crate::record::OutputChunk>> {
             self.read();

@@ -2,11 +2,11 @@
 //! nodes declare and report, and how jobs and nodes are shown. Plain data,
 //! no behaviour beyond conversions.
 
-use grid_core::{Capacity, JobReport, JobSpec, JobState, ModuleHash, OutputStream};
+use grid_core::{Attempt, Capacity, JobReport, JobSpec, JobState, ModuleHash, OutputStream};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A job's id: 16 hex digits, unique across master restarts.
+/// A job's id: a ULID in lower case, unique across master restarts.
 pub type JobId = String;
 /// A connected node's id, fresh for every session.
 pub type NodeId = u64;
@@ -107,6 +107,12 @@ pub struct StoredJob {
     pub attempts: u32,
     /// When it was submitted.
     pub submitted_ms: u64,
+    /// When its last attempt started.
+    pub started_ms: Option<u64>,
+    /// When it ended.
+    pub finished_ms: Option<u64>,
+    /// A keyed submission's fingerprint (see `Submission::fingerprint`).
+    pub fingerprint: Option<String>,
     /// How it ended.
     pub result: Option<JobReport>,
 }
@@ -123,9 +129,15 @@ pub struct JobSummary {
     pub node: String,
     pub attempts: u32,
     pub submitted_ms: u64,
+    /// When the last attempt started.
+    pub started_ms: Option<u64>,
+    /// When the job ended.
+    pub finished_ms: Option<u64>,
     pub module: ModuleHash,
     pub args: Vec<String>,
     pub result: Option<JobReport>,
+    /// Every attempt, oldest first: filled in only for one job's status.
+    pub history: Vec<Attempt>,
 }
 
 impl From<StoredJob> for JobSummary {
@@ -139,9 +151,12 @@ impl From<StoredJob> for JobSummary {
             node: j.node,
             attempts: j.attempts,
             submitted_ms: j.submitted_ms,
+            started_ms: j.started_ms,
+            finished_ms: j.finished_ms,
             module: j.spec.module,
             args: j.spec.args,
             result: j.result,
+            history: Vec::new(),
         }
     }
 }

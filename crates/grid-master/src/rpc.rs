@@ -8,7 +8,7 @@ use crate::listing;
 use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
 use crate::modules::ModuleStore;
 use crate::nodes::MAX_CACHED_PER_NODE;
-use crate::record::JobStore;
+use crate::record::{Filter, JobStore};
 use crate::state::{LiveState, blocking};
 use crate::watch::{EventLog, JobWatch};
 use futures::Stream as FutStream;
@@ -102,9 +102,12 @@ fn info_to_pb(j: JobSummary) -> pb::JobInfo {
         node: j.node,
         attempts: j.attempts,
         submitted_ms: j.submitted_ms,
+        started_ms: j.started_ms.unwrap_or(0),
+        finished_ms: j.finished_ms.unwrap_or(0),
         module_hash: j.module.to_string(),
         args: j.args,
         result: j.result.map(Into::into),
+        attempt_list: j.history.into_iter().map(Into::into).collect(),
     }
 }
 
@@ -177,6 +180,12 @@ impl MasterService {
         });
         Ok(Box::pin(events.flatten()))
     }
+}
+
+/// Whether a listed job (its node cut as listings cut it) still ran on
+/// `node` once the live state's view is laid over the record's.
+fn listed_on(j: &JobSummary, node: &str) -> bool {
+    j.node == listing::cut_chars(node.to_owned(), listing::NAME_LISTED)
 }
 
 /// Job `id`'s spec as the record holds it, with all its inputs.
@@ -278,9 +287,13 @@ impl Master for MasterService {
                 s
             }
             Some(s) => s,
-            None => self.stored(&id).await?.map(JobSummary::from).ok_or(MasterError::JobNotFound(id))?,
+            None => self.stored(&id).await?.map(JobSummary::from).ok_or(MasterError::JobNotFound(id.clone()))?,
         };
-        Ok(Response::new(info_to_pb(summary)))
+        // Attempts are written behind: what was changed before this call
+        // is in the record once it is flushed.
+        self.live.store().flush().await?;
+        let history = self.read(move |store| store.attempts(&id)).await?;
+        Ok(Response::new(info_to_pb(JobSummary { history, ..summary })))
     }
 
     async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
@@ -288,16 +301,35 @@ impl Master for MasterService {
         let limit = listing::page_size(req.limit);
         let state = Some(req.state).filter(|s| !s.is_empty()).map(|s| s.parse::<JobState>()).transpose();
         let state = state.map_err(MasterError::from)?;
-        let before = match req.page_token.as_str() {
-            "" => None,
-            token => Some(token.parse::<u64>().map_err(|_| {
+        let given = |s: String| Some(s).filter(|s| !s.is_empty());
+        let filter = Filter {
+            state,
+            tenant: given(req.tenant),
+            node: given(req.node),
+            module_prefix: given(req.module_prefix.to_ascii_lowercase()),
+        };
+        let before = match (req.page_token.as_str(), req.after) {
+            ("", after) if after.is_empty() => None,
+            ("", after) => {
+                let known = self.read({
+                    let after = after.clone();
+                    move |store| store.position(&after)
+                });
+                Some(known.await?.ok_or_else(|| MasterError::JobNotFound(listing::cut_chars(after, 64)))?)
+            }
+            (token, _) => Some(token.parse::<u64>().map_err(|_| {
                 let token = listing::cut_chars(token.to_owned(), 64);
                 MasterError::InvalidArgument(format!("page token `{token}` is not one this master gave"))
             })?),
         };
         // A page of the record, then what the live state knows of those
         // jobs still in memory; the state filter holds after the overlay.
-        let page = self.read(move |store| store.list(state, before, limit)).await?;
+        let page = self
+            .read({
+                let filter = filter.clone();
+                move |store| store.list(&filter, before, limit)
+            })
+            .await?;
         let ids: Vec<_> = page.jobs.iter().map(|j| j.id.clone()).collect();
         let live = self.live.summaries(&ids);
         let jobs = page
@@ -305,7 +337,7 @@ impl Master for MasterService {
             .into_iter()
             .zip(live)
             .map(|(stored, live)| live.unwrap_or_else(|| JobSummary::from(stored)))
-            .filter(|j| state.is_none_or(|s| s == j.state))
+            .filter(|j| state.is_none_or(|s| s == j.state) && filter.node.as_ref().is_none_or(|n| listed_on(j, n)))
             .map(info_to_pb)
             .collect();
         let next_page_token = page.next.map(|seq| seq.to_string()).unwrap_or_default();
@@ -577,7 +609,7 @@ mod listing_tests {
     }
 
     async fn list(svc: &MasterService, state: &str, limit: u32, page_token: String) -> pb::ListJobsResponse {
-        let req = pb::ListJobsRequest { state: state.into(), limit, page_token };
+        let req = pb::ListJobsRequest { state: state.into(), limit, page_token, ..Default::default() };
         svc.list_jobs(Request::new(req)).await.unwrap().into_inner()
     }
 
@@ -596,7 +628,10 @@ mod listing_tests {
         for i in 0..10 {
             let spec = spec(vec!["ü".repeat(4 << 20)]);
             let id = format!("recorded-{i}");
-            record.insert(NewJob { id: &id, submission: &tenant, spec: &spec, submitted_ms: 1 }).await.unwrap();
+            record
+                .insert(NewJob { id: &id, submission: &tenant, spec: &spec, submitted_ms: 1, fingerprint: None })
+                .await
+                .unwrap();
         }
         let page = list(&svc, "", 1000, String::new()).await;
         assert_eq!(page.jobs.len(), 20);

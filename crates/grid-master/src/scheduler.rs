@@ -78,13 +78,16 @@ pub fn choose<K: Ord + Clone>(demand: &Demand, nodes: &[NodeView<K>]) -> Option<
         .map(|n| n.key.clone())
 }
 
+/// Why a job waits when no node is connected at all.
+pub const NO_NODE: &str = "waiting: no node is connected";
+
 /// Why a queued job waits: when some node fits it, its turn has not come;
 /// otherwise the failure of the node that got furthest through the checks.
 /// `refused` counts the nodes left out because they refused the job.
 pub fn why_waiting<K>(demand: &Demand, nodes: &[NodeView<K>], refused: usize) -> String {
     if nodes.is_empty() {
         return match refused {
-            0 => "waiting: no node connected".into(),
+            0 => NO_NODE.into(),
             _ => "waiting: refused by every node (offered again at their next heartbeat)".into(),
         };
     }
@@ -119,12 +122,9 @@ pub fn why_parked<K>(demand: &Demand, idle: &[NodeView<K>], avoided: usize) -> O
     }
 }
 
+/// A size as people write it, as `--memory` and `--disk-limit` take it.
 fn bytes(n: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    UNITS.iter().find(|(scale, _)| n >= *scale).map_or(format!("{n} B"), |(scale, unit)| {
-        let v = n as f64 / *scale as f64;
-        if v.fract() == 0.0 { format!("{v:.0} {unit}") } else { format!("{v:.1} {unit}") }
-    })
+    grid_core::units::format_size(n)
 }
 
 #[cfg(test)]
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn waiting_reasons_name_what_is_missing() {
         let reason = |nodes: &[NodeView<&'static str>]| why_waiting(&SMALL, nodes, 0);
-        assert_eq!(reason(&[]), "waiting: no node connected");
+        assert_eq!(reason(&[]), "waiting: no node is connected");
         assert_eq!(
             why_waiting::<&str>(&SMALL, &[], 2),
             "waiting: refused by every node (offered again at their next heartbeat)"
@@ -188,11 +188,11 @@ mod tests {
         let big = Demand { memory: 2 << 30, fuel: 1000, disk: 0 };
         assert_eq!(
             why_waiting(&big, &[node("a", 1, 1 << 30, 9000, false)], 0),
-            "waiting: no node with 2 GiB of memory free"
+            "waiting: no node with 2GiB of memory free"
         );
         assert_eq!(
             reason(&[NodeView { free_disk: 0, ..node("a", 1, 1000, 9000, false) }]),
-            "waiting: no node with 4 KiB of scratch space free"
+            "waiting: no node with 4KiB of scratch space free"
         );
         assert_eq!(reason(&[node("a", 1, 1000, 10, false)]), "waiting: no node with 1k fuel left in its quota");
         // The node that got furthest names the reason.
@@ -226,7 +226,7 @@ mod tests {
         let big = Demand { memory: 2 << 30, fuel: 1000, disk: 0 };
         assert_eq!(
             parked(&big, &[node("a", 1, 1 << 30, 9000, false)]).as_deref(),
-            Some("waiting: no node has 2 GiB of memory in all")
+            Some("waiting: no node has 2GiB of memory in all")
         );
     }
 

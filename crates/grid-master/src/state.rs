@@ -13,7 +13,7 @@ use crate::queue::{JobQueue, Running};
 use crate::record::{Inserted, JobStore, MemoryStore, NewJob, Unfinished, light_spec};
 use crate::watch::{CHUNK, JobWatch};
 use grid_core::text::cut;
-use grid_core::{JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
+use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -121,7 +121,9 @@ impl LiveState {
             let was_running = stored.state == JobState::Running;
             let submission = Submission { key: stored.key, tenant: stored.tenant, priority: stored.priority };
             let (spec, attempts, ms) = (stored.spec, stored.attempts, stored.submitted_ms);
-            let job = Job::new(spec, spec_in_record, submission, ms, attempts, stored.node);
+            let mut job = Job::new(spec, spec_in_record, submission, ms, attempts, stored.node);
+            job.fingerprint = stored.fingerprint.map(String::into_boxed_str);
+            job.started_ms = stored.started_ms.unwrap_or(0);
             if let Some(key) = &job.submission.key {
                 inner.keys.insert(key.clone(), id.clone());
             }
@@ -130,12 +132,17 @@ impl LiveState {
             inner.jobs.insert(id.clone(), job);
             if out_of_attempts {
                 let why = "the master restarted during its last attempt".to_owned();
-                self.finish(&mut inner, &id, JobReport::before_start(Outcome::NodeError(why), "", &limits));
+                self.finish(
+                    &mut inner,
+                    &id,
+                    JobReport::before_start(Outcome::NodeError(why), "", &limits),
+                    AttemptEnd::Restarted,
+                );
                 continue;
             }
             let job = inner.jobs.get_mut(&id).expect("just inserted");
             if was_running {
-                self.store.requeued(&id, job.attempts);
+                self.store.requeued(&id, job.attempts, AttemptEnd::Restarted);
                 job.requeue(true);
             }
             let (priority, tenant) = (job.submission.priority, job.submission.tenant.clone());
@@ -145,9 +152,12 @@ impl LiveState {
         n
     }
 
-    /// The job already submitted with idempotency key `key`, if memory has it.
-    pub fn job_with_key(&self, key: &str) -> Option<JobId> {
-        self.lock().keys.get(key).cloned()
+    /// The job already submitted with idempotency key `key`, with its
+    /// request's fingerprint, if memory has it.
+    pub fn job_with_key(&self, key: &str) -> Option<(JobId, Option<Box<str>>)> {
+        let inner = self.lock();
+        let id = inner.keys.get(key)?;
+        Some((id.clone(), inner.jobs.get(id).and_then(|j| j.fingerprint.clone())))
     }
 
     /// Refuses a job when the queue is full, or when no connected node
@@ -160,12 +170,10 @@ impl LiveState {
                 "the master's queue is full ({queued} jobs waiting); try again later"
             )));
         }
-        let refusals: Vec<String> =
-            inner.nodes.values().filter_map(|n| n.reg.capacity.per_job.refuse(&spec.limits)).collect();
-        if !inner.nodes.is_empty() && refusals.len() == inner.nodes.len() {
-            return Err(MasterError::NoNodeTakes(refusals[0].clone()));
+        match dispatch::refusal(inner.nodes.values(), &spec.limits) {
+            Some(why) => Err(MasterError::NoNodeTakes(why)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A fresh job id.
@@ -174,41 +182,51 @@ impl LiveState {
     }
 
     /// Records a job and queues it; returns its id, or the id of the job
-    /// that already holds its idempotency key. Refuses a job that no
-    /// connected node would take. Once the record has the job it is queued,
-    /// even if the caller goes away meanwhile.
+    /// that already holds its idempotency key if it was submitted with the
+    /// same request (a different request with the same key is refused as a
+    /// conflict). Refuses a job that no connected node would take. Once the
+    /// record has the job it is queued, even if the caller goes away
+    /// meanwhile.
     pub async fn submit(self: &Arc<Self>, spec: JobSpec, submission: Submission) -> Result<JobId> {
-        if let Some(key) = &submission.key {
-            if let Some(id) = self.job_with_key(key) {
-                return Ok(id);
+        // Only a keyed submission pays for its fingerprint.
+        let fingerprint = submission.key.as_ref().map(|_| submission.fingerprint(&spec));
+        if let (Some(key), Some(fp)) = (&submission.key, &fingerprint) {
+            if let Some((id, held)) = self.job_with_key(key) {
+                return same_request(key, id, held.as_deref(), fp);
             }
-            let (store, key) = (self.store.clone(), key.clone());
-            if let Some(id) = blocking(move || store.job_with_key(&key)).await? {
-                return Ok(id);
+            let (store, owned) = (self.store.clone(), key.clone());
+            if let Some((id, held)) = blocking(move || store.job_with_key(&owned)).await? {
+                return same_request(key, id, held.as_deref(), fp);
             }
         }
         self.admissible(&spec)?;
         let id = self.next_id();
         let submitted_ms = now_ms();
-        let recorded = self.store.insert(NewJob { id: &id, submission: &submission, spec: &spec, submitted_ms });
+        let new =
+            NewJob { id: &id, submission: &submission, spec: &spec, submitted_ms, fingerprint: fingerprint.as_deref() };
+        let recorded = self.store.insert(new);
         let this = self.clone();
         let queued = tokio::spawn(async move {
             match recorded.await? {
                 Inserted::New => {
-                    this.enqueue(id.clone(), spec, submission, submitted_ms);
+                    this.enqueue(id.clone(), spec, submission, submitted_ms, fingerprint);
                     Ok(id)
                 }
-                Inserted::Existing(id) => Ok(id),
+                Inserted::Existing(id, held) => match (&submission.key, &fingerprint) {
+                    (Some(key), Some(fp)) => same_request(key, id, held.as_deref(), fp),
+                    _ => Ok(id),
+                },
             }
         });
         queued.await.map_err(|e| MasterError::Internal(format!("submission task failed: {e}")))?
     }
 
     /// Queues a job already recorded as `id`; memory keeps a light spec.
-    fn enqueue(&self, id: JobId, spec: JobSpec, submission: Submission, submitted_ms: u64) {
+    fn enqueue(&self, id: JobId, spec: JobSpec, submission: Submission, submitted_ms: u64, fp: Option<String>) {
         let (spec, spec_in_record) = light_spec(spec);
         let mut inner = self.lock();
-        let job = Job::new(spec, spec_in_record, submission, submitted_ms, 0, String::new());
+        let mut job = Job::new(spec, spec_in_record, submission, submitted_ms, 0, String::new());
+        job.fingerprint = fp.map(String::into_boxed_str);
         if let Some(key) = &job.submission.key {
             inner.keys.insert(key.clone(), id.clone());
         }
@@ -266,7 +284,12 @@ impl LiveState {
             Phase::Finished => Ok(false),
             Phase::Queued => {
                 inner.queue.remove(id);
-                self.finish(&mut inner, id, JobReport::before_start(Outcome::Cancelled, "", &limits));
+                self.finish(
+                    &mut inner,
+                    id,
+                    JobReport::before_start(Outcome::Cancelled, "", &limits),
+                    AttemptEnd::Cancelled,
+                );
                 Ok(true)
             }
             Phase::Running(node) => {
@@ -346,7 +369,12 @@ impl LiveState {
                 n.release(job, &spec, None);
             }
             inner.stopped_running(job);
-            self.finish(&mut inner, job, JobReport::before_start(Outcome::OutputLimit, &name, &spec.limits));
+            self.finish(
+                &mut inner,
+                job,
+                JobReport::before_start(Outcome::OutputLimit, &name, &spec.limits),
+                AttemptEnd::Finished,
+            );
             self.dispatch(&mut inner);
         }
     }
@@ -372,7 +400,8 @@ impl LiveState {
             n.jobs_run += 1;
         }
         inner.stopped_running(job);
-        self.finish(&mut inner, job, report);
+        let end = AttemptEnd::of(&report.outcome);
+        self.finish(&mut inner, job, report, end);
         self.dispatch(&mut inner);
     }
 
@@ -393,14 +422,24 @@ impl LiveState {
         let beats = inner.nodes.get(&node).map_or(0, |n| n.beats);
         let j = inner.jobs.get_mut(job).expect("checked above");
         if j.cancel_requested {
-            self.finish(&mut inner, job, JobReport::before_start(Outcome::Cancelled, "", &spec.limits));
+            self.finish(
+                &mut inner,
+                job,
+                JobReport::before_start(Outcome::Cancelled, "", &spec.limits),
+                AttemptEnd::Cancelled,
+            );
             self.dispatch(&mut inner);
             return;
         }
         if j.attempts >= self.max_attempts {
             let msg =
                 format!("handed back by node `{name}`: {reason} (attempt {} of {})", j.attempts, self.max_attempts);
-            self.finish(&mut inner, job, JobReport::before_start(Outcome::NodeError(msg), &name, &spec.limits));
+            self.finish(
+                &mut inner,
+                job,
+                JobReport::before_start(Outcome::NodeError(msg), &name, &spec.limits),
+                AttemptEnd::HandedBack,
+            );
             self.dispatch(&mut inner);
             return;
         }
@@ -410,7 +449,7 @@ impl LiveState {
         let started = j.recorded.0 > 0;
         j.requeue(started);
         let (attempts, priority, tenant) = (j.attempts, j.submission.priority, j.tenant().to_owned());
-        self.store.requeued(job, attempts);
+        self.store.requeued(job, attempts, AttemptEnd::HandedBack);
         inner.queue.push_front(job.to_owned(), priority, &tenant);
         self.dispatch(&mut inner);
     }
@@ -426,20 +465,30 @@ impl LiveState {
             let job = inner.jobs.get_mut(&id).expect("running job exists");
             let limits = job.spec.limits;
             if job.cancel_requested {
-                self.finish(&mut inner, &id, JobReport::before_start(Outcome::Cancelled, &n.reg.name, &limits));
+                self.finish(
+                    &mut inner,
+                    &id,
+                    JobReport::before_start(Outcome::Cancelled, &n.reg.name, &limits),
+                    AttemptEnd::Cancelled,
+                );
             } else if job.attempts < self.max_attempts {
                 tracing::info!(job = %id, attempt = job.attempts + 1, "node lost; running the job again");
                 job.lost_on.push(n.reg.name.clone());
                 job.requeue(true);
                 let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
-                self.store.requeued(&id, attempts);
+                self.store.requeued(&id, attempts, AttemptEnd::Lost);
                 inner.queue.push_front(id, priority, &tenant);
             } else {
                 let msg = format!(
                     "node `{}` disconnected: {why} (attempt {} of {})",
                     n.reg.name, job.attempts, self.max_attempts
                 );
-                self.finish(&mut inner, &id, JobReport::before_start(Outcome::NodeError(msg), &n.reg.name, &limits));
+                self.finish(
+                    &mut inner,
+                    &id,
+                    JobReport::before_start(Outcome::NodeError(msg), &n.reg.name, &limits),
+                    AttemptEnd::Lost,
+                );
             }
         }
         self.dispatch(&mut inner);
@@ -486,18 +535,28 @@ impl LiveState {
         let job = inner.jobs.get_mut(id).expect("a running job exists");
         job.avoid(node_id);
         if job.cancel_requested {
-            self.finish(inner, id, JobReport::before_start(Outcome::Cancelled, &name, &spec.limits));
+            self.finish(
+                inner,
+                id,
+                JobReport::before_start(Outcome::Cancelled, &name, &spec.limits),
+                AttemptEnd::Cancelled,
+            );
         } else if job.attempts < self.max_attempts {
             job.requeue(true);
             let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
-            self.store.requeued(id, attempts);
+            self.store.requeued(id, attempts, AttemptEnd::Overdue);
             inner.queue.push_front(id.to_owned(), priority, &tenant);
         } else {
             let msg = format!(
                 "node `{name}` did not finish within the job's timeout of {timeout} and the master's grace of {grace} (attempt {} of {})",
                 job.attempts, self.max_attempts
             );
-            self.finish(inner, id, JobReport::before_start(Outcome::NodeError(msg), &name, &spec.limits));
+            self.finish(
+                inner,
+                id,
+                JobReport::before_start(Outcome::NodeError(msg), &name, &spec.limits),
+                AttemptEnd::Overdue,
+            );
         }
     }
 
@@ -542,7 +601,7 @@ impl LiveState {
 
     /// Ends a job: records it, tells its watchers, and counts the nodes it
     /// was lost on if it then ran to its end.
-    fn finish(&self, inner: &mut Inner, id: &str, report: JobReport) {
+    fn finish(&self, inner: &mut Inner, id: &str, report: JobReport, end: AttemptEnd) {
         let Some(job) = inner.jobs.get_mut(id) else { return };
         tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
         if report.outcome.exit_code().is_some() {
@@ -554,7 +613,7 @@ impl LiveState {
         let job = inner.jobs.get_mut(id).expect("checked above");
         let report = Arc::new(report);
         let drop_input = job.finish(report.clone());
-        self.store.finished(id, &report, drop_input);
+        self.store.finished(id, &report, drop_input, end);
         inner.finished.push_back(id.to_owned());
         while inner.finished.len() > FINISHED_KEPT {
             if let Some(old) = inner.finished.pop_front()
@@ -596,6 +655,19 @@ impl LiveState {
             self.store.running(&id, &node.reg.name, job.attempts);
             inner.queue.remove(&id);
         }
+    }
+}
+
+/// The job `id` that holds idempotency key `key` if it was submitted with
+/// the request whose fingerprint is `fingerprint` (or with none recorded,
+/// as before fingerprints existed); a conflict otherwise.
+fn same_request(key: &str, id: JobId, held: Option<&str>, fingerprint: &str) -> Result<JobId> {
+    match held {
+        Some(held) if held != fingerprint => Err(MasterError::Conflict(format!(
+            "idempotency key `{}` was used for job {id} with a different request; use a new key to submit another job",
+            cut(key, 64)
+        ))),
+        _ => Ok(id),
     }
 }
 

@@ -383,7 +383,7 @@ mod tests {
             store.output("j", seq, OutputStream::Stdout, vec![1; 16 << 10]);
         }
         // The node is lost: its attempt's rows go, and another starts.
-        store.requeued("j", 1);
+        store.requeued("j", 1, grid_core::AttemptEnd::Lost);
         log.push(JobEvent::Retry(2));
         log.push(JobEvent::Assigned("b".into()));
         let seq = log.output(OutputStream::Stdout, b"fresh".to_vec());
@@ -417,12 +417,21 @@ mod tests {
             limits: Limits::default(),
         };
         let sub = grid_core::Submission::default();
-        store.insert(crate::record::NewJob { id: "j", submission: &sub, spec: &spec, submitted_ms: 1 }).await.unwrap();
+        store
+            .insert(crate::record::NewJob {
+                id: "j",
+                submission: &sub,
+                spec: &spec,
+                submitted_ms: 1,
+                fingerprint: None,
+            })
+            .await
+            .unwrap();
         store.output("j", 0, OutputStream::Stdout, b"out".to_vec());
         let dirs = vec![grid_core::MappedDir { guest_path: "/d".into(), archive: b"tar".to_vec() }];
         let full =
             JobReport { dirs: dirs.clone(), ..JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()) };
-        store.finished("j", &full, false);
+        store.finished("j", &full, false, grid_core::AttemptEnd::Finished);
         let light = Arc::new(JobReport { dirs: Vec::new(), ..full });
         let log = Arc::new(EventLog::ended("a", Some(light), true));
         let first = log.watch("j", store.clone()).next_now().await.unwrap().unwrap();

@@ -2,6 +2,7 @@
 
 use crate::commands::GlobalArgs;
 use crate::rpc::{Client, JobRow};
+use crate::when;
 use anyhow::Result;
 use clap::Parser;
 use grid_core::format_fuel;
@@ -9,8 +10,10 @@ use std::process::ExitCode;
 
 /// Show a job's state and result.
 ///
-/// Its state, node, attempts and, once it has ended, its exit code or
-/// reason, fuel, peak memory and wall time.
+/// Its state, node, when it was submitted, started and ended (UTC), every
+/// attempt (its node, when it started and ended, and how it ended) and,
+/// once it has ended, its exit code or reason, fuel, peak memory and wall
+/// time.
 #[derive(Parser, Debug)]
 pub struct StatusCommand {
     /// The job's id.
@@ -30,9 +33,28 @@ pub fn to_json(j: &JobRow) -> serde_json::Value {
         "node": j.node,
         "attempts": j.attempts,
         "submitted_ms": j.submitted_ms,
+        "started_ms": j.started_ms,
+        "finished_ms": j.finished_ms,
+        "duration_ms": duration_ms(j),
         "module": j.module,
         "args": j.args,
     });
+    if !j.history.is_empty() {
+        let history: Vec<_> = j
+            .history
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "number": a.number,
+                    "node": a.node,
+                    "started_ms": a.started_ms,
+                    "ended_ms": a.ended_ms,
+                    "end": a.end.map(|e| e.as_str()),
+                })
+            })
+            .collect();
+        v["history"] = history.into();
+    }
     if !j.waiting.is_empty() {
         v["waiting"] = j.waiting.clone().into();
     }
@@ -45,6 +67,14 @@ pub fn to_json(j: &JobRow) -> serde_json::Value {
         v["startup_us"] = (r.startup.as_micros() as u64).into();
     }
     v
+}
+
+/// How long the job's last attempt ran, once it has ended.
+pub fn duration_ms(j: &JobRow) -> Option<u64> {
+    match (j.started_ms, j.finished_ms) {
+        (Some(start), Some(end)) => Some(end.saturating_sub(start)),
+        _ => None,
+    }
 }
 
 impl StatusCommand {
@@ -66,6 +96,19 @@ impl StatusCommand {
             println!("node      {}", j.node);
         }
         println!("attempts  {}", j.attempts);
+        for a in &j.history {
+            let ended = a.ended_ms.map_or("now".to_owned(), when::moment);
+            let end = a.end.map_or("running", |e| e.as_str());
+            println!("          {}. {} from {} to {ended}: {end}", a.number, a.node, when::moment(a.started_ms));
+        }
+        println!("submitted {}", when::moment(j.submitted_ms));
+        if let Some(started) = j.started_ms {
+            println!("started   {}", when::moment(started));
+        }
+        if let Some(ended) = j.finished_ms {
+            let took = duration_ms(&j).map_or(String::new(), |ms| format!(" (ran {})", when::span(ms)));
+            println!("ended     {}{took}", when::moment(ended));
+        }
         println!("module    {}", j.module);
         if let Some(r) = &j.result {
             match r.outcome.exit_code() {

@@ -23,8 +23,11 @@ macro_rules! job_store_contract {
             use super::*;
             use crate::model::StoredJob;
             use crate::record::contract::spec;
-            use crate::record::{Inserted, JobStore, NewJob};
-            use grid_core::{JobReport, JobSpec, JobState, Limits, MappedDir, Outcome, OutputStream, Submission};
+            use crate::record::{Filter, Inserted, JobStore, NewJob, SCANNED};
+            use grid_core::{
+                AttemptEnd, JobReport, JobSpec, JobState, Limits, MappedDir, ModuleHash, Outcome, OutputStream,
+                Submission,
+            };
             use std::path::Path;
 
             struct Fixture {
@@ -43,7 +46,15 @@ macro_rules! job_store_contract {
             }
 
             async fn insert(store: &dyn JobStore, id: &str, sub: &Submission, ms: u64) -> Inserted {
-                store.insert(NewJob { id, submission: sub, spec: &spec(), submitted_ms: ms }).await.unwrap()
+                let fingerprint = sub.key.as_ref().map(|_| sub.fingerprint(&spec()));
+                let new = NewJob {
+                    id,
+                    submission: sub,
+                    spec: &spec(),
+                    submitted_ms: ms,
+                    fingerprint: fingerprint.as_deref(),
+                };
+                store.insert(new).await.unwrap()
             }
 
             fn ids(jobs: Vec<StoredJob>) -> Vec<String> {
@@ -70,9 +81,13 @@ macro_rules! job_store_contract {
             async fn a_known_key_yields_the_job_that_holds_it() {
                 let f = open();
                 assert_eq!(insert(&*f.store, "j1", &keyed("k"), 1).await, Inserted::New);
-                assert_eq!(insert(&*f.store, "j2", &keyed("k"), 2).await, Inserted::Existing("j1".into()));
+                let fingerprint = keyed("k").fingerprint(&spec());
+                assert_eq!(
+                    insert(&*f.store, "j2", &keyed("k"), 2).await,
+                    Inserted::Existing("j1".into(), Some(fingerprint.clone()))
+                );
                 assert!(f.store.job("j2").unwrap().is_none(), "the second submission was recorded too");
-                assert_eq!(f.store.job_with_key("k").unwrap().as_deref(), Some("j1"));
+                assert_eq!(f.store.job_with_key("k").unwrap(), Some(("j1".into(), Some(fingerprint))));
                 assert_eq!(f.store.job_with_key("other").unwrap(), None);
                 // Jobs without a key never collide.
                 let none = Submission::default();
@@ -87,7 +102,7 @@ macro_rules! job_store_contract {
                 insert(s, "j1", &Submission::default(), 1).await;
                 s.running("j1", "node-a", 1);
                 s.output("j1", 0, OutputStream::Stdout, b"lost".to_vec());
-                s.requeued("j1", 1);
+                s.requeued("j1", 1, AttemptEnd::Lost);
                 s.flush().await.unwrap();
                 let job = s.job("j1").unwrap().unwrap();
                 assert_eq!((job.state, job.attempts), (JobState::Queued, 1));
@@ -101,7 +116,7 @@ macro_rules! job_store_contract {
                 assert_eq!((job.state, job.node.as_str(), job.attempts), (JobState::Running, "node-b", 2));
 
                 let kept = JobSpec { stdin: Vec::new(), ..spec() };
-                s.finished("j1", &ended(Outcome::Exited(0)), true);
+                s.finished("j1", &ended(Outcome::Exited(0)), true, AttemptEnd::Finished);
                 s.flush().await.unwrap();
                 let job = s.job("j1").unwrap().unwrap();
                 assert_eq!(job.state, JobState::Succeeded);
@@ -119,7 +134,7 @@ macro_rules! job_store_contract {
                 let s = &*f.store;
                 for (id, outcome) in [("a", Outcome::Exited(0)), ("b", Outcome::Exited(2)), ("c", Outcome::Cancelled)] {
                     insert(s, id, &Submission::default(), 1).await;
-                    s.finished(id, &ended(outcome), false);
+                    s.finished(id, &ended(outcome), false, AttemptEnd::Finished);
                 }
                 s.flush().await.unwrap();
                 let states: Vec<_> = ["a", "b", "c"].iter().map(|id| s.job(id).unwrap().unwrap().state).collect();
@@ -134,9 +149,9 @@ macro_rules! job_store_contract {
                     insert(s, id, &Submission::default(), i as u64).await;
                 }
                 s.running("j2", "node-a", 1);
-                s.finished("j3", &ended(Outcome::Exited(0)), false);
+                s.finished("j3", &ended(Outcome::Exited(0)), false, AttemptEnd::Finished);
                 s.flush().await.unwrap();
-                let list = |state, limit| ids(s.list(state, None, limit).unwrap().jobs);
+                let list = |state, limit| ids(s.list(&Filter::state(state), None, limit).unwrap().jobs);
                 assert_eq!(list(None, 10), ["j4", "j3", "j2", "j1"]);
                 assert_eq!(list(None, 2), ["j4", "j3"]);
                 assert_eq!(list(Some(JobState::Queued), 10), ["j4", "j1"]);
@@ -154,7 +169,7 @@ macro_rules! job_store_contract {
                 insert(s, "j1", &Submission::default(), 1).await;
                 s.running("j1", "node-a", 1);
                 s.output("j1", 0, OutputStream::Stdout, b"void".to_vec());
-                s.requeued("j1", 1);
+                s.requeued("j1", 1, AttemptEnd::Lost);
                 s.running("j1", "node-b", 2);
                 // Numbers go on across attempts.
                 for seq in 1..=5 {
@@ -182,7 +197,9 @@ macro_rules! job_store_contract {
                     ..spec()
                 };
                 let sub = Submission::default();
-                s.insert(NewJob { id: "heavy", submission: &sub, spec: &heavy, submitted_ms: 1 }).await.unwrap();
+                s.insert(NewJob { id: "heavy", submission: &sub, spec: &heavy, submitted_ms: 1, fingerprint: None })
+                    .await
+                    .unwrap();
                 insert(s, "small", &sub, 2).await;
                 let back = s.unfinished().unwrap();
                 assert_eq!(ids(back.iter().map(|u| u.job.clone()).collect()), ["heavy", "small"]);
@@ -196,7 +213,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.job("heavy").unwrap().unwrap().spec, heavy);
                 let dirs = vec![MappedDir { guest_path: "/d".into(), archive: b"after".to_vec() }];
                 let report = JobReport { dirs: dirs.clone(), ..ended(Outcome::Exited(0)) };
-                s.finished("heavy", &report, true);
+                s.finished("heavy", &report, true, AttemptEnd::Finished);
                 s.flush().await.unwrap();
                 let done = s.job("heavy").unwrap().unwrap();
                 assert_eq!(done.spec, JobSpec { stdin: Vec::new(), dirs: Vec::new(), ..heavy });
@@ -214,7 +231,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.newest_id().unwrap().as_deref(), Some("new"));
                 s.running("old", "node-a", 1);
                 s.output("old", 0, OutputStream::Stdout, b"x".to_vec());
-                s.finished("old", &ended(Outcome::Exited(0)), true);
+                s.finished("old", &ended(Outcome::Exited(0)), true, AttemptEnd::Finished);
                 s.running("running", "node-a", 1);
                 s.flush().await.unwrap();
                 // Nothing finished before the epoch; everything finished before the far future.
@@ -232,7 +249,7 @@ macro_rules! job_store_contract {
             fn pages(s: &dyn JobStore, state: Option<JobState>, limit: usize) -> Vec<Vec<String>> {
                 let (mut pages, mut before) = (Vec::new(), None);
                 loop {
-                    let page = s.list(state, before, limit).unwrap();
+                    let page = s.list(&Filter::state(state), before, limit).unwrap();
                     assert!(page.jobs.len() <= limit, "a page over its limit");
                     pages.push(ids(page.jobs));
                     match page.next {
@@ -250,7 +267,7 @@ macro_rules! job_store_contract {
                 for (i, id) in all.iter().enumerate() {
                     insert(s, id, &Submission::default(), i as u64).await;
                     if i % 3 == 0 {
-                        s.finished(id, &ended(Outcome::Exited(0)), true);
+                        s.finished(id, &ended(Outcome::Exited(0)), true, AttemptEnd::Finished);
                     }
                 }
                 s.flush().await.unwrap();
@@ -268,8 +285,8 @@ macro_rules! job_store_contract {
                 assert_eq!(pages(s, Some(JobState::Succeeded), 3).concat(), succeeded);
                 assert_eq!(pages(s, Some(JobState::Queued), 4).concat(), queued);
                 // Past the oldest job there is nothing.
-                let last = s.list(None, None, 22).unwrap();
-                let rest = s.list(None, last.next, 22).unwrap();
+                let last = s.list(&Filter::default(), None, 22).unwrap();
+                let rest = s.list(&Filter::default(), last.next, 22).unwrap();
                 assert_eq!((ids(rest.jobs), rest.next), (vec!["j00".to_owned()], None));
             }
 
@@ -284,10 +301,12 @@ macro_rules! job_store_contract {
                     ..spec()
                 };
                 let sub = Submission { key: None, tenant: "t".repeat(70_000), priority: 0 };
-                s.insert(NewJob { id: "big", submission: &sub, spec: &huge, submitted_ms: 1 }).await.unwrap();
+                s.insert(NewJob { id: "big", submission: &sub, spec: &huge, submitted_ms: 1, fingerprint: None })
+                    .await
+                    .unwrap();
                 s.running("big", &"n".repeat(70_000), 1);
                 s.flush().await.unwrap();
-                let job = s.list(None, None, 10).unwrap().jobs.remove(0);
+                let job = s.list(&Filter::default(), None, 10).unwrap().jobs.remove(0);
                 assert!(job.spec.args.iter().map(String::len).sum::<usize>() <= crate::listing::ARGS_LISTED);
                 assert!(job.spec.args[0].ends_with('…'));
                 assert!(job.spec.stdin.is_empty() && job.spec.env.is_empty());
@@ -295,6 +314,103 @@ macro_rules! job_store_contract {
                 assert_eq!(job.node.chars().count(), crate::listing::NAME_LISTED);
                 // The job itself is whole.
                 assert_eq!(s.job("big").unwrap().unwrap().spec, huge);
+            }
+
+            #[tokio::test]
+            async fn attempts_are_recorded_with_their_node_times_and_ends() {
+                let f = open();
+                let s = &*f.store;
+                insert(s, "j1", &Submission::default(), 1).await;
+                assert!(s.attempts("j1").unwrap().is_empty());
+                s.running("j1", "node-a", 1);
+                s.flush().await.unwrap();
+                let running = s.job("j1").unwrap().unwrap();
+                assert!(running.started_ms.is_some() && running.finished_ms.is_none());
+                s.requeued("j1", 1, AttemptEnd::Lost);
+                s.flush().await.unwrap();
+                // A requeued job's node is no longer its own.
+                assert_eq!(s.job("j1").unwrap().unwrap().node, "");
+                s.running("j1", "node-b", 2);
+                s.finished("j1", &ended(Outcome::Exited(0)), false, AttemptEnd::Finished);
+                s.flush().await.unwrap();
+                let attempts = s.attempts("j1").unwrap();
+                let seen: Vec<_> = attempts.iter().map(|a| (a.number, a.node.as_str(), a.end)).collect();
+                assert_eq!(seen, [(1, "node-a", Some(AttemptEnd::Lost)), (2, "node-b", Some(AttemptEnd::Finished))]);
+                assert!(attempts.iter().all(|a| a.ended_ms.is_some_and(|end| end >= a.started_ms)));
+                let job = s.job("j1").unwrap().unwrap();
+                assert!(job.finished_ms.is_some_and(|end| Some(end) >= job.started_ms));
+                // A job cancelled before it ran has no attempt.
+                insert(s, "j2", &Submission::default(), 2).await;
+                s.finished("j2", &ended(Outcome::Cancelled), false, AttemptEnd::Cancelled);
+                s.flush().await.unwrap();
+                assert!(s.attempts("j2").unwrap().is_empty());
+                s.prune(u64::MAX >> 2);
+                s.flush().await.unwrap();
+                assert!(s.attempts("j1").unwrap().is_empty(), "a pruned job's attempts stayed");
+            }
+
+            #[tokio::test]
+            async fn listings_filter_by_tenant_node_and_module_and_go_on_after_a_job() {
+                let f = open();
+                let s = &*f.store;
+                let as_tenant = |t: &str| Submission { key: None, tenant: t.into(), priority: 0 };
+                let other = JobSpec { module: ModuleHash::of(b"other"), ..spec() };
+                for (id, tenant) in [("j1", "alice"), ("j2", "bob"), ("j3", "alice"), ("j4", "bob")] {
+                    insert(s, id, &as_tenant(tenant), 1).await;
+                }
+                s.insert(NewJob {
+                    id: "j5",
+                    submission: &as_tenant("alice"),
+                    spec: &other,
+                    submitted_ms: 1,
+                    fingerprint: None,
+                })
+                .await
+                .unwrap();
+                s.running("j3", "node-a", 1);
+                s.running("j4", "node-b", 1);
+                s.flush().await.unwrap();
+                let list = |filter: Filter, before| ids(s.list(&filter, before, 10).unwrap().jobs);
+                let tenant = |t: &str| Filter { tenant: Some(t.into()), ..Filter::default() };
+                assert_eq!(list(tenant("alice"), None), ["j5", "j3", "j1"]);
+                assert_eq!(list(Filter { node: Some("node-a".into()), ..Filter::default() }, None), ["j3"]);
+                let prefix =
+                    |m: &ModuleHash| Filter { module_prefix: Some(m.as_str()[..8].into()), ..Filter::default() };
+                assert_eq!(list(prefix(&other.module), None), ["j5"]);
+                assert_eq!(list(prefix(&spec().module), None), ["j4", "j3", "j2", "j1"]);
+                let queued_alice = Filter { state: Some(JobState::Queued), ..tenant("alice") };
+                assert_eq!(list(queued_alice, None), ["j5", "j1"]);
+                // After a job: those older than it.
+                let after = s.position("j3").unwrap();
+                assert!(after.is_some() && s.position("nope").unwrap().is_none());
+                assert_eq!(list(Filter::default(), after), ["j2", "j1"]);
+                assert_eq!(list(tenant("alice"), after), ["j1"]);
+            }
+
+            #[tokio::test]
+            async fn a_filtered_page_looks_at_a_bounded_window_and_says_where_to_go_on() {
+                let f = open();
+                let s = &*f.store;
+                let as_tenant = |t: &str| Submission { key: None, tenant: t.into(), priority: 0 };
+                insert(s, "needle", &as_tenant("rare"), 0).await;
+                for i in 0..SCANNED + 10 {
+                    insert(s, &format!("hay{i:05}"), &as_tenant("common"), 1).await;
+                }
+                let rare = Filter { tenant: Some("rare".into()), ..Filter::default() };
+                let mut before = None;
+                let mut found = Vec::new();
+                let mut pages = 0;
+                loop {
+                    let page = s.list(&rare, before, 10).unwrap();
+                    pages += 1;
+                    found.extend(ids(page.jobs));
+                    match page.next {
+                        Some(next) => before = Some(next),
+                        None => break,
+                    }
+                }
+                assert_eq!(found, ["needle"]);
+                assert_eq!(pages, 2, "the first window held only hay");
             }
         }
     };

@@ -1,11 +1,11 @@
 //! A job store in memory: nothing survives the process. For tests and for
 //! a grid that needs no record.
 
-use super::{Inserted, JobStore, NewJob, OutputChunk, Page, Unfinished};
+use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
 use crate::error::Result;
-use crate::model::{JobId, StoredJob};
+use crate::model::{JobId, StoredJob, now_ms};
 use futures::future::BoxFuture;
-use grid_core::{JobReport, JobState, OutputStream};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobState, OutputStream};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
@@ -16,8 +16,7 @@ struct Jobs {
     seq: HashMap<JobId, u64>,
     keys: HashMap<String, JobId>,
     output: HashMap<JobId, BTreeMap<u64, (OutputStream, Vec<u8>)>>,
-    /// When each finished job finished, in ms since the epoch.
-    finished_ms: HashMap<JobId, u64>,
+    attempts: HashMap<JobId, Vec<Attempt>>,
     next: u64,
 }
 
@@ -25,6 +24,15 @@ impl Jobs {
     fn get_mut(&mut self, id: &str) -> Option<&mut StoredJob> {
         let seq = self.seq.get(id)?;
         self.jobs.get_mut(seq)
+    }
+
+    /// Ends job `id`'s running attempt, if it has one.
+    fn end_attempt(&mut self, id: &str, end: AttemptEnd, at_ms: u64) {
+        let running = self.attempts.get_mut(id).and_then(|a| a.last_mut()).filter(|a| a.end.is_none());
+        if let Some(attempt) = running {
+            attempt.ended_ms = Some(at_ms);
+            attempt.end = Some(end);
+        }
     }
 }
 
@@ -50,7 +58,8 @@ impl JobStore for MemoryStore {
         let mut inner = self.lock();
         let sub = job.submission;
         if let Some(existing) = sub.key.as_ref().and_then(|k| inner.keys.get(k)) {
-            let existing = Inserted::Existing(existing.clone());
+            let fingerprint = inner.seq.get(existing).and_then(|seq| inner.jobs[seq].fingerprint.clone());
+            let existing = Inserted::Existing(existing.clone(), fingerprint);
             return Box::pin(async move { Ok(existing) });
         }
         let seq = inner.next;
@@ -69,6 +78,9 @@ impl JobStore for MemoryStore {
             node: String::new(),
             attempts: 0,
             submitted_ms: job.submitted_ms,
+            started_ms: None,
+            finished_ms: None,
+            fingerprint: job.fingerprint.map(str::to_owned),
             result: None,
         };
         inner.jobs.insert(seq, stored);
@@ -80,30 +92,40 @@ impl JobStore for MemoryStore {
     }
 
     fn running(&self, id: &str, node: &str, attempts: u32) {
-        if let Some(job) = self.lock().get_mut(id) {
-            job.state = JobState::Running;
-            job.node = node.to_owned();
-            job.attempts = attempts;
-        }
+        let mut inner = self.lock();
+        let now = now_ms();
+        let Some(job) = inner.get_mut(id) else { return };
+        job.state = JobState::Running;
+        job.node = node.to_owned();
+        job.attempts = attempts;
+        job.started_ms = Some(now);
+        let attempt = Attempt { number: attempts, node: node.to_owned(), started_ms: now, ended_ms: None, end: None };
+        let all = inner.attempts.entry(id.to_owned()).or_default();
+        all.retain(|a| a.number != attempts);
+        all.push(attempt);
     }
 
-    fn requeued(&self, id: &str, attempts: u32) {
+    fn requeued(&self, id: &str, attempts: u32, end: AttemptEnd) {
         let mut inner = self.lock();
         if let Some(job) = inner.get_mut(id) {
             job.state = JobState::Queued;
+            job.node = String::new();
             job.attempts = attempts;
         }
         inner.output.remove(id);
+        inner.end_attempt(id, end, now_ms());
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
         self.lock().output.entry(id.to_owned()).or_default().insert(seq, (stream, data));
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd) {
         let mut inner = self.lock();
-        inner.finished_ms.insert(id.to_owned(), crate::model::now_ms());
+        let now = now_ms();
+        inner.end_attempt(id, end, now);
         if let Some(job) = inner.get_mut(id) {
+            job.finished_ms = Some(now);
             job.state = JobState::finished(report);
             if drop_input {
                 job.spec.stdin = Vec::new();
@@ -118,14 +140,40 @@ impl JobStore for MemoryStore {
         Ok(inner.seq.get(id).and_then(|seq| inner.jobs.get(seq)).cloned())
     }
 
-    fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
-        Ok(self.lock().keys.get(key).cloned())
+    fn job_with_key(&self, key: &str) -> Result<Option<(JobId, Option<String>)>> {
+        let inner = self.lock();
+        let Some(id) = inner.keys.get(key) else { return Ok(None) };
+        let fingerprint = inner.seq.get(id).and_then(|seq| inner.jobs[seq].fingerprint.clone());
+        Ok(Some((id.clone(), fingerprint)))
     }
 
-    fn list(&self, state: Option<JobState>, before: Option<u64>, limit: usize) -> Result<Page> {
+    fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
+        Ok(self.lock().attempts.get(id).cloned().unwrap_or_default())
+    }
+
+    fn position(&self, id: &str) -> Result<Option<u64>> {
+        Ok(self.lock().seq.get(id).copied())
+    }
+
+    fn list(&self, filter: &Filter, before: Option<u64>, limit: usize) -> Result<Page> {
         let inner = self.lock();
-        let wanted = |(_, j): &(&u64, &StoredJob)| state.is_none_or(|s| j.state == s);
-        let mut rows = inner.jobs.range(..before.unwrap_or(u64::MAX)).rev().filter(wanted);
+        let older = inner.jobs.range(..before.unwrap_or(u64::MAX)).rev();
+        if filter.scans() {
+            // As SQLite's: a bounded window, whatever matches in it.
+            let window: Vec<_> = older.take(SCANNED).collect();
+            let mut jobs = Vec::new();
+            for (seq, j) in &window {
+                if filter.admits(j) {
+                    jobs.push(crate::listing::stored((*j).clone()));
+                    if jobs.len() == limit {
+                        return Ok(Page { jobs, next: Some(**seq) });
+                    }
+                }
+            }
+            let next = if window.len() == SCANNED { window.last().map(|(seq, _)| **seq) } else { None };
+            return Ok(Page { jobs, next });
+        }
+        let mut rows = older.filter(|(_, j)| filter.admits(j));
         let jobs: Vec<_> =
             rows.by_ref().take(limit).map(|(seq, j)| (*seq, crate::listing::stored(j.clone()))).collect();
         let next = if rows.next().is_some() { jobs.last().map(|(seq, _)| *seq) } else { None };
@@ -161,7 +209,7 @@ impl JobStore for MemoryStore {
         let old: Vec<(u64, JobId)> = inner
             .jobs
             .iter()
-            .filter(|(_, j)| inner.finished_ms.get(&j.id).is_some_and(|ms| *ms < finished_before_ms))
+            .filter(|(_, j)| j.finished_ms.is_some_and(|ms| ms < finished_before_ms))
             .map(|(seq, j)| (*seq, j.id.clone()))
             .collect();
         for (seq, id) in old {
@@ -172,7 +220,7 @@ impl JobStore for MemoryStore {
             }
             inner.seq.remove(&id);
             inner.output.remove(&id);
-            inner.finished_ms.remove(&id);
+            inner.attempts.remove(&id);
         }
     }
 }

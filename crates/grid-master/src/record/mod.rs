@@ -17,7 +17,7 @@ pub use sqlite::SqliteStore;
 use crate::error::Result;
 use crate::model::{JobId, StoredJob};
 use futures::future::BoxFuture;
-use grid_core::{JobReport, JobSpec, JobState, OutputStream, Submission};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobSpec, JobState, OutputStream, Submission};
 
 /// Inputs (stdin, directories, args and env) a queued job keeps in memory
 /// when they are this small together; args and env are kept up to this
@@ -68,8 +68,10 @@ fn cut_args(args: Vec<String>) -> Vec<String> {
 pub enum Inserted {
     /// The job is recorded.
     New,
-    /// A job with the same idempotency key was recorded before: this one.
-    Existing(JobId),
+    /// A job with the same idempotency key was recorded before: this one,
+    /// with the fingerprint of its request (`None` if it was recorded
+    /// without one).
+    Existing(JobId, Option<String>),
 }
 
 /// A new job as it is recorded.
@@ -79,6 +81,49 @@ pub struct NewJob<'a> {
     pub submission: &'a Submission,
     pub spec: &'a JobSpec,
     pub submitted_ms: u64,
+    /// For a keyed submission, its request's fingerprint
+    /// ([`Submission::fingerprint`]).
+    pub fingerprint: Option<&'a str>,
+}
+
+/// Which jobs a listing shows. A filter on tenant, node or module makes a
+/// page look at no more than [`SCANNED`] jobs, matching or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only this tenant's jobs.
+    pub tenant: Option<String>,
+    /// Only jobs whose last attempt ran on this node.
+    pub node: Option<String>,
+    /// Only jobs of modules whose hash starts with this.
+    pub module_prefix: Option<String>,
+}
+
+/// The most jobs one page of a listing filtered by tenant, node or module
+/// looks at: such a page may hold fewer jobs than asked for, and still
+/// have a next one.
+pub const SCANNED: usize = 1000;
+
+impl Filter {
+    /// Every job in `state`, or every job.
+    pub fn state(state: Option<JobState>) -> Self {
+        Filter { state, ..Filter::default() }
+    }
+
+    /// Whether a page is a bounded scan of the record rather than an
+    /// index lookup.
+    pub fn scans(&self) -> bool {
+        self.tenant.is_some() || self.node.is_some() || self.module_prefix.is_some()
+    }
+
+    /// Whether `job` passes the filter.
+    pub fn admits(&self, job: &StoredJob) -> bool {
+        self.state.is_none_or(|s| job.state == s)
+            && self.tenant.as_ref().is_none_or(|t| &job.tenant == t)
+            && self.node.as_ref().is_none_or(|n| &job.node == n)
+            && self.module_prefix.as_ref().is_none_or(|p| job.spec.module.as_str().starts_with(p.as_str()))
+    }
 }
 
 /// One page of a listing of the record.
@@ -100,33 +145,45 @@ pub trait JobStore: Send + Sync + 'static {
     /// Resolves once every change made before it is durable.
     fn flush(&self) -> BoxFuture<'static, Result<()>>;
 
-    /// The job went to `node`, as attempt number `attempts`.
+    /// The job went to `node`, as attempt number `attempts`, which starts
+    /// now.
     fn running(&self, id: &str, node: &str, attempts: u32);
 
-    /// The job is back in the queue after `attempts` attempts; its output
-    /// so far is dropped.
-    fn requeued(&self, id: &str, attempts: u32);
+    /// The job is back in the queue after `attempts` attempts, the last of
+    /// which ended as `end`; its output so far is dropped.
+    fn requeued(&self, id: &str, attempts: u32, end: AttemptEnd);
 
     /// A chunk of output, number `seq` of the job (numbers are not reused
     /// across attempts; the caller keeps a job's chunks within its output
     /// limit).
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>);
 
-    /// How the job ended. With `drop_input`, the recorded spec loses its
-    /// stdin and mapped directories (they are not needed any more).
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool);
+    /// How the job ended, and how its running attempt (if any) ended. With
+    /// `drop_input`, the recorded spec loses its stdin and mapped
+    /// directories (they are not needed any more).
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd);
 
     /// One job.
     fn job(&self, id: &str) -> Result<Option<StoredJob>>;
 
-    /// The job submitted with idempotency key `key`.
-    fn job_with_key(&self, key: &str) -> Result<Option<JobId>>;
+    /// The job submitted with idempotency key `key`, with its request's
+    /// fingerprint if it was recorded with one.
+    fn job_with_key(&self, key: &str) -> Result<Option<(JobId, Option<String>)>>;
 
-    /// A page of jobs, newest first, optionally only those in `state`: at
-    /// most `limit`, and only jobs older than `before` (the `next` of the
-    /// page before) when it is given. Each job is as
+    /// A job's attempts, oldest first.
+    fn attempts(&self, id: &str) -> Result<Vec<Attempt>>;
+
+    /// Where job `id` stands in the record, as a position `list` takes
+    /// for `before` (so that a listing goes on with the jobs older than
+    /// it); `None` for an unknown job.
+    fn position(&self, id: &str) -> Result<Option<u64>>;
+
+    /// A page of jobs, newest first, those `filter` admits: at most
+    /// `limit`, and only jobs older than `before` (the `next` of the page
+    /// before) when it is given. A filter that [`Filter::scans`] looks at
+    /// no more than [`SCANNED`] jobs. Each job is as
     /// [`crate::listing::stored`] cuts it, whatever its size in the record.
-    fn list(&self, state: Option<JobState>, before: Option<u64>, limit: usize) -> Result<Page>;
+    fn list(&self, filter: &Filter, before: Option<u64>, limit: usize) -> Result<Page>;
 
     /// A page of a job's output: its chunks from number `from_seq` on, in
     /// order, as many as fit in `max_bytes` (at least one, if there is

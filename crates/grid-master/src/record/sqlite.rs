@@ -2,12 +2,12 @@
 //! applies changes in batches, one transaction per batch; an insert is
 //! acknowledged only once its transaction has committed.
 
-use super::{Inserted, JobStore, NewJob, OutputChunk, Page, Unfinished};
+use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, StoredJob, now_ms};
 use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
-use grid_core::{JobReport, JobState, OutputStream, Submission};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobState, OutputStream, Submission};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
@@ -26,9 +26,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     submitted_ms INTEGER NOT NULL,
     finished_ms INTEGER,
-    result BLOB
+    result BLOB,
+    started_ms INTEGER,
+    fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    ending TEXT,
+    PRIMARY KEY (job_id, number)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS output (
     job_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -40,13 +51,46 @@ CREATE TABLE IF NOT EXISTS output (
 
 /// A change to the record.
 enum Op {
-    Insert { id: JobId, meta: Submission, spec: Vec<u8>, submitted_ms: u64, done: oneshot::Sender<Result<Inserted>> },
-    Running { id: JobId, node: String, attempts: u32 },
-    Requeued { id: JobId, attempts: u32 },
-    Output { id: JobId, seq: u64, stream: OutputStream, data: Vec<u8> },
-    Finished { id: JobId, state: JobState, result: Vec<u8>, drop_input: bool },
-    Flush { done: oneshot::Sender<Result<()>> },
-    Prune { finished_before_ms: u64 },
+    Insert {
+        id: JobId,
+        meta: Submission,
+        spec: Vec<u8>,
+        submitted_ms: u64,
+        fingerprint: Option<String>,
+        done: oneshot::Sender<Result<Inserted>>,
+    },
+    Running {
+        id: JobId,
+        node: String,
+        attempts: u32,
+        at_ms: u64,
+    },
+    Requeued {
+        id: JobId,
+        attempts: u32,
+        end: AttemptEnd,
+        at_ms: u64,
+    },
+    Output {
+        id: JobId,
+        seq: u64,
+        stream: OutputStream,
+        data: Vec<u8>,
+    },
+    Finished {
+        id: JobId,
+        state: JobState,
+        result: Vec<u8>,
+        drop_input: bool,
+        end: AttemptEnd,
+        at_ms: u64,
+    },
+    Flush {
+        done: oneshot::Sender<Result<()>>,
+    },
+    Prune {
+        finished_before_ms: u64,
+    },
 }
 
 /// The record in SQLite: a writer thread and a connection for reads.
@@ -76,8 +120,14 @@ impl SqliteStore {
     pub fn open(path: &Path, fsync: bool) -> Result<Self> {
         let writer = open_conn(path, fsync)?;
         writer.execute_batch(SCHEMA).map_err(db_err(path))?;
-        // Records made before tenants and priorities existed.
-        for column in ["tenant TEXT NOT NULL DEFAULT ''", "priority INTEGER NOT NULL DEFAULT 0"] {
+        // Records made before tenants and priorities, start times and
+        // fingerprints existed.
+        for column in [
+            "tenant TEXT NOT NULL DEFAULT ''",
+            "priority INTEGER NOT NULL DEFAULT 0",
+            "started_ms INTEGER",
+            "fingerprint TEXT",
+        ] {
             let _ = writer.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []);
         }
         let reader = open_conn(path, fsync)?;
@@ -104,7 +154,8 @@ impl SqliteStore {
 
     fn query(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<StoredJob>> {
         let sql = format!(
-            "SELECT id, idem_key, spec, state, node, attempts, submitted_ms, result, tenant, priority FROM jobs {tail}"
+            "SELECT id, idem_key, spec, state, node, attempts, submitted_ms, result, tenant, priority,
+                started_ms, finished_ms, fingerprint FROM jobs {tail}"
         );
         let raw = self.read(|c| {
             let mut stmt = c.prepare(&sql)?;
@@ -120,28 +171,95 @@ impl SqliteStore {
                     r.get::<_, Option<Vec<u8>>>(7)?,
                     r.get::<_, String>(8)?,
                     r.get::<_, i64>(9)?,
+                    (r.get::<_, Option<i64>>(10)?, r.get::<_, Option<i64>>(11)?, r.get::<_, Option<String>>(12)?),
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         raw.into_iter()
-            .map(|(id, key, spec, state, node, attempts, submitted_ms, result, tenant, priority)| {
-                let bad = |e: grid_core::wire::WireError| MasterError::Db(format!("job `{id}`: {e}"));
-                let state = state.parse::<JobState>().map_err(|e| MasterError::Db(format!("job `{id}`: {e}")))?;
-                Ok(StoredJob {
-                    spec: decode_spec(&spec).map_err(bad)?,
-                    result: result.map(|r| decode_report(&r)).transpose().map_err(bad)?,
+            .map(
+                |(
                     id,
                     key,
-                    tenant,
-                    priority: priority as i32,
+                    spec,
                     state,
                     node,
-                    attempts: attempts as u32,
-                    submitted_ms: submitted_ms as u64,
-                })
-            })
+                    attempts,
+                    submitted_ms,
+                    result,
+                    tenant,
+                    priority,
+                    (started, finished, fp),
+                )| {
+                    let bad = |e: grid_core::wire::WireError| MasterError::Db(format!("job `{id}`: {e}"));
+                    let state = state.parse::<JobState>().map_err(|e| MasterError::Db(format!("job `{id}`: {e}")))?;
+                    Ok(StoredJob {
+                        spec: decode_spec(&spec).map_err(bad)?,
+                        result: result.map(|r| decode_report(&r)).transpose().map_err(bad)?,
+                        id,
+                        key,
+                        tenant,
+                        priority: priority as i32,
+                        state,
+                        node,
+                        attempts: attempts as u32,
+                        submitted_ms: submitted_ms as u64,
+                        started_ms: started.map(|ms| ms as u64),
+                        finished_ms: finished.map(|ms| ms as u64),
+                        fingerprint: fp,
+                    })
+                },
+            )
             .collect()
+    }
+}
+
+/// What a listing reads of each job, in the order `list`'s rows decode it.
+const LISTED: &str = "SELECT seq, id, idem_key, spec, state, node, attempts, submitted_ms, result, tenant,
+    priority, started_ms, finished_ms FROM jobs";
+
+/// A listed row, decoded: its position and the job, or why it does not decode.
+type ListedRow = fn(&rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<StoredJob>)>;
+
+impl SqliteStore {
+    /// A page of a listing filtered by tenant, node or module: of the (at
+    /// most [`SCANNED`]) jobs older than `before`, newest first, those
+    /// `filter` admits, at most `limit`. Tenant, node and state are
+    /// matched by SQLite, the module on the decoded spec; no index is kept
+    /// for them, so the scan is what bounds the page's cost.
+    fn scan(&self, filter: &Filter, before: i64, limit: usize, listed: ListedRow) -> Result<Page> {
+        let sql = format!(
+            "{LISTED} WHERE seq IN (SELECT seq FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2)
+             AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR tenant = ?4) AND (?5 IS NULL OR node = ?5)
+             ORDER BY seq DESC"
+        );
+        let window = SCANNED as i64;
+        let state = filter.state.map(JobState::as_str);
+        let ((scanned, lowest), rows) = self.read(|c| {
+            let bounds: (i64, Option<i64>) = c
+                .prepare_cached(
+                    "SELECT COUNT(*), MIN(seq) FROM (SELECT seq FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2)",
+                )?
+                .query_row(params![before, window], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let params = params![before, window, state, filter.tenant.as_deref(), filter.node.as_deref()];
+            let rows: Vec<(i64, Result<StoredJob>)> =
+                c.prepare_cached(&sql)?.query_map(params, listed)?.collect::<rusqlite::Result<_>>()?;
+            Ok((bounds, rows))
+        })?;
+        let mut jobs = Vec::new();
+        for (seq, job) in rows {
+            let job = job?;
+            if filter.module_prefix.as_ref().is_some_and(|p| !job.spec.module.as_str().starts_with(p.as_str())) {
+                continue;
+            }
+            jobs.push(job);
+            if jobs.len() == limit {
+                return Ok(Page { jobs, next: Some(seq as u64) });
+            }
+        }
+        // The window was full: older jobs may match too.
+        let next = if scanned >= window { lowest.map(|s| s as u64) } else { None };
+        Ok(Page { jobs, next })
     }
 }
 
@@ -158,6 +276,7 @@ impl JobStore for SqliteStore {
             meta: job.submission.clone(),
             spec: encode_spec(job.spec),
             submitted_ms: job.submitted_ms,
+            fingerprint: job.fingerprint.map(str::to_owned),
             done,
         });
         answer(committed)
@@ -170,23 +289,25 @@ impl JobStore for SqliteStore {
     }
 
     fn running(&self, id: &str, node: &str, attempts: u32) {
-        self.send(Op::Running { id: id.to_owned(), node: node.to_owned(), attempts });
+        self.send(Op::Running { id: id.to_owned(), node: node.to_owned(), attempts, at_ms: now_ms() });
     }
 
-    fn requeued(&self, id: &str, attempts: u32) {
-        self.send(Op::Requeued { id: id.to_owned(), attempts });
+    fn requeued(&self, id: &str, attempts: u32, end: AttemptEnd) {
+        self.send(Op::Requeued { id: id.to_owned(), attempts, end, at_ms: now_ms() });
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
         self.send(Op::Output { id: id.to_owned(), seq, stream, data });
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd) {
         let op = Op::Finished {
             id: id.to_owned(),
             state: JobState::finished(report),
             result: encode_report(report),
             drop_input,
+            end,
+            at_ms: now_ms(),
         };
         self.send(op);
     }
@@ -195,11 +316,52 @@ impl JobStore for SqliteStore {
         Ok(self.query("WHERE id = ?1", params![id])?.into_iter().next())
     }
 
-    fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
-        self.read(|c| c.query_row("SELECT id FROM jobs WHERE idem_key = ?1", params![key], |r| r.get(0)).optional())
+    fn job_with_key(&self, key: &str) -> Result<Option<(JobId, Option<String>)>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, fingerprint FROM jobs WHERE idem_key = ?1")?
+                .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
     }
 
-    fn list(&self, state: Option<JobState>, before: Option<u64>, limit: usize) -> Result<Page> {
+    fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
+        let rows = self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT number, node, started_ms, ended_ms, ending FROM attempts WHERE job_id = ?1 ORDER BY number",
+            )?;
+            let rows = stmt.query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(number, node, started, ended, ending)| {
+                let end = ending.map(|e| e.parse::<AttemptEnd>()).transpose();
+                Ok(Attempt {
+                    number: number as u32,
+                    node,
+                    started_ms: started as u64,
+                    ended_ms: ended.map(|ms| ms as u64),
+                    end: end.map_err(|e| MasterError::Db(format!("job `{id}`: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    fn position(&self, id: &str) -> Result<Option<u64>> {
+        let seq: Option<i64> = self.read(|c| {
+            c.prepare_cached("SELECT seq FROM jobs WHERE id = ?1")?.query_row(params![id], |r| r.get(0)).optional()
+        })?;
+        Ok(seq.map(|s| s as u64))
+    }
+
+    fn list(&self, filter: &Filter, before: Option<u64>, limit: usize) -> Result<Page> {
         /// A row of the listing, decoded (and cut) as it is read, so that a
         /// page never holds more than one job's full spec at once.
         fn listed(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<StoredJob>)> {
@@ -207,6 +369,7 @@ impl JobStore for SqliteStore {
             let (key, state, node): (Option<String>, String, String) = (r.get(2)?, r.get(4)?, r.get(5)?);
             let (attempts, submitted_ms, tenant, priority): (i64, i64, String, i64) =
                 (r.get(6)?, r.get(7)?, r.get(9)?, r.get(10)?);
+            let (started_ms, finished_ms): (Option<i64>, Option<i64>) = (r.get(11)?, r.get(12)?);
             let (spec, result) = (r.get_ref(3)?.as_blob()?, r.get_ref(8)?.as_blob_or_null()?);
             let bad = |e: &dyn std::fmt::Display| MasterError::Db(format!("job `{id}`: {e}"));
             let job = (|| -> Result<StoredJob> {
@@ -221,16 +384,21 @@ impl JobStore for SqliteStore {
                     node,
                     attempts: attempts as u32,
                     submitted_ms: submitted_ms as u64,
+                    started_ms: started_ms.map(|ms| ms as u64),
+                    finished_ms: finished_ms.map(|ms| ms as u64),
+                    fingerprint: None,
                 }))
             })();
             Ok((r.get(0)?, job))
         }
-        const COLUMNS: &str =
-            "SELECT seq, id, idem_key, spec, state, node, attempts, submitted_ms, result, tenant, priority FROM jobs";
+        const COLUMNS: &str = LISTED;
         let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        if filter.scans() {
+            return self.scan(filter, before, limit, listed);
+        }
         // One more than asked for: whether there is a next page.
         let take = limit as i64 + 1;
-        let rows = self.read(|c| match state {
+        let rows = self.read(|c| match filter.state {
             Some(s) => {
                 let sql = format!("{COLUMNS} WHERE state = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3");
                 c.prepare_cached(&sql)?.query_map(params![s.as_str(), before, take], listed)?.collect()
@@ -272,8 +440,8 @@ impl JobStore for SqliteStore {
     fn unfinished(&self) -> Result<Vec<Unfinished>> {
         // Each row's spec is made light as it is read: the inputs of all the
         // unfinished jobs are never in memory at once.
-        let sql = "SELECT id, idem_key, spec, state, node, attempts, submitted_ms, tenant, priority FROM jobs
-            WHERE state IN ('queued', 'running') ORDER BY seq ASC";
+        let sql = "SELECT id, idem_key, spec, state, node, attempts, submitted_ms, tenant, priority, started_ms,
+            fingerprint FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq ASC";
         let rows = self.read(|c| {
             let mut stmt = c.prepare(sql)?;
             let rows = stmt.query_map([], |r| {
@@ -284,6 +452,7 @@ impl JobStore for SqliteStore {
                 let (key, node, attempts, submitted_ms) =
                     (r.get(1)?, r.get(4)?, r.get::<_, i64>(5)?, r.get::<_, i64>(6)?);
                 let (tenant, priority) = (r.get(7)?, r.get::<_, i64>(8)?);
+                let (started_ms, fingerprint) = (r.get::<_, Option<i64>>(9)?, r.get(10)?);
                 Ok(spec.and_then(|spec| {
                     Ok(Unfinished::new(StoredJob {
                         key,
@@ -293,6 +462,9 @@ impl JobStore for SqliteStore {
                         node,
                         attempts: attempts as u32,
                         submitted_ms: submitted_ms as u64,
+                        started_ms: started_ms.map(|ms| ms as u64),
+                        finished_ms: None,
+                        fingerprint,
                         result: None,
                         spec,
                         id,
@@ -313,8 +485,8 @@ impl JobStore for SqliteStore {
     }
 }
 
-const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)";
+const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms, fingerprint)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)";
 
 /// Who waits for a batch to commit.
 enum Ack {
@@ -346,6 +518,13 @@ fn drop_job_input(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<
     Ok(())
 }
 
+/// Ends job `id`'s running attempt, if it has one, as `end` at `at_ms`.
+fn end_attempt(tx: &rusqlite::Transaction<'_>, id: &str, end: AttemptEnd, at_ms: u64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE attempts SET ended_ms = ?2, ending = ?3 WHERE job_id = ?1 AND ended_ms IS NULL")?
+        .execute(params![id, at_ms as i64, end.as_str()])?;
+    Ok(())
+}
+
 /// The most jobs one prune forgets, so that it never holds the writer for
 /// long; the next prune takes the rest.
 const PRUNED_AT_ONCE: usize = 10_000;
@@ -371,6 +550,7 @@ fn prune(tx: &rusqlite::Transaction<'_>, before: i64) -> rusqlite::Result<()> {
     };
     for id in old {
         tx.prepare_cached("DELETE FROM output WHERE job_id = ?1")?.execute(params![id])?;
+        tx.prepare_cached("DELETE FROM attempts WHERE job_id = ?1")?.execute(params![id])?;
         tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![id])?;
     }
     Ok(())
@@ -394,14 +574,15 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
             let tx = conn.transaction()?;
             for op in batch {
                 match op {
-                    Op::Insert { id, meta, spec, submitted_ms, done } => {
+                    Op::Insert { id, meta, spec, submitted_ms, fingerprint, done } => {
                         let r = tx.prepare_cached(INSERT_JOB)?.execute(params![
                             id,
                             meta.key,
                             meta.tenant,
                             meta.priority,
                             spec,
-                            submitted_ms as i64
+                            submitted_ms as i64,
+                            fingerprint
                         ]);
                         match r {
                             Ok(_) => acks.push(Ack::Inserted(done)),
@@ -409,26 +590,34 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                                 // A key recorded before: answer with its job, once committed.
                                 let existing = match &meta.key {
                                     Some(key) => tx
-                                        .prepare_cached("SELECT id FROM jobs WHERE idem_key = ?1")?
-                                        .query_row(params![key], |r| r.get::<_, String>(0))
+                                        .prepare_cached("SELECT id, fingerprint FROM jobs WHERE idem_key = ?1")?
+                                        .query_row(params![key], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))
                                         .optional()?,
                                     None => None,
                                 };
                                 match existing {
-                                    Some(id) => refusals.push((done, Ok(Inserted::Existing(id)))),
+                                    Some((id, fp)) => refusals.push((done, Ok(Inserted::Existing(id, fp)))),
                                     None => refusals.push((done, Err(MasterError::Db(e.to_string())))),
                                 }
                             }
                         }
                     }
-                    Op::Running { id, node, attempts } => {
-                        tx.prepare_cached("UPDATE jobs SET state = 'running', node = ?2, attempts = ?3 WHERE id = ?1")?
-                            .execute(params![id, node, attempts as i64])?;
+                    Op::Running { id, node, attempts, at_ms } => {
+                        tx.prepare_cached(
+                            "UPDATE jobs SET state = 'running', node = ?2, attempts = ?3, started_ms = ?4 WHERE id = ?1",
+                        )?
+                        .execute(params![id, node, attempts as i64, at_ms as i64])?;
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO attempts (job_id, number, node, started_ms) VALUES (?1, ?2, ?3, ?4)",
+                        )?
+                        .execute(params![id, attempts as i64, node, at_ms as i64])?;
                     }
-                    Op::Requeued { id, attempts } => {
-                        tx.prepare_cached("UPDATE jobs SET state = 'queued', attempts = ?2 WHERE id = ?1")?
+                    Op::Requeued { id, attempts, end, at_ms } => {
+                        // Its node is the previous attempt's now, not its own.
+                        tx.prepare_cached("UPDATE jobs SET state = 'queued', node = '', attempts = ?2 WHERE id = ?1")?
                             .execute(params![id, attempts as i64])?;
                         tx.prepare_cached("DELETE FROM output WHERE job_id = ?1")?.execute(params![id])?;
+                        end_attempt(&tx, &id, end, at_ms)?;
                     }
                     Op::Output { id, seq, stream, data } => {
                         let stream = if stream == OutputStream::Stderr { 2 } else { 1 };
@@ -437,9 +626,10 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         )?
                         .execute(params![id, seq as i64, stream, data])?;
                     }
-                    Op::Finished { id, state, result, drop_input } => {
+                    Op::Finished { id, state, result, drop_input, end, at_ms } => {
                         tx.prepare_cached("UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4 WHERE id = ?1")?
-                            .execute(params![id, state.as_str(), result, now_ms() as i64])?;
+                            .execute(params![id, state.as_str(), result, at_ms as i64])?;
+                        end_attempt(&tx, &id, end, at_ms)?;
                         if drop_input {
                             drop_job_input(&tx, &id)?;
                         }
@@ -478,12 +668,12 @@ mod tests {
         let keyed = Submission { key: Some("key-1".into()), tenant: "t".into(), priority: 3 };
         {
             let db = SqliteStore::open(&path, true).unwrap();
-            let new = NewJob { id: "j1", submission: &keyed, spec: &spec(), submitted_ms: 1 };
+            let new = NewJob { id: "j1", submission: &keyed, spec: &spec(), submitted_ms: 1, fingerprint: Some("f1") };
             assert_eq!(db.insert(new).await.unwrap(), Inserted::New);
             db.running("j1", "node-a", 1);
             db.output("j1", 0, OutputStream::Stdout, b"hello ".to_vec());
             let report = JobReport::before_start(Outcome::Exited(0), "node-a", &Limits::default());
-            db.finished("j1", &report, true);
+            db.finished("j1", &report, true, AttemptEnd::Finished);
             db.flush().await.unwrap();
         }
         let db = SqliteStore::open(&path, true).unwrap();
@@ -491,7 +681,10 @@ mod tests {
         assert_eq!((j1.state, j1.node.as_str(), j1.attempts), (JobState::Succeeded, "node-a", 1));
         assert_eq!((j1.tenant.as_str(), j1.priority), ("t", 3));
         assert_eq!(db.output_page("j1", 0, 1 << 20).unwrap(), vec![(0, OutputStream::Stdout, b"hello ".to_vec())]);
-        assert_eq!(db.job_with_key("key-1").unwrap().as_deref(), Some("j1"));
+        assert_eq!(db.job_with_key("key-1").unwrap(), Some(("j1".into(), Some("f1".into()))));
+        let attempts = db.attempts("j1").unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!((attempts[0].node.as_str(), attempts[0].end), ("node-a", Some(AttemptEnd::Finished)));
     }
 
     #[test]
