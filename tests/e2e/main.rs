@@ -9,6 +9,7 @@ mod hostile;
 mod languages;
 mod limits;
 mod quotas;
+mod records;
 mod recovery;
 mod running;
 mod scaffold;

@@ -11,7 +11,7 @@ fn jobs_over_every_node_s_ceilings_are_refused_at_once() {
     let grid = GridSandbox::builder(2).node_args(&["--max-job-fuel", "1G", "--max-job-memory", "64MiB"]).start();
     let module = grid.wat("ok", &guests::hello());
     let m = module.to_str().unwrap();
-    grid.run(&["run", "--fuel", "2G", m]).assert_grid_failure(125, "job asks for 2G of fuel, the most is 1G");
+    grid.run(&["run", "--fuel", "2G", m]).assert_grid_failure(125, "job asks for 2G of fuel (the most is 1G)");
     grid.run(&["run", "--fuel", "1G", "--memory", "65MiB", m]).assert_grid_failure(125, "memory");
     grid.run(&["run", "--fuel", "1G", "--memory", "64MiB", m]).assert_clean_success();
 }

@@ -37,7 +37,7 @@ fn a_job_waiting_for_memory_says_so() {
     grid.wait_until("the big job runs", |g| (g.status(&big)["state"] == "running").then_some(()));
     let second = grid.submit(&["--memory", "100MiB", grid.wat("hello", &guests::hello()).to_str().unwrap()]);
     let status = grid.run(&["status", &second]);
-    assert!(status.stdout.contains("waiting: no node with 100 MiB of memory free"), "{status:#?}");
+    assert!(status.stdout.contains("waiting: no node with 100MiB of memory free"), "{status:#?}");
     grid.run(&["cancel", &big]);
     grid.run(&["wait", &second]).assert_clean_success();
 }
