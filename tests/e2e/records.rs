@@ -51,7 +51,7 @@ fn a_reused_idempotency_key_with_another_request_is_a_conflict() {
     // `run` with the key is refused the same way.
     grid.run(&["run", "--idempotency-key", "k1", "--fuel", "1G", m]).assert_grid_failure(125, &conflict);
     grid.wait_finished(&id);
-    assert_eq!(listed(&grid, &[]), [id.clone()], "a conflicting submission was recorded");
+    assert_eq!(listed(&grid, &[]), [id.as_str()], "a conflicting submission was recorded");
     // A new key is a new job.
     assert_ne!(grid.submit(&["--idempotency-key", "k2", m, "--", "other"]), id);
 }
@@ -126,17 +126,17 @@ fn listings_show_times_filter_by_tenant_node_and_module_and_page_after_a_job() {
     for id in [&first, &second, &third] {
         grid.wait_finished(id);
     }
-    assert_eq!(listed(&grid, &["--tenant", "alice"]), [third.clone(), first.clone()]);
-    assert_eq!(listed(&grid, &["--node", "node-0"]), [third.clone(), second.clone(), first.clone()]);
+    assert_eq!(listed(&grid, &["--tenant", "alice"]), [third.as_str(), first.as_str()]);
+    assert_eq!(listed(&grid, &["--node", "node-0"]), [third.as_str(), second.as_str(), first.as_str()]);
     assert!(listed(&grid, &["--node", "nowhere"]).is_empty());
-    assert_eq!(listed(&grid, &["--module", other]), [third.clone()]);
+    assert_eq!(listed(&grid, &["--module", other]), [third.as_str()]);
     let hash = grid.status(&first)["module"].as_str().unwrap().to_owned();
-    assert_eq!(listed(&grid, &["--module", &hash[..10]]), [second.clone(), first.clone()]);
-    assert_eq!(listed(&grid, &["--tenant", "alice", "--module", hello]), [first.clone()]);
+    assert_eq!(listed(&grid, &["--module", &hash[..10]]), [second.as_str(), first.as_str()]);
+    assert_eq!(listed(&grid, &["--tenant", "alice", "--module", hello]), [first.as_str()]);
     // Paging: the newest, then those after it.
-    assert_eq!(listed(&grid, &["--limit", "1"]), [third.clone()]);
-    assert_eq!(listed(&grid, &["--after", &third]), [second.clone(), first.clone()]);
-    assert_eq!(listed(&grid, &["--after", &second, "--limit", "5"]), [first.clone()]);
+    assert_eq!(listed(&grid, &["--limit", "1"]), [third.as_str()]);
+    assert_eq!(listed(&grid, &["--after", &third]), [second.as_str(), first.as_str()]);
+    assert_eq!(listed(&grid, &["--after", &second, "--limit", "5"]), [first.as_str()]);
     grid.run(&["jobs", "--after", "01nosuchjob"]).assert_grid_failure(125, "no job `01nosuchjob`");
     assert_eq!(grid.run(&["jobs", "--module", "not-a-hash"]).code, Some(2), "a bad --module is not a usage error");
 
