@@ -692,7 +692,7 @@ mod tests {
     use super::*;
     use crate::fixtures::node;
     use crate::model::JobEvent;
-    use grid_core::{FuelQuota, Limits, ModuleHash};
+    use grid_core::{Ceilings, FuelQuota, Limits, ModuleHash};
 
     fn spec() -> JobSpec {
         JobSpec {
@@ -741,6 +741,51 @@ mod tests {
         let (_a, _rx) = live.register_node(node("a"));
         let err = submit(&live, huge).await.unwrap_err().to_string();
         assert!(err.contains("no connected node takes this job") && err.contains("fuel"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_every_limit_over_on_the_node_that_comes_closest() {
+        let live = live(3);
+        let mut tiny = node("tiny");
+        tiny.capacity.per_job =
+            Ceilings { memory: 64 << 20, timeout: Duration::from_secs(300), ..tiny.capacity.per_job };
+        tiny.capacity.disk = 16 << 20;
+        let mut small = node("small");
+        small.capacity.per_job.memory = 128 << 20;
+        let (_t, _rx_t) = live.register_node(tiny);
+        let (_s, _rx_s) = live.register_node(small);
+        let limits = Limits { memory: 1 << 30, timeout: Duration::from_secs(600), disk: 2 << 30, ..Limits::default() };
+        let err = submit(&live, JobSpec { limits, ..spec() }).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "no connected node takes this job: job asks for 1GiB of memory (the most is 128MiB) and 2GiB of disk \
+             (the most is 1GiB); node `small` comes closest"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_with_another_request_is_a_conflict_from_memory_and_from_the_record() {
+        let store = Arc::new(MemoryStore::new());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let keyed = Submission { key: Some("k1".into()), tenant: "t".into(), priority: 0 };
+        let id = live.submit(spec(), keyed.clone()).await.unwrap();
+        assert_eq!(live.submit(spec(), keyed.clone()).await.unwrap(), id);
+        let other = JobSpec { args: vec!["x".into()], ..spec() };
+        let conflict = |err: MasterError| {
+            assert!(matches!(err, MasterError::Conflict(_)), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "idempotency key `k1` was used for job {id} with a different request; use a new key to submit \
+                     another job"
+                )
+            );
+        };
+        conflict(live.submit(other.clone(), keyed.clone()).await.unwrap_err());
+        // A master that knows the job only from its record answers alike.
+        let restarted = Arc::new(LiveState::new(store.clone(), 3));
+        assert_eq!(restarted.submit(spec(), keyed.clone()).await.unwrap(), id);
+        conflict(restarted.submit(other, keyed).await.unwrap_err());
     }
 
     #[tokio::test]

@@ -687,6 +687,37 @@ mod tests {
         assert_eq!((attempts[0].node.as_str(), attempts[0].end), ("node-a", Some(AttemptEnd::Finished)));
     }
 
+    #[tokio::test]
+    async fn a_record_made_before_attempts_and_fingerprints_opens_and_gains_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE jobs (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, idem_key TEXT UNIQUE,
+                    tenant TEXT NOT NULL DEFAULT '', priority INTEGER NOT NULL DEFAULT 0, spec BLOB NOT NULL,
+                    state TEXT NOT NULL, node TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
+                    submitted_ms INTEGER NOT NULL, finished_ms INTEGER, result BLOB);",
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO jobs (id, idem_key, spec, state, submitted_ms) VALUES ('old', 'k-old', ?1, 'queued', 1)",
+                params![encode_spec(&spec())],
+            )
+            .unwrap();
+        }
+        let db = SqliteStore::open(&path, false).unwrap();
+        let old = db.job("old").unwrap().unwrap();
+        assert_eq!((old.started_ms, old.fingerprint), (None, None));
+        // A key recorded without a fingerprint is taken as the same request.
+        assert_eq!(db.job_with_key("k-old").unwrap(), Some(("old".into(), None)));
+        db.running("old", "node-a", 1);
+        db.flush().await.unwrap();
+        assert_eq!(db.attempts("old").unwrap()[0].node, "node-a");
+        assert!(db.job("old").unwrap().unwrap().started_ms.is_some());
+    }
+
     #[test]
     fn fsync_decides_whether_a_commit_waits_for_the_disk() {
         let dir = tempfile::tempdir().unwrap();
