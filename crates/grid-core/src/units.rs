@@ -85,7 +85,7 @@ pub fn format_fuel(fuel: u64) -> String {
 pub fn format_fuel_exact(fuel: u64) -> String {
     const UNITS: [(u64, &str); 4] = [(1_000_000_000_000, "T"), (1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")];
     for (scale, suffix) in UNITS {
-        if fuel != 0 && fuel % scale == 0 {
+        if fuel != 0 && fuel.is_multiple_of(scale) {
             return format!("{}{suffix}", fuel / scale);
         }
     }
