@@ -28,6 +28,9 @@ pub const MAX_MESSAGE: usize = 4096;
 /// The default time a running job gets past its timeout before its node
 /// loses it.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+/// Inputs (stdin and directories) up to this size are fingerprinted on the
+/// async thread that takes the submission; larger ones on a blocking one.
+const HASHED_INLINE: usize = 1 << 20;
 /// The default bound on jobs waiting for a node.
 pub const DEFAULT_MAX_QUEUED: usize = 1_000_000;
 
@@ -188,8 +191,22 @@ impl LiveState {
     /// record has the job it is queued, even if the caller goes away
     /// meanwhile.
     pub async fn submit(self: &Arc<Self>, spec: JobSpec, submission: Submission) -> Result<JobId> {
-        // Only a keyed submission pays for its fingerprint.
-        let fingerprint = submission.key.as_ref().map(|_| submission.fingerprint(&spec));
+        // Only a keyed submission pays for its fingerprint; one with large
+        // inputs hashes them off the async threads.
+        let (spec, submission, fingerprint) = match &submission.key {
+            None => (spec, submission, None),
+            Some(_) if spec.stdin.len() + spec.dirs.iter().map(|d| d.archive.len()).sum::<usize>() < HASHED_INLINE => {
+                let fp = submission.fingerprint(&spec);
+                (spec, submission, Some(fp))
+            }
+            Some(_) => {
+                blocking(move || {
+                    let fp = submission.fingerprint(&spec);
+                    Ok((spec, submission, Some(fp)))
+                })
+                .await?
+            }
+        };
         if let (Some(key), Some(fp)) = (&submission.key, &fingerprint) {
             if let Some((id, held)) = self.job_with_key(key) {
                 return same_request(key, id, held.as_deref(), fp);
@@ -786,6 +803,19 @@ mod tests {
         let restarted = Arc::new(LiveState::new(store.clone(), 3));
         assert_eq!(restarted.submit(spec(), keyed.clone()).await.unwrap(), id);
         conflict(restarted.submit(other, keyed).await.unwrap_err());
+    }
+
+    #[tokio::test]
+    async fn a_job_waiting_with_no_node_connected_says_so_then_names_what_the_node_that_came_lacks() {
+        let live = live(3);
+        let big = JobSpec { limits: Limits { memory: 2 << 30, ..Limits::default() }, ..spec() };
+        let job = submit(&live, big).await.unwrap();
+        assert_eq!(live.summary(&job).unwrap().waiting.as_deref(), Some("waiting: no node is connected"));
+        let (_a, _rx) = live.register_node(node("a"));
+        assert_eq!(
+            live.summary(&job).unwrap().waiting.as_deref(),
+            Some("waiting: no connected node takes it: job asks for 2GiB of memory (the most is 1GiB)")
+        );
     }
 
     #[tokio::test]
