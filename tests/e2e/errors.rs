@@ -111,3 +111,13 @@ fn unknown_job_and_node_errors_do_not_crash_the_master() {
     assert!(run.stderr.contains("above zero"), "{run:#?}");
     still_serves(&mut grid);
 }
+
+#[test]
+fn server_logs_in_files_are_plain_text() {
+    let grid = GridSandbox::start(1);
+    grid.run(&["run", grid_tests::example("hello").to_str().unwrap()]).assert_clean_success();
+    for (who, log) in [("master", grid.master_log()), ("node", grid.node_log("node-0"))] {
+        assert!(!log.is_empty(), "the {who} logged nothing");
+        assert!(!log.contains('\x1b'), "the {who}'s log file has colour codes:\n{log}");
+    }
+}

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(grid_core::terminal::colour_on_stderr())
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

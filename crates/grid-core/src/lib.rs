@@ -10,6 +10,7 @@ pub mod job;
 pub mod quota;
 pub mod state;
 pub mod submission;
+pub mod terminal;
 pub mod text;
 pub mod units;
 pub mod wasm;

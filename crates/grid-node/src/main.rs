@@ -81,6 +81,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(grid_core::terminal::colour_on_stderr())
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
