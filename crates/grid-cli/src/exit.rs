@@ -4,6 +4,9 @@
 
 use grid_core::Outcome;
 
+/// A usage error: a malformed flag, a missing module file, a bad name (as
+/// clap exits on a flag it cannot parse).
+pub const USAGE: u8 = 2;
 /// Output over the job's output limit.
 pub const OUTPUT_LIMIT: u8 = 121;
 /// Memory growth past the job's limit.
@@ -12,7 +15,7 @@ pub const MEMORY_LIMIT: u8 = 122;
 pub const OUT_OF_FUEL: u8 = 123;
 /// Wall-clock timeout.
 pub const TIMEOUT: u8 = 124;
-/// A grid error: master unreachable, upload refused, node failure, bad flag value.
+/// A grid error: master unreachable, upload refused, node failure.
 pub const GRID_ERROR: u8 = 125;
 /// The module cannot run: invalid bytes, or an import the grid lacks.
 pub const CANNOT_RUN: u8 = 126;
