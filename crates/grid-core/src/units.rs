@@ -64,7 +64,7 @@ pub fn parse_fuel(s: &str) -> Result<u64, String> {
     let scale = 10u128.pow(fraction.len() as u32);
     let fraction: u128 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| err())? };
     let fraction = fraction * u128::from(mult);
-    if fraction % scale != 0 {
+    if !fraction.is_multiple_of(scale) {
         return Err(format!("`{s}` is not a whole number of fuel units"));
     }
     whole.checked_mul(mult).and_then(|n| n.checked_add(u64::try_from(fraction / scale).ok()?)).ok_or_else(err)
