@@ -24,7 +24,9 @@ fn main() -> ExitCode {
         Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut verbs).exit()),
         Err(e) => typo::suggest(e, &verbs).exit(),
     };
-    if let Some(Err(why)) = cli.global.master.as_deref().map(grid_core::wire::master_url) {
+    // `new` talks to no master, whatever `$GRID_MASTER` says.
+    let talks_to_master = !matches!(cli.command, commands::Command::New(_));
+    if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
         eprintln!("grid: {why}");
         return ExitCode::from(exit::USAGE);
     }
