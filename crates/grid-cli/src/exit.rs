@@ -33,6 +33,7 @@ Exit status:
   121  output limit        122  memory limit        123  out of fuel
   124  timeout             125  grid error          126  invalid module or link error
   127  disk limit          130  cancelled           134  trap or stack overflow
+  2    usage error: a malformed flag or limit, a module file that cannot be read
 A job that does not exit by itself prints one `grid: <reason>` line on stderr.";
 
 /// The exit code for a finished job.

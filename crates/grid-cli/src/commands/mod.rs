@@ -30,7 +30,8 @@ pub struct Cli {
 /// Flags every subcommand takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// The master to use, e.g. `http://127.0.0.1:7070` [default: an embedded grid].
+    /// The master to use, e.g. `http://127.0.0.1:7070` (`http://` only, until
+    /// the grid speaks TLS) [default: an embedded grid].
     #[arg(long, global = true, env = "GRID_MASTER", value_name = "URL")]
     pub master: Option<String>,
     /// Print the grid's own diagnostics on stderr (repeat for more).
