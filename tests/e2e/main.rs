@@ -4,12 +4,14 @@
 mod abuse;
 mod components;
 mod errors;
+mod flags;
 mod guests;
 mod hostile;
 mod languages;
 mod limits;
 mod quotas;
 mod recovery;
+mod results;
 mod running;
 mod scaffold;
 mod scheduling;

@@ -11,14 +11,25 @@ mod module;
 mod output_dir;
 mod rpc;
 mod table;
+mod typo;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use commands::Cli;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut verbs = Cli::command();
+    let cli = match verbs.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut verbs).exit()),
+        Err(e) => typo::suggest(e, &verbs).exit(),
+    };
+    // `new` talks to no master, whatever `$GRID_MASTER` says.
+    let talks_to_master = !matches!(cli.command, commands::Command::New(_));
+    if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
+        eprintln!("grid: {why}");
+        return ExitCode::from(exit::USAGE);
+    }
     let filter = match cli.global.verbose {
         // Quiet means quiet, whatever RUST_LOG says: scripts rely on it.
         0 => "off".into(),

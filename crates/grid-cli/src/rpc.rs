@@ -269,7 +269,7 @@ impl Watch {
 }
 
 async fn connect(url: &str) -> Result<MasterClient<Channel>> {
-    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url))
+    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url).map_err(|why| anyhow!(why))?)
         .map_err(|_| anyhow!("`{url}` is not a master URL: write it like `http://127.0.0.1:7070`"))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)

@@ -22,4 +22,6 @@ pub use job::{JobReport, JobSpec, Limits, MappedDir, Outcome};
 pub use quota::TokenBucket;
 pub use state::{JobState, OutputStream, UnknownState};
 pub use submission::Submission;
-pub use units::{FuelQuota, format_fuel, parse_duration, parse_fuel, parse_size};
+pub use units::{
+    FuelQuota, format_fuel, parse_duration, parse_fuel, parse_fuel_limit, parse_memory_limit, parse_size, parse_timeout,
+};
