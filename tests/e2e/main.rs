@@ -3,6 +3,7 @@
 
 mod abuse;
 mod components;
+mod embedded;
 mod errors;
 mod guests;
 mod hostile;
@@ -15,4 +16,5 @@ mod scaffold;
 mod scheduling;
 mod sdk;
 mod sharing;
+mod signals;
 mod verbs;
