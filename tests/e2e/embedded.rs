@@ -141,7 +141,7 @@ fn sigterm_to_an_embedded_run_cancels_its_job() {
     let id = home.wait_running();
     run.signal("TERM");
     let run = run.finish();
-    run.assert_grid_failure(143, "terminated");
+    run.assert_grid_failure(143, "grid: cancelled (terminated)");
     assert_eq!(home.status(&id)["state"], "cancelled");
 }
 

@@ -66,7 +66,7 @@ fn sigterm_and_sighup_to_run_cancel_its_job() {
         let run = run.finish();
         assert_eq!(run.code, Some(code), "{signal}: {run:#?}");
         let last = run.grid_lines().last().copied().unwrap_or_default();
-        assert!(last.contains(&format!("{said}: job {id} cancelled")), "{signal}: {run:#?}");
+        assert!(last.contains(&format!("grid: cancelled ({said})")), "{signal}: {run:#?}");
         assert_eq!(grid.status(&id)["state"], "cancelled", "{signal}");
     }
 }

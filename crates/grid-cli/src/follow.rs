@@ -200,10 +200,7 @@ impl Follower {
                         if let Some((signal, _)) = stopping
                             && matches!(report.outcome, Outcome::Cancelled)
                         {
-                            return Err(Failure::with(
-                                signal.exit_code(),
-                                format!("{}: job {job_id} cancelled", signal.as_str()),
-                            ));
+                            return Err(Failure::with(signal.exit_code(), format!("cancelled ({})", signal.as_str())));
                         }
                         return Ok(Some(report));
                     }
