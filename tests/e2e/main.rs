@@ -3,6 +3,7 @@
 
 mod abuse;
 mod components;
+mod embedded;
 mod errors;
 mod flags;
 mod guests;
@@ -17,4 +18,5 @@ mod scaffold;
 mod scheduling;
 mod sdk;
 mod sharing;
+mod signals;
 mod verbs;

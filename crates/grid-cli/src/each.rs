@@ -7,6 +7,7 @@ use crate::exit::{self, Failure};
 use crate::job::{JobArgs, fresh_key};
 use crate::output_dir;
 use crate::rpc::{Client, Event};
+use crate::signals::Signals;
 use anyhow::{Context, Result};
 use grid_core::{JobReport, JobSpec, OutputStream, Submission};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -62,6 +63,8 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     template.dirs.push(out_mapping);
     let submission = job.submission();
     let bar = progress(inputs.len() as u64);
+    // Listening before the first job exists: a signal from now on cancels them all.
+    let mut signals = Signals::owner()?;
 
     let mut jobs = Vec::new();
     for (input, stdin) in inputs.iter().zip(contents) {
@@ -99,10 +102,11 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     loop {
         let done = tokio::select! {
             done = tasks.join_next() => done,
-            _ = tokio::signal::ctrl_c() => {
+            signal = signals.recv() => {
                 bar.finish_and_clear();
                 cancel_all(&mut client, &ids).await;
-                return Err(Failure::with(exit::CANCELLED, format!("interrupted; {} jobs were asked to stop", ids.len())));
+                let n = ids.len();
+                return Err(Failure::with(signal.exit_code(), format!("{}: {n} jobs were asked to stop", signal.as_str())));
             }
         };
         let Some(done) = done else { break };

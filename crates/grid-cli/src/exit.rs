@@ -34,7 +34,9 @@ Exit status:
   124  timeout             125  grid error          126  invalid module or link error
   127  disk limit          130  cancelled           134  trap or stack overflow
   2    usage error: a malformed flag or limit, a module file that cannot be read
-A job that does not exit by itself prints one `grid: <reason>` line on stderr.";
+A job that does not exit by itself prints one `grid: <reason>` line on stderr.
+Ctrl-C, SIGTERM or SIGHUP to `run` cancels its job (exit 130, 143, 129);
+Ctrl-C to `wait` stops waiting (exit 130), and the job goes on.";
 
 /// The exit code for a finished job.
 pub fn for_outcome(outcome: &Outcome) -> u8 {

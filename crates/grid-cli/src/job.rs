@@ -116,7 +116,7 @@ impl JobArgs {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
         let mut client =
-            Client::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
+            Client::connect_to_run(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
         let module = client
             .ensure_module(&bytes)
             .await

@@ -10,8 +10,10 @@ mod job;
 mod module;
 mod output_dir;
 mod rpc;
+mod signals;
 mod table;
 mod typo;
+mod waiting;
 
 use clap::{CommandFactory, FromArgMatches};
 use commands::Cli;
@@ -50,12 +52,19 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::GRID_ERROR);
         }
     };
-    let result = runtime.block_on(cli.command.execute(&cli.global));
+    let result = runtime.block_on(async {
+        let result = cli.command.execute(&cli.global).await;
+        // An embedded grid stops, its record flushed, before the runtime
+        // does: nothing of it may run on into the runtime's shutdown.
+        embedded::stop().await;
+        result
+    });
     if cli.global.master.is_some() {
         // Nothing of ours runs in the background: no need to wait for it.
         runtime.shutdown_background();
     } else {
-        // The embedded grid's last moments (its record of this job) count.
+        // The embedded grid has stopped; only stragglers (a connection's
+        // last task) remain.
         runtime.shutdown_timeout(Duration::from_millis(200));
     }
     match result {

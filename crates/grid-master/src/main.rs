@@ -103,6 +103,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         grace: args.grace,
         keep_finished: args.keep_finished,
         upload_idle: args.upload_idle_timeout,
+        recovery: grid_master::Recovery::Resume,
     };
     let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)

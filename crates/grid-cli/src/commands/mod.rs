@@ -5,6 +5,7 @@ pub mod jobs;
 pub mod logs;
 pub mod new;
 pub mod nodes;
+pub mod prune;
 pub mod result;
 pub mod run;
 pub mod status;
@@ -52,6 +53,7 @@ pub enum Command {
     Cancel(cancel::CancelCommand),
     Jobs(jobs::JobsCommand),
     Nodes(nodes::NodesCommand),
+    Prune(prune::PruneCommand),
     New(new::NewCommand),
 }
 
@@ -68,6 +70,7 @@ impl Command {
             Command::Cancel(c) => c.execute(global).await,
             Command::Jobs(c) => c.execute(global).await,
             Command::Nodes(c) => c.execute(global).await,
+            Command::Prune(c) => c.execute(global).await,
             Command::New(c) => c.execute().await,
         }
     }

@@ -156,7 +156,7 @@ impl JobStore for MemoryStore {
         Ok(self.lock().jobs.values().next_back().map(|j| j.id.clone()))
     }
 
-    fn prune(&self, finished_before_ms: u64) {
+    fn prune(&self, finished_before_ms: u64) -> BoxFuture<'static, Result<usize>> {
         let mut inner = self.lock();
         let old: Vec<(u64, JobId)> = inner
             .jobs
@@ -164,6 +164,7 @@ impl JobStore for MemoryStore {
             .filter(|(_, j)| inner.finished_ms.get(&j.id).is_some_and(|ms| *ms < finished_before_ms))
             .map(|(seq, j)| (*seq, j.id.clone()))
             .collect();
+        let pruned = old.len();
         for (seq, id) in old {
             if let Some(job) = inner.jobs.remove(&seq)
                 && let Some(key) = job.key
@@ -174,6 +175,7 @@ impl JobStore for MemoryStore {
             inner.output.remove(&id);
             inner.finished_ms.remove(&id);
         }
+        Box::pin(std::future::ready(Ok(pruned)))
     }
 }
 
