@@ -55,7 +55,7 @@ fn module_without_start() {
 #[test]
 fn missing_module_file() {
     let grid = GridSandbox::start(1);
-    grid.run(&["run", "/no/such/app.wasm"]).assert_grid_failure(125, "failed to read module `/no/such/app.wasm`");
+    grid.run(&["run", "/no/such/app.wasm"]).assert_grid_failure(2, "failed to read module `/no/such/app.wasm`");
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn unreachable_master() {
     };
     cli(module.to_str().unwrap()).assert_grid_failure(125, &format!("grid: cannot reach master `{url}`"));
     // A missing module file is reported before any connection is tried.
-    cli("/no/such/app.wasm").assert_grid_failure(125, "failed to read module");
+    cli("/no/such/app.wasm").assert_grid_failure(2, "failed to read module");
 }
 
 #[test]
@@ -105,9 +105,19 @@ fn trap_is_reported_with_its_message() {
 #[test]
 fn unknown_job_and_node_errors_do_not_crash_the_master() {
     let mut grid = GridSandbox::start(1);
-    // A module hash the master never saw cannot be submitted.
+    // A limit of zero is refused before it reaches the master.
     let run = grid.run(&["run", "--timeout", "0s", grid.wat("z", &guests::hello()).to_str().unwrap()]);
-    assert_eq!(run.code, Some(125), "{run:#?}");
-    assert!(run.stderr.contains("above zero"), "{run:#?}");
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("`0s` is no time"), "{run:#?}");
     still_serves(&mut grid);
+}
+
+#[test]
+fn server_logs_in_files_are_plain_text() {
+    let grid = GridSandbox::start(1);
+    grid.run(&["run", grid_tests::example("hello").to_str().unwrap()]).assert_clean_success();
+    for (who, log) in [("master", grid.master_log()), ("node", grid.node_log("node-0"))] {
+        assert!(!log.is_empty(), "the {who} logged nothing");
+        assert!(!log.contains('\x1b'), "the {who}'s log file has colour codes:\n{log}");
+    }
 }

@@ -3,7 +3,9 @@
 
 mod abuse;
 mod components;
+mod embedded;
 mod errors;
+mod flags;
 mod guests;
 mod hostile;
 mod languages;
@@ -11,9 +13,11 @@ mod limits;
 mod quotas;
 mod records;
 mod recovery;
+mod results;
 mod running;
 mod scaffold;
 mod scheduling;
 mod sdk;
 mod sharing;
+mod signals;
 mod verbs;

@@ -67,6 +67,6 @@ fn new_refuses_bad_names_and_existing_dirs() {
     for (path, why) in [(dir.path().join("9lives"), "not a package name"), (dir.path().join("taken"), "already exists")]
     {
         let run = Run::from(Command::new(bin("grid-cli")).arg("new").arg(&path).output().unwrap());
-        run.assert_grid_failure(125, why);
+        run.assert_grid_failure(2, why);
     }
 }

@@ -572,3 +572,103 @@ pub fn array(value: Value) -> Vec<Value> {
 pub fn number(value: &Value) -> u64 {
     value.as_u64().unwrap_or_else(|| panic!("not a non-negative integer: {value}"))
 }
+
+/// A process started in the background (a `grid-cli` under test, say),
+/// its stdout and stderr read line by line as they come, so that a test
+/// can wait for a line and then act (send a signal) before it ends.
+pub struct Spawned {
+    child: Child,
+    lines: mpsc::Receiver<(bool, String)>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Spawned {
+    /// Starts `cmd` with its stdout and stderr piped.
+    pub fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        for (is_err, pipe) in [(false, Box::new(out) as Box<dyn std::io::Read + Send>), (true, Box::new(err))] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send((is_err, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self { child, lines, stdout: String::new(), stderr: String::new() }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `INT`, `KILL`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for a line on stdout or stderr that `wanted` accepts and
+    /// returns it; fails the test after [`READY_TIMEOUT`].
+    #[track_caller]
+    pub fn wait_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let left = READY_TIMEOUT.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok((is_err, line)) => {
+                    let all = if is_err { &mut self.stderr } else { &mut self.stdout };
+                    all.push_str(&line);
+                    all.push('\n');
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    panic!("no such line within {READY_TIMEOUT:?}: stdout {:?}, stderr {:?}", self.stdout, self.stderr)
+                }
+            }
+        }
+    }
+
+    /// Waits for the process to end (killing it and failing the test if it
+    /// has not after [`READY_TIMEOUT`]) and returns what it printed, line
+    /// by line.
+    #[track_caller]
+    pub fn finish(mut self) -> Run {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the process did not end within {READY_TIMEOUT:?}: stderr {:?}", self.stderr);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The readers end with the pipes.
+        while let Ok((is_err, line)) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            let all = if is_err { &mut self.stderr } else { &mut self.stdout };
+            all.push_str(&line);
+            all.push('\n');
+        }
+        Run { code: status.code(), stdout: std::mem::take(&mut self.stdout), stderr: std::mem::take(&mut self.stderr) }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,6 +7,7 @@ use crate::exit::{self, Failure};
 use crate::job::{JobArgs, fresh_key};
 use crate::output_dir;
 use crate::rpc::{Client, Event};
+use crate::signals::Signals;
 use anyhow::{Context, Result};
 use grid_core::{JobReport, JobSpec, OutputStream, Submission};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -20,6 +21,15 @@ const FOLLOWING: usize = 64;
 
 /// Runs one job per file matching `pattern`.
 pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_dir: &Path) -> Result<ExitCode> {
+    if let Some(quoted) = expanded_by_shell(pattern, &job.module, &job.args) {
+        return Err(Failure::with(
+            exit::USAGE,
+            format!(
+                "--each got one file, `{pattern}`, and more words follow: \
+                 quote the pattern so that the shell does not expand it: --each {quoted}"
+            ),
+        ));
+    }
     let out_mapping = output_dir::mapping(job)?;
     let inputs = expand(pattern)?;
     let mut names = std::collections::HashSet::new();
@@ -53,6 +63,8 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     template.dirs.push(out_mapping);
     let submission = job.submission();
     let bar = progress(inputs.len() as u64);
+    // Listening before the first job exists: a signal from now on cancels them all.
+    let mut signals = Signals::owner()?;
 
     let mut jobs = Vec::new();
     for (input, stdin) in inputs.iter().zip(contents) {
@@ -90,10 +102,11 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     loop {
         let done = tokio::select! {
             done = tasks.join_next() => done,
-            _ = tokio::signal::ctrl_c() => {
+            signal = signals.recv() => {
                 bar.finish_and_clear();
                 cancel_all(&mut client, &ids).await;
-                return Err(Failure::with(exit::CANCELLED, format!("interrupted; {} jobs were asked to stop", ids.len())));
+                let n = ids.len();
+                return Err(Failure::with(signal.exit_code(), format!("{}: {n} jobs were asked to stop", signal.as_str())));
             }
         };
         let Some(done) = done else { break };
@@ -128,6 +141,43 @@ async fn cancel_all(client: &mut Client, jobs: &[(PathBuf, String)]) {
     for (_, id) in jobs {
         let _ = client.cancel(id).await;
     }
+}
+
+/// Whether the shell expanded an unquoted `--each` pattern: `--each` got
+/// one path with no glob characters, the word taken as the module is not
+/// named like one but sits beside that path, and more words that are not
+/// flags follow. Returns the pattern to suggest, quoted, made of what the
+/// sibling files' names share (`'inputs/f*.txt'`).
+fn expanded_by_shell(each: &str, module: &Path, args: &[String]) -> Option<String> {
+    let named_like_module = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("wasm" | "wat" | "wast"));
+    let each = Path::new(each);
+    let dir = each.parent();
+    if each.to_str().is_none_or(|s| s.contains(['*', '?', '['])) || named_like_module(module) || module.parent() != dir
+    {
+        return None;
+    }
+    if !args.iter().any(|a| !a.starts_with('-')) {
+        return None;
+    }
+    let siblings = std::iter::once(module).chain(
+        args.iter()
+            .map(Path::new)
+            .take_while(|p| !p.to_string_lossy().starts_with('-') && !named_like_module(p) && p.parent() == dir),
+    );
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let first: Vec<char> = name(each).chars().collect();
+    let (mut prefix, mut suffix, mut shortest) = (first.len(), first.len(), first.len());
+    for other in siblings.map(name) {
+        let other: Vec<char> = other.chars().collect();
+        prefix = prefix.min(first.iter().zip(&other).take_while(|(a, b)| a == b).count());
+        suffix = suffix.min(first.iter().rev().zip(other.iter().rev()).take_while(|(a, b)| a == b).count());
+        shortest = shortest.min(other.len());
+    }
+    // The shared start and end may not overlap in the shortest name.
+    let suffix = suffix.min(shortest - prefix);
+    let glob: String = first[..prefix].iter().chain(&['*']).chain(&first[first.len() - suffix..]).collect();
+    let pattern = dir.map_or_else(|| PathBuf::from(&glob), |d| d.join(&glob));
+    Some(format!("'{}'", pattern.display()))
 }
 
 fn expand(pattern: &str) -> Result<Vec<PathBuf>> {
@@ -180,4 +230,33 @@ async fn collect(mut client: Client, id: &str, out: &Path, err: &Path, results: 
         }
     }
     Err(anyhow::anyhow!("the master ended job {id}'s event stream early"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(each: &str, rest: &[&str], want: Option<&str>) {
+        let (module, args) = rest.split_first().unwrap();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        assert_eq!(expanded_by_shell(each, Path::new(module), &args).as_deref(), want, "--each {each} {rest:?}");
+    }
+
+    #[test]
+    fn a_pattern_the_shell_expanded_is_caught_and_a_quoted_one_is_not() {
+        // What the shell makes of `--each inputs/f*.txt --output-dir o mod.wasm`.
+        let expanded = ["inputs/f2.txt", "inputs/f3.txt", "--output-dir", "o", "mod.wasm"];
+        check("inputs/f1.txt", &expanded, Some("'inputs/f*.txt'"));
+        check("f1.txt", &["f10.txt", "f9.txt", "mod.wasm"], Some("'f*.txt'"));
+        check("in/a.txt", &["in/b.txt", "mod.wat", "--", "x"], Some("'in/*.txt'"));
+        check("in/data", &["in/data2", "mod.wasm"], Some("'in/data*'"));
+        // Quoted patterns, one input file, and modules beside their input.
+        check("in/*.txt", &["in/b.txt", "mod.wasm"], None);
+        check("inputs/f[12].txt", &["inputs/f3.txt", "mod.wasm"], None);
+        check("in/one.txt", &["mod.wasm", "--", "arg"], None);
+        check("in/one.txt", &["mod.wasm", "arg", "more"], None);
+        check("in/one.txt", &["in/mod.wasm", "arg"], None);
+        check("in/one.txt", &["prog", "arg"], None);
+        check("in/one.txt", &["in/prog", "--flag"], None);
+    }
 }

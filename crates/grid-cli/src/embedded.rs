@@ -1,53 +1,203 @@
-//! The embedded grid: a master and one node started in this process, with
-//! their state under the user's cache dir, when no master is named.
+//! The embedded grid: a master (and, to run jobs, one node) started in this
+//! process when no master is named, with its state under the user's cache
+//! dir, and stopped explicitly before the process exits.
+//!
+//! Every job of the embedded grid belongs to the `grid-cli run` that
+//! submitted it. Only a process that runs jobs starts a node, and it holds
+//! an exclusive lock on the state dir while its grid lives: a second `run`
+//! waits for the first. So a job the record holds unfinished when a grid
+//! starts has nobody waiting for it any more, and is ended, never run
+//! again. Commands that only read (`jobs`, `status`, `logs`, `nodes`) start
+//! a master that takes nothing into memory and serves the record as it is.
 
-use anyhow::{Context, Result};
-use grid_master::{Master, MasterConfig};
+use anyhow::{Context, Result, anyhow};
+use grid_master::{Master, MasterConfig, Recovery};
 use grid_node::{Node, NodeConfig};
-use std::path::PathBuf;
+use std::fs::{File, TryLockError};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// A running embedded grid; it stops when dropped.
-pub struct Embedded {
-    /// The in-process master's URL.
-    pub url: String,
-    _stop: watch::Sender<()>,
+/// Finished jobs older than this are pruned from the embedded grid's record.
+pub const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Why a job the record holds unfinished is ended when a grid starts.
+pub const ABANDONED: &str = "the grid-cli that ran it exited before it finished";
+
+/// How long running jobs get to finish when the embedded node stops (only a
+/// job whose `run` stopped waiting for it is still running then).
+const NODE_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the node and the master each get to stop.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// What an embedded grid is started for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// To run jobs: a master and a node, holding the state dir's lock.
+    Run,
+    /// To read the record: a master alone, which runs and ends nothing.
+    Read,
 }
+
+/// A running embedded grid.
+struct Embedded {
+    url: String,
+    mode: Mode,
+    stop: watch::Sender<bool>,
+    master: JoinHandle<Result<()>>,
+    node: Option<JoinHandle<Result<()>>>,
+    record: std::sync::Arc<dyn grid_master::record::JobStore>,
+    /// Held while the grid lives; closing it releases the lock.
+    _lock: Option<File>,
+}
+
+/// This process's embedded grid, if it started one.
+static GRID: Mutex<Option<Embedded>> = Mutex::new(None);
 
 /// Where the embedded grid keeps its state.
 pub fn state_dir() -> PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("wasm-grid").join("embedded")
 }
 
-impl Embedded {
-    /// Starts a master on a free loopback port and one node serving it.
-    pub async fn start() -> Result<Self> {
-        let dir = state_dir();
-        let master = Master::open(MasterConfig::new(dir.join("master")))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to bind a loopback port")?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let mut config = NodeConfig::new(url.clone(), dir.join("node"));
-        config.name = "embedded".into();
-        let node = Node::new(config)?;
-
-        // Dropping the sender stops both.
-        let (stop, stopped) = watch::channel(());
-        let mut master_stopped = stopped.clone();
-        tokio::spawn(async move {
-            let _ = master
-                .serve(listener, async move {
-                    let _ = master_stopped.changed().await;
-                })
-                .await;
-        });
-        let mut node_stopped = stopped;
-        tokio::spawn(async move {
-            let _ = node
-                .run(async move {
-                    let _ = node_stopped.changed().await;
-                })
-                .await;
-        });
-        Ok(Self { url, _stop: stop })
+/// The embedded master's URL, starting the grid for `mode` if this process
+/// has none yet. A grid started to read serves a later `Run` too (no node,
+/// so nothing runs): a process does one or the other.
+pub async fn start(mode: Mode) -> Result<String> {
+    if let Some(grid) = GRID.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if grid.mode == mode || mode == Mode::Read {
+            return Ok(grid.url.clone());
+        }
+        return Err(anyhow!("this process's embedded grid was started only to read"));
     }
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let lock = match mode {
+        Mode::Run => Some(lock(&dir).await?),
+        Mode::Read => None,
+    };
+    let mut config = MasterConfig::new(dir.join("master"));
+    config.recovery = match mode {
+        Mode::Run => Recovery::End(ABANDONED.into()),
+        Mode::Read => Recovery::Leave,
+    };
+    if mode == Mode::Run {
+        config.keep_finished = Some(KEEP_FINISHED);
+    }
+    let master = Master::open(config)?;
+    let record = master.live().store();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to bind a loopback port")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let node = match mode {
+        Mode::Run => {
+            let mut config = NodeConfig::new(url.clone(), dir.join("node"));
+            config.name = "embedded".into();
+            config.grace = NODE_GRACE;
+            Some(Node::new(config)?)
+        }
+        Mode::Read => None,
+    };
+
+    let (stop, stopped) = watch::channel(false);
+    let mut master_stopped = stopped.clone();
+    let master = tokio::spawn(master.serve(listener, async move {
+        let _ = master_stopped.wait_for(|s| *s).await;
+    }));
+    let node = node.map(|node| {
+        let mut node_stopped = stopped;
+        tokio::spawn(node.run(async move {
+            let _ = node_stopped.wait_for(|s| *s).await;
+        }))
+    });
+    let grid = Embedded { url: url.clone(), mode, stop, master, node, record, _lock: lock };
+    *GRID.lock().unwrap_or_else(|p| p.into_inner()) = Some(grid);
+    Ok(url)
+}
+
+/// Stops this process's embedded grid, if it started one: the node first
+/// (it hands back whatever still runs), then the master; then the record is
+/// flushed, and only then is the state dir's lock released. Bounded in
+/// time. Call it before the runtime shuts down.
+pub async fn stop() {
+    let Some(grid) = GRID.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    let _ = grid.stop.send(true);
+    if let Some(node) = grid.node {
+        match tokio::time::timeout(STOP_WITHIN, node).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("the embedded node failed: {e:#}"),
+            Ok(Err(e)) => tracing::warn!("the embedded node's task failed: {e}"),
+            Err(_) => tracing::warn!("the embedded node did not stop in time"),
+        }
+    }
+    match tokio::time::timeout(STOP_WITHIN, grid.master).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("the embedded master failed: {e:#}"),
+        Ok(Err(e)) => tracing::warn!("the embedded master's task failed: {e}"),
+        Err(_) => tracing::warn!("the embedded master did not stop in time"),
+    }
+    if let Err(e) = grid.record.flush().await {
+        tracing::warn!("failed to flush the embedded grid's record: {e}");
+    }
+}
+
+/// Takes the state dir's lock, waiting (and saying so, on a terminal or
+/// with `-v`) while another process's embedded grid runs jobs.
+async fn lock(dir: &Path) -> Result<File> {
+    // `-v` is what turns the CLI's diagnostics on.
+    let verbose = tracing::enabled!(tracing::Level::WARN);
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    let since = Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                if said {
+                    tracing::info!(waited = ?since.elapsed(), "took the embedded grid's lock");
+                }
+                return Ok(file);
+            }
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("failed to lock `{}`", path.display()));
+            }
+        }
+        if !said && (verbose || std::io::stderr().is_terminal()) {
+            eprintln!(
+                "grid: waiting for another `grid-cli run` on the embedded grid to end (it holds `{}`)",
+                path.display()
+            );
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Prunes the embedded grid's record of jobs that finished more than
+/// `older_than` ago; returns how many it forgot and the record's path. Safe
+/// beside a running `run`: only finished jobs go.
+pub async fn prune(older_than: Duration) -> Result<(usize, PathBuf)> {
+    let dir = state_dir().join("master");
+    let mut config = MasterConfig::new(&dir);
+    config.recovery = Recovery::Leave;
+    let record = Master::open(config)?.live().store();
+    let before = grid_master::model::now_ms().saturating_sub(older_than.as_millis() as u64);
+    let mut pruned = 0;
+    // A prune forgets a bounded number at once; go on until none is left.
+    loop {
+        let n = record.prune(before).await?;
+        if n == 0 {
+            break;
+        }
+        pruned += n;
+    }
+    Ok((pruned, dir.join("grid.db")))
 }

@@ -4,6 +4,9 @@
 
 use grid_core::Outcome;
 
+/// A usage error: a malformed flag, a missing module file, a bad name (as
+/// clap exits on a flag it cannot parse).
+pub const USAGE: u8 = 2;
 /// Output over the job's output limit.
 pub const OUTPUT_LIMIT: u8 = 121;
 /// Memory growth past the job's limit.
@@ -12,7 +15,7 @@ pub const MEMORY_LIMIT: u8 = 122;
 pub const OUT_OF_FUEL: u8 = 123;
 /// Wall-clock timeout.
 pub const TIMEOUT: u8 = 124;
-/// A grid error: master unreachable, upload refused, node failure, bad flag value.
+/// A grid error: master unreachable, upload refused, node failure.
 pub const GRID_ERROR: u8 = 125;
 /// The module cannot run: invalid bytes, or an import the grid lacks.
 pub const CANNOT_RUN: u8 = 126;
@@ -30,7 +33,10 @@ Exit status:
   121  output limit        122  memory limit        123  out of fuel
   124  timeout             125  grid error          126  invalid module or link error
   127  disk limit          130  cancelled           134  trap or stack overflow
-A job that does not exit by itself prints one `grid: <reason>` line on stderr.";
+  2    usage error: a malformed flag or limit, a module file that cannot be read
+A job that does not exit by itself prints one `grid: <reason>` line on stderr.
+Ctrl-C, SIGTERM or SIGHUP to `run` cancels its job (exit 130, 143, 129);
+Ctrl-C to `wait` stops waiting (exit 130), and the job goes on.";
 
 /// The exit code for a finished job.
 pub fn for_outcome(outcome: &Outcome) -> u8 {

@@ -37,14 +37,16 @@ static DEFAULTS: LazyLock<Defaults> = LazyLock::new(|| {
 /// A job: its module, arguments, environment, directories and limits.
 #[derive(Args, Debug)]
 pub struct JobArgs {
-    /// Fuel the job may burn (about one unit per wasm instruction), e.g. `10G`.
-    #[arg(long, default_value = DEFAULTS.fuel.as_str(), value_name = "N", value_parser = grid_core::parse_fuel)]
+    /// Fuel the job may burn (about one unit per wasm instruction), above
+    /// zero, e.g. `10G` or `1.5G`.
+    #[arg(long, default_value = DEFAULTS.fuel.as_str(), value_name = "N", value_parser = grid_core::parse_fuel_limit)]
     pub fuel: u64,
-    /// Linear memory the job may use, e.g. `256MiB`.
-    #[arg(long, default_value = DEFAULTS.memory.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
+    /// Linear memory the job may use, written with its unit and at least
+    /// one wasm page (64KiB), e.g. `256MiB` or `1.5G`.
+    #[arg(long, default_value = DEFAULTS.memory.as_str(), value_name = "SIZE", value_parser = grid_core::parse_memory_limit)]
     pub memory: u64,
-    /// Wall-clock time the job may take, e.g. `30s` or `500ms`.
-    #[arg(long, default_value = DEFAULTS.timeout.as_str(), value_name = "DURATION", value_parser = grid_core::parse_duration)]
+    /// Wall-clock time the job may take, above zero, e.g. `30s` or `500ms`.
+    #[arg(long, default_value = DEFAULTS.timeout.as_str(), value_name = "DURATION", value_parser = grid_core::parse_timeout)]
     pub timeout: Duration,
     /// Bytes the job may write to stdout and stderr together.
     #[arg(long, default_value = DEFAULTS.output.as_str(), value_name = "SIZE", value_parser = grid_core::parse_size)]
@@ -114,7 +116,7 @@ impl JobArgs {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
         let mut client =
-            Client::connect(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
+            Client::connect_to_run(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
         let module = client
             .ensure_module(&bytes)
             .await
@@ -187,6 +189,17 @@ mod tests {
     struct Cmd {
         #[command(flatten)]
         job: JobArgs,
+    }
+
+    #[test]
+    fn limit_flags_refuse_zero_and_a_memory_without_unit_and_take_decimals() {
+        for (flag, value) in [("--fuel", "0"), ("--memory", "0"), ("--memory", "64"), ("--timeout", "0s")] {
+            let err = Cmd::try_parse_from(["run", flag, value, "app.wasm"]).map(|_| ()).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{flag} {value}");
+            assert!(err.to_string().contains(&format!("`{value}`")), "{flag} {value}: {err}");
+        }
+        let job = Cmd::try_parse_from(["run", "--fuel", "1.5G", "--memory", "1.5G", "app.wasm"]).unwrap().job;
+        assert_eq!((job.fuel, job.memory), (1_500_000_000, 1_500_000_000));
     }
 
     #[test]

@@ -10,16 +10,29 @@ mod job;
 mod module;
 mod output_dir;
 mod rpc;
+mod signals;
 mod table;
+mod typo;
+mod waiting;
 mod when;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use commands::Cli;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut verbs = Cli::command();
+    let cli = match verbs.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut verbs).exit()),
+        Err(e) => typo::suggest(e, &verbs).exit(),
+    };
+    // `new` talks to no master, whatever `$GRID_MASTER` says.
+    let talks_to_master = !matches!(cli.command, commands::Command::New(_));
+    if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
+        eprintln!("grid: {why}");
+        return ExitCode::from(exit::USAGE);
+    }
     let filter = match cli.global.verbose {
         // Quiet means quiet, whatever RUST_LOG says: scripts rely on it.
         0 => "off".into(),
@@ -30,6 +43,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(grid_core::terminal::colour_on_stderr())
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -39,12 +53,19 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::GRID_ERROR);
         }
     };
-    let result = runtime.block_on(cli.command.execute(&cli.global));
+    let result = runtime.block_on(async {
+        let result = cli.command.execute(&cli.global).await;
+        // An embedded grid stops, its record flushed, before the runtime
+        // does: nothing of it may run on into the runtime's shutdown.
+        embedded::stop().await;
+        result
+    });
     if cli.global.master.is_some() {
         // Nothing of ours runs in the background: no need to wait for it.
         runtime.shutdown_background();
     } else {
-        // The embedded grid's last moments (its record of this job) count.
+        // The embedded grid has stopped; only stragglers (a connection's
+        // last task) remain.
         runtime.shutdown_timeout(Duration::from_millis(200));
     }
     match result {

@@ -1,14 +1,15 @@
 //! Reading the module a person names: binary `.wasm`, or text `.wat`; a
 //! core module or a component, either way.
 
-use crate::exit::{CANNOT_RUN, Failure, GRID_ERROR};
+use crate::exit::{CANNOT_RUN, Failure, USAGE};
 use std::path::Path;
 
-/// The module's binary bytes.
+/// The module's binary bytes. A file that cannot be read is a usage error:
+/// the person named it.
 pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
     let shown = path.display();
     let bytes =
-        std::fs::read(path).map_err(|e| Failure::with(GRID_ERROR, format!("failed to read module `{shown}`: {e}")))?;
+        std::fs::read(path).map_err(|e| Failure::with(USAGE, format!("failed to read module `{shown}`: {e}")))?;
     if bytes.starts_with(grid_core::wasm::MAGIC) {
         return Ok(bytes);
     }

@@ -1,7 +1,7 @@
 //! The CLI's connection to a grid: a named master, or an embedded one
 //! started in-process. The one module of this crate that sees prost types.
 
-use crate::embedded::Embedded;
+use crate::embedded::{self, Mode};
 use anyhow::{Context, Result, anyhow};
 use grid_core::wire::MAX_MESSAGE_BYTES;
 use grid_core::{Attempt, JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
@@ -111,12 +111,10 @@ impl TryFrom<pb::JobInfo> for JobRow {
 }
 
 /// A connection to a grid's master, named or embedded. Clones share the
-/// connection (and the embedded grid).
+/// connection. An embedded grid lives until [`crate::embedded::stop`].
 #[derive(Clone)]
 pub struct Client {
     master: MasterClient<Channel>,
-    /// Keeps an embedded master and node alive while the client is in use.
-    _embedded: Option<std::sync::Arc<Embedded>>,
 }
 
 fn status(e: tonic::Status) -> anyhow::Error {
@@ -124,25 +122,35 @@ fn status(e: tonic::Status) -> anyhow::Error {
 }
 
 impl Client {
-    /// Connects to `master`, or with `None` starts an embedded grid.
+    /// Connects to `master`, or with `None` to an embedded grid that only
+    /// reads the record: it starts no node, and runs or ends no job.
     pub async fn connect(master: Option<&str>) -> Result<Self> {
-        match master {
-            Some(url) => Ok(Self { master: connect(url).await?, _embedded: None }),
-            None => {
-                let embedded = Embedded::start().await.context("failed to start the embedded grid")?;
-                let master = connect(&embedded.url).await?;
-                let mut client = Self { master, _embedded: Some(std::sync::Arc::new(embedded)) };
-                // The embedded node registers within milliseconds; wait for it
-                // so that the first command already sees it.
+        Self::connect_as(master, Mode::Read).await
+    }
+
+    /// Connects to `master`, or with `None` to an embedded grid with a node
+    /// to run jobs on.
+    pub async fn connect_to_run(master: Option<&str>) -> Result<Self> {
+        Self::connect_as(master, Mode::Run).await
+    }
+
+    async fn connect_as(master: Option<&str>, mode: Mode) -> Result<Self> {
+        let Some(url) = master else {
+            let url = embedded::start(mode).await.context("failed to start the embedded grid")?;
+            let mut client = Self { master: connect(&url).await? };
+            if mode == Mode::Run {
+                // The embedded node registers within milliseconds; wait for
+                // it so that the first job already has a node.
                 for _ in 0..500 {
                     if !client.nodes().await?.is_empty() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Ok(client)
             }
-        }
+            return Ok(client);
+        };
+        Ok(Self { master: connect(url).await? })
     }
 
     /// Makes sure the master has `bytes`, uploading them only if it lacks them.
@@ -301,7 +309,7 @@ impl Watch {
 }
 
 async fn connect(url: &str) -> Result<MasterClient<Channel>> {
-    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url))
+    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url).map_err(|why| anyhow!(why))?)
         .map_err(|_| anyhow!("`{url}` is not a master URL: write it like `http://127.0.0.1:7070`"))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)

@@ -10,6 +10,7 @@ pub mod job;
 pub mod quota;
 pub mod state;
 pub mod submission;
+pub mod terminal;
 pub mod text;
 pub mod units;
 pub mod wasm;
@@ -21,4 +22,6 @@ pub use job::{JobReport, JobSpec, Limits, MappedDir, Outcome};
 pub use quota::TokenBucket;
 pub use state::{Attempt, AttemptEnd, JobState, OutputStream, UnknownState};
 pub use submission::Submission;
-pub use units::{FuelQuota, format_fuel, parse_duration, parse_fuel, parse_size};
+pub use units::{
+    FuelQuota, format_fuel, parse_duration, parse_fuel, parse_fuel_limit, parse_memory_limit, parse_size, parse_timeout,
+};

@@ -35,15 +35,16 @@ pub fn format_duration(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
 
-/// Parses a fuel amount: a whole number with an optional SI suffix
-/// (`k`, `M`, `G`, `T`, each ×1000), e.g. `10G` or `2500000`.
+/// Parses a fuel amount: a count with an optional SI suffix (`k`, `M`, `G`,
+/// `T`, each ×1000, in either case), decimals allowed as in sizes: `10G`,
+/// `1.5G`, `2500000`. The result must be a whole number of units.
 pub fn parse_fuel(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let err = || format!("`{s}` is not a fuel amount: write it like `10G`, `500M` or `1000000`");
-    let (digits, mult) = match t.char_indices().last() {
+    let err = || format!("`{s}` is not a fuel amount: write it like `10G`, `1.5G` or `1000000`");
+    let (number, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mult: u64 = match c {
-                'k' | 'K' => 1_000,
+            let mult: u64 = match c.to_ascii_uppercase() {
+                'K' => 1_000,
                 'M' => 1_000_000,
                 'G' => 1_000_000_000,
                 'T' => 1_000_000_000_000,
@@ -53,9 +54,54 @@ pub fn parse_fuel(s: &str) -> Result<u64, String> {
         }
         _ => (t, 1),
     };
-    let digits = digits.replace('_', "");
-    let n: u64 = digits.parse().map_err(|_| err())?;
-    n.checked_mul(mult).ok_or_else(err)
+    let number = number.trim_end().replace('_', "");
+    let (whole, fraction) = number.split_once('.').unwrap_or((&number, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) || fraction.len() > 12 {
+        return Err(err());
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| err())? };
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| err())? };
+    let fraction = fraction * u128::from(mult);
+    if !fraction.is_multiple_of(scale) {
+        return Err(format!("`{s}` is not a whole number of fuel units"));
+    }
+    whole.checked_mul(mult).and_then(|n| n.checked_add(u64::try_from(fraction / scale).ok()?)).ok_or_else(err)
+}
+
+/// A job's fuel limit: a fuel amount ([`parse_fuel`]) above zero.
+pub fn parse_fuel_limit(s: &str) -> Result<u64, String> {
+    match parse_fuel(s)? {
+        0 => Err(format!("`{s}` is no fuel: a job needs some to run, e.g. `10G`")),
+        n => Ok(n),
+    }
+}
+
+/// The smallest memory limit a job may have: one wasm page.
+pub const WASM_PAGE: u64 = 64 << 10;
+
+/// A job's memory limit: a size ([`parse_size`]) written with its unit, of
+/// at least one wasm page (64KiB). A bare number is refused, since `64`
+/// would mean 64 bytes.
+pub fn parse_memory_limit(s: &str) -> Result<u64, String> {
+    if !s.trim().ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(format!("`{s}` has no unit: write it like `64MiB` or `1GiB`"));
+    }
+    let bytes = parse_size(s)?;
+    if bytes < WASM_PAGE {
+        return Err(format!("`{s}` is under one wasm page (64KiB): write it like `64MiB`"));
+    }
+    Ok(bytes)
+}
+
+/// A job's timeout: a duration ([`parse_duration`]) above zero.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let duration = parse_duration(s)?;
+    if duration.is_zero() {
+        return Err(format!("`{s}` is no time: a job needs some to run, e.g. `30s`"));
+    }
+    Ok(duration)
 }
 
 /// Formats a fuel amount the way [`parse_fuel`] reads it, rounded to three
@@ -173,12 +219,43 @@ mod tests {
 
     #[test]
     fn fuel() {
-        for (input, want) in [("10G", 10_000_000_000), ("500M", 500_000_000), ("7", 7), ("2k", 2000), ("1_000", 1000)] {
+        for (input, want) in [
+            ("10G", 10_000_000_000),
+            ("500M", 500_000_000),
+            ("7", 7),
+            ("2k", 2000),
+            ("2K", 2000),
+            ("1_000", 1000),
+            ("1.5G", 1_500_000_000),
+            ("0.25k", 250),
+            (".5M", 500_000),
+            ("2.g", 2_000_000_000),
+            ("0", 0),
+            ("18446744073709551615", u64::MAX),
+        ] {
             assert_eq!(parse_fuel(input), Ok(want), "{input}");
         }
-        for bad in ["", "G", "1X", "-5", "99999999999T"] {
+        for bad in ["", "G", ".", "1X", "-5", "1e9", "1.2.3G", "99999999999T", "18446744073709551616", "1.5"] {
             assert!(parse_fuel(bad).is_err(), "{bad}");
         }
+        assert!(parse_fuel("1.0005k").unwrap_err().contains("not a whole number of fuel units"));
+    }
+
+    #[test]
+    fn job_limits_refuse_zero_and_a_memory_without_unit() {
+        assert_eq!(parse_fuel_limit("1.5G"), Ok(1_500_000_000));
+        assert!(parse_fuel_limit("0").unwrap_err().contains("`0` is no fuel"));
+        assert!(parse_fuel_limit("0G").is_err());
+        assert_eq!(parse_memory_limit("64KiB"), Ok(WASM_PAGE));
+        assert_eq!(parse_memory_limit("1.5G"), Ok(1_500_000_000));
+        assert!(parse_memory_limit("64").unwrap_err().contains("`64` has no unit"));
+        assert!(parse_memory_limit("0").unwrap_err().contains("has no unit"));
+        assert!(parse_memory_limit("0MiB").unwrap_err().contains("under one wasm page"));
+        assert!(parse_memory_limit("1KiB").unwrap_err().contains("under one wasm page"));
+        assert!(parse_memory_limit("lots").unwrap_err().contains("is not a size"));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_timeout("0s").unwrap_err().contains("`0s` is no time"));
+        assert!(parse_timeout("0ms").is_err());
     }
 
     #[test]

@@ -468,7 +468,7 @@ mod tests {
         fn newest_id(&self) -> crate::Result<Option<JobId>> {
             self.inner.newest_id()
         }
-        fn prune(&self, finished_before_ms: u64) {
+        fn prune(&self, finished_before_ms: u64) -> futures::future::BoxFuture<'static, crate::Result<usize>> {
             self.inner.prune(finished_before_ms)
         }
     }

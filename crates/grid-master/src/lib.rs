@@ -61,6 +61,22 @@ pub struct MasterConfig {
     pub keep_finished: Option<Duration>,
     /// How long an upload may go without sending data before it is dropped.
     pub upload_idle: Duration,
+    /// What the master does at start with the jobs its record holds unfinished.
+    pub recovery: Recovery,
+}
+
+/// What a starting master does with the jobs its record holds unfinished
+/// (queued, or running when the last master stopped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Takes them back: queued ones wait again, running ones run again.
+    Resume,
+    /// Ends each as failed with this reason, running none of them: for a
+    /// grid whose every job had one waiter, gone by now.
+    End(String),
+    /// Leaves them in the record as they are and takes none into memory:
+    /// for a master that only serves the record to readers.
+    Leave,
 }
 
 /// Uploads one connection may have in progress at once.
@@ -86,6 +102,7 @@ impl MasterConfig {
             grace: state::DEFAULT_GRACE,
             keep_finished: None,
             upload_idle: Duration::from_secs(30),
+            recovery: Recovery::Resume,
         }
     }
 }
@@ -104,9 +121,20 @@ impl Master {
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
         let live =
             state::LiveState::new(record.clone(), config.max_attempts).with_bounds(config.grace, config.max_queued);
-        let recovered = live.recover(record.unfinished()?);
-        if recovered > 0 {
-            tracing::info!(jobs = recovered, "unfinished jobs taken back from the record");
+        match &config.recovery {
+            Recovery::Resume => {
+                let recovered = live.recover(record.unfinished()?);
+                if recovered > 0 {
+                    tracing::info!(jobs = recovered, "unfinished jobs taken back from the record");
+                }
+            }
+            Recovery::End(why) => {
+                let ended = live.abandon(record.unfinished()?, why);
+                if ended > 0 {
+                    tracing::info!(jobs = ended, reason = %why, "unfinished jobs in the record ended");
+                }
+            }
+            Recovery::Leave => {}
         }
         Ok(Self { live: Arc::new(live), modules: Arc::new(modules), config })
     }
@@ -160,7 +188,8 @@ async fn chores(live: std::sync::Weak<state::LiveState>, keep_finished: Option<D
             && ticks % 60 == 1
         {
             let before = model::now_ms().saturating_sub(keep.as_millis() as u64);
-            live.store().prune(before);
+            // Write-behind: the count comes with the commit, and nobody waits for it.
+            drop(live.store().prune(before));
         }
     }
 }

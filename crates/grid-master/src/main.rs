@@ -71,6 +71,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(grid_core::terminal::colour_on_stderr())
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,6 +103,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         grace: args.grace,
         keep_finished: args.keep_finished,
         upload_idle: args.upload_idle_timeout,
+        recovery: grid_master::Recovery::Resume,
     };
     let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)

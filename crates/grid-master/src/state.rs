@@ -155,6 +155,27 @@ impl LiveState {
         n
     }
 
+    /// Ends the jobs the record holds unfinished, each as failed with `why`,
+    /// running none of them. Returns how many it ended.
+    pub fn abandon(&self, jobs: Vec<Unfinished>, why: &str) -> usize {
+        let mut inner = self.lock();
+        let n = jobs.len();
+        for Unfinished { job: stored, spec_in_record } in jobs {
+            let submission = Submission { key: stored.key, tenant: stored.tenant, priority: stored.priority };
+            let (spec, attempts, ms) = (stored.spec, stored.attempts, stored.submitted_ms);
+            let mut job = Job::new(spec, spec_in_record, submission, ms, attempts, stored.node);
+            job.fingerprint = stored.fingerprint.map(String::into_boxed_str);
+            if let Some(key) = &job.submission.key {
+                inner.keys.insert(key.clone(), stored.id.clone());
+            }
+            let limits = job.spec.limits;
+            inner.jobs.insert(stored.id.clone(), job);
+            let report = JobReport::before_start(Outcome::NodeError(why.to_owned()), "", &limits);
+            self.finish(&mut inner, &stored.id, report, AttemptEnd::Restarted);
+        }
+        n
+    }
+
     /// The job already submitted with idempotency key `key`, with its
     /// request's fingerprint, if memory has it.
     pub fn job_with_key(&self, key: &str) -> Option<(JobId, Option<Box<str>>)> {
@@ -1029,6 +1050,26 @@ mod tests {
         let ended = again.summary(&running).unwrap();
         assert_eq!(ended.state, JobState::Failed);
         assert!(ended.result.unwrap().reason().contains("restarted during its last attempt"));
+    }
+
+    #[tokio::test]
+    async fn abandoning_ends_every_unfinished_job_with_the_reason_and_runs_none() {
+        let store = Arc::new(MemoryStore::new());
+        let before = Arc::new(LiveState::new(store.clone(), 3));
+        let (_a, _rx) = before.register_node(node("a"));
+        let running = submit(&before, spec()).await.unwrap();
+        let queued = submit(&before, spec()).await.unwrap();
+        let after = LiveState::new(store.clone(), 3);
+        assert_eq!(after.abandon(store.unfinished().unwrap(), "its waiter left"), 2);
+        let (_b, mut rx) = after.register_node(node("b"));
+        assert_eq!(assigned(&mut rx), None, "an abandoned job ran again");
+        for id in [&running, &queued] {
+            let ended = after.summary(id).unwrap();
+            assert_eq!(ended.state, JobState::Failed);
+            assert!(ended.result.unwrap().reason().contains("its waiter left"));
+        }
+        store.flush().await.unwrap();
+        assert!(store.unfinished().unwrap().is_empty(), "the record still holds them unfinished");
     }
 
     fn beat(fuel_available: u64, draining: bool) -> Heartbeat {

@@ -78,9 +78,15 @@ fn parse_job_disk(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Refused before anything starts: a node would otherwise retry for ever.
+    if let Err(why) = grid_core::wire::master_url(&args.master) {
+        eprintln!("grid-node: {why}");
+        return ExitCode::from(2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(grid_core::terminal::colour_on_stderr())
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

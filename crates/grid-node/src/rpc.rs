@@ -28,7 +28,7 @@ const MAX_OUTPUT_MESSAGE: usize = 256 << 10;
 
 /// Connects to the master at `url`.
 pub(crate) async fn connect(url: &str) -> Result<MasterClient<Channel>, String> {
-    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url))
+    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url)?)
         .map_err(|e| format!("invalid master URL `{url}`: {e}"))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)

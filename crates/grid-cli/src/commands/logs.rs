@@ -1,7 +1,7 @@
 //! `grid-cli logs`: a job's output, kept with the job.
 
 use crate::commands::GlobalArgs;
-use crate::follow::{self, Output};
+use crate::follow::{Follower, Output, Role};
 use crate::rpc::{Client, Event};
 use anyhow::Result;
 use clap::Parser;
@@ -28,7 +28,8 @@ impl LogsCommand {
         let master = global.master.as_deref();
         let mut client = Client::connect(master).await?;
         if self.follow {
-            follow::follow(&mut client, master, &self.job, None, Output::Print, global.verbose > 0).await?;
+            let verbose = global.verbose > 0;
+            Follower::new(Role::Watcher)?.follow(&mut client, master, &self.job, None, Output::Print, verbose).await?;
             return Ok(ExitCode::SUCCESS);
         }
         let mut watch = client.watch(&self.job, true).await?;

@@ -5,6 +5,8 @@ pub mod jobs;
 pub mod logs;
 pub mod new;
 pub mod nodes;
+pub mod prune;
+pub mod result;
 pub mod run;
 pub mod status;
 pub mod submit;
@@ -29,7 +31,8 @@ pub struct Cli {
 /// Flags every subcommand takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// The master to use, e.g. `http://127.0.0.1:7070` [default: an embedded grid].
+    /// The master to use, e.g. `http://127.0.0.1:7070` (`http://` only, until
+    /// the grid speaks TLS) [default: an embedded grid].
     #[arg(long, global = true, env = "GRID_MASTER", value_name = "URL")]
     pub master: Option<String>,
     /// Print the grid's own diagnostics on stderr (repeat for more).
@@ -46,9 +49,11 @@ pub enum Command {
     Status(status::StatusCommand),
     Wait(wait::WaitCommand),
     Logs(logs::LogsCommand),
+    Result(result::ResultCommand),
     Cancel(cancel::CancelCommand),
     Jobs(jobs::JobsCommand),
     Nodes(nodes::NodesCommand),
+    Prune(prune::PruneCommand),
     New(new::NewCommand),
 }
 
@@ -61,9 +66,11 @@ impl Command {
             Command::Status(c) => c.execute(global).await,
             Command::Wait(c) => c.execute(global).await,
             Command::Logs(c) => c.execute(global).await,
+            Command::Result(c) => c.execute(global).await,
             Command::Cancel(c) => c.execute(global).await,
             Command::Jobs(c) => c.execute(global).await,
             Command::Nodes(c) => c.execute(global).await,
+            Command::Prune(c) => c.execute(global).await,
             Command::New(c) => c.execute().await,
         }
     }
@@ -93,7 +100,8 @@ mod tests {
         // (subcommand, its summary, a phrase from further down its doc)
         for (name, summary, detail) in [
             ("run", "Run a module on the grid and stream its output here", "Standard input, when it is not a"),
-            ("submit", "Queue a job and print its id", "not `--each`, `--output-dir` or `--stats`"),
+            ("submit", "Queue a job and print its id", "collect later with `grid-cli result ID --output-dir DIR`"),
+            ("result", "Fetch what a finished job left in `/out`", "as `run --output-dir` would have done"),
             ("status", "Show a job's state and result", "fuel, peak memory and wall time"),
             ("new", "Create a guest project in Rust, C or AssemblyScript", "its README says how to build"),
         ] {

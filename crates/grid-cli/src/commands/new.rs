@@ -25,6 +25,15 @@ pub struct NewCommand {
     /// AssemblyScript with its WASI shim.
     #[arg(long, value_enum, default_value_t = Lang::Rust)]
     lang: Lang,
+    /// `new` talks to no master. This stands in for the global `--master`,
+    /// which keeps it out of `new --help` and refuses it after `new`.
+    #[arg(id = "master", long = "master", hide = true, value_name = "URL", value_parser = no_master)]
+    _master: Option<String>,
+}
+
+/// Refuses `new --master URL`: a project is made here, not on a grid.
+fn no_master(_: &str) -> Result<String, String> {
+    Err("`new` makes a project here and talks to no master".into())
 }
 
 /// The languages `new` has a template for.
@@ -68,12 +77,12 @@ impl NewCommand {
             && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
         if !valid {
             return Err(Failure::with(
-                exit::GRID_ERROR,
+                exit::USAGE,
                 format!("`{name}` is not a package name: use letters, digits, `-` and `_`, starting with a letter"),
             ));
         }
         if self.path.exists() {
-            return Err(Failure::with(exit::GRID_ERROR, format!("`{}` already exists", self.path.display())));
+            return Err(Failure::with(exit::USAGE, format!("`{}` already exists", self.path.display())));
         }
         let template = self.lang.template(&name);
         for (rel, text) in template.files {

@@ -48,7 +48,9 @@ impl NodesCommand {
             })
             .collect();
         crate::table::print_table(&header, &rows);
-        if rows.is_empty() {
+        if rows.is_empty() && global.master.is_none() {
+            eprintln!("no nodes connected (the embedded grid starts its node only for `run`)");
+        } else if rows.is_empty() {
             eprintln!("no nodes connected");
         }
         Ok(ExitCode::SUCCESS)

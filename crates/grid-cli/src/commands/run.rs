@@ -2,7 +2,7 @@
 
 use crate::commands::GlobalArgs;
 use crate::exit::{self, Failure};
-use crate::follow::{self, Output};
+use crate::follow::{self, Follower, Output, Role};
 use crate::job::JobArgs;
 use crate::output_dir;
 use anyhow::{Context, Result};
@@ -59,12 +59,14 @@ impl RunCommand {
             spec.dirs.push(out);
             output_dir::create(dir)?;
         }
+        // Listening before the job exists: a signal from now on cancels it.
+        let follower = Follower::new(Role::Owner)?;
         let (job_id, watch) = client.run(spec, self.job.submission()).await?;
         let verbose = global.verbose > 0;
         if verbose {
             eprintln!("grid: job {job_id} queued");
         }
-        let Some(report) = follow::follow(&mut client, master, &job_id, Some(watch), Output::Print, verbose).await?
+        let Some(report) = follower.follow(&mut client, master, &job_id, Some(watch), Output::Print, verbose).await?
         else {
             // Our stdout closed under us: the job was cancelled, and that is fine.
             return Ok(ExitCode::SUCCESS);

@@ -2,7 +2,7 @@
 
 use crate::commands::GlobalArgs;
 use crate::exit;
-use crate::follow::{self, Output};
+use crate::follow::{self, Follower, Output, Role};
 use crate::rpc::Client;
 use anyhow::Result;
 use clap::Parser;
@@ -24,7 +24,9 @@ impl WaitCommand {
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         let master = global.master.as_deref();
         let mut client = Client::connect(master).await?;
-        let report = follow::follow(&mut client, master, &self.job, None, Output::Discard, global.verbose > 0).await?;
+        let verbose = global.verbose > 0;
+        let follower = Follower::new(Role::Watcher)?;
+        let report = follower.follow(&mut client, master, &self.job, None, Output::Discard, verbose).await?;
         Ok(report.map_or(ExitCode::SUCCESS, |r| follow::exit_status(&r)))
     }
 }

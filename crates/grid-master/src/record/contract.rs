@@ -235,11 +235,9 @@ macro_rules! job_store_contract {
                 s.running("running", "node-a", 1);
                 s.flush().await.unwrap();
                 // Nothing finished before the epoch; everything finished before the far future.
-                s.prune(0);
-                s.flush().await.unwrap();
+                assert_eq!(s.prune(0).await.unwrap(), 0);
                 assert!(s.job("old").unwrap().is_some());
-                s.prune(u64::MAX >> 2);
-                s.flush().await.unwrap();
+                assert_eq!(s.prune(u64::MAX >> 2).await.unwrap(), 1, "the finished job, and only it");
                 assert!(s.job("old").unwrap().is_none(), "a finished job outlived --keep-finished");
                 assert!(s.output_of("old").unwrap().is_empty());
                 assert!(s.job("running").unwrap().is_some() && s.job("new").unwrap().is_some());
@@ -344,7 +342,7 @@ macro_rules! job_store_contract {
                 s.finished("j2", &ended(Outcome::Cancelled), false, AttemptEnd::Cancelled);
                 s.flush().await.unwrap();
                 assert!(s.attempts("j2").unwrap().is_empty());
-                s.prune(u64::MAX >> 2);
+                s.prune(u64::MAX >> 2).await.unwrap();
                 s.flush().await.unwrap();
                 assert!(s.attempts("j1").unwrap().is_empty(), "a pruned job's attempts stayed");
             }

@@ -204,7 +204,7 @@ impl JobStore for MemoryStore {
         Ok(self.lock().jobs.values().next_back().map(|j| j.id.clone()))
     }
 
-    fn prune(&self, finished_before_ms: u64) {
+    fn prune(&self, finished_before_ms: u64) -> BoxFuture<'static, Result<usize>> {
         let mut inner = self.lock();
         let old: Vec<(u64, JobId)> = inner
             .jobs
@@ -212,6 +212,7 @@ impl JobStore for MemoryStore {
             .filter(|(_, j)| j.finished_ms.is_some_and(|ms| ms < finished_before_ms))
             .map(|(seq, j)| (*seq, j.id.clone()))
             .collect();
+        let pruned = old.len();
         for (seq, id) in old {
             if let Some(job) = inner.jobs.remove(&seq)
                 && let Some(key) = job.key
@@ -222,6 +223,7 @@ impl JobStore for MemoryStore {
             inner.output.remove(&id);
             inner.attempts.remove(&id);
         }
+        Box::pin(std::future::ready(Ok(pruned)))
     }
 }
 

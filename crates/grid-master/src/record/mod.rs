@@ -213,8 +213,11 @@ pub trait JobStore: Send + Sync + 'static {
     fn newest_id(&self) -> Result<Option<JobId>>;
 
     /// Forgets the jobs that finished before `finished_before_ms`, with
-    /// their output (write-behind, like the other changes).
-    fn prune(&self, finished_before_ms: u64);
+    /// their output, oldest first and a bounded number at once (the next
+    /// prune takes the rest). Write-behind like the other changes: the
+    /// change is made whether or not the answer, how many jobs it forgot
+    /// once that is durable, is awaited.
+    fn prune(&self, finished_before_ms: u64) -> BoxFuture<'static, Result<usize>>;
 }
 
 /// A chunk of output as the record holds it: its number, stream and bytes.

@@ -90,6 +90,7 @@ enum Op {
     },
     Prune {
         finished_before_ms: u64,
+        done: oneshot::Sender<Result<usize>>,
     },
 }
 
@@ -480,8 +481,10 @@ impl JobStore for SqliteStore {
         self.read(|c| c.query_row("SELECT id FROM jobs ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional())
     }
 
-    fn prune(&self, finished_before_ms: u64) {
-        self.send(Op::Prune { finished_before_ms });
+    fn prune(&self, finished_before_ms: u64) -> BoxFuture<'static, Result<usize>> {
+        let (done, committed) = oneshot::channel();
+        self.send(Op::Prune { finished_before_ms, done });
+        answer(committed)
     }
 }
 
@@ -492,6 +495,7 @@ const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec
 enum Ack {
     Inserted(oneshot::Sender<Result<Inserted>>),
     Flushed(oneshot::Sender<Result<()>>),
+    Pruned(oneshot::Sender<Result<usize>>, usize),
 }
 
 impl Ack {
@@ -501,6 +505,7 @@ impl Ack {
         match self {
             Ack::Inserted(done) => drop(done.send(if failed.is_some() { Err(err()) } else { Ok(Inserted::New) })),
             Ack::Flushed(done) => drop(done.send(if failed.is_some() { Err(err()) } else { Ok(()) })),
+            Ack::Pruned(done, n) => drop(done.send(if failed.is_some() { Err(err()) } else { Ok(n) })),
         }
     }
 }
@@ -529,11 +534,11 @@ fn end_attempt(tx: &rusqlite::Transaction<'_>, id: &str, end: AttemptEnd, at_ms:
 /// long; the next prune takes the rest.
 const PRUNED_AT_ONCE: usize = 10_000;
 
-/// Forgets jobs that finished before `before` (ms), oldest first. Walks the
-/// jobs in the order they came and stops at the first submitted after
-/// `before` (it cannot have finished before it), so no index on the finish
-/// time is kept up on every job's end.
-fn prune(tx: &rusqlite::Transaction<'_>, before: i64) -> rusqlite::Result<()> {
+/// Forgets jobs that finished before `before` (ms), oldest first; returns
+/// how many. Walks the jobs in the order they came and stops at the first
+/// submitted after `before` (it cannot have finished before it), so no
+/// index on the finish time is kept up on every job's end.
+fn prune(tx: &rusqlite::Transaction<'_>, before: i64) -> rusqlite::Result<usize> {
     let old: Vec<String> = {
         let mut stmt = tx.prepare_cached("SELECT id, submitted_ms, finished_ms FROM jobs ORDER BY seq")?;
         let mut rows = stmt.query([])?;
@@ -548,12 +553,12 @@ fn prune(tx: &rusqlite::Transaction<'_>, before: i64) -> rusqlite::Result<()> {
         }
         old
     };
-    for id in old {
+    for id in &old {
         tx.prepare_cached("DELETE FROM output WHERE job_id = ?1")?.execute(params![id])?;
         tx.prepare_cached("DELETE FROM attempts WHERE job_id = ?1")?.execute(params![id])?;
         tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![id])?;
     }
-    Ok(())
+    Ok(old.len())
 }
 
 /// Applies changes in batches: everything waiting goes in one transaction.
@@ -635,7 +640,9 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         }
                     }
                     Op::Flush { done } => acks.push(Ack::Flushed(done)),
-                    Op::Prune { finished_before_ms } => prune(&tx, finished_before_ms as i64)?,
+                    Op::Prune { finished_before_ms, done } => {
+                        acks.push(Ack::Pruned(done, prune(&tx, finished_before_ms as i64)?));
+                    }
                 }
             }
             tx.commit()

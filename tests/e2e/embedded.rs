@@ -1,0 +1,188 @@
+//! The embedded grid, as a newcomer meets it: `grid-cli` with no master
+//! named. A job is recorded finished before `run` exits, a command that
+//! only reads starts no node and runs nothing, a job whose `run` died is
+//! ended (never run again), two `run`s at once keep to their own jobs, and
+//! `prune` forgets old finished jobs.
+
+use crate::guests::{self, guest};
+use grid_tests::{Run, Spawned, array, example};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// A user's home of their own: the embedded grid's state lives in its
+/// cache dir.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// `grid-cli ARGS` with no master named, in this home.
+    fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(grid_tests::bin("grid-cli"));
+        cmd.args(args)
+            .env_remove("GRID_MASTER")
+            .env_remove("RUST_LOG")
+            .env("HOME", self.dir.path())
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `grid-cli ARGS` to its end; no command of the embedded grid
+    /// may panic.
+    #[track_caller]
+    fn run(&self, args: &[&str]) -> Run {
+        let run = Run::from(self.cli(args).output().unwrap());
+        assert!(!run.stderr.contains("panicked"), "`grid-cli {}` panicked: {run:#?}", args.join(" "));
+        run
+    }
+
+    #[track_caller]
+    fn jobs(&self) -> Vec<Value> {
+        array(self.run(&["jobs", "--json"]).json())
+    }
+
+    #[track_caller]
+    fn status(&self, id: &str) -> Value {
+        self.run(&["status", "--json", id]).json()
+    }
+
+    /// Polls `jobs` until the newest job is running; returns its id.
+    #[track_caller]
+    fn wait_running(&self) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(job) = self.jobs().first().filter(|j| j["state"] == "running") {
+                return job["id"].as_str().unwrap().to_owned();
+            }
+            assert!(start.elapsed() < grid_tests::READY_TIMEOUT, "no job started running: {:#?}", self.jobs());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Writes a text module into this home and returns its path.
+    fn wat(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.wat"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+#[test]
+fn every_run_is_recorded_finished_before_it_exits_and_never_runs_again() {
+    let home = Home::new();
+    let primes = example("primes");
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let run = home.run(&["run", primes.to_str().unwrap(), "--", "20000"]);
+        run.assert_clean_success();
+        assert!(run.stdout.starts_with("primes below 20000: 2262,"), "run {i}: {run:#?}");
+        let newest = array(home.run(&["jobs", "--limit", "1", "--json"]).json());
+        let job = &newest[0];
+        assert_eq!(
+            (&job["state"], &job["exit_code"]),
+            (&Value::from("succeeded"), &Value::from(0)),
+            "run {i}: {job:#}"
+        );
+        let id = job["id"].as_str().unwrap().to_owned();
+        assert!(!ids.contains(&id), "run {i} shows an earlier job: {job:#}");
+        let status = home.status(&id);
+        assert_eq!(status["state"], "succeeded", "run {i}: {status:#}");
+        ids.push(id);
+    }
+    let jobs = home.jobs();
+    assert_eq!(jobs.len(), 20, "{jobs:#?}");
+    assert!(jobs.iter().all(|j| j["state"] == "succeeded" && j["attempts"] == 1), "a job ran twice: {jobs:#?}");
+}
+
+#[test]
+fn a_killed_run_leaves_its_job_to_be_ended_never_run_again() {
+    let home = Home::new();
+    let sleeper = home.wat("sleeper", &guest(guests::SLEEP_MINUTE));
+    let run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
+    let id = home.wait_running();
+    run.signal("KILL");
+    assert_eq!(run.finish().code, None, "killed by the signal");
+
+    // Reading the record starts no node and changes nothing: the job is as
+    // the killed run left it, not run again.
+    for _ in 0..3 {
+        let job = home.status(&id);
+        assert_eq!((&job["state"], &job["attempts"]), (&Value::from("running"), &Value::from(1)), "{job:#}");
+        let logs = home.run(&["logs", &id]);
+        assert_eq!(logs.code, Some(0), "{logs:#?}");
+        assert_eq!(array(home.run(&["nodes", "--json"]).json()), Vec::<Value>::new(), "a read started a node");
+    }
+    // Nobody follows it on the embedded grid.
+    let wait = home.run(&["wait", &id]);
+    assert_eq!(wait.code, Some(125), "{wait:#?}");
+    let cancel = home.run(&["cancel", &id]);
+    assert_eq!(cancel.code, Some(125), "{cancel:#?}");
+
+    // The next run ends it with the reason, and does not run it.
+    let hello = example("hello");
+    home.run(&["run", hello.to_str().unwrap()]).assert_clean_success();
+    let job = home.status(&id);
+    assert_eq!((&job["state"], &job["attempts"]), (&Value::from("failed"), &Value::from(1)), "{job:#}");
+    let reason = job["reason"].as_str().unwrap();
+    assert!(reason.contains("the grid-cli that ran it exited before it finished"), "{reason}");
+}
+
+#[test]
+fn sigterm_to_an_embedded_run_cancels_its_job() {
+    let home = Home::new();
+    let sleeper = home.wat("sleeper", &guest(guests::SLEEP_MINUTE));
+    let run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
+    let id = home.wait_running();
+    run.signal("TERM");
+    let run = run.finish();
+    run.assert_grid_failure(143, "grid: cancelled (terminated)");
+    assert_eq!(home.status(&id)["state"], "cancelled");
+}
+
+#[test]
+fn two_runs_at_once_each_keep_their_own_job() {
+    let home = Home::new();
+    let nap =
+        home.wat("nap", &guest("(call $sleep (i64.const 2000000000)) (call $print (i32.const 200) (i32.const 6))"));
+    let first = Spawned::start(&mut home.cli(&["run", nap.to_str().unwrap()]));
+    let first_id = home.wait_running();
+    // The second waits for the first's grid, and says so with -v.
+    let hello = home.wat("hello", &guests::hello());
+    let mut second = Spawned::start(&mut home.cli(&["-v", "run", hello.to_str().unwrap()]));
+    second.wait_line(|l| l.contains("waiting for another `grid-cli run`"));
+    let first = first.finish();
+    first.assert_clean_success();
+    assert_eq!(first.stdout, "first\n");
+    let second = second.finish();
+    assert_eq!(second.code, Some(0), "{second:#?}");
+    assert_eq!(second.stdout, "first\n");
+    let jobs = home.jobs();
+    assert_eq!(jobs.len(), 2, "{jobs:#?}");
+    assert!(jobs.iter().all(|j| j["state"] == "succeeded" && j["attempts"] == 1), "{jobs:#?}");
+    assert_eq!(home.status(&first_id)["exit_code"], 0);
+}
+
+#[test]
+fn prune_forgets_old_finished_jobs_of_the_embedded_grid_only() {
+    let home = Home::new();
+    let hello = example("hello");
+    for _ in 0..2 {
+        home.run(&["run", hello.to_str().unwrap()]).assert_clean_success();
+    }
+    let kept = home.run(&["prune", "--older-than", "1d"]);
+    assert_eq!(kept.code, Some(0), "{kept:#?}");
+    assert!(kept.stdout.starts_with("pruned 0 finished jobs older than 1day"), "{kept:#?}");
+    assert_eq!(home.jobs().len(), 2);
+    let pruned = home.run(&["prune", "--older-than", "0s"]);
+    assert!(pruned.stdout.starts_with("pruned 2 finished jobs"), "{pruned:#?}");
+    assert_eq!(home.jobs(), Vec::<Value>::new());
+
+    let named = home.run(&["--master", "http://127.0.0.1:1", "prune"]);
+    named.assert_grid_failure(125, "grid-master --keep-finished");
+}
