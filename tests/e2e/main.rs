@@ -10,6 +10,7 @@ mod guests;
 mod hostile;
 mod languages;
 mod limits;
+mod pipes;
 mod quotas;
 mod records;
 mod recovery;

@@ -120,15 +120,10 @@ pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_di
     bar.finish_and_clear();
     failed.sort();
     for f in &failed {
-        eprintln!("grid: {f}");
+        errln!("grid: {f}");
     }
     let ok = inputs.len() - failed.len();
-    eprintln!(
-        "grid: {} jobs: {ok} succeeded, {} failed; output in `{}`",
-        inputs.len(),
-        failed.len(),
-        out_dir.display()
-    );
+    errln!("grid: {} jobs: {ok} succeeded, {} failed; output in `{}`", inputs.len(), failed.len(), out_dir.display());
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

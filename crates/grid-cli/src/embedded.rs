@@ -171,7 +171,7 @@ async fn lock(dir: &Path) -> Result<File> {
             }
         }
         if !said && (verbose || std::io::stderr().is_terminal()) {
-            eprintln!(
+            errln!(
                 "grid: waiting for another `grid-cli run` on the embedded grid to end (it holds `{}`)",
                 path.display()
             );

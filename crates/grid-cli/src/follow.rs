@@ -248,7 +248,7 @@ impl Follower {
 fn say(waiting: &Option<Waiting>, line: &str) {
     match waiting {
         Some(w) => w.say(line),
-        None => eprintln!("{line}"),
+        None => errln!("{line}"),
     }
 }
 
@@ -274,7 +274,7 @@ fn emit(
 
 /// Prints the job's cost on stderr (for `--stats` and `-v`).
 pub fn print_stats(job_id: &str, report: &JobReport) {
-    eprintln!(
+    errln!(
         "grid: job {job_id} on node `{}`: {}, fuel {} of {}, peak memory {}, wall {:.1?}, start-up {:.1?}",
         report.node,
         report.outcome,
@@ -290,7 +290,7 @@ pub fn print_stats(job_id: &str, report: &JobReport) {
 /// did not exit by itself.
 pub fn exit_status(report: &JobReport) -> ExitCode {
     if report.outcome.exit_code().is_none() {
-        eprintln!("grid: {}", report.reason());
+        errln!("grid: {}", report.reason());
     }
     ExitCode::from(exit::for_outcome(&report.outcome))
 }

@@ -1,6 +1,9 @@
 //! The `grid-cli` binary: parse flags, run the subcommand, map errors to
 //! one `grid:` line and a documented exit code.
 
+#[macro_use]
+mod out;
+
 mod commands;
 mod each;
 mod embedded;
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
     // `new` talks to no master, whatever `$GRID_MASTER` says.
     let talks_to_master = !matches!(cli.command, commands::Command::New(_));
     if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
-        eprintln!("grid: {why}");
+        errln!("grid: {why}");
         return ExitCode::from(exit::USAGE);
     }
     let filter = match cli.global.verbose {
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("grid: failed to start the async runtime: {e}");
+            errln!("grid: failed to start the async runtime: {e}");
             return ExitCode::from(exit::GRID_ERROR);
         }
     };
@@ -77,7 +80,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let code = e.downcast_ref::<exit::Failure>().map_or(exit::GRID_ERROR, |f| f.code);
-            eprintln!("grid: {e:#}");
+            errln!("grid: {e:#}");
             ExitCode::from(code)
         }
     }

@@ -45,8 +45,9 @@ pub fn render<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Strin
 }
 
 /// Prints [`render`]'s table on stdout.
-pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    print!("{}", render(header, rows));
+pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::stdout().write_all(render(header, rows).as_bytes())
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ impl Waiting {
         if self.terminal {
             self.spin(text);
         } else if self.verbose && row.state == JobState::Queued && !row.waiting.is_empty() && row.waiting != self.said {
-            eprintln!("grid: job {} waits: {}", self.job_id, row.waiting);
+            errln!("grid: job {} waits: {}", self.job_id, row.waiting);
             self.said = row.waiting.clone();
         }
     }
@@ -77,8 +77,8 @@ impl Waiting {
     /// Prints a line on stderr, with the spinner out of its way.
     pub fn say(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.suspend(|| errln!("{line}")),
+            None => errln!("{line}"),
         }
     }
 

@@ -31,13 +31,13 @@ impl CancelCommand {
                     ),
                 ));
             }
-            println!("{} had already ended", self.job);
+            outln!("{} had already ended", self.job)?;
             return Ok(ExitCode::SUCCESS);
         }
         if client.cancel(&self.job).await? {
-            println!("cancelling {}", self.job);
+            outln!("cancelling {}", self.job)?;
         } else {
-            println!("{} had already ended", self.job);
+            outln!("{} had already ended", self.job)?;
         }
         Ok(ExitCode::SUCCESS)
     }

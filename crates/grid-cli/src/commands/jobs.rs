@@ -100,7 +100,7 @@ impl JobsCommand {
         let jobs = client.jobs(&query, self.limit).await?;
         if self.json {
             let all: Vec<_> = jobs.iter().map(to_json).collect();
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            outln!("{}", serde_json::to_string_pretty(&all)?)?;
             return Ok(ExitCode::SUCCESS);
         }
         let now = when::now_ms();
@@ -132,7 +132,7 @@ impl JobsCommand {
             })
             .collect();
         let header = ["ID", "STATE", "TENANT", "NODE", "MODULE", "SUBMITTED", "STARTED", "ENDED", "DURATION", "RESULT"];
-        crate::table::print_table(&header, &rows);
+        crate::table::print_table(&header, &rows)?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -92,7 +92,7 @@ impl NewCommand {
             }
             std::fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))?;
         }
-        println!("created `{}`: cd into it and run `{}`", self.path.display(), template.build);
+        outln!("created `{}`: cd into it and run `{}`", self.path.display(), template.build)?;
         Ok(ExitCode::SUCCESS)
     }
 }

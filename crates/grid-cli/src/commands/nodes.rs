@@ -25,7 +25,7 @@ impl NodesCommand {
         let mut client = Client::connect(global.master.as_deref()).await?;
         let nodes = client.nodes().await?;
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&nodes)?);
+            outln!("{}", serde_json::to_string_pretty(&nodes)?)?;
             return Ok(ExitCode::SUCCESS);
         }
         let header =
@@ -47,11 +47,11 @@ impl NodesCommand {
                 ]
             })
             .collect();
-        crate::table::print_table(&header, &rows);
+        crate::table::print_table(&header, &rows)?;
         if rows.is_empty() && global.master.is_none() {
-            eprintln!("no nodes connected (the embedded grid starts its node only for `run`)");
+            errln!("no nodes connected (the embedded grid starts its node only for `run`)");
         } else if rows.is_empty() {
-            eprintln!("no nodes connected");
+            errln!("no nodes connected");
         }
         Ok(ExitCode::SUCCESS)
     }

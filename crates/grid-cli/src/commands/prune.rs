@@ -41,11 +41,11 @@ impl PruneCommand {
         }
         let (pruned, record) = embedded::prune(self.older_than).await?;
         let jobs = if pruned == 1 { "job" } else { "jobs" };
-        println!(
+        outln!(
             "pruned {pruned} finished {jobs} older than {} from `{}`",
             format_duration(self.older_than),
             record.display()
-        );
+        )?;
         Ok(ExitCode::SUCCESS)
     }
 }

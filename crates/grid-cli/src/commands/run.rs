@@ -64,7 +64,7 @@ impl RunCommand {
         let (job_id, watch) = client.run(spec, self.job.submission()).await?;
         let verbose = global.verbose > 0;
         if verbose {
-            eprintln!("grid: job {job_id} queued");
+            errln!("grid: job {job_id} queued");
         }
         let Some(report) = follower.follow(&mut client, master, &job_id, Some(watch), Output::Print, verbose).await?
         else {

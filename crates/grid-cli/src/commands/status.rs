@@ -83,41 +83,41 @@ impl StatusCommand {
         let mut client = Client::connect(global.master.as_deref()).await?;
         let j = client.job(&self.job).await?;
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&to_json(&j))?);
+            outln!("{}", serde_json::to_string_pretty(&to_json(&j))?)?;
             return Ok(ExitCode::SUCCESS);
         }
-        println!("job       {}", j.id);
-        println!("state     {}", j.state);
+        outln!("job       {}", j.id)?;
+        outln!("state     {}", j.state)?;
         if !j.waiting.is_empty() {
-            println!("          {}", j.waiting);
+            outln!("          {}", j.waiting)?;
         }
-        println!("tenant    {} (priority {})", j.tenant, j.priority);
+        outln!("tenant    {} (priority {})", j.tenant, j.priority)?;
         if !j.node.is_empty() {
-            println!("node      {}", j.node);
+            outln!("node      {}", j.node)?;
         }
-        println!("attempts  {}", j.attempts);
+        outln!("attempts  {}", j.attempts)?;
         for a in &j.history {
             let ended = a.ended_ms.map_or("now".to_owned(), when::moment);
             let end = a.end.map_or("running", |e| e.as_str());
-            println!("          {}. {} from {} to {ended}: {end}", a.number, a.node, when::moment(a.started_ms));
+            outln!("          {}. {} from {} to {ended}: {end}", a.number, a.node, when::moment(a.started_ms))?;
         }
-        println!("submitted {}", when::moment(j.submitted_ms));
+        outln!("submitted {}", when::moment(j.submitted_ms))?;
         if let Some(started) = j.started_ms {
-            println!("started   {}", when::moment(started));
+            outln!("started   {}", when::moment(started))?;
         }
         if let Some(ended) = j.finished_ms {
             let took = duration_ms(&j).map_or(String::new(), |ms| format!(" (ran {})", when::span(ms)));
-            println!("ended     {}{took}", when::moment(ended));
+            outln!("ended     {}{took}", when::moment(ended))?;
         }
-        println!("module    {}", j.module);
+        outln!("module    {}", j.module)?;
         if let Some(r) = &j.result {
             match r.outcome.exit_code() {
-                Some(code) => println!("exit code {code}"),
-                None => println!("reason    {}", r.reason()),
+                Some(code) => outln!("exit code {code}")?,
+                None => outln!("reason    {}", r.reason())?,
             }
-            println!("fuel      {} of {}", format_fuel(r.fuel_used), format_fuel(r.fuel_limit));
-            println!("memory    {}", bytesize::ByteSize(r.peak_memory).display().iec());
-            println!("wall      {:.1?}", r.wall);
+            outln!("fuel      {} of {}", format_fuel(r.fuel_used), format_fuel(r.fuel_limit))?;
+            outln!("memory    {}", bytesize::ByteSize(r.peak_memory).display().iec())?;
+            outln!("wall      {:.1?}", r.wall)?;
         }
         Ok(ExitCode::SUCCESS)
     }

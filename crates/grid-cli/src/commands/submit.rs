@@ -35,7 +35,7 @@ impl SubmitCommand {
         let (mut client, mut spec) = self.job.prepare(global.master.as_deref(), &stdin).await?;
         spec.dirs.extend(out);
         let job_id = client.submit(spec, self.job.submission()).await?;
-        println!("{job_id}");
+        outln!("{job_id}")?;
         Ok(ExitCode::SUCCESS)
     }
 }
