@@ -37,3 +37,22 @@ fn every_verb_exits_quietly_into_a_closed_pipe() {
         assert!(run.grid_lines().is_empty(), "`grid-cli {}` complained: {run:#?}", args.join(" "));
     }
 }
+
+#[test]
+fn a_closed_stderr_leaves_run_its_stdout_and_its_job() {
+    let grid = GridSandbox::start(1);
+    // stderr first, then (a moment later) stdout, then exit 3.
+    let body = "(call $eprint (i32.const 200) (i32.const 6)) (call $sleep (i64.const 200000000)) \
+                (call $print (i32.const 220) (i32.const 7)) (call $exit (i32.const 3))";
+    let module = grid.wat("both", &crate::guests::guest(body));
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = grid
+        .cli(&["run", module.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(writer))
+        .output()
+        .expect("run grid-cli");
+    assert_eq!(out.status.code(), Some(3), "{out:#?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "second\n");
+}

@@ -19,6 +19,10 @@ const REATTACH_FOR: Duration = Duration::from_secs(120);
 /// How long an owner waits for its job to end once it has asked it to stop.
 const CANCEL_WITHIN: Duration = Duration::from_secs(10);
 
+/// How long a call made while following (a cancel, a look at the job's
+/// state) may take before it is given up, so that signals stay heard.
+const CALL_WITHIN: Duration = Duration::from_secs(5);
+
 /// What to do with the job's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -80,6 +84,9 @@ impl Follower {
         // runs again, its output is replayed from the start and this much of it
         // is skipped: a program that prints the same again reads seamlessly.
         let mut printed = [0usize; 2];
+        // A closed stderr (`2> >(head -1)`) only stops the job's stderr
+        // here: its stdout still matters, and so does the job.
+        let mut stderr_gone = false;
         let mut lost_at: Option<Instant> = None;
         let result = loop {
             if let Some(since) = lost_at {
@@ -124,7 +131,8 @@ impl Follower {
                 let event = tokio::select! {
                     e = watch.next() => e,
                     _ = poll.tick(), if polling => {
-                        if let (Some(w), Ok(row)) = (waiting.as_mut(), client.job(job_id).await) {
+                        let row = tokio::time::timeout(CALL_WITHIN, client.job(job_id)).await;
+                        if let (Some(w), Ok(Ok(row))) = (waiting.as_mut(), row) {
                             w.show(&row);
                         }
                         continue;
@@ -146,7 +154,11 @@ impl Follower {
                         if let Some(w) = waiting.as_mut() {
                             w.clear();
                         }
-                        client.cancel(job_id).await?;
+                        // A master that does not answer must not keep a second
+                        // signal from being heard.
+                        if let Ok(cancelled) = tokio::time::timeout(CALL_WITHIN, client.cancel(job_id)).await {
+                            cancelled?;
+                        }
                         continue;
                     }
                     _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
@@ -188,8 +200,15 @@ impl Follower {
                             OutputStream::Stdout => {
                                 emit(output, &mut std::io::stdout(), &data, &mut seen[0], &mut printed[0])
                             }
+                            OutputStream::Stderr if stderr_gone => Ok(()),
                             OutputStream::Stderr => {
-                                emit(output, &mut std::io::stderr(), &data, &mut seen[1], &mut printed[1])
+                                match emit(output, &mut std::io::stderr(), &data, &mut seen[1], &mut printed[1]) {
+                                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                                        stderr_gone = true;
+                                        Ok(())
+                                    }
+                                    written => written,
+                                }
                             }
                         }
                     }

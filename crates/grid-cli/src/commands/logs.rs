@@ -45,7 +45,10 @@ impl LogsCommand {
         for (stream, data) in chunks {
             match stream {
                 OutputStream::Stdout => std::io::stdout().write_all(&data)?,
-                OutputStream::Stderr => std::io::stderr().write_all(&data)?,
+                // A closed stderr leaves stdout to be written.
+                OutputStream::Stderr => {
+                    let _ = std::io::stderr().write_all(&data);
+                }
             }
         }
         std::io::stdout().flush()?;
