@@ -3,10 +3,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The last moment RFC 3339 can write, `9999-12-31T23:59:59Z`, in ms.
+const LAST_MS: u64 = 253_402_300_799_000;
+
 /// A moment, in ms since the Unix epoch, as RFC 3339 in UTC to the second:
-/// `2026-12-03T06:40:00Z`.
+/// `2026-12-03T06:40:00Z`. A time past the year 9999 (a master's nonsense)
+/// is shown as the last moment there is.
 pub fn moment(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.min(LAST_MS))).to_string()
 }
 
 /// A moment as a listing shows it, given the time `now_ms`: `06:40:00` if
@@ -44,6 +48,12 @@ mod tests {
         assert_eq!(moment(at), "2026-12-03T06:40:00Z");
         assert_eq!(short(at, at + 3_600_000), "06:40:00");
         assert_eq!(short(at, at + 86_400_000), "2026-12-03 06:40");
+    }
+
+    #[test]
+    fn a_moment_past_the_year_9999_does_not_panic() {
+        assert_eq!(moment(u64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(short(u64::MAX, 0), "9999-12-31 23:59");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct JobsCommand {
     /// Only this tenant's jobs.
     #[arg(long, value_name = "NAME")]
     tenant: Option<String>,
-    /// Only jobs whose last attempt ran on this node.
+    /// Only jobs running on this node or that ended on it.
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
     /// Only jobs of this module: a module file, or the start of its sha256

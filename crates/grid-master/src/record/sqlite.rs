@@ -129,7 +129,10 @@ impl SqliteStore {
             "started_ms INTEGER",
             "fingerprint TEXT",
         ] {
-            let _ = writer.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []);
+            match writer.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []) {
+                Err(e) if !e.to_string().contains("duplicate column name") => return Err(db_err(path)(e)),
+                _ => {}
+            }
         }
         let reader = open_conn(path, fsync)?;
         let (tx, rx) = mpsc::channel();
@@ -576,7 +579,10 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
         // refused (a duplicate idempotency key) can read the winner.
         let mut refusals = Vec::new();
         let result = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
+            // Immediate: a batch that reads before it writes (a prune) must
+            // not fail halfway on another process's commit (`grid-cli prune`
+            // beside an embedded `run`); it waits for the busy timeout.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for op in batch {
                 match op {
                     Op::Insert { id, meta, spec, submitted_ms, fingerprint, done } => {
