@@ -2,7 +2,7 @@
 //! nodes declare and report, and how jobs and nodes are shown. Plain data,
 //! no behaviour beyond conversions.
 
-use grid_core::{Attempt, Capacity, JobReport, JobSpec, JobState, ModuleHash, OutputStream};
+use grid_core::{Attempt, AttemptEnd, Capacity, JobReport, JobSpec, JobState, ModuleHash, Outcome, OutputStream};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -140,6 +140,38 @@ pub struct JobSummary {
     pub history: Vec<Attempt>,
 }
 
+impl JobSummary {
+    /// The job with its attempts: those the record holds, completed from
+    /// what memory knows of a live job. Attempts are written behind, so the
+    /// record may not have the last one yet, or not its end; reading it
+    /// this way needs no flush, so a status call never makes the record
+    /// commit (a flood of them cannot slow every submission).
+    pub fn with_history(mut self, mut recorded: Vec<Attempt>) -> Self {
+        let last = recorded.last().map_or(0, |a| a.number);
+        if self.attempts > last
+            && !self.node.is_empty()
+            && let Some(started_ms) = self.started_ms
+        {
+            recorded.push(Attempt {
+                number: self.attempts,
+                node: self.node.clone(),
+                started_ms,
+                ended_ms: None,
+                end: None,
+            });
+        }
+        if let (Some(result), Some(ended_ms)) = (&self.result, self.finished_ms)
+            && let Some(final_attempt) = recorded.last_mut().filter(|a| a.number == self.attempts && a.end.is_none())
+        {
+            final_attempt.ended_ms = Some(ended_ms);
+            final_attempt.end =
+                Some(if result.outcome == Outcome::Cancelled { AttemptEnd::Cancelled } else { AttemptEnd::Finished });
+        }
+        self.history = recorded;
+        self
+    }
+}
+
 impl From<StoredJob> for JobSummary {
     fn from(j: StoredJob) -> Self {
         JobSummary {
@@ -158,5 +190,59 @@ impl From<StoredJob> for JobSummary {
             result: j.result,
             history: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(state: JobState, attempts: u32, node: &str) -> JobSummary {
+        JobSummary {
+            id: "j".into(),
+            state,
+            tenant: String::new(),
+            priority: 0,
+            waiting: None,
+            node: node.into(),
+            attempts,
+            submitted_ms: 1,
+            started_ms: Some(10),
+            finished_ms: None,
+            module: ModuleHash::of(b""),
+            args: Vec::new(),
+            result: None,
+            history: Vec::new(),
+        }
+    }
+
+    fn attempt(number: u32, node: &str, end: Option<AttemptEnd>) -> Attempt {
+        Attempt { number, node: node.into(), started_ms: 5, ended_ms: end.map(|_| 8), end }
+    }
+
+    #[test]
+    fn a_live_job_completes_the_attempts_the_record_has_not_written_yet() {
+        // The record has the first attempt, lost; memory knows the second runs.
+        let running =
+            summary(JobState::Running, 2, "beta").with_history(vec![attempt(1, "alpha", Some(AttemptEnd::Lost))]);
+        assert_eq!(
+            running.history,
+            vec![
+                attempt(1, "alpha", Some(AttemptEnd::Lost)),
+                Attempt { number: 2, node: "beta".into(), started_ms: 10, ended_ms: None, end: None }
+            ]
+        );
+
+        // The job ended; the record has its attempt but not yet its end.
+        let mut ended = summary(JobState::Cancelled, 1, "alpha");
+        ended.finished_ms = Some(20);
+        ended.result = Some(JobReport::before_start(Outcome::Cancelled, "alpha", &grid_core::Limits::default()));
+        let ended = ended.with_history(vec![attempt(1, "alpha", None)]);
+        assert_eq!(ended.history[0].end, Some(AttemptEnd::Cancelled));
+        assert_eq!(ended.history[0].ended_ms, Some(20));
+
+        // What the record has whole stays as it is; a queued job adds nothing.
+        let whole = vec![attempt(1, "alpha", Some(AttemptEnd::Lost))];
+        assert_eq!(summary(JobState::Queued, 1, "").with_history(whole.clone()).history, whole);
     }
 }

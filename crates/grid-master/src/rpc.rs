@@ -277,7 +277,9 @@ impl Master for MasterService {
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::JobInfo>, Status> {
         let id = req.into_inner().job_id;
-        let summary = match self.live.summary(&id) {
+        let in_memory = self.live.summary(&id);
+        let live = in_memory.is_some();
+        let summary = match in_memory {
             // Memory may hold a job's args cut (the whole spec is in the
             // record); one job's status shows them whole.
             Some(mut s) if s.args.iter().map(String::len).sum::<usize>() >= crate::record::INPUT_KEPT / 2 => {
@@ -289,11 +291,17 @@ impl Master for MasterService {
             Some(s) => s,
             None => self.stored(&id).await?.map(JobSummary::from).ok_or(MasterError::JobNotFound(id.clone()))?,
         };
-        // Attempts are written behind: what was changed before this call
-        // is in the record once it is flushed.
-        self.live.store().flush().await?;
-        let history = self.read(move |store| store.attempts(&id)).await?;
-        Ok(Response::new(info_to_pb(JobSummary { history, ..summary })))
+        let recorded = self.read(move |store| store.attempts(&id)).await;
+        let recorded = match recorded {
+            Ok(recorded) => recorded,
+            // A live job is shown from memory when its history cannot be read.
+            Err(e) if live => {
+                tracing::warn!("failed to read a job's attempts: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Response::new(info_to_pb(summary.with_history(recorded))))
     }
 
     async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
