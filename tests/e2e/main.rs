@@ -15,4 +15,5 @@ mod scaffold;
 mod scheduling;
 mod sdk;
 mod sharing;
+mod shutdown;
 mod verbs;

@@ -3,7 +3,7 @@
 
 use super::{Inserted, JobStore, NewJob, OutputChunk, Page, Unfinished};
 use crate::error::Result;
-use crate::model::{JobId, StoredJob};
+use crate::model::{JobId, NodeRecord, StoredJob};
 use futures::future::BoxFuture;
 use grid_core::{JobReport, JobState, OutputStream};
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +19,8 @@ struct Jobs {
     /// When each finished job finished, in ms since the epoch.
     finished_ms: HashMap<JobId, u64>,
     next: u64,
+    /// Nodes' histories by name.
+    nodes: HashMap<String, NodeRecord>,
 }
 
 impl Jobs {
@@ -174,6 +176,24 @@ impl JobStore for MemoryStore {
             inner.output.remove(&id);
             inner.finished_ms.remove(&id);
         }
+    }
+
+    fn nodes_seen(&self, nodes: Vec<NodeRecord>) {
+        let mut inner = self.lock();
+        for node in nodes {
+            inner.nodes.insert(node.name.clone(), node);
+        }
+    }
+
+    fn node(&self, name: &str) -> Result<Option<NodeRecord>> {
+        Ok(self.lock().nodes.get(name).cloned())
+    }
+
+    fn nodes(&self, limit: usize) -> Result<Vec<NodeRecord>> {
+        let mut all: Vec<NodeRecord> = self.lock().nodes.values().cloned().collect();
+        all.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then_with(|| a.name.cmp(&b.name)));
+        all.truncate(limit);
+        Ok(all)
     }
 }
 

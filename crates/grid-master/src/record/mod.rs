@@ -15,7 +15,7 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
-use crate::model::{JobId, StoredJob};
+use crate::model::{JobId, NodeRecord, StoredJob};
 use futures::future::BoxFuture;
 use grid_core::{JobReport, JobSpec, JobState, OutputStream, Submission};
 
@@ -158,6 +158,17 @@ pub trait JobStore: Send + Sync + 'static {
     /// Forgets the jobs that finished before `finished_before_ms`, with
     /// their output (write-behind, like the other changes).
     fn prune(&self, finished_before_ms: u64);
+
+    /// Nodes' histories as they stand now, each replacing what the record
+    /// held of that name (write-behind, like the other changes).
+    fn nodes_seen(&self, nodes: Vec<NodeRecord>);
+
+    /// The history of the node named `name`.
+    fn node(&self, name: &str) -> Result<Option<NodeRecord>>;
+
+    /// The histories of at most `limit` nodes, the most recently seen
+    /// first.
+    fn nodes(&self, limit: usize) -> Result<Vec<NodeRecord>>;
 }
 
 /// A chunk of output as the record holds it: its number, stream and bytes.
