@@ -54,6 +54,7 @@ fn check_clean_shutdown(signal: &str) {
     let nap = napper(&grid, 3);
     let run = spawn(&grid, &["run", &nap]);
     let id = running_job(&grid);
+    let ran_on = grid.status(&id)["node"].as_str().unwrap().to_owned();
 
     grid.signal_master(signal);
     let started = Instant::now();
@@ -67,6 +68,9 @@ fn check_clean_shutdown(signal: &str) {
     grid.wait_for_nodes();
     let names: Vec<Value> = grid.nodes().iter().map(|n| n["name"].clone()).collect();
     assert_eq!(names, ["node-0", "node-1"], "the nodes did not both rejoin");
+    // The node was told why its session ended, and stopped the job.
+    let node_log = grid.node_log(&ran_on);
+    assert!(node_log.contains("the master is shutting down"), "{node_log}\n{}", grid.master_log());
 
     let out = Run::from(run.wait_with_output().unwrap());
     assert_eq!(out.code, Some(3), "{out:#?}");

@@ -459,9 +459,13 @@ impl LiveState {
     /// ends with a node error.
     pub fn node_gone(&self, node: NodeId, why: &str, state: NodeState) {
         let mut inner = self.lock();
-        // A node that leaves as the master shuts down has not gone anywhere.
-        let state = (!inner.closing).then_some(state);
-        self.drop_node(&mut inner, node, why, state);
+        // A node that leaves as the master shuts down has not gone anywhere,
+        // and runs nothing (its jobs were handed back). Its orders channel
+        // stays open, so its session ends with the shutdown's status only.
+        if inner.closing {
+            return;
+        }
+        self.drop_node(&mut inner, node, why, Some(state));
         self.dispatch(&mut inner);
     }
 
