@@ -46,6 +46,14 @@ impl NodeHistory {
         }
     }
 
+    /// A connected node was seen now (as the master shuts down, say).
+    pub fn seen(&mut self, name: &str) {
+        if let Some(r) = self.nodes.get_mut(name) {
+            r.last_seen_ms = now_ms();
+            self.dirty.insert(name.to_owned());
+        }
+    }
+
     /// A node ended a job it ran, burning `fuel`.
     pub fn ran(&mut self, name: &str, fuel: u64) {
         if let Some(r) = self.nodes.get_mut(name) {

@@ -509,6 +509,10 @@ impl LiveState {
     pub fn shut_down(&self) -> usize {
         let mut inner = self.lock();
         inner.closing = true;
+        let Inner { nodes, history, .. } = &mut *inner;
+        for n in nodes.values() {
+            history.seen(&n.reg.name);
+        }
         let running: Vec<(NodeId, JobId)> =
             inner.nodes.iter().flat_map(|(node, n)| n.running.iter().map(|id| (*node, id.clone()))).collect();
         for (node, id) in &running {
