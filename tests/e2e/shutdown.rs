@@ -5,7 +5,7 @@
 //! remembers them across sessions and restarts.
 
 use crate::guests;
-use grid_tests::rogue::RogueClient;
+use grid_tests::rogue::{self, RogueClient};
 use grid_tests::{GridSandbox, Run, number};
 use serde_json::Value;
 use std::process::{Child, Stdio};
@@ -104,7 +104,7 @@ const FLOOD: &str = r#"(module
       (br $l))))"#;
 
 #[test]
-fn a_master_whose_watcher_stops_reading_still_exits() {
+fn a_master_whose_watcher_and_uploader_stop_still_exits() {
     let mut grid = GridSandbox::start(1);
     let flood = grid.wat("flood", FLOOD);
     let id = grid.submit(&["--output-limit", "16MiB", flood.to_str().unwrap()]);
@@ -112,9 +112,12 @@ fn a_master_whose_watcher_stops_reading_still_exits() {
     // It reads the first event of 16 MiB and then nothing.
     let watcher = RogueClient::connect(grid.url()).stalled_watch(&id);
     assert!(matches!(watcher.first, Ok(Some(_))), "{:?}", watcher.first);
+    // And an upload that sends part of a module and then nothing, which
+    // only the master's upload timeout (30 s) would end.
+    let upload = RogueClient::connect(grid.url()).stalled_upload(&rogue::fake_hashes(1, 1)[0], 1 << 20, 1024);
     grid.signal_master("TERM");
     assert_eq!(grid.wait_master_exit(EXIT_WITHIN), Some(0), "{}", grid.master_log());
-    drop(watcher);
+    drop((watcher, upload));
 }
 
 #[test]
