@@ -20,5 +20,6 @@ mod scaffold;
 mod scheduling;
 mod sdk;
 mod sharing;
+mod shutdown;
 mod signals;
 mod verbs;

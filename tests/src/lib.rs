@@ -351,8 +351,39 @@ impl GridSandbox {
         self.dir.path().join("master")
     }
 
-    /// Kills the master with SIGKILL and starts it again on the same address
-    /// and data dir.
+    /// Sends `signal` (e.g. `TERM`) to the master.
+    pub fn signal_master(&self, signal: &str) {
+        let pid = self.master.id().to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the master to exit by itself within `limit` and returns
+    /// its exit code; fails the test (with the master's log) if it does not.
+    #[track_caller]
+    pub fn wait_master_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.master.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(start.elapsed() < limit, "the master did not exit within {limit:?}:\n{}", self.master_log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A `grid-node` command for this sandbox's master, named `name`, with
+    /// its data under the sandbox dir's `dir`: for nodes the sandbox does
+    /// not keep.
+    pub fn node_command(&self, name: &str, dir: &str) -> Command {
+        let mut cmd = Command::new(bin("grid-node"));
+        cmd.args(["--master", &self.url, "--name", name, "--cache-dir"]).arg(self.dir.path().join(dir));
+        cmd.env_remove("RUST_LOG").stdin(Stdio::null());
+        cmd
+    }
+
+    /// Kills the master with SIGKILL (if it still runs) and starts it again
+    /// on the same address and data dir.
     pub fn restart_master(&mut self) {
         let _ = self.master.kill();
         let _ = self.master.wait();
@@ -443,6 +474,13 @@ impl GridSandbox {
     #[track_caller]
     pub fn nodes(&self) -> Vec<Value> {
         array(self.run(&["nodes", "--json"]).json())
+    }
+
+    /// `grid-cli nodes --all --json`: the nodes connected, then those that
+    /// are not.
+    #[track_caller]
+    pub fn all_nodes(&self) -> Vec<Value> {
+        array(self.run(&["nodes", "--all", "--json"]).json())
     }
 
     /// `grid-cli nodes --json`, or `None` while the master does not answer.

@@ -228,7 +228,7 @@ pub struct RogueNode {
 }
 
 /// A registration claiming one slot, 10^15 fuel, and generous per-job
-/// ceilings.
+/// ceilings, with an identity no other registration has.
 pub fn registration(name: &str, cached: Vec<String>) -> pb::Register {
     let fuel = 1_000_000_000_000_000;
     pb::Register {
@@ -246,8 +246,12 @@ pub fn registration(name: &str, cached: Vec<String>) -> pb::Register {
             fuel_available: fuel,
         }),
         cached_hashes: cached,
+        identity: format!("rogue-{:x}", NEXT_IDENTITY.fetch_add(1, Ordering::Relaxed)),
     }
 }
+
+/// Each registration a rogue identity of its own.
+static NEXT_IDENTITY: AtomicU64 = AtomicU64::new(0);
 
 fn msg(m: pb::node_message::Msg) -> pb::NodeMessage {
     pb::NodeMessage { msg: Some(m) }

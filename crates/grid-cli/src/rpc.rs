@@ -33,6 +33,8 @@ pub enum Event {
 #[derive(Debug, serde::Serialize)]
 pub struct NodeRow {
     pub name: String,
+    /// `ready` or `draining` while connected, `gone` or `lost` after.
+    pub state: String,
     pub address: String,
     pub slots_used: u32,
     pub slots_total: u32,
@@ -44,6 +46,10 @@ pub struct NodeRow {
     pub jobs_run: u64,
     pub fuel_burned: u64,
     pub lost_jobs: u64,
+    /// When a node of this name first registered (ms since the epoch).
+    pub first_seen_ms: u64,
+    /// When it was last seen connected (ms since the epoch).
+    pub last_seen_ms: u64,
 }
 
 /// A job as `status` and `jobs` show it.
@@ -142,7 +148,7 @@ impl Client {
                 // The embedded node registers within milliseconds; wait for
                 // it so that the first job already has a node.
                 for _ in 0..500 {
-                    if !client.nodes().await?.is_empty() {
+                    if !client.nodes(false).await?.is_empty() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -258,13 +264,15 @@ impl Client {
         Ok(jobs)
     }
 
-    /// The nodes connected to the master.
-    pub async fn nodes(&mut self) -> Result<Vec<NodeRow>> {
-        let nodes = self.master.list_nodes(pb::ListNodesRequest {}).await.map_err(status)?.into_inner().nodes;
+    /// The nodes connected to the master; with `all`, also those that left
+    /// or were lost, the most recently seen first.
+    pub async fn nodes(&mut self, all: bool) -> Result<Vec<NodeRow>> {
+        let nodes = self.master.list_nodes(pb::ListNodesRequest { all }).await.map_err(status)?.into_inner().nodes;
         Ok(nodes
             .into_iter()
             .map(|n| NodeRow {
                 name: n.name,
+                state: n.state,
                 address: n.address,
                 slots_used: n.slots_used,
                 slots_total: n.slots_total,
@@ -276,6 +284,8 @@ impl Client {
                 jobs_run: n.jobs_run,
                 fuel_burned: n.fuel_burned,
                 lost_jobs: n.lost_jobs,
+                first_seen_ms: n.first_seen_ms,
+                last_seen_ms: n.last_seen_ms,
             })
             .collect())
     }

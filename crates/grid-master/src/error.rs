@@ -37,6 +37,12 @@ pub enum MasterError {
     /// The caller may not make this call.
     #[error("{0}")]
     Refused(String),
+    /// A node registered with the name of another connected node.
+    #[error("a node named `{0}` is already connected; give this node another --name")]
+    NameTaken(String),
+    /// The master is shutting down and takes no new work.
+    #[error("the master is shutting down")]
+    ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
     #[error("i/o error on `{path}`: {source}")]
@@ -81,6 +87,8 @@ impl From<MasterError> for tonic::Status {
             MasterError::Stalled(_) => Status::deadline_exceeded(msg),
             MasterError::Refused(_) => Status::permission_denied(msg),
             MasterError::Conflict(_) => Status::already_exists(msg),
+            MasterError::NameTaken(_) => Status::already_exists(msg),
+            MasterError::ShuttingDown => Status::unavailable(msg),
             MasterError::Io { .. } | MasterError::Db(_) | MasterError::Internal(_) => Status::internal(msg),
         }
     }

@@ -20,6 +20,7 @@ pub fn node(name: &str) -> NodeRegistration {
         },
         fuel_available: big,
         cached: Vec::new(),
+        identity: format!("id-{name}"),
     }
 }
 

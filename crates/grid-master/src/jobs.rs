@@ -305,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn output_past_the_limit_ends_the_job_and_keeps_only_the_limit() {
         let (live, store) = live();
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let id = live.submit(spec(1000), Submission::default()).await.unwrap();
         assigned(&mut rx);
         live.job_output(a, &id, OutputStream::Stdout, vec![b'x'; 600]);
@@ -331,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_behind_the_window_gets_every_byte_in_order() {
         let (live, _store) = live();
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let id = live.submit(spec(64 << 20), Submission::default()).await.unwrap();
         assigned(&mut rx);
         let mut watch = live.watch(&id).unwrap();
@@ -359,7 +359,7 @@ mod tests {
     #[tokio::test]
     async fn a_finished_job_holds_no_output_input_or_dirs() {
         let (live, store) = live();
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let id = live.submit(spec(64 << 20), Submission::default()).await.unwrap();
         assigned(&mut rx);
         live.job_output(a, &id, OutputStream::Stdout, vec![1; 200 << 10]);
@@ -471,13 +471,22 @@ mod tests {
         fn prune(&self, finished_before_ms: u64) -> futures::future::BoxFuture<'static, crate::Result<usize>> {
             self.inner.prune(finished_before_ms)
         }
+        fn nodes_seen(&self, nodes: Vec<crate::model::NodeRecord>) {
+            self.inner.nodes_seen(nodes)
+        }
+        fn node(&self, name: &str) -> crate::Result<Option<crate::model::NodeRecord>> {
+            self.inner.node(name)
+        }
+        fn nodes(&self, limit: usize) -> crate::Result<Vec<crate::model::NodeRecord>> {
+            self.inner.nodes(limit)
+        }
     }
 
     #[tokio::test]
     async fn a_tiny_job_is_watched_from_memory_with_one_output_row() {
         let store = Arc::new(Counting::default());
         let live = Arc::new(LiveState::new(store.clone(), 3));
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let id = live.submit(spec(1 << 20), Submission::default()).await.unwrap();
         let mut watch = live.watch(&id).unwrap();
         assigned(&mut rx);

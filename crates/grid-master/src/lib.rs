@@ -10,6 +10,7 @@ pub mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod gates;
+pub mod history;
 pub mod ids;
 pub mod jobs;
 pub mod listing;
@@ -85,8 +86,12 @@ pub const UPLOADS_PER_CONNECTION: usize = 4;
 pub const UPLOADS_IN_ALL: usize = 16;
 /// Jobs one connection may follow at once (`WatchJob`, `RunJob`).
 pub const WATCHERS_PER_CONNECTION: usize = 256;
-/// How often running jobs' deadlines are checked.
+/// How often running jobs' deadlines are checked, and changed node
+/// histories written to the record.
 const DEADLINE_SWEEP: Duration = Duration::from_secs(1);
+/// How long a shutting-down master waits for its connections to close
+/// (watchers and nodes are told at once) before it stops serving anyway.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 impl MasterConfig {
     /// Defaults for a master keeping its data in `data_dir`.
@@ -144,7 +149,13 @@ impl Master {
         self.live.clone()
     }
 
-    /// Serves gRPC on `listener` until `shutdown` resolves.
+    /// Serves gRPC on `listener` until `shutdown` resolves, then shuts down
+    /// cleanly: it stops accepting connections, hands running jobs back to
+    /// the queue in the record (their attempts not counted), ends every node
+    /// session and watch stream with `unavailable` (nodes reconnect to the
+    /// next master, `grid-cli run` follows its job there), waits at most
+    /// [`SHUTDOWN_WAIT`] for connections to close, and returns once the
+    /// record is flushed.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -153,8 +164,18 @@ impl Master {
         let config = self.config;
         let live = self.live;
         let chores = tokio::spawn(chores(Arc::downgrade(&live), config.keep_finished));
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
+        let closing_tx = Arc::new(closing_tx);
+        let (handing_back, closer) = (live.clone(), closing_tx.clone());
+        let signal = async move {
+            shutdown.await;
+            let jobs = handing_back.shut_down();
+            tracing::info!(jobs, "shutting down: running jobs handed back to the queue; ending sessions");
+            closer.send_replace(true);
+        };
         let service =
-            rpc::MasterService::new(live, self.modules, config.heartbeat, config.ceilings, config.upload_idle);
+            rpc::MasterService::new(live.clone(), self.modules, config.heartbeat, config.ceilings, config.upload_idle)
+                .closing_on(closing.clone());
         // No message need be larger than a submission at every ceiling.
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(config.ceilings.max_message())
@@ -162,12 +183,34 @@ impl Master {
         // Small messages (heartbeats, assignments, output chunks) must not
         // wait for Nagle's algorithm: set no-delay on every accepted socket.
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .add_service(server)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(incoming, signal);
+        tokio::pin!(server);
+        let mut closed = closing.clone();
+        let served = tokio::select! {
+            served = &mut server => served,
+            // A client or node that stops reading holds its stream open:
+            // past the wait, stop serving anyway.
+            _ = async {
+                let _ = closed.wait_for(|c| *c).await;
+                tokio::time::sleep(SHUTDOWN_WAIT).await;
+            } => {
+                tracing::warn!(wait = ?SHUTDOWN_WAIT, "connections still open; stopping anyway");
+                Ok(())
+            }
+        };
         chores.abort();
+        // A server that failed before any signal still hands its jobs back.
+        if !*closing.borrow() {
+            live.shut_down();
+        }
+        drop(closing_tx);
+        live.record_nodes();
+        live.store().flush().await.map_err(|e| anyhow::anyhow!("failed to flush the job record: {e}"))?;
+        tracing::info!("job record flushed; stopped");
+        served?;
         Ok(())
     }
 }
@@ -183,6 +226,7 @@ async fn chores(live: std::sync::Weak<state::LiveState>, keep_finished: Option<D
         tick.tick().await;
         let Some(live) = live.upgrade() else { return };
         live.expire_overdue(std::time::Instant::now());
+        live.record_nodes();
         ticks += 1;
         if let Some(keep) = keep_finished
             && ticks % 60 == 1

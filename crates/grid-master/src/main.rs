@@ -115,12 +115,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     master.serve(listener, shutdown_signal()).await
 }
 
+/// Resolves at the first SIGINT or SIGTERM; a second one exits at once,
+/// without waiting for the clean shutdown.
 async fn shutdown_signal() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down (a second signal exits at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("grid-master: a second signal: exiting without a clean shutdown");
+        std::process::exit(130);
+    });
 }

@@ -2,7 +2,9 @@
 //! nodes declare and report, and how jobs and nodes are shown. Plain data,
 //! no behaviour beyond conversions.
 
-use grid_core::{Attempt, AttemptEnd, Capacity, JobReport, JobSpec, JobState, ModuleHash, Outcome, OutputStream};
+use grid_core::{
+    Attempt, AttemptEnd, Capacity, JobReport, JobSpec, JobState, ModuleHash, NodeState, Outcome, OutputStream,
+};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,6 +54,9 @@ pub struct NodeRegistration {
     pub fuel_available: u64,
     /// Modules the node has cached.
     pub cached: Vec<ModuleHash>,
+    /// The node's lasting identity (a random id kept in its data dir):
+    /// the same name and identity is the same node reconnecting.
+    pub identity: String,
 }
 
 /// What a node reports with each heartbeat.
@@ -67,9 +72,49 @@ pub struct Heartbeat {
     pub draining: bool,
 }
 
-/// A node as `grid-cli nodes` shows it.
+/// A node's history, by name, as the record keeps it across sessions and
+/// master restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The name it registered with.
+    pub name: String,
+    /// The identity it registered with last.
+    pub identity: String,
+    /// Where it stands; a node recorded as connected that is not is `gone`.
+    pub state: NodeState,
+    /// Jobs it ran to their end.
+    pub jobs_run: u64,
+    /// Fuel its jobs burned.
+    pub fuel_burned: u64,
+    /// Jobs lost on it that then ran to their end elsewhere.
+    pub lost_jobs: u64,
+    /// When a node of this name first registered, in ms since the epoch.
+    pub first_seen_ms: u64,
+    /// When it was last seen connected, in ms since the epoch.
+    pub last_seen_ms: u64,
+}
+
+impl NodeRecord {
+    /// A node of this name seen for the first time at `now_ms`.
+    pub fn new(name: &str, identity: &str, now_ms: u64) -> Self {
+        NodeRecord {
+            name: name.to_owned(),
+            identity: identity.to_owned(),
+            state: NodeState::Ready,
+            jobs_run: 0,
+            fuel_burned: 0,
+            lost_jobs: 0,
+            first_seen_ms: now_ms,
+            last_seen_ms: now_ms,
+        }
+    }
+}
+
+/// A node as `grid-cli nodes` shows it. A node not connected has only its
+/// history: no address, capacity or cache.
 #[derive(Debug, Clone)]
 pub struct NodeSummary {
+    /// Its session's id; 0 for a node not connected.
     pub id: NodeId,
     pub name: String,
     pub address: String,
@@ -84,6 +129,34 @@ pub struct NodeSummary {
     pub fuel_burned: u64,
     /// Jobs lost on this node (by name) that ran to their end elsewhere.
     pub lost_jobs: u64,
+    pub state: NodeState,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+}
+
+impl NodeSummary {
+    /// A node not connected, as its history shows it.
+    pub fn from_record(r: NodeRecord) -> Self {
+        let state = if r.state.is_connected() { NodeState::Gone } else { r.state };
+        NodeSummary {
+            id: 0,
+            name: r.name,
+            address: String::new(),
+            slots_total: 0,
+            slots_used: 0,
+            memory_total: 0,
+            memory_used: 0,
+            fuel_per_hour: 0,
+            fuel_available: 0,
+            cached_modules: 0,
+            jobs_run: r.jobs_run,
+            fuel_burned: r.fuel_burned,
+            lost_jobs: r.lost_jobs,
+            state,
+            first_seen_ms: r.first_seen_ms,
+            last_seen_ms: r.last_seen_ms,
+        }
+    }
 }
 
 /// A job as the record holds it.

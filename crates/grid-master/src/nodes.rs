@@ -1,9 +1,9 @@
 //! A connected node as the master keeps it: what it declared, what its
 //! running jobs hold on it, its fuel bucket, and its channel of orders.
 
-use crate::model::{JobId, NodeId, NodeRegistration, NodeSummary, ToNode};
+use crate::model::{JobId, NodeId, NodeRecord, NodeRegistration, NodeSummary, ToNode};
 use crate::scheduler::{Demand, NodeView};
-use grid_core::{JobSpec, ModuleHash, TokenBucket};
+use grid_core::{JobSpec, ModuleHash, NodeState, TokenBucket};
 use std::collections::HashSet;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -48,8 +48,6 @@ pub struct Node {
     bucket: TokenBucket,
     refilled_at: Instant,
     pub cached: HashSet<ModuleHash>,
-    pub jobs_run: u64,
-    pub fuel_burned: u64,
 }
 
 impl Node {
@@ -70,8 +68,6 @@ impl Node {
             fuel_reserved: 0,
             draining: false,
             beats: 0,
-            jobs_run: 0,
-            fuel_burned: 0,
         }
     }
 
@@ -142,12 +138,17 @@ impl Node {
         if let Some(burned) = burned {
             self.refill(Instant::now());
             self.bucket.charge(burned);
-            self.fuel_burned += burned;
         }
     }
 
-    /// As `grid-cli nodes` shows it, with `lost_jobs` counted by name.
-    pub fn summary(&self, id: NodeId, lost_jobs: u64) -> NodeSummary {
+    /// Where it stands: `ready`, or `draining` once it shuts down.
+    pub fn state(&self) -> NodeState {
+        if self.draining { NodeState::Draining } else { NodeState::Ready }
+    }
+
+    /// As `grid-cli nodes` shows it, with what its `history` (by name) has
+    /// counted, seen at `now_ms`.
+    pub fn summary(&self, id: NodeId, history: &NodeRecord, now_ms: u64) -> NodeSummary {
         NodeSummary {
             id,
             name: self.reg.name.clone(),
@@ -159,9 +160,12 @@ impl Node {
             fuel_per_hour: self.bucket.rate_per_hour(),
             fuel_available: self.bucket.available().saturating_sub(self.fuel_reserved),
             cached_modules: self.cached.len() as u32,
-            jobs_run: self.jobs_run,
-            fuel_burned: self.fuel_burned,
-            lost_jobs,
+            jobs_run: history.jobs_run,
+            fuel_burned: history.fuel_burned,
+            lost_jobs: history.lost_jobs,
+            state: self.state(),
+            first_seen_ms: history.first_seen_ms,
+            last_seen_ms: now_ms,
         }
     }
 }

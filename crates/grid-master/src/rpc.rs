@@ -12,7 +12,7 @@ use crate::record::{Filter, JobStore};
 use crate::state::{LiveState, blocking};
 use crate::watch::{EventLog, JobWatch};
 use futures::Stream as FutStream;
-use grid_core::{JobReport, JobSpec, JobState, ModuleHash};
+use grid_core::{JobReport, JobSpec, JobState, ModuleHash, NodeState};
 use grid_proto as pb;
 use grid_proto::master_server::Master;
 use std::pin::Pin;
@@ -41,6 +41,8 @@ pub struct MasterService {
     pub(crate) upload_idle: Duration,
     pub(crate) uploads: Arc<Gate>,
     pub(crate) watchers: Arc<Gate>,
+    /// Turns true when the master shuts down: every stream then ends.
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl MasterService {
@@ -60,8 +62,39 @@ impl MasterService {
             upload_idle,
             uploads: Gate::new("uploads", crate::UPLOADS_PER_CONNECTION, crate::UPLOADS_IN_ALL),
             watchers: Gate::new("jobs followed", crate::WATCHERS_PER_CONNECTION, usize::MAX),
+            closing: tokio::sync::watch::channel(false).1,
         }
     }
+
+    /// The same service, its streams ending when `closing` turns true.
+    pub(crate) fn closing_on(self, closing: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { closing, ..self }
+    }
+}
+
+/// Resolves once `closing` turns true (never, if its sender is gone before).
+async fn closed(mut closing: tokio::sync::watch::Receiver<bool>) {
+    if closing.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `stream` until the master shuts down; then it ends with `unavailable`,
+/// which tells a node to reconnect and a follower to follow again, both to
+/// the next master.
+fn until_shutdown<T: Send + 'static>(
+    stream: BoxStream<T>,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> BoxStream<T> {
+    let ending = Box::pin(closed(closing));
+    Box::pin(futures::stream::unfold(Some((stream, ending)), |state| async move {
+        let (mut stream, mut ending) = state?;
+        tokio::select! {
+            biased;
+            _ = &mut ending => Some((Err(Status::from(MasterError::ShuttingDown)), None)),
+            item = stream.next() => item.map(|item| (item, Some((stream, ending)))),
+        }
+    }))
 }
 
 /// The connection a request came on, as gates count it.
@@ -256,7 +289,8 @@ impl Master for MasterService {
     async fn watch_job(&self, req: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
         let permit = self.watchers.enter(&connection(&req))?;
         let req = req.into_inner();
-        Ok(Response::new(holding(self.events(&req.job_id, req.snapshot).await?, permit)))
+        let events = self.events(&req.job_id, req.snapshot).await?;
+        Ok(Response::new(holding(until_shutdown(events, self.closing.clone()), permit)))
     }
 
     type RunJobStream = BoxStream<pb::JobEvent>;
@@ -267,7 +301,7 @@ impl Master for MasterService {
         let events = self.events(&job_id, false).await?;
         let submitted = pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) };
         let stream: BoxStream<pb::JobEvent> = Box::pin(futures::stream::once(async { Ok(submitted) }).chain(events));
-        Ok(Response::new(holding(stream, permit)))
+        Ok(Response::new(holding(until_shutdown(stream, self.closing.clone()), permit)))
     }
 
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
@@ -352,10 +386,14 @@ impl Master for MasterService {
         Ok(Response::new(pb::ListJobsResponse { jobs, next_page_token }))
     }
 
-    async fn list_nodes(&self, _req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
-        let nodes = self
-            .live
-            .nodes()
+    async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let nodes = if req.into_inner().all {
+            let recorded = self.read(|store| store.nodes(crate::history::NODES_LISTED)).await?;
+            self.live.all_nodes(recorded)
+        } else {
+            self.live.nodes()
+        };
+        let nodes = nodes
             .into_iter()
             .map(|n| pb::NodeInfo {
                 id: n.id.to_string(),
@@ -371,6 +409,9 @@ impl Master for MasterService {
                 jobs_run: n.jobs_run,
                 fuel_burned: n.fuel_burned,
                 lost_jobs: n.lost_jobs,
+                state: n.state.as_str().to_owned(),
+                first_seen_ms: n.first_seen_ms,
+                last_seen_ms: n.last_seen_ms,
             })
             .collect();
         Ok(Response::new(pb::ListNodesResponse { nodes }))
@@ -392,8 +433,14 @@ impl Master for MasterService {
         let cached =
             reg.cached_hashes.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect();
         let name = grid_core::text::cut(&reg.name, MAX_NODE_NAME).into_owned();
-        let registration = NodeRegistration { name, address, capacity, fuel_available, cached };
-        let (node_id, orders) = self.live.register_node(registration);
+        let identity = grid_core::text::cut(&reg.identity, MAX_NODE_NAME).into_owned();
+        // What the record holds of this node, so that its counts go on.
+        let known = name.clone();
+        if let Some(recorded) = self.read(move |store| store.node(&known)).await? {
+            self.live.recall_node(recorded);
+        }
+        let registration = NodeRegistration { name, address, capacity, fuel_available, cached, identity };
+        let (node_id, orders) = self.live.register_node(registration)?;
 
         let registered = pb::MasterMessage {
             msg: Some(pb::master_message::Msg::Registered(pb::Registered {
@@ -433,23 +480,31 @@ impl Master for MasterService {
                 }
             },
         );
-        let outbound = tokio_stream::once(Ok(registered)).chain(orders.filter_map(|order| order));
+        let outbound: BoxStream<pb::MasterMessage> =
+            Box::pin(tokio_stream::once(Ok(registered)).chain(orders.filter_map(|order| order)));
+        let outbound = until_shutdown(outbound, self.closing.clone());
+        let closing = self.closing.clone();
 
         let live = self.live.clone();
         // A node that is silent for three heartbeats is gone.
         let silence = self.heartbeat * 3;
         tokio::spawn(async move {
-            let why = loop {
-                let msg = match tokio::time::timeout(silence, inbound.message()).await {
-                    Err(_) => break "missed heartbeats".to_string(),
-                    Ok(Err(status)) => break format!("stream broke: {}", status.message()),
-                    Ok(Ok(None)) => break "stream closed".to_string(),
+            let mut ending = Box::pin(closed(closing));
+            let (why, state) = loop {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(silence, inbound.message()) => next,
+                    _ = &mut ending => break ("the master is shutting down".to_string(), NodeState::Gone),
+                };
+                let msg = match next {
+                    Err(_) => break ("missed heartbeats".to_string(), NodeState::Lost),
+                    Ok(Err(status)) => break (format!("stream broke: {}", status.message()), NodeState::Lost),
+                    Ok(Ok(None)) => break ("stream closed".to_string(), NodeState::Gone),
                     Ok(Ok(Some(pb::NodeMessage { msg: None }))) => continue,
                     Ok(Ok(Some(pb::NodeMessage { msg: Some(m) }))) => m,
                 };
                 use pb::node_message::Msg;
                 match msg {
-                    Msg::Register(_) => break "registered twice".to_string(),
+                    Msg::Register(_) => break ("registered twice".to_string(), NodeState::Lost),
                     Msg::Heartbeat(hb) => {
                         // A node's cache holds at most so many modules; a
                         // heartbeat claiming more is cut, not believed.
@@ -475,7 +530,7 @@ impl Master for MasterService {
                     Msg::Rejected(r) => live.job_rejected(node_id, &r.job_id, &r.reason),
                 }
             };
-            live.node_gone(node_id, &why);
+            live.node_gone(node_id, &why, state);
         });
         Ok(Response::new(Box::pin(outbound)))
     }
@@ -564,7 +619,8 @@ mod tests {
         let id = client.submit_job(req).await.unwrap().into_inner().job_id;
         assert!(live.spec_in_record(&id), "the queued job holds its inputs in memory");
 
-        let register = pb::Register { name: "a".into(), capacity: Some(capacity()), cached_hashes: vec![] };
+        let register =
+            pb::Register { name: "a".into(), capacity: Some(capacity()), cached_hashes: vec![], identity: "a".into() };
         let hello = pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(register)) };
         let (_keep, rx) = tokio::sync::mpsc::channel(1);
         let first = tokio_stream::once(hello).chain(tokio_stream::wrappers::ReceiverStream::new(rx));

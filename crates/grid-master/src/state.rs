@@ -5,15 +5,16 @@
 
 use crate::dispatch::{self, Assignment};
 use crate::error::{MasterError, Result};
+use crate::history::{NODES_LISTED, NodeHistory};
 use crate::ids::IdGenerator;
 use crate::jobs::{Job, Phase};
-use crate::model::{Heartbeat, JobId, JobSummary, NodeId, NodeRegistration, NodeSummary, ToNode, now_ms};
+use crate::model::{Heartbeat, JobId, JobSummary, NodeId, NodeRecord, NodeRegistration, NodeSummary, ToNode, now_ms};
 use crate::nodes::Node;
 use crate::queue::{JobQueue, Running};
 use crate::record::{Inserted, JobStore, MemoryStore, NewJob, Unfinished, light_spec};
 use crate::watch::{CHUNK, JobWatch};
 use grid_core::text::cut;
-use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, Outcome, OutputStream, Submission};
+use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, NodeState, Outcome, OutputStream, Submission};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -38,9 +39,11 @@ pub const DEFAULT_MAX_QUEUED: usize = 1_000_000;
 struct Inner {
     jobs: HashMap<JobId, Job>,
     keys: HashMap<String, JobId>,
-    /// Per node name: jobs lost on that node that then ran to their end on
-    /// another. A node that keeps losing jobs shows here.
-    lost_jobs: HashMap<String, u64>,
+    /// Per node name: jobs run, fuel burned, jobs lost (a node that keeps
+    /// losing jobs shows here), first and last seen.
+    history: NodeHistory,
+    /// The master is shutting down: nothing is dispatched any more.
+    closing: bool,
     queue: JobQueue<JobId>,
     finished: VecDeque<JobId>,
     nodes: HashMap<NodeId, Node>,
@@ -237,6 +240,9 @@ impl LiveState {
                 return same_request(key, id, held.as_deref(), fp);
             }
         }
+        if self.lock().closing {
+            return Err(MasterError::ShuttingDown);
+        }
         self.admissible(&spec)?;
         let id = self.next_id();
         let submitted_ms = now_ms();
@@ -341,17 +347,48 @@ impl LiveState {
     }
 
     /// A node connected. Returns its id and the receiver of its orders.
-    pub fn register_node(&self, reg: NodeRegistration) -> (NodeId, mpsc::UnboundedReceiver<ToNode>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// A node with the name of a connected one is that node reconnecting
+    /// if its identity is the same (the old session ends, and its jobs are
+    /// lost the usual way), and is refused otherwise.
+    pub fn register_node(&self, reg: NodeRegistration) -> Result<(NodeId, mpsc::UnboundedReceiver<ToNode>)> {
         let mut inner = self.lock();
+        if inner.closing {
+            return Err(MasterError::ShuttingDown);
+        }
+        let same_name =
+            inner.nodes.iter().find(|(_, n)| n.reg.name == reg.name).map(|(id, n)| (*id, n.reg.identity.clone()));
+        if let Some((old, identity)) = same_name {
+            if identity.is_empty() || identity != reg.identity {
+                tracing::warn!(node = %reg.name, address = %reg.address, "refused a node with the name of a connected one");
+                return Err(MasterError::NameTaken(reg.name));
+            }
+            self.drop_node(&mut inner, old, "it connected again", None);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
         inner.next_node += 1;
         let id = inner.next_node;
         tracing::info!(node = %reg.name, address = %reg.address, slots = reg.capacity.slots, "node registered");
+        inner.history.connected(&reg.name, &reg.identity);
         let Inner { queue, jobs, nodes, .. } = &mut *inner;
         nodes.insert(id, Node::new(reg, tx));
         dispatch::unpark_for(queue, jobs, id, &nodes[&id]);
         self.dispatch(&mut inner);
-        (id, rx)
+        Ok((id, rx))
+    }
+
+    /// What the record holds of a node about to register, so that its
+    /// counts go on; memory's own history of it wins.
+    pub fn recall_node(&self, recorded: NodeRecord) {
+        self.lock().history.recall(recorded);
+    }
+
+    /// Writes the node histories changed since the last call to the record
+    /// (write-behind, in its batches).
+    pub fn record_nodes(&self) {
+        let changed = self.lock().history.take_changed();
+        if !changed.is_empty() {
+            self.store.nodes_seen(changed);
+        }
     }
 
     /// A node sent a heartbeat: changes to its cache, its bucket's level, and
@@ -371,6 +408,8 @@ impl LiveState {
             if std::mem::replace(&mut n.draining, beat.draining) && !beat.draining {
                 dispatch::unpark_for(queue, jobs, node, n);
             }
+            let (name, state) = (n.reg.name.clone(), n.state());
+            inner.history.set_state(&name, state);
         }
         // Time passes between heartbeats: the bucket may now hold enough.
         self.dispatch(&mut inner);
@@ -435,7 +474,7 @@ impl LiveState {
         if let Some(n) = inner.nodes.get_mut(&node) {
             report.node.clone_from(&n.reg.name);
             n.release(job, &spec, Some(report.fuel_used));
-            n.jobs_run += 1;
+            inner.history.ran(&report.node, report.fuel_used);
         }
         inner.stopped_running(job);
         let end = AttemptEnd::of(&report.outcome);
@@ -492,19 +531,37 @@ impl LiveState {
         self.dispatch(&mut inner);
     }
 
-    /// A node went away: each of its running jobs runs again elsewhere, up
-    /// to the grid's attempts, or ends with a node error.
-    pub fn node_gone(&self, node: NodeId, why: &str) {
+    /// A node went away, and is now `state` (gone or lost): each of its
+    /// running jobs runs again elsewhere, up to the grid's attempts, or
+    /// ends with a node error.
+    pub fn node_gone(&self, node: NodeId, why: &str, state: NodeState) {
         let mut inner = self.lock();
+        // A node that leaves as the master shuts down has not gone anywhere,
+        // and runs nothing (its jobs were handed back). Its orders channel
+        // stays open, so its session ends with the shutdown's status only.
+        if inner.closing {
+            return;
+        }
+        self.drop_node(&mut inner, node, why, Some(state));
+        self.dispatch(&mut inner);
+    }
+
+    /// Removes a node's session; its history is now `state`, if given.
+    fn drop_node(&self, inner: &mut Inner, node: NodeId, why: &str, state: Option<NodeState>) {
         let Some(n) = inner.nodes.remove(&node) else { return };
         tracing::warn!(node = %n.reg.name, why, "node disconnected");
+        if let Some(state) = state
+            && let Some(forgotten) = inner.history.disconnected(&n.reg.name, state)
+        {
+            self.store.nodes_seen(vec![forgotten]);
+        }
         for id in n.running {
             inner.stopped_running(&id);
             let job = inner.jobs.get_mut(&id).expect("running job exists");
             let limits = job.spec.limits;
             if job.cancel_requested {
                 self.finish(
-                    &mut inner,
+                    inner,
                     &id,
                     JobReport::before_start(Outcome::Cancelled, &n.reg.name, &limits),
                     AttemptEnd::Cancelled,
@@ -522,14 +579,56 @@ impl LiveState {
                     n.reg.name, job.attempts, self.max_attempts
                 );
                 self.finish(
-                    &mut inner,
+                    inner,
                     &id,
                     JobReport::before_start(Outcome::NodeError(msg), &n.reg.name, &limits),
                     AttemptEnd::Lost,
                 );
             }
         }
-        self.dispatch(&mut inner);
+    }
+
+    /// The master is shutting down: nothing is dispatched any more, and
+    /// every running job goes back to the queue in the record, its attempt
+    /// not counted (the shutdown is not the job's fault), so that the next
+    /// master on this record runs it again. Its node stops it when its
+    /// session ends. Returns how many jobs were handed back.
+    pub fn shut_down(&self) -> usize {
+        let mut inner = self.lock();
+        inner.closing = true;
+        let Inner { nodes, history, .. } = &mut *inner;
+        for n in nodes.values() {
+            history.seen(&n.reg.name);
+        }
+        let running: Vec<(NodeId, JobId)> =
+            inner.nodes.iter().flat_map(|(node, n)| n.running.iter().map(|id| (*node, id.clone()))).collect();
+        for (node, id) in &running {
+            let spec = inner.jobs[id].spec.clone();
+            if let Some(n) = inner.nodes.get_mut(node) {
+                n.release(id, &spec, None);
+            }
+            inner.stopped_running(id);
+            let job = inner.jobs.get_mut(id).expect("a running job exists");
+            if job.cancel_requested {
+                self.finish(
+                    &mut inner,
+                    id,
+                    JobReport::before_start(Outcome::Cancelled, "", &spec.limits),
+                    AttemptEnd::Cancelled,
+                );
+                continue;
+            }
+            job.attempts = job.attempts.saturating_sub(1);
+            job.requeue(true);
+            let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
+            // The next attempt takes this one's number and place in the
+            // job's history.
+            self.store.requeued(id, attempts, AttemptEnd::Restarted);
+            inner.queue.push_front(id.clone(), priority, &tenant);
+        }
+        drop(inner);
+        self.record_nodes();
+        running.len()
     }
 
     /// Takes running jobs away from nodes that have held them past their
@@ -566,7 +665,7 @@ impl LiveState {
         let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
         let name = n.reg.name.clone();
         inner.stopped_running(id);
-        *inner.lost_jobs.entry(name.clone()).or_default() += 1;
+        inner.history.lost_one(&name);
         let (timeout, grace) =
             (grid_core::units::format_duration(spec.limits.timeout), grid_core::units::format_duration(self.grace));
         tracing::warn!(job = id, node = %name, "node did not finish the job within its timeout and grace; taken back");
@@ -609,20 +708,42 @@ impl LiveState {
             .any(|n| n.running.iter().any(|id| inner.jobs.get(id).is_some_and(|j| &j.spec.module == module)))
     }
 
-    /// The nodes connected now.
+    /// The nodes connected now, by name.
     pub fn nodes(&self) -> Vec<NodeSummary> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let now = Instant::now();
+        let (now, ms) = (Instant::now(), now_ms());
         let mut out: Vec<_> = inner
             .nodes
             .iter_mut()
             .map(|(id, n)| {
                 n.refill(now);
-                n.summary(*id, inner.lost_jobs.get(&n.reg.name).copied().unwrap_or(0))
+                let fresh = NodeRecord::new(&n.reg.name, &n.reg.identity, ms);
+                n.summary(*id, inner.history.get(&n.reg.name).unwrap_or(&fresh), ms)
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// The nodes connected now (by name), then those that are not, most
+    /// recently seen first: those memory knows, and of `recorded` (the
+    /// record's histories) those it does not. At most [`NODES_LISTED`].
+    pub fn all_nodes(&self, recorded: Vec<NodeRecord>) -> Vec<NodeSummary> {
+        let mut out = self.nodes();
+        let inner = self.lock();
+        let mut others: Vec<NodeSummary> = inner
+            .history
+            .all()
+            .filter(|r| !out.iter().any(|n| n.name == r.name))
+            .cloned()
+            .chain(recorded.into_iter().filter(|r| inner.history.get(&r.name).is_none()))
+            .map(NodeSummary::from_record)
+            .collect();
+        drop(inner);
+        others.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then_with(|| a.name.cmp(&b.name)));
+        out.extend(others);
+        out.truncate(NODES_LISTED);
         out
     }
 
@@ -645,7 +766,7 @@ impl LiveState {
         if report.outcome.exit_code().is_some() {
             for name in std::mem::take(&mut job.lost_on) {
                 tracing::warn!(node = %name, job = id, "a job lost on this node ran to its end elsewhere");
-                *inner.lost_jobs.entry(name).or_default() += 1;
+                inner.history.lost_one(&name);
             }
         }
         let job = inner.jobs.get_mut(id).expect("checked above");
@@ -666,6 +787,9 @@ impl LiveState {
     /// Sends every queued job that fits somewhere to its best node: plans
     /// from memory, then applies the plan.
     fn dispatch(&self, inner: &mut Inner) {
+        if inner.closing {
+            return;
+        }
         let now = Instant::now();
         for n in inner.nodes.values_mut() {
             n.refill(now);
@@ -776,7 +900,7 @@ mod tests {
         let huge = JobSpec { limits: Limits { fuel: 1 << 50, ..Limits::default() }, ..spec() };
         // With no node yet, it waits for one.
         submit(&live, huge.clone()).await.unwrap();
-        let (_a, _rx) = live.register_node(node("a"));
+        let (_a, _rx) = live.register_node(node("a")).unwrap();
         let err = submit(&live, huge).await.unwrap_err().to_string();
         assert!(err.contains("no connected node takes this job") && err.contains("fuel"), "{err}");
     }
@@ -790,8 +914,8 @@ mod tests {
         tiny.capacity.disk = 16 << 20;
         let mut small = node("small");
         small.capacity.per_job.memory = 128 << 20;
-        let (_t, _rx_t) = live.register_node(tiny);
-        let (_s, _rx_s) = live.register_node(small);
+        let (_t, _rx_t) = live.register_node(tiny).unwrap();
+        let (_s, _rx_s) = live.register_node(small).unwrap();
         let limits = Limits { memory: 1 << 30, timeout: Duration::from_secs(600), disk: 2 << 30, ..Limits::default() };
         let err = submit(&live, JobSpec { limits, ..spec() }).await.unwrap_err().to_string();
         assert_eq!(
@@ -832,7 +956,7 @@ mod tests {
         let big = JobSpec { limits: Limits { memory: 2 << 30, ..Limits::default() }, ..spec() };
         let job = submit(&live, big).await.unwrap();
         assert_eq!(live.summary(&job).unwrap().waiting.as_deref(), Some("waiting: no node is connected"));
-        let (_a, _rx) = live.register_node(node("a"));
+        let (_a, _rx) = live.register_node(node("a")).unwrap();
         assert_eq!(
             live.summary(&job).unwrap().waiting.as_deref(),
             Some("waiting: no connected node takes it: job asks for 2GiB of memory (the most is 1GiB)")
@@ -842,7 +966,7 @@ mod tests {
     #[tokio::test]
     async fn queued_jobs_wait_for_a_free_slot() {
         let live = live(3);
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let first = submit(&live, spec()).await.unwrap();
         let second = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx), Some(first.clone()));
@@ -856,7 +980,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_job_waits_for_the_refusing_node_s_next_heartbeat() {
         let live = live(3);
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
         live.job_rejected(a, &job, "busy");
@@ -868,7 +992,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_job_that_comes_back_is_not_run_again() {
         let live = live(3);
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
         assert!(live.cancel(&job).unwrap());
@@ -882,11 +1006,11 @@ mod tests {
     #[tokio::test]
     async fn a_lost_node_s_job_runs_again_elsewhere_and_finishes_once() {
         let live = live(2);
-        let (a, mut rx_a) = live.register_node(node("a"));
+        let (a, mut rx_a) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx_a), Some(job.clone()));
-        live.node_gone(a, "stream closed");
-        let (b, mut rx_b) = live.register_node(node("b"));
+        live.node_gone(a, "stream closed", NodeState::Lost);
+        let (b, mut rx_b) = live.register_node(node("b")).unwrap();
         assert_eq!(assigned(&mut rx_b), Some(job.clone()), "the job did not run again");
         // The lost node's late report is ignored; the new node's counts.
         live.job_finished(a, &job, JobReport::before_start(Outcome::Exited(1), "a", &Limits::default()));
@@ -900,10 +1024,10 @@ mod tests {
     #[tokio::test]
     async fn a_job_ends_when_its_attempts_run_out() {
         let live = live(1);
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
-        live.node_gone(a, "missed heartbeats");
+        live.node_gone(a, "missed heartbeats", NodeState::Lost);
         let summary = live.summary(&job).unwrap();
         assert_eq!(summary.state, JobState::Failed);
         assert!(summary.result.unwrap().reason().contains("attempt 1 of 1"));
@@ -912,11 +1036,11 @@ mod tests {
     #[tokio::test]
     async fn a_node_that_holds_a_job_past_its_deadline_loses_it_to_another() {
         let live = Arc::new(LiveState::new(Arc::new(MemoryStore::new()), 3).with_bounds(Duration::from_secs(1), 10));
-        let (a, mut rx_a) = live.register_node(node("a"));
+        let (a, mut rx_a) = live.register_node(node("a")).unwrap();
         let short = JobSpec { limits: Limits { timeout: Duration::from_secs(2), ..Limits::default() }, ..spec() };
         let job = submit(&live, short).await.unwrap();
         assert_eq!(assigned(&mut rx_a), Some(job.clone()));
-        let (b, mut rx_b) = live.register_node(node("b"));
+        let (b, mut rx_b) = live.register_node(node("b")).unwrap();
         let assigned_at = Instant::now();
         assert_eq!(live.expire_overdue(assigned_at + Duration::from_millis(2500)), 0, "taken back before its deadline");
         assert_eq!(live.expire_overdue(assigned_at + Duration::from_secs(4)), 1);
@@ -925,7 +1049,7 @@ mod tests {
         let lost: Vec<_> = live.nodes().iter().map(|n| (n.name.clone(), n.lost_jobs)).collect();
         assert_eq!(lost, [("a".to_string(), 1), ("b".to_string(), 0)]);
         // The node that held it is not offered it again, even after a heartbeat.
-        live.node_gone(b, "gone");
+        live.node_gone(b, "gone", NodeState::Lost);
         live.heartbeat(a, Heartbeat { fuel_available: 1 << 40, ..Heartbeat::default() });
         assert_eq!(assigned(&mut rx_a), None);
         // Its late answer is ignored.
@@ -936,7 +1060,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_held_past_its_deadline_with_no_attempts_left_fails_naming_the_node() {
         let live = Arc::new(LiveState::new(Arc::new(MemoryStore::new()), 1).with_bounds(Duration::from_secs(1), 10));
-        let (_a, mut rx) = live.register_node(node("a"));
+        let (_a, mut rx) = live.register_node(node("a")).unwrap();
         let short = JobSpec { limits: Limits { timeout: Duration::from_secs(2), ..Limits::default() }, ..spec() };
         let job = submit(&live, short).await.unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
@@ -951,7 +1075,7 @@ mod tests {
     #[tokio::test]
     async fn hand_backs_count_against_the_attempts() {
         let live = live(3);
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         let long = "why ".repeat(2500);
         for attempt in 1..=3 {
@@ -971,7 +1095,7 @@ mod tests {
     #[tokio::test]
     async fn what_a_node_reports_is_cut_to_the_job_s_limits() {
         let live = live(3);
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
         let mut report = JobReport::before_start(Outcome::Trap("t".repeat(100_000)), "liar", &Limits::default());
@@ -1004,7 +1128,7 @@ mod tests {
         let live = live(3);
         let mut reg = node("a");
         reg.address = "127.0.0.1:5000".into();
-        let (_a, mut rx) = live.register_node(reg);
+        let (_a, mut rx) = live.register_node(reg).unwrap();
         let module = spec().module;
         assert!(!live.may_fetch("127.0.0.1:5000", &module));
         submit(&live, spec()).await.unwrap();
@@ -1018,7 +1142,7 @@ mod tests {
     async fn every_transition_is_written_through_the_store() {
         let store = Arc::new(MemoryStore::new());
         let live = Arc::new(LiveState::new(store.clone(), 3));
-        let (a, mut rx) = live.register_node(node("a"));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
         let keyed = Submission { key: Some("k".into()), tenant: "t".into(), priority: 1 };
         let job = live.submit(spec(), keyed.clone()).await.unwrap();
         assert_eq!(live.submit(spec(), keyed).await.unwrap(), job, "a known key yields its job");
@@ -1035,12 +1159,12 @@ mod tests {
     async fn recovery_runs_interrupted_jobs_again_and_ends_those_out_of_attempts() {
         let store = Arc::new(MemoryStore::new());
         let before = Arc::new(LiveState::new(store.clone(), 2));
-        let (_a, _rx) = before.register_node(node("a"));
+        let (_a, _rx) = before.register_node(node("a")).unwrap();
         let running = submit(&before, spec()).await.unwrap();
         let queued = submit(&before, spec()).await.unwrap();
         let after = LiveState::new(store.clone(), 2);
         assert_eq!(after.recover(store.unfinished().unwrap()), 2);
-        let (_b, mut rx) = after.register_node(node("b"));
+        let (_b, mut rx) = after.register_node(node("b")).unwrap();
         assert_eq!(assigned(&mut rx), Some(running.clone()), "the interrupted job runs first");
         assert_eq!(after.summary(&running).unwrap().attempts, 2);
         assert_eq!(after.summary(&queued).unwrap().state, JobState::Queued);
@@ -1056,12 +1180,12 @@ mod tests {
     async fn abandoning_ends_every_unfinished_job_with_the_reason_and_runs_none() {
         let store = Arc::new(MemoryStore::new());
         let before = Arc::new(LiveState::new(store.clone(), 3));
-        let (_a, _rx) = before.register_node(node("a"));
+        let (_a, _rx) = before.register_node(node("a")).unwrap();
         let running = submit(&before, spec()).await.unwrap();
         let queued = submit(&before, spec()).await.unwrap();
         let after = LiveState::new(store.clone(), 3);
         assert_eq!(after.abandon(store.unfinished().unwrap(), "its waiter left"), 2);
-        let (_b, mut rx) = after.register_node(node("b"));
+        let (_b, mut rx) = after.register_node(node("b")).unwrap();
         assert_eq!(assigned(&mut rx), None, "an abandoned job ran again");
         for id in [&running, &queued] {
             let ended = after.summary(id).unwrap();
@@ -1093,11 +1217,11 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_lapses_only_with_the_refusing_node_s_own_heartbeat() {
         let live = live(3);
-        let (a, mut rx_a) = live.register_node(node("a"));
+        let (a, mut rx_a) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx_a), Some(job.clone()));
         // A busy node b's heartbeat does not end a's refusal.
-        let (b, mut rx_b) = live.register_node(node("b"));
+        let (b, mut rx_b) = live.register_node(node("b")).unwrap();
         let other = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx_b), Some(other));
         live.job_rejected(a, &job, "busy");
@@ -1112,7 +1236,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_lost_on_a_node_is_never_offered_to_it_again() {
         let live = live(3);
-        let (a, mut rx_a) = live.register_node(node("a"));
+        let (a, mut rx_a) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx_a), Some(job.clone()));
         live.lock().jobs.get_mut(&job).unwrap().avoid(a);
@@ -1126,7 +1250,7 @@ mod tests {
             live.summary(&job).unwrap().waiting.as_deref(),
             Some("waiting: lost by every connected node; it waits for another")
         );
-        let (_b, mut rx_b) = live.register_node(node("b"));
+        let (_b, mut rx_b) = live.register_node(node("b")).unwrap();
         assert_eq!(assigned(&mut rx_b), Some(job));
     }
 
@@ -1136,8 +1260,8 @@ mod tests {
     async fn jobs_no_node_can_run_are_parked_and_cost_nothing_while_they_wait() {
         const STUCK: usize = 11_000;
         let live = live(3);
-        let (_zero, _rx_zero) = live.register_node(big_node("zero", 0));
-        let (a, mut rx_a) = live.register_node(node("a"));
+        let (_zero, _rx_zero) = live.register_node(big_node("zero", 0)).unwrap();
+        let (a, mut rx_a) = live.register_node(node("a")).unwrap();
         let mut stuck = Vec::new();
         for _ in 0..STUCK {
             stuck.push(submit(&live, big()).await.unwrap());
@@ -1159,7 +1283,7 @@ mod tests {
         let examined = live.examined() - before;
         assert!(examined <= 100, "300 dispatches looked at {examined} jobs");
         // A node that can take them comes: they run, first come first.
-        let (_big, mut rx_big) = live.register_node(big_node("big", 2));
+        let (_big, mut rx_big) = live.register_node(big_node("big", 2)).unwrap();
         assert_eq!((assigned(&mut rx_big), assigned(&mut rx_big)), (Some(stuck[0].clone()), Some(stuck[1].clone())));
         assert_eq!(live.queued(), STUCK - 2);
     }
@@ -1167,10 +1291,10 @@ mod tests {
     #[tokio::test]
     async fn a_node_that_stops_draining_takes_the_jobs_parked_for_it() {
         let live = live(3);
-        let (a, mut rx) = live.register_node(big_node("a", 1));
+        let (a, mut rx) = live.register_node(big_node("a", 1)).unwrap();
         live.heartbeat(a, beat(1 << 40, true));
         // b has a free slot, but its ceilings do not admit the job.
-        let (_b, mut rx_b) = live.register_node(node("b"));
+        let (_b, mut rx_b) = live.register_node(node("b")).unwrap();
         let job = submit(&live, big()).await.unwrap();
         assert_eq!((assigned(&mut rx), assigned(&mut rx_b)), (None, None));
         assert!(live.lock().queue.is_parked(&job));
@@ -1188,7 +1312,7 @@ mod tests {
         let mut reg = node("a");
         reg.capacity.fuel_quota = FuelQuota { rate_per_hour: 1, burst: 1 << 40 };
         reg.fuel_available = 0;
-        let (a, mut rx) = live.register_node(reg);
+        let (a, mut rx) = live.register_node(reg).unwrap();
         // Out of fuel for now: the jobs wait, but are not parked, since the
         // bucket refills.
         let jobs: Vec<_> = submit_many(&live, 1_500).await;
@@ -1213,7 +1337,7 @@ mod tests {
         let live = live(3);
         let mut reg = node("a");
         reg.capacity.slots = 2;
-        let (a, mut rx) = live.register_node(reg);
+        let (a, mut rx) = live.register_node(reg).unwrap();
         let as_tenant = |t: &str| Submission { tenant: t.into(), ..Submission::default() };
         // alice takes both slots; then bob, with none running, goes first.
         let a1 = live.submit(spec(), as_tenant("alice")).await.unwrap();
@@ -1225,5 +1349,77 @@ mod tests {
         assert_eq!(assigned(&mut rx), Some(b1.clone()));
         live.job_rejected(a, &b1, "busy");
         assert_eq!(assigned(&mut rx), Some(a3), "the slot b1 left goes to alice's next");
+    }
+
+    #[tokio::test]
+    async fn a_node_with_a_connected_node_s_name_is_that_node_again_or_refused() {
+        let live = live(3);
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        let stranger = NodeRegistration { identity: "someone else".into(), ..node("a") };
+        let err = live.register_node(stranger).unwrap_err().to_string();
+        assert_eq!(err, "a node named `a` is already connected; give this node another --name");
+        // The same node reconnecting replaces its old session, whose job is
+        // lost the usual way and runs again on the new one.
+        let (again, mut rx_again) = live.register_node(node("a")).unwrap();
+        assert_ne!(again, a);
+        assert!(rx.try_recv().is_err() && rx.is_closed(), "the old session goes on");
+        assert_eq!(assigned(&mut rx_again), Some(job.clone()));
+        assert_eq!(live.nodes().len(), 1);
+        // The old session's late end changes nothing.
+        live.node_gone(a, "stream closed", NodeState::Gone);
+        assert_eq!(live.nodes()[0].state, NodeState::Ready);
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_hands_running_jobs_back_without_counting_the_attempt() {
+        let store = Arc::new(MemoryStore::new());
+        let live = Arc::new(LiveState::new(store.clone(), 1));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        live.job_output(a, &job, OutputStream::Stdout, b"void".to_vec());
+        assert_eq!(live.shut_down(), 1);
+        let stored = store.job(&job).unwrap().unwrap();
+        assert_eq!((stored.state, stored.attempts), (JobState::Queued, 0));
+        assert!(store.output_of(&job).unwrap().is_empty(), "the void attempt's output was kept");
+        // Nothing more is sent or taken, and the node's end loses nothing.
+        let err = submit(&live, spec()).await.unwrap_err().to_string();
+        assert_eq!(err, "the master is shutting down");
+        live.node_gone(a, "the master is shutting down", NodeState::Gone);
+        assert_eq!(live.summary(&job).unwrap().state, JobState::Queued);
+        // The next master runs it, as its first attempt (of one).
+        let next = LiveState::new(store.clone(), 1);
+        next.recover(store.unfinished().unwrap());
+        let (_b, mut rx_b) = next.register_node(node("b")).unwrap();
+        assert_eq!(assigned(&mut rx_b), Some(job.clone()));
+        assert_eq!(next.summary(&job).unwrap().attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn node_counts_go_on_by_name_and_nodes_that_left_are_listed_after() {
+        let store = Arc::new(MemoryStore::new());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        let mut report = JobReport::before_start(Outcome::Exited(0), "a", &Limits::default());
+        report.fuel_used = 42;
+        live.job_finished(a, &job, report);
+        live.heartbeat(a, beat(1 << 40, true));
+        assert_eq!(live.nodes()[0].state, NodeState::Draining);
+        live.node_gone(a, "stream closed", NodeState::Gone);
+        live.record_nodes();
+        // Another master on the same record: the node's counts go on.
+        let next = LiveState::new(store.clone(), 3);
+        let (_b, _rx_b) = next.register_node(node("b")).unwrap();
+        let listed = next.all_nodes(store.nodes(10).unwrap());
+        let shown: Vec<_> = listed.iter().map(|n| (n.name.as_str(), n.state, n.jobs_run, n.fuel_burned)).collect();
+        assert_eq!(shown, [("b", NodeState::Ready, 0, 0), ("a", NodeState::Gone, 1, 42)]);
+        next.recall_node(store.node("a").unwrap().unwrap());
+        next.register_node(node("a")).unwrap();
+        let a_again = next.nodes().into_iter().find(|n| n.name == "a").unwrap();
+        assert_eq!((a_again.state, a_again.jobs_run, a_again.fuel_burned), (NodeState::Ready, 1, 42));
     }
 }

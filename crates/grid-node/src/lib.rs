@@ -13,6 +13,7 @@ pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod identity;
 pub mod ledger;
 pub mod limits;
 pub mod linker;
@@ -63,7 +64,9 @@ impl Node {
         let scratch_root = jobs_dir.join(std::process::id().to_string());
         std::fs::create_dir_all(&scratch_root)
             .map_err(|e| anyhow::anyhow!("failed to create scratch dir `{}`: {e}", scratch_root.display()))?;
+        let identity = identity::load_or_create(&config.cache_dir)?;
         let shared = NodeShared {
+            identity,
             ledger: ledger::Ledger::new(config.capacity.clone()),
             config,
             cache,
@@ -76,40 +79,50 @@ impl Node {
     /// Serves the master until `shutdown` resolves, reconnecting with
     /// backoff whenever the master goes away. On shutdown the node takes no
     /// new jobs, lets running ones finish for up to the grace period, hands
-    /// the rest back to the master, and returns.
+    /// the rest back to the master, and returns. Fails if the master refuses
+    /// its first registration because another connected node has its name.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop) = watch::channel(false);
         let summary = tokio::spawn(summarize(self.shared.clone()));
         let serve = self.reconnect_loop(stop);
         tokio::pin!(serve);
-        tokio::select! {
-            _ = &mut serve => {}
+        let served = tokio::select! {
+            served = &mut serve => served,
             _ = shutdown => {
                 tracing::info!(grace = ?self.shared.config.grace, "shutting down: no new jobs");
                 let _ = stop_tx.send(true);
-                serve.await;
+                serve.await
             }
-        }
+        };
         summary.abort();
+        served?;
         tracing::info!("node stopped");
         Ok(())
     }
 
-    async fn reconnect_loop(&self, mut stop: watch::Receiver<bool>) {
+    async fn reconnect_loop(&self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         const MIN: Duration = Duration::from_millis(100);
         const MAX: Duration = Duration::from_secs(5);
         let mut backoff = MIN;
+        // Whether any session of this process has registered: a name taken
+        // at the first registration is the volunteer's to fix, and ends the
+        // node; later, it is a stale session of ours the master drops soon.
+        let mut ever_registered = false;
         loop {
             let mut registered = false;
             let outcome = match rpc::connect(&self.shared.config.master).await {
                 Ok(client) => rpc::session(&self.shared, client, || registered = true, stop.clone()).await,
-                Err(e) => Err(e),
+                Err(e) => Err(rpc::Ended::Lost(e)),
             };
             if registered {
                 backoff = MIN;
+                ever_registered = true;
             }
-            if let Err(why) = &outcome {
-                tracing::warn!(retry_in = ?backoff, "{why}");
+            match &outcome {
+                Err(rpc::Ended::NameTaken(why)) if !ever_registered => return Err(anyhow::anyhow!("{why}")),
+                Err(rpc::Ended::NameTaken(why)) => tracing::warn!(retry_in = ?backoff, "refused: {why}"),
+                Err(rpc::Ended::Lost(why)) => tracing::warn!(retry_in = ?backoff, "{why}"),
+                Ok(()) => {}
             }
             // Jobs of the lost session were cancelled; let them wind down so
             // the next session starts with every slot free.
@@ -117,11 +130,11 @@ impl Node {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             if *stop.borrow() {
-                return;
+                return Ok(());
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => return Ok(()),
             }
             backoff = (backoff * 2).min(MAX);
         }

@@ -56,15 +56,37 @@ fn heartbeat(node: &NodeShared) -> pb::NodeMessage {
     }))
 }
 
+/// Why a session ended other than by a stop.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The master went away or the stream broke: connect again.
+    Lost(String),
+    /// The master refused the registration: a connected node has this name.
+    NameTaken(String),
+}
+
+impl From<String> for Ended {
+    fn from(why: String) -> Self {
+        Ended::Lost(why)
+    }
+}
+
+impl From<&str> for Ended {
+    fn from(why: &str) -> Self {
+        Ended::Lost(why.to_owned())
+    }
+}
+
 /// One session: returns when the stream ends, with the reason, or `Ok` once
 /// a stop (see [`crate::Node::run`]) has been carried out. Jobs still
-/// running when the stream is lost are cancelled.
+/// running when the stream is lost (a master that shuts down hands them
+/// back to its queue) are stopped: nobody would take their results.
 pub(crate) async fn session(
     node: &Arc<NodeShared>,
     mut client: MasterClient<Channel>,
     registered: impl FnOnce(),
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), Ended> {
     let (tx, rx) = mpsc::channel::<pb::NodeMessage>(1024);
     let cfg = &node.config;
     // Changes before this session are all in the full list below.
@@ -73,19 +95,21 @@ pub(crate) async fn session(
         name: cfg.name.clone(),
         capacity: Some(capacity_to_pb(&cfg.capacity, node.ledger.snapshot().fuel_available)),
         cached_hashes: node.cache.cached().iter().map(|h| h.to_string()).collect(),
+        identity: node.identity.clone(),
     };
     tx.send(up(Up::Register(register))).await.map_err(|_| "session closed")?;
-    let mut inbound = client
-        .node_session(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| format!("master refused the session: {}", s.message()))?
-        .into_inner();
+    let mut inbound = match client.node_session(ReceiverStream::new(rx)).await {
+        Ok(response) => response.into_inner(),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => return Err(Ended::NameTaken(s.message().to_owned())),
+        Err(s) => return Err(Ended::Lost(format!("master refused the session: {}", s.message()))),
+    };
     let period = match inbound.message().await {
         Ok(Some(pb::MasterMessage { msg: Some(pb::master_message::Msg::Registered(r)) })) => {
             Duration::from_millis(r.heartbeat_ms.max(100))
         }
         Ok(_) => return Err("master did not acknowledge registration".into()),
-        Err(s) => return Err(format!("registration failed: {}", s.message())),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => return Err(Ended::NameTaken(s.message().to_owned())),
+        Err(s) => return Err(format!("registration failed: {}", s.message()).into()),
     };
     registered();
     tracing::info!(master = %cfg.master, name = %cfg.name, "registered with master");
@@ -108,8 +132,8 @@ pub(crate) async fn session(
             msg = inbound.message() => {
                 let msg = match msg {
                     Ok(Some(m)) => m.msg,
-                    Ok(None) => break Err("master closed the session".to_string()),
-                    Err(s) => break Err(format!("lost the master: {}", s.message())),
+                    Ok(None) => break Err(Ended::from("master closed the session")),
+                    Err(s) => break Err(Ended::Lost(format!("lost the master: {}", s.message()))),
                 };
                 match msg {
                     Some(pb::master_message::Msg::Assign(a)) => accept(node, &client, &tx, a).await,

@@ -21,6 +21,8 @@ pub(crate) struct RunningJob {
 /// State shared by the node's session and its running jobs.
 pub(crate) struct NodeShared {
     pub(crate) config: NodeConfig,
+    /// The node's lasting identity, sent when it registers.
+    pub(crate) identity: String,
     pub(crate) cache: ModuleCache,
     pub(crate) scratch_root: PathBuf,
     pub(crate) running: DashMap<String, Arc<RunningJob>>,

@@ -1,19 +1,28 @@
-//! `grid-cli nodes`: the nodes connected to the master and what they give.
+//! `grid-cli nodes`: the nodes connected to the master and what they give;
+//! with `--all`, also those that left or were lost.
 
 use crate::commands::GlobalArgs;
-use crate::rpc::Client;
+use crate::rpc::{Client, NodeRow};
 use bytesize::ByteSize;
 use clap::Parser;
 use grid_core::format_fuel;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// List the nodes connected to the master.
 ///
-/// Each with its name, address, slots in use, memory, fuel capacity, cached
-/// modules, what it has given so far, and how many jobs lost on it ran to
-/// their end elsewhere (a node that keeps losing jobs stands out).
+/// Each with its name, state (`ready`, or `draining` while it shuts down),
+/// address, slots in use, memory, fuel capacity, cached modules, what it has
+/// given so far, and how many jobs lost on it ran to their end elsewhere (a
+/// node that keeps losing jobs stands out). The counts are kept by name
+/// across the node's sessions and the master's restarts.
 #[derive(Parser, Debug)]
 pub struct NodesCommand {
+    /// Also list nodes that are not connected: `gone` (they left, or the
+    /// master restarted without them) or `lost` (they went silent), with
+    /// when they were last seen; the most recently seen 1000.
+    #[arg(long)]
+    all: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -23,36 +32,59 @@ impl NodesCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let mut client = Client::connect(global.master.as_deref()).await?;
-        let nodes = client.nodes().await?;
+        let nodes = client.nodes(self.all).await?;
         if self.json {
             outln!("{}", serde_json::to_string_pretty(&nodes)?)?;
             return Ok(ExitCode::SUCCESS);
         }
-        let header =
-            ["NAME", "ADDRESS", "SLOTS", "MEMORY", "FUEL/H", "FUEL LEFT", "CACHED", "JOBS", "FUEL BURNED", "LOST"];
-        let rows: Vec<[String; 10]> = nodes
-            .iter()
-            .map(|n| {
-                [
-                    n.name.clone(),
-                    n.address.clone(),
-                    format!("{}/{}", n.slots_used, n.slots_total),
-                    format!("{}/{}", ByteSize(n.memory_used).display().iec(), ByteSize(n.memory_total).display().iec()),
-                    format_fuel(n.fuel_per_hour),
-                    format_fuel(n.fuel_available),
-                    n.cached_modules.to_string(),
-                    n.jobs_run.to_string(),
-                    format_fuel(n.fuel_burned),
-                    n.lost_jobs.to_string(),
-                ]
-            })
-            .collect();
+        let header = [
+            "NAME",
+            "STATE",
+            "ADDRESS",
+            "SLOTS",
+            "MEMORY",
+            "FUEL/H",
+            "FUEL LEFT",
+            "CACHED",
+            "JOBS",
+            "FUEL BURNED",
+            "LOST",
+            "LAST SEEN",
+        ];
+        let rows: Vec<[String; 12]> = nodes.iter().map(row).collect();
         crate::table::print_table(&header, &rows)?;
-        if rows.is_empty() && global.master.is_none() {
+        if rows.is_empty() && global.master.is_none() && !self.all {
             errln!("no nodes connected (the embedded grid starts its node only for `run`)");
         } else if rows.is_empty() {
-            errln!("no nodes connected");
+            errln!("{}", if self.all { "no nodes seen" } else { "no nodes connected" });
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// One node's row; a node not connected shows only its history.
+fn row(n: &NodeRow) -> [String; 12] {
+    let connected = matches!(n.state.as_str(), "ready" | "draining");
+    let live = |s: String| if connected { s } else { "-".to_owned() };
+    [
+        n.name.clone(),
+        n.state.clone(),
+        live(n.address.clone()),
+        live(format!("{}/{}", n.slots_used, n.slots_total)),
+        live(format!("{}/{}", ByteSize(n.memory_used).display().iec(), ByteSize(n.memory_total).display().iec())),
+        live(format_fuel(n.fuel_per_hour)),
+        live(format_fuel(n.fuel_available)),
+        live(n.cached_modules.to_string()),
+        n.jobs_run.to_string(),
+        format_fuel(n.fuel_burned),
+        n.lost_jobs.to_string(),
+        if connected { "now".to_owned() } else { ago(n.last_seen_ms) },
+    ]
+}
+
+/// How long ago `ms` (since the epoch) was, to the second.
+fn ago(ms: u64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let secs = now.saturating_sub(ms) / 1000;
+    format!("{} ago", grid_core::units::format_duration(Duration::from_secs(secs.max(1))))
 }

@@ -410,6 +410,29 @@ macro_rules! job_store_contract {
                 assert_eq!(found, ["needle"]);
                 assert_eq!(pages, 2, "the first window held only hay");
             }
+
+            #[tokio::test]
+            async fn node_histories_replace_by_name_and_list_most_recent_first() {
+                use crate::model::NodeRecord;
+                use grid_core::NodeState;
+                let f = open();
+                let s = &*f.store;
+                assert_eq!(s.node("a").unwrap(), None);
+                let mut a = NodeRecord::new("a", "id-a", 10);
+                let b = NodeRecord { state: NodeState::Lost, ..NodeRecord::new("b", "id-b", 20) };
+                s.nodes_seen(vec![a.clone(), b.clone()]);
+                a.jobs_run = 3;
+                a.fuel_burned = u64::MAX >> 2;
+                a.lost_jobs = 1;
+                a.state = NodeState::Gone;
+                a.last_seen_ms = 30;
+                s.nodes_seen(vec![a.clone()]);
+                s.flush().await.unwrap();
+                assert_eq!(s.node("a").unwrap(), Some(a.clone()));
+                assert_eq!(s.node("b").unwrap(), Some(b.clone()));
+                assert_eq!(s.nodes(10).unwrap(), [a.clone(), b]);
+                assert_eq!(s.nodes(1).unwrap(), [a]);
+            }
         }
     };
 }

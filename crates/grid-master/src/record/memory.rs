@@ -3,7 +3,7 @@
 
 use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
 use crate::error::Result;
-use crate::model::{JobId, StoredJob, now_ms};
+use crate::model::{JobId, NodeRecord, StoredJob, now_ms};
 use futures::future::BoxFuture;
 use grid_core::{Attempt, AttemptEnd, JobReport, JobState, OutputStream};
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +18,8 @@ struct Jobs {
     output: HashMap<JobId, BTreeMap<u64, (OutputStream, Vec<u8>)>>,
     attempts: HashMap<JobId, Vec<Attempt>>,
     next: u64,
+    /// Nodes' histories by name.
+    nodes: HashMap<String, NodeRecord>,
 }
 
 impl Jobs {
@@ -224,6 +226,24 @@ impl JobStore for MemoryStore {
             inner.attempts.remove(&id);
         }
         Box::pin(std::future::ready(Ok(pruned)))
+    }
+
+    fn nodes_seen(&self, nodes: Vec<NodeRecord>) {
+        let mut inner = self.lock();
+        for node in nodes {
+            inner.nodes.insert(node.name.clone(), node);
+        }
+    }
+
+    fn node(&self, name: &str) -> Result<Option<NodeRecord>> {
+        Ok(self.lock().nodes.get(name).cloned())
+    }
+
+    fn nodes(&self, limit: usize) -> Result<Vec<NodeRecord>> {
+        let mut all: Vec<NodeRecord> = self.lock().nodes.values().cloned().collect();
+        all.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then_with(|| a.name.cmp(&b.name)));
+        all.truncate(limit);
+        Ok(all)
     }
 }
 

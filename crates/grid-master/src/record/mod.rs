@@ -15,7 +15,7 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
-use crate::model::{JobId, StoredJob};
+use crate::model::{JobId, NodeRecord, StoredJob};
 use futures::future::BoxFuture;
 use grid_core::{Attempt, AttemptEnd, JobReport, JobSpec, JobState, OutputStream, Submission};
 
@@ -218,6 +218,17 @@ pub trait JobStore: Send + Sync + 'static {
     /// change is made whether or not the answer, how many jobs it forgot
     /// once that is durable, is awaited.
     fn prune(&self, finished_before_ms: u64) -> BoxFuture<'static, Result<usize>>;
+
+    /// Nodes' histories as they stand now, each replacing what the record
+    /// held of that name (write-behind, like the other changes).
+    fn nodes_seen(&self, nodes: Vec<NodeRecord>);
+
+    /// The history of the node named `name`.
+    fn node(&self, name: &str) -> Result<Option<NodeRecord>>;
+
+    /// The histories of at most `limit` nodes, the most recently seen
+    /// first.
+    fn nodes(&self, limit: usize) -> Result<Vec<NodeRecord>>;
 }
 
 /// A chunk of output as the record holds it: its number, stream and bytes.

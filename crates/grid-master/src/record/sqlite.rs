@@ -4,10 +4,10 @@
 
 use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
-use crate::model::{JobId, StoredJob, now_ms};
+use crate::model::{JobId, NodeRecord, StoredJob, now_ms};
 use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
-use grid_core::{Attempt, AttemptEnd, JobReport, JobState, OutputStream, Submission};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Submission};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
@@ -47,6 +47,17 @@ CREATE TABLE IF NOT EXISTS output (
     data BLOB NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
+CREATE TABLE IF NOT EXISTS nodes (
+    name TEXT PRIMARY KEY,
+    identity TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    jobs_run INTEGER NOT NULL DEFAULT 0,
+    fuel_burned INTEGER NOT NULL DEFAULT 0,
+    lost_jobs INTEGER NOT NULL DEFAULT 0,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nodes_last_seen ON nodes(last_seen_ms);
 ";
 
 /// A change to the record.
@@ -92,6 +103,7 @@ enum Op {
         finished_before_ms: u64,
         done: oneshot::Sender<Result<usize>>,
     },
+    Nodes(Vec<NodeRecord>),
 }
 
 /// The record in SQLite: a writer thread and a connection for reads.
@@ -489,7 +501,52 @@ impl JobStore for SqliteStore {
         self.send(Op::Prune { finished_before_ms, done });
         answer(committed)
     }
+
+    fn nodes_seen(&self, nodes: Vec<NodeRecord>) {
+        self.send(Op::Nodes(nodes));
+    }
+
+    fn node(&self, name: &str) -> Result<Option<NodeRecord>> {
+        let sql = format!("{NODE_COLUMNS} WHERE name = ?1");
+        let row = self.read(|c| c.prepare_cached(&sql)?.query_row(params![name], node_row).optional())?;
+        row.transpose()
+    }
+
+    fn nodes(&self, limit: usize) -> Result<Vec<NodeRecord>> {
+        let sql = format!("{NODE_COLUMNS} ORDER BY last_seen_ms DESC, name LIMIT ?1");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.read(|c| c.prepare_cached(&sql)?.query_map(params![limit], node_row)?.collect());
+        let rows: Vec<Result<NodeRecord>> = rows?;
+        rows.into_iter().collect()
+    }
 }
+
+const NODE_COLUMNS: &str =
+    "SELECT name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms FROM nodes";
+
+/// A node's history from a row of [`NODE_COLUMNS`].
+fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord>> {
+    let name: String = r.get(0)?;
+    let state = r.get::<_, String>(2)?.parse::<NodeState>();
+    let count = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+    let (jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms) =
+        (count(3)?, count(4)?, count(5)?, count(6)?, count(7)?);
+    let identity = r.get(1)?;
+    Ok(state.map_err(|e| MasterError::Db(format!("node `{name}`: {e}"))).map(|state| NodeRecord {
+        name,
+        identity,
+        state,
+        jobs_run,
+        fuel_burned,
+        lost_jobs,
+        first_seen_ms,
+        last_seen_ms,
+    }))
+}
+
+const UPSERT_NODE: &str = "INSERT OR REPLACE INTO nodes
+    (name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms, fingerprint)
     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)";
@@ -648,6 +705,21 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                     Op::Flush { done } => acks.push(Ack::Flushed(done)),
                     Op::Prune { finished_before_ms, done } => {
                         acks.push(Ack::Pruned(done, prune(&tx, finished_before_ms as i64)?));
+                    }
+                    Op::Nodes(nodes) => {
+                        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                        for n in nodes {
+                            tx.prepare_cached(UPSERT_NODE)?.execute(params![
+                                n.name,
+                                n.identity,
+                                n.state.as_str(),
+                                int(n.jobs_run),
+                                int(n.fuel_burned),
+                                int(n.lost_jobs),
+                                int(n.first_seen_ms),
+                                int(n.last_seen_ms)
+                            ])?;
+                        }
                     }
                 }
             }
