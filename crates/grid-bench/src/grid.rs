@@ -145,7 +145,7 @@ impl Client {
 
     /// Nodes connected.
     pub async fn nodes(&mut self) -> Result<usize> {
-        Ok(self.0.list_nodes(pb::ListNodesRequest {}).await?.into_inner().nodes.len())
+        Ok(self.0.list_nodes(pb::ListNodesRequest { all: false }).await?.into_inner().nodes.len())
     }
 
     /// Uploads a module (if the master lacks it) and returns its hash.

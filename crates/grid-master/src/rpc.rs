@@ -340,6 +340,7 @@ impl Master for MasterService {
 
     async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
         let req = req.into_inner();
+        filters_within_bounds(&req)?;
         let limit = listing::page_size(req.limit);
         let state = Some(req.state).filter(|s| !s.is_empty()).map(|s| s.parse::<JobState>()).transpose();
         let state = state.map_err(MasterError::from)?;
@@ -567,6 +568,26 @@ impl Master for MasterService {
     }
 }
 
+/// Refuses a listing filter longer than anything it could match: a tenant
+/// over [`crate::ceilings::MAX_TENANT`] bytes, a node name over the 64
+/// characters a node's name is cut to, a module prefix over a hash's 64 hex
+/// digits (or not hex), a job id over 64 characters.
+fn filters_within_bounds(req: &pb::ListJobsRequest) -> Result<(), MasterError> {
+    let over = |what: &str, value: &str, most: usize| {
+        (value.len() > most)
+            .then(|| format!("the {what} filter is {} bytes, longer than any {what} ({most})", value.len()))
+    };
+    let why = over("tenant", &req.tenant, crate::ceilings::MAX_TENANT)
+        .or_else(|| over("node", &req.node, 64 * 4))
+        .or_else(|| over("module", &req.module_prefix, 64))
+        .or_else(|| over("job id", &req.after, 64))
+        .or_else(|| {
+            (!req.module_prefix.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| "the module filter is not a hash prefix (hex digits)".to_owned())
+        });
+    why.map_or(Ok(()), |why| Err(MasterError::InvalidArgument(why)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +595,22 @@ mod tests {
     use grid_core::{Capacity, Ceilings, FuelQuota, Limits, Submission};
     use grid_proto::master_client::MasterClient;
     use tokio::net::TcpListener;
+
+    #[test]
+    fn listing_filters_longer_than_anything_they_could_match_are_refused() {
+        let req = |f: fn(&mut pb::ListJobsRequest)| {
+            let mut r =
+                pb::ListJobsRequest { module_prefix: "ab12".into(), tenant: "alice".into(), ..Default::default() };
+            f(&mut r);
+            filters_within_bounds(&r).map_err(|e| e.to_string())
+        };
+        assert!(req(|_| {}).is_ok());
+        assert!(req(|r| r.tenant = "t".repeat(10_000)).unwrap_err().contains("tenant filter is 10000 bytes"));
+        assert!(req(|r| r.node = "n".repeat(300)).unwrap_err().contains("node filter"));
+        assert!(req(|r| r.module_prefix = "a".repeat(65)).unwrap_err().contains("module filter"));
+        assert!(req(|r| r.module_prefix = "xyz".into()).unwrap_err().contains("not a hash prefix"));
+        assert!(req(|r| r.after = "j".repeat(65)).unwrap_err().contains("job id filter"));
+    }
 
     fn capacity() -> pb::NodeCapacity {
         let big = 1 << 40;
