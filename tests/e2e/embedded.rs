@@ -106,31 +106,37 @@ fn a_killed_run_leaves_its_job_to_be_ended_never_run_again() {
     let sleeper = home.wat("sleeper", &guest(guests::SLEEP_MINUTE));
     let run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
     let id = home.wait_running();
-    run.signal("KILL");
-    assert_eq!(run.finish().code, None, "killed by the signal");
 
-    // Reading the record starts no node and changes nothing: the job is as
-    // the killed run left it, not run again.
-    for _ in 0..3 {
-        let job = home.status(&id);
-        assert_eq!((&job["state"], &job["attempts"]), (&Value::from("running"), &Value::from(1)), "{job:#}");
-        let logs = home.run(&["logs", &id]);
-        assert_eq!(logs.code, Some(0), "{logs:#?}");
-        assert_eq!(array(home.run(&["nodes", "--json"]).json()), Vec::<Value>::new(), "a read started a node");
-    }
-    // Nobody follows it on the embedded grid.
+    // While its run lives, reading the record starts no node and changes
+    // nothing, and nobody else follows or cancels the job.
+    let job = home.status(&id);
+    assert_eq!((&job["state"], &job["attempts"]), (&Value::from("running"), &Value::from(1)), "{job:#}");
+    assert_eq!(array(home.run(&["nodes", "--json"]).json()), Vec::<Value>::new(), "a read started a node");
     let wait = home.run(&["wait", &id]);
     assert_eq!(wait.code, Some(125), "{wait:#?}");
     let cancel = home.run(&["cancel", &id]);
     assert_eq!(cancel.code, Some(125), "{cancel:#?}");
 
-    // The next run ends it with the reason, and does not run it.
+    run.signal("KILL");
+    assert_eq!(run.finish().code, None, "killed by the signal");
+
+    // With its run gone, the first look at the record ends the job with the
+    // reason; it never runs again, and a read starts no node.
+    for _ in 0..3 {
+        let job = home.status(&id);
+        assert_eq!((&job["state"], &job["attempts"]), (&Value::from("failed"), &Value::from(1)), "{job:#}");
+        let reason = job["reason"].as_str().unwrap();
+        assert!(reason.contains("the grid-cli that ran it exited before it finished"), "{reason}");
+        let logs = home.run(&["logs", &id]);
+        assert_eq!(logs.code, Some(0), "{logs:#?}");
+        assert_eq!(array(home.run(&["nodes", "--json"]).json()), Vec::<Value>::new(), "a read started a node");
+    }
+
+    // The next run runs its own job only.
     let hello = example("hello");
     home.run(&["run", hello.to_str().unwrap()]).assert_clean_success();
     let job = home.status(&id);
     assert_eq!((&job["state"], &job["attempts"]), (&Value::from("failed"), &Value::from(1)), "{job:#}");
-    let reason = job["reason"].as_str().unwrap();
-    assert!(reason.contains("the grid-cli that ran it exited before it finished"), "{reason}");
 }
 
 #[test]

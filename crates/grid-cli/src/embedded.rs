@@ -8,7 +8,9 @@
 //! waits for the first. So a job the record holds unfinished when a grid
 //! starts has nobody waiting for it any more, and is ended, never run
 //! again. Commands that only read (`jobs`, `status`, `logs`, `nodes`) start
-//! a master that takes nothing into memory and serves the record as it is.
+//! no node. While a `run` holds the lock, they start a master that takes
+//! nothing into memory and serves the record as it is; when none does, they
+//! take the lock for their moment and end a dead `run`'s jobs first.
 
 use anyhow::{Context, Result, anyhow};
 use grid_master::{Master, MasterConfig, Recovery};
@@ -75,14 +77,17 @@ pub async fn start(mode: Mode) -> Result<String> {
     }
     let dir = state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    // A reader that finds no `run` holding the lock holds it too, for its
+    // moment: then every unfinished job is a dead `run`'s, and is ended now
+    // rather than shown as running until the next `run`.
     let lock = match mode {
         Mode::Run => Some(lock(&dir).await?),
-        Mode::Read => None,
+        Mode::Read => lock_if_free(&dir)?,
     };
     let mut config = MasterConfig::new(dir.join("master"));
-    config.recovery = match mode {
-        Mode::Run => Recovery::End(ABANDONED.into()),
-        Mode::Read => Recovery::Leave,
+    config.recovery = match lock {
+        Some(_) => Recovery::End(ABANDONED.into()),
+        None => Recovery::Leave,
     };
     if mode == Mode::Run {
         config.keep_finished = Some(KEEP_FINISHED);
@@ -148,13 +153,7 @@ pub async fn stop() {
 async fn lock(dir: &Path) -> Result<File> {
     // `-v` is what turns the CLI's diagnostics on.
     let verbose = tracing::enabled!(tracing::Level::WARN);
-    let path = dir.join("lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    let (file, path) = lock_file(dir)?;
     let since = Instant::now();
     let mut said = false;
     loop {
@@ -178,6 +177,28 @@ async fn lock(dir: &Path) -> Result<File> {
             said = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The state dir's lock file, opened (not locked), and its path.
+fn lock_file(dir: &Path) -> Result<(File, PathBuf)> {
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    Ok((file, path))
+}
+
+/// Takes the state dir's lock if no other process holds it.
+fn lock_if_free(dir: &Path) -> Result<Option<File>> {
+    let (file, path) = lock_file(dir)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("failed to lock `{}`", path.display())),
     }
 }
 
