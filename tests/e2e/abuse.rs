@@ -19,18 +19,6 @@ const MIB: u64 = 1 << 20;
 /// test's unbounded master grew by several times this.
 const RSS_BOUND: u64 = 150 * MIB;
 
-/// Writes 64 KiB to stdout at a time, for ever: ends by its output limit.
-const FLOOD: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "_start")
-    (memory.fill (i32.const 1024) (i32.const 120) (i32.const 65536))
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.const 65536))
-    (loop $l
-      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (br $l))))"#;
-
 fn hello() -> String {
     grid_tests::example("hello").to_str().unwrap().to_owned()
 }
@@ -78,7 +66,7 @@ fn node(grid: &GridSandbox, name: &str) -> Value {
 #[test]
 fn finished_floods_leave_no_output_in_the_master_s_memory() {
     let grid = GridSandbox::start(1);
-    let flood = grid.wat("flood", FLOOD);
+    let flood = grid.wat("flood", crate::guests::FLOOD_64K);
     still_serves(&grid);
     let before = grid.master_rss();
     for _ in 0..3 {
@@ -94,7 +82,7 @@ fn finished_floods_leave_no_output_in_the_master_s_memory() {
 #[test]
 fn stalled_watchers_of_a_flood_cost_no_copy_of_its_output() {
     let grid = GridSandbox::start(1);
-    let flood = grid.wat("flood", FLOOD);
+    let flood = grid.wat("flood", crate::guests::FLOOD_64K);
     let id = grid.submit(&["--output-limit", "100MiB", "--timeout", "120s", flood.to_str().unwrap()]);
     let job = grid.wait_finished(&id);
     assert_eq!(job["reason"], "output limit", "{job:#}");

@@ -57,3 +57,16 @@ pub fn still_serves(grid: &mut grid_tests::GridSandbox) {
     run.assert_clean_success();
     assert_eq!(run.stdout, "first\n");
 }
+
+/// A whole module that writes 64 KiB to stdout at a time, for ever: it
+/// ends by its output limit.
+pub const FLOOD_64K: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "_start")
+    (memory.fill (i32.const 1024) (i32.const 120) (i32.const 65536))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 65536))
+    (loop $l
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br $l))))"#;

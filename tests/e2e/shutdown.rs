@@ -91,22 +91,10 @@ fn ctrl_c_stops_the_master_cleanly_and_the_next_one_runs_its_job() {
     check_clean_shutdown("INT");
 }
 
-/// Writes 64 KiB to stdout at a time, for ever: ends by its output limit.
-const FLOOD: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "_start")
-    (memory.fill (i32.const 1024) (i32.const 120) (i32.const 65536))
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.const 65536))
-    (loop $l
-      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (br $l))))"#;
-
 #[test]
 fn a_master_whose_watcher_and_uploader_stop_still_exits() {
     let mut grid = GridSandbox::start(1);
-    let flood = grid.wat("flood", FLOOD);
+    let flood = grid.wat("flood", guests::FLOOD_64K);
     let id = grid.submit(&["--output-limit", "16MiB", flood.to_str().unwrap()]);
     grid.wait_finished(&id);
     // It reads the first event of 16 MiB and then nothing.
