@@ -252,6 +252,10 @@ impl SqliteStore {
         let window = SCANNED as i64;
         let state = filter.state.map(JobState::as_str);
         let ((scanned, lowest), rows) = self.read(|c| {
+            // One snapshot for both reads: a job recorded between them
+            // would shift the window, and the page's next position would
+            // skip a row.
+            let c = c.unchecked_transaction()?;
             let bounds: (i64, Option<i64>) = c
                 .prepare_cached(
                     "SELECT COUNT(*), MIN(seq) FROM (SELECT seq FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2)",
