@@ -95,17 +95,10 @@ pub fn args_bytes(spec: &JobSpec) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grid_core::{Limits, MappedDir, ModuleHash};
+    use grid_core::{Limits, MappedDir};
 
     fn spec() -> JobSpec {
-        JobSpec {
-            module: ModuleHash::of(b"m"),
-            args: vec!["app".into()],
-            env: vec![],
-            stdin: vec![],
-            dirs: vec![],
-            limits: Limits::default(),
-        }
+        crate::fixtures::spec(&["app"])
     }
 
     fn refusal(spec: &JobSpec, submission: &Submission) -> String {

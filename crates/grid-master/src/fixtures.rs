@@ -1,9 +1,21 @@
-//! What the master's unit tests share: a node that takes anything, and the
-//! output in a list of events.
+//! What the master's unit tests share: a small job, a node that takes
+//! anything, and the output in a list of events.
 
 use crate::model::{JobEvent, NodeRegistration};
-use grid_core::{Capacity, Ceilings, FuelQuota};
+use grid_core::{Capacity, Ceilings, FuelQuota, JobSpec, Limits, ModuleHash};
 use std::time::Duration;
+
+/// A job of module `m` with `args`, no inputs and the default limits.
+pub fn spec(args: &[&str]) -> JobSpec {
+    JobSpec {
+        module: ModuleHash::of(b"m"),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec![],
+        stdin: vec![],
+        dirs: vec![],
+        limits: Limits::default(),
+    }
+}
 
 /// A one-slot node named `name` with room and fuel for any test job.
 pub fn node(name: &str) -> NodeRegistration {

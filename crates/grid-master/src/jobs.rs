@@ -267,18 +267,11 @@ mod tests {
     use crate::model::ToNode;
     use crate::record::MemoryStore;
     use crate::state::LiveState;
-    use grid_core::{Limits, MappedDir, ModuleHash, Outcome, OutputStream};
+    use grid_core::{Limits, MappedDir, Outcome, OutputStream};
     use tokio::sync::mpsc;
 
     fn spec(output: u64) -> JobSpec {
-        JobSpec {
-            module: ModuleHash::of(b"m"),
-            args: vec!["app".into()],
-            env: vec![],
-            stdin: vec![],
-            dirs: vec![],
-            limits: Limits { output, ..Limits::default() },
-        }
+        JobSpec { limits: Limits { output, ..Limits::default() }, ..crate::fixtures::spec(&["app"]) }
     }
 
     fn live() -> (Arc<LiveState>, Arc<MemoryStore>) {

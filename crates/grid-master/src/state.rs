@@ -857,14 +857,7 @@ mod tests {
     use grid_core::{Ceilings, FuelQuota, Limits, ModuleHash};
 
     fn spec() -> JobSpec {
-        JobSpec {
-            module: ModuleHash::of(b"m"),
-            args: vec![],
-            env: vec![],
-            stdin: vec![],
-            dirs: vec![],
-            limits: Limits::default(),
-        }
+        crate::fixtures::spec(&[])
     }
 
     fn live(max_attempts: u32) -> Arc<LiveState> {
