@@ -11,8 +11,10 @@ pub mod node_state;
 pub mod quota;
 pub mod state;
 pub mod submission;
+pub mod tenant;
 pub mod terminal;
 pub mod text;
+pub mod token;
 pub mod units;
 pub mod wasm;
 pub mod wire;
@@ -24,6 +26,8 @@ pub use node_state::NodeState;
 pub use quota::TokenBucket;
 pub use state::{Attempt, AttemptEnd, JobState, OutputStream, UnknownState};
 pub use submission::Submission;
+pub use tenant::TenantQuota;
+pub use token::{JoinToken, Token, TokenKind};
 pub use units::{
     FuelQuota, format_fuel, parse_duration, parse_fuel, parse_fuel_limit, parse_memory_limit, parse_size, parse_timeout,
 };
