@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod capacity;
+pub mod connect;
 pub mod hash;
 pub mod job;
 pub mod node_state;

@@ -33,6 +33,7 @@ pub fn node(name: &str) -> NodeRegistration {
         fuel_available: big,
         cached: Vec::new(),
         identity: format!("id-{name}"),
+        owner: None,
     }
 }
 

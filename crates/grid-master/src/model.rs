@@ -57,6 +57,9 @@ pub struct NodeRegistration {
     /// The node's lasting identity (a random id kept in its data dir):
     /// the same name and identity is the same node reconnecting.
     pub identity: String,
+    /// The tenant whose jobs alone the node runs (a private node, from its
+    /// credential); `None` for a public node.
+    pub owner: Option<String>,
 }
 
 /// What a node reports with each heartbeat.

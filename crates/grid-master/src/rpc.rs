@@ -413,6 +413,7 @@ impl Master for MasterService {
                 state: n.state.as_str().to_owned(),
                 first_seen_ms: n.first_seen_ms,
                 last_seen_ms: n.last_seen_ms,
+                owner: String::new(),
             })
             .collect();
         Ok(Response::new(pb::ListNodesResponse { nodes }))
@@ -440,7 +441,7 @@ impl Master for MasterService {
         if let Some(recorded) = self.read(move |store| store.node(&known)).await? {
             self.live.recall_node(recorded);
         }
-        let registration = NodeRegistration { name, address, capacity, fuel_available, cached, identity };
+        let registration = NodeRegistration { name, address, capacity, fuel_available, cached, identity, owner: None };
         let (node_id, orders) = self.live.register_node(registration)?;
 
         let registered = pb::MasterMessage {
@@ -537,6 +538,10 @@ impl Master for MasterService {
     }
 
     type FetchModuleStream = BoxStream<pb::ModuleChunk>;
+
+    async fn join_grid(&self, _req: Request<pb::JoinGridRequest>) -> Result<Response<pb::JoinGridResponse>> {
+        Err(Status::unimplemented("joining is not served yet"))
+    }
 
     async fn fetch_module(
         &self,
