@@ -531,6 +531,11 @@ impl LiveState {
                 n.release(job, &spec, None);
             }
             inner.stopped_running(job, None);
+            // What it burned is unknown, and it was the job's own doing: its
+            // tenant's bucket pays its whole fuel limit, so that output past
+            // the limit is no way to burn fuel unbilled.
+            let tenant = inner.jobs.get(job).map(|j| j.tenant().to_owned()).unwrap_or_default();
+            inner.tenants.bill(&tenant, spec.limits.fuel, Instant::now());
             self.finish(
                 &mut inner,
                 job,
@@ -1621,6 +1626,20 @@ mod tests {
         let alice = live.tenant_usage().into_iter().find(|u| u.name == "alice").unwrap();
         assert_eq!((alice.running, alice.queued, alice.jobs_run), (0, 1, 1));
         assert!(alice.fuel_available.unwrap() >= 60, "{alice:?}");
+    }
+
+    #[tokio::test]
+    async fn a_job_ended_for_output_past_its_limit_costs_its_tenant_its_whole_fuel_limit() {
+        let live = live(3);
+        let fuel = FuelQuota { rate_per_hour: 1, burst: 100 };
+        live.set_quota("alice", TenantQuota { fuel: Some(fuel), ..TenantQuota::default() });
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let chatty = JobSpec { limits: Limits { fuel: 60, output: 4, ..Limits::default() }, ..spec() };
+        let job = live.submit(chatty, of("alice")).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        live.job_output(a, &job, OutputStream::Stdout, b"too much".to_vec());
+        let alice = live.tenant_usage().into_iter().next().unwrap();
+        assert_eq!((alice.running, alice.fuel_available), (0, Some(40)));
     }
 
     #[tokio::test]

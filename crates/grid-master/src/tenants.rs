@@ -33,8 +33,8 @@ pub enum Held {
     /// At its most running jobs.
     Running(u32),
     /// Its bucket holds `available`, less than the job's fuel limit `needs`;
-    /// `rate` flows in per hour.
-    Fuel { available: u64, needs: u64, rate: u64 },
+    /// `rate` flows in per hour, up to `burst`.
+    Fuel { available: u64, needs: u64, rate: u64, burst: u64 },
 }
 
 impl Held {
@@ -42,7 +42,13 @@ impl Held {
     pub fn reason(&self, tenant: &str) -> String {
         match self {
             Held::Running(n) => format!("waiting: tenant `{tenant}` is at its {n} running jobs"),
-            Held::Fuel { available, needs, rate } => format!(
+            Held::Fuel { needs, burst, .. } if needs > burst => format!(
+                "waiting: the job needs {} fuel, more than tenant `{tenant}`'s fuel quota ever holds ({}); \
+                 it runs only if the quota is raised",
+                format_fuel(*needs),
+                format_fuel(*burst)
+            ),
+            Held::Fuel { available, needs, rate, .. } => format!(
                 "waiting: tenant `{tenant}`'s fuel quota holds {} now; the job needs {} ({}/h flows in)",
                 format_fuel(*available),
                 format_fuel(*needs),
@@ -154,14 +160,20 @@ impl Tenants {
         let t = self.entry(name, now);
         t.reserved = t.reserved.saturating_sub(fuel);
         if let Some(burned) = burned {
-            if let Some(bucket) = &mut t.bucket {
-                bucket.refill(now.saturating_duration_since(t.refilled_at));
-                bucket.charge(burned);
-            }
-            t.refilled_at = t.refilled_at.max(now);
             t.jobs_run += 1;
             t.fuel_burned = t.fuel_burned.saturating_add(burned);
+            self.bill(name, burned, now);
         }
+    }
+
+    /// Takes `fuel` out of `name`'s bucket, if it has one.
+    pub fn bill(&mut self, name: &str, fuel: u64, now: Instant) {
+        let Some(t) = self.map.get_mut(name) else { return };
+        if let Some(bucket) = &mut t.bucket {
+            bucket.refill(now.saturating_duration_since(t.refilled_at));
+            bucket.charge(fuel);
+        }
+        t.refilled_at = t.refilled_at.max(now);
     }
 
     /// Why tenant `name`, with `running` jobs running, may start no job
@@ -177,8 +189,8 @@ impl Tenants {
     pub fn lacks_fuel(&self, name: &str, fuel: u64, planned: u64, now: Instant) -> Option<Held> {
         let t = self.map.get(name)?;
         let free = t.fuel_free(now)?.saturating_sub(planned);
-        let rate = t.bucket.as_ref().map_or(0, TokenBucket::rate_per_hour);
-        (free < fuel).then_some(Held::Fuel { available: free, needs: fuel, rate })
+        let (rate, burst) = t.quota.fuel.map_or((0, 0), |q| (q.rate_per_hour, q.burst));
+        (free < fuel).then_some(Held::Fuel { available: free, needs: fuel, rate, burst })
     }
 
     /// Why a job of `name` needing `fuel` waits because of its tenant's
@@ -238,7 +250,10 @@ mod tests {
         tenants.set_quota("alice", TenantQuota { fuel: Some(fuel), ..Default::default() }, now);
         assert_eq!(tenants.lacks_fuel("alice", 100, 0, now), None);
         tenants.started("alice", 80, now);
-        assert_eq!(tenants.lacks_fuel("alice", 30, 0, now), Some(Held::Fuel { available: 20, needs: 30, rate: 3600 }));
+        assert_eq!(
+            tenants.lacks_fuel("alice", 30, 0, now),
+            Some(Held::Fuel { available: 20, needs: 30, rate: 3600, burst: 100 })
+        );
         assert_eq!(tenants.lacks_fuel("alice", 20, 0, now), None);
         assert!(tenants.lacks_fuel("alice", 20, 1, now).is_some(), "fuel planned in this dispatch counts");
         // It burned 50 of its 80: 50 left, and 10 flow in over ten seconds.
@@ -277,8 +292,16 @@ mod tests {
         tenants.set_quota("a", quota(1000), now);
         assert!(tenants.lacks_fuel("a", 31, 0, now).is_some(), "a raised quota refilled the bucket");
         tenants.set_quota("a", quota(10), now);
-        assert!(tenants.lacks_fuel("a", 11, 0, now).is_some());
         assert_eq!(tenants.lacks_fuel("a", 10, 0, now), None);
+        // A job asked for more before the quota was lowered: it says why it
+        // may wait for ever.
+        assert_eq!(
+            tenants.lacks_fuel("a", 11, 0, now).map(|h| h.reason("a")).as_deref(),
+            Some(
+                "waiting: the job needs 11 fuel, more than tenant `a`'s fuel quota ever holds (10); it runs only if \
+                 the quota is raised"
+            )
+        );
     }
 
     #[test]
