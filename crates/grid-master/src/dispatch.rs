@@ -110,23 +110,24 @@ pub fn plan(
     // Modules a node will cache because of an assignment in this plan.
     let mut placed: HashSet<(NodeId, &ModuleHash)> = HashSet::new();
     let mut order = queue.in_order(running);
-    for (tenant, max) in tenants.max_running() {
-        if running.of(tenant) >= max as usize {
-            order.skip_tenant(tenant);
-        }
-    }
     // Per tenant: jobs and fuel this plan starts.
     let mut started: HashMap<&str, (usize, u64)> = HashMap::new();
+    // Jobs looked at and not placed on a node.
+    let mut misses = 0;
     while let Some(id) = order.next() {
-        // Jobs looked at and not placed.
-        if plan.examined - plan.assignments.len() == LOOKAHEAD {
+        if misses == LOOKAHEAD {
             break;
         }
-        plan.examined += 1;
         let job = &jobs[id];
         let tenant = job.tenant();
-        let demand = job.demand();
         let (starts, fuel) = started.get(tenant).copied().unwrap_or_default();
+        if tenants.held(tenant, running.of(tenant) + starts).is_some() {
+            // A tenant, not a job: skipped once, whatever it has waiting.
+            order.skip_tenant(tenant);
+            continue;
+        }
+        plan.examined += 1;
+        let demand = job.demand();
         if tenants.lacks_fuel(tenant, demand.fuel, fuel, now).is_some() {
             // Its jobs go in arrival order: none overtakes the one that waits.
             order.skip_tenant(tenant);
@@ -136,6 +137,7 @@ pub fn plan(
         let candidates: Vec<_> =
             views(nodes, job, |nid, _| (room[&nid], placed.contains(&(nid, &job.spec.module)))).collect();
         let Some(node) = scheduler::choose(&demand, &candidates) else {
+            misses += 1;
             if !nodes.iter().any(|(nid, n)| could_take(*nid, n, job)) {
                 plan.park.push(id.clone());
             }
@@ -145,9 +147,6 @@ pub fn plan(
         placed.insert((node, &job.spec.module));
         plan.assignments.push(Assignment { job: id.clone(), node });
         started.insert(tenant, (starts + 1, fuel.saturating_add(demand.fuel)));
-        if tenants.held(tenant, running.of(tenant) + starts + 1).is_some() {
-            order.skip_tenant(tenant);
-        }
         if !free(&room) {
             break;
         }

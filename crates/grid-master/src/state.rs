@@ -1699,6 +1699,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tenants_held_back_ahead_in_the_queue_do_not_use_up_the_lookahead() {
+        let live = live(3);
+        let paused = TenantQuota { max_running: Some(0), ..TenantQuota::default() };
+        let held = dispatch::LOOKAHEAD + 500;
+        for t in 0..held {
+            let tenant = format!("t{t}");
+            live.set_quota(&tenant, paused);
+            live.submit(spec(), of(&tenant)).await.unwrap();
+        }
+        let bob = live.submit(spec(), of("bob")).await.unwrap();
+        let (_a, mut rx) = live.register_node(node("a")).unwrap();
+        assert_eq!(assigned(&mut rx), Some(bob), "the job behind the held tenants waited");
+        assert_eq!(live.examined(), 1, "held tenants' jobs were looked at");
+    }
+
+    #[tokio::test]
     async fn what_tenants_ran_is_counted_and_lasts_across_restarts() {
         let store = Arc::new(MemoryStore::new());
         let live = Arc::new(LiveState::new(store.clone(), 3));

@@ -199,11 +199,6 @@ impl Tenants {
         self.held(name, running).or_else(|| self.lacks_fuel(name, fuel, 0, now))
     }
 
-    /// The tenants with a bound on running jobs, and that bound.
-    pub fn max_running(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.map.iter().filter_map(|(name, t)| Some((name.as_str(), t.quota.max_running?)))
-    }
-
     /// Every tenant with a quota, jobs waiting or running, or jobs run, by
     /// name.
     pub fn usage<Id: Clone + Eq + std::hash::Hash>(
