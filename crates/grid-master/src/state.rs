@@ -323,7 +323,7 @@ impl LiveState {
             self.check(&inner, &spec, &submission.tenant)?;
             *inner.admitted.entry(submission.tenant.clone()).or_default() += 1;
         }
-        let tenant = submission.tenant.clone();
+        let admitted = Admitted { live: self.clone(), tenant: Some(submission.tenant.clone()) };
         let id = self.next_id();
         let submitted_ms = now_ms();
         let new =
@@ -331,10 +331,11 @@ impl LiveState {
         let recorded = self.store.insert(new);
         let this = self.clone();
         let queued = tokio::spawn(async move {
-            let recorded = recorded.await;
-            this.lock().unadmit(&submission.tenant);
-            match recorded? {
+            let mut admitted = admitted;
+            match recorded.await? {
                 Inserted::New => {
+                    // Queued and no longer counted as let in, in one step.
+                    admitted.queued();
                     this.enqueue(id.clone(), spec, submission, submitted_ms, fingerprint);
                     Ok(id)
                 }
@@ -344,10 +345,7 @@ impl LiveState {
                 },
             }
         });
-        queued.await.map_err(|e| {
-            self.lock().unadmit(&tenant);
-            MasterError::Internal(format!("submission task failed: {e}"))
-        })?
+        queued.await.map_err(|e| MasterError::Internal(format!("submission task failed: {e}")))?
     }
 
     /// Queues a job already recorded as `id`; memory keeps a light spec.
@@ -359,6 +357,7 @@ impl LiveState {
         if let Some(key) = &job.submission.key {
             inner.keys.insert(key.clone(), id.clone());
         }
+        inner.unadmit(job.tenant());
         inner.queue.push_back(id.clone(), job.submission.priority, job.tenant());
         inner.jobs.insert(id, job);
         self.dispatch(&mut inner);
@@ -919,6 +918,29 @@ impl LiveState {
             inner.tenants.started(job.tenant(), job.spec.limits.fuel, now);
             self.store.running(&id, &node.reg.name, job.attempts);
             inner.queue.remove(&id);
+        }
+    }
+}
+
+/// A submission let in past its tenant's bound on queued jobs and not yet
+/// queued: counted against the bound until it is queued (`enqueue` takes
+/// it off) or comes to nothing (dropped with `tenant` still set).
+struct Admitted {
+    live: Arc<LiveState>,
+    tenant: Option<String>,
+}
+
+impl Admitted {
+    /// It is being queued: `enqueue` stops counting it.
+    fn queued(&mut self) {
+        self.tenant = None;
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(tenant) = &self.tenant {
+            self.live.lock().unadmit(tenant);
         }
     }
 }
@@ -1569,6 +1591,17 @@ mod tests {
         live.submit(spec(), of("alice")).await.unwrap();
         let usage: Vec<_> = live.tenant_usage().into_iter().map(|u| (u.name, u.running, u.queued)).collect();
         assert_eq!(usage, [("alice".into(), 1, 2), ("bob".into(), 0, 1)]);
+    }
+
+    #[tokio::test]
+    async fn submissions_at_once_count_against_the_most_queued_before_they_are_queued() {
+        let live = live(3);
+        live.set_quota("alice", TenantQuota { max_queued: Some(5), ..TenantQuota::default() });
+        let all = futures::future::join_all((0..20).map(|_| live.submit(spec(), of("alice")))).await;
+        assert_eq!(all.iter().filter(|r| r.is_ok()).count(), 5);
+        assert_eq!(live.queued(), 5);
+        // Refused ones leave no count behind.
+        assert_eq!(live.lock().admitted.len(), 0);
     }
 
     #[tokio::test]
