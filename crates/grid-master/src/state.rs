@@ -899,6 +899,20 @@ impl LiveState {
             Running::count(inner.nodes.values().flat_map(|n| &n.running).map(|id| inner.jobs[id].tenant())),
             "running counts drifted: a job stopped running without `stopped_running`"
         );
+        #[cfg(debug_assertions)]
+        {
+            let mut reserved: HashMap<&str, u64> = HashMap::new();
+            for job in inner.nodes.values().flat_map(|n| &n.running).map(|id| &inner.jobs[id]) {
+                *reserved.entry(job.tenant()).or_default() += job.spec.limits.fuel;
+            }
+            for (tenant, fuel) in inner.tenants.reserved() {
+                assert_eq!(
+                    reserved.get(tenant).copied().unwrap_or(0),
+                    fuel,
+                    "tenant `{tenant}`'s fuel reservation drifted"
+                );
+            }
+        }
         let plan = dispatch::plan(&inner.queue, &inner.jobs, &inner.nodes, &inner.running, &inner.tenants, now);
         inner.examined += plan.examined as u64;
         inner.fuel_held = plan.fuel_held;

@@ -176,6 +176,11 @@ impl Tenants {
         t.refilled_at = t.refilled_at.max(now);
     }
 
+    /// Every tenant known and the fuel its running jobs reserve.
+    pub fn reserved(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.map.iter().map(|(name, t)| (name.as_str(), t.reserved))
+    }
+
     /// Why tenant `name`, with `running` jobs running, may start no job
     /// at all now; `None` if it may start some.
     pub fn held(&self, name: &str, running: usize) -> Option<Held> {
