@@ -11,14 +11,21 @@
 //! looks at no more than `LOOKAHEAD` jobs it cannot place now before it
 //! stops, as Slurm's `bf_max_job_test` does: a job behind that many waits
 //! until some of them go.
+//!
+//! Tenants' quotas hold too: a tenant at its most running jobs, or whose
+//! fuel bucket lacks its next job's fuel limit, is skipped as a whole for
+//! the rest of the plan, so however many jobs it has waiting they cost
+//! nothing. A node private to a tenant is offered that tenant's jobs only.
 
 use crate::jobs::Job;
 use crate::model::{JobId, NodeId};
 use crate::nodes::{Node, Room};
 use crate::queue::{JobQueue, Running};
 use crate::scheduler::{self, NodeView};
+use crate::tenants::Tenants;
 use grid_core::{Limits, ModuleHash};
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// The most jobs one plan looks at and cannot place before it stops.
 pub const LOOKAHEAD: usize = 1_000;
@@ -39,43 +46,57 @@ pub struct Plan {
     pub park: Vec<JobId>,
     /// Jobs looked at, placed or not: the plan's cost.
     pub examined: usize,
+    /// Whether a tenant with jobs waiting was skipped because its fuel
+    /// bucket lacked its next job's fuel: the bucket refills with time, so
+    /// another plan is worth making later even if nothing else changes.
+    pub fuel_held: bool,
+}
+
+/// The nodes that run jobs of `job`'s tenant: the public ones and those
+/// private to it.
+fn serving<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<Item = (&'a NodeId, &'a Node)> + 'a {
+    nodes.iter().filter(|(_, n)| n.serves(job.tenant()))
 }
 
 /// The nodes as the scheduler sees them for `job`, each with its `room`,
 /// leaving out those that refused the job and have not sent a heartbeat
-/// since, and those that lost it.
+/// since, those that lost it, and those private to other tenants.
 fn views<'a>(
     nodes: &'a HashMap<NodeId, Node>,
     job: &'a Job,
     room: impl Fn(NodeId, &Node) -> (Room, bool) + 'a,
 ) -> impl Iterator<Item = NodeView<NodeId>> + 'a {
-    nodes.iter().filter(|(id, n)| !job.refused_now(**id, n.beats)).map(move |(id, n)| {
+    serving(nodes, job).filter(|(id, n)| !job.refused_now(**id, n.beats)).map(move |(id, n)| {
         let (room, placed_module) = room(*id, n);
         n.view(*id, &job.spec, &room, placed_module)
     })
 }
 
 /// The nodes as they would be for `job` with nothing running on them,
-/// leaving out those that lost it.
+/// leaving out those that lost it and those private to other tenants.
 fn idle_views<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<Item = NodeView<NodeId>> + 'a {
-    nodes.iter().filter(|(id, _)| !job.avoids(**id)).map(|(id, n)| n.view(*id, &job.spec, &n.idle_room(), false))
+    serving(nodes, job).filter(|(id, _)| !job.avoids(**id)).map(|(id, n)| n.view(*id, &job.spec, &n.idle_room(), false))
 }
 
 /// Whether node `id` could take `job` with nothing running on it.
 fn could_take(id: NodeId, node: &Node, job: &Job) -> bool {
-    !job.avoids(id) && node.view(id, &job.spec, &node.idle_room(), false).misfit(&job.demand()).is_none()
+    node.serves(job.tenant())
+        && !job.avoids(id)
+        && node.view(id, &job.spec, &node.idle_room(), false).misfit(&job.demand()).is_none()
 }
 
 /// Every offered job that fits somewhere, in queue order, each to its best
-/// node, given how many jobs each tenant has running; jobs that fit nowhere
-/// keep their place, and those no node could ever take are to be parked.
-/// Stops once no node has a free slot, or after `LOOKAHEAD` jobs that do
-/// not fit.
+/// node, given how many jobs each tenant has running and what `tenants`'
+/// quotas allow as of `now`; jobs that fit nowhere keep their place, and
+/// those no node could ever take are to be parked. Stops once no node has
+/// a free slot, or after `LOOKAHEAD` jobs that do not fit.
 pub fn plan(
     queue: &JobQueue<JobId>,
     jobs: &HashMap<JobId, Job>,
     nodes: &HashMap<NodeId, Node>,
     running: &Running,
+    tenants: &Tenants,
+    now: Instant,
 ) -> Plan {
     let mut plan = Plan::default();
     if queue.is_empty() {
@@ -88,17 +109,35 @@ pub fn plan(
     }
     // Modules a node will cache because of an assignment in this plan.
     let mut placed: HashSet<(NodeId, &ModuleHash)> = HashSet::new();
-    for id in queue.in_order(running) {
-        // Jobs looked at and not placed.
-        if plan.examined - plan.assignments.len() == LOOKAHEAD {
+    let mut order = queue.in_order(running);
+    // Per tenant: jobs and fuel this plan starts.
+    let mut started: HashMap<&str, (usize, u64)> = HashMap::new();
+    // Jobs looked at and not placed on a node.
+    let mut misses = 0;
+    while let Some(id) = order.next() {
+        if misses == LOOKAHEAD {
             break;
         }
-        plan.examined += 1;
         let job = &jobs[id];
+        let tenant = job.tenant();
+        let (starts, fuel) = started.get(tenant).copied().unwrap_or_default();
+        if tenants.held(tenant, running.of(tenant) + starts).is_some() {
+            // A tenant, not a job: skipped once, whatever it has waiting.
+            order.skip_tenant(tenant);
+            continue;
+        }
+        plan.examined += 1;
         let demand = job.demand();
+        if tenants.lacks_fuel(tenant, demand.fuel, fuel, now).is_some() {
+            // Its jobs go in arrival order: none overtakes the one that waits.
+            order.skip_tenant(tenant);
+            plan.fuel_held = true;
+            continue;
+        }
         let candidates: Vec<_> =
             views(nodes, job, |nid, _| (room[&nid], placed.contains(&(nid, &job.spec.module)))).collect();
         let Some(node) = scheduler::choose(&demand, &candidates) else {
+            misses += 1;
             if !nodes.iter().any(|(nid, n)| could_take(*nid, n, job)) {
                 plan.park.push(id.clone());
             }
@@ -107,6 +146,7 @@ pub fn plan(
         room.get_mut(&node).expect("chosen node has room").take(&demand);
         placed.insert((node, &job.spec.module));
         plan.assignments.push(Assignment { job: id.clone(), node });
+        started.insert(tenant, (starts + 1, fuel.saturating_add(demand.fuel)));
         if !free(&room) {
             break;
         }
@@ -143,21 +183,38 @@ pub fn refusal<'a>(nodes: impl IntoIterator<Item = &'a Node>, limits: &Limits) -
     Some(if count > 1 { format!("{why}; node `{name}` comes closest") } else { why })
 }
 
-/// Why a queued job waits, as of now.
-pub fn waiting_reason(nodes: &HashMap<NodeId, Node>, job: &Job) -> String {
+/// Why a queued job waits as of `now`, given how many jobs each tenant has
+/// running and what `tenants`' quotas allow.
+pub fn waiting_reason(
+    nodes: &HashMap<NodeId, Node>,
+    job: &Job,
+    running: &Running,
+    tenants: &Tenants,
+    now: Instant,
+) -> String {
+    let demand = job.demand();
+    let tenant = job.tenant();
+    if let Some(held) = tenants.waiting(tenant, running.of(tenant), demand.fuel, now) {
+        return held.reason(tenant);
+    }
     if nodes.is_empty() {
         return scheduler::NO_NODE.into();
     }
-    let demand = job.demand();
-    let open = nodes.iter().filter(|(id, _)| !job.avoids(**id)).map(|(_, n)| n);
+    let served_by = serving(nodes, job).count();
+    if served_by == 0 {
+        return format!(
+            "waiting: no connected node takes it: every connected node is private to another tenant than `{tenant}`"
+        );
+    }
+    let open = serving(nodes, job).filter(|(id, _)| !job.avoids(**id)).map(|(_, n)| n);
     if let Some(why) = refusal(open, &job.spec.limits) {
         return format!("waiting: no connected node takes it: {why}");
     }
     let idle: Vec<_> = idle_views(nodes, job).collect();
-    let avoided = nodes.len() - idle.len();
+    let avoided = served_by - idle.len();
     if let Some(reason) = scheduler::why_parked(&demand, &idle, avoided) {
         return reason;
     }
     let candidates: Vec<_> = views(nodes, job, |_, n| (n.room(), false)).collect();
-    scheduler::why_waiting(&demand, &candidates, nodes.len() - candidates.len())
+    scheduler::why_waiting(&demand, &candidates, served_by - candidates.len())
 }

@@ -37,6 +37,12 @@ pub enum MasterError {
     /// The caller may not make this call.
     #[error("{0}")]
     Refused(String),
+    /// The job is over a per-job maximum of its tenant's quota.
+    #[error("{0}")]
+    OverQuota(String),
+    /// The tenant has its most jobs waiting.
+    #[error("{0}")]
+    TenantFull(String),
     /// A node registered with the name of another connected node.
     #[error("a node named `{0}` is already connected; give this node another --name")]
     NameTaken(String),
@@ -83,7 +89,8 @@ impl From<MasterError> for tonic::Status {
                 Status::invalid_argument(msg)
             }
             MasterError::Protocol(_) | MasterError::NoNodeTakes(_) => Status::failed_precondition(msg),
-            MasterError::Busy(_) => Status::resource_exhausted(msg),
+            MasterError::Busy(_) | MasterError::TenantFull(_) => Status::resource_exhausted(msg),
+            MasterError::OverQuota(_) => Status::failed_precondition(msg),
             MasterError::Stalled(_) => Status::deadline_exceeded(msg),
             MasterError::Refused(_) => Status::permission_denied(msg),
             MasterError::Conflict(_) => Status::already_exists(msg),

@@ -427,8 +427,11 @@ mod tests {
             self.outputs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.inner.output(id, seq, stream, data)
         }
-        fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: grid_core::AttemptEnd) {
-            self.inner.finished(id, report, drop_input, end)
+        fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: grid_core::AttemptEnd, ran: bool) {
+            self.inner.finished(id, report, drop_input, end, ran)
+        }
+        fn tenant_use(&self) -> crate::Result<Vec<crate::model::TenantUse>> {
+            self.inner.tenant_use()
         }
         fn job(&self, id: &str) -> crate::Result<Option<crate::model::StoredJob>> {
             self.read();

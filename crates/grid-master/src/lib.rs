@@ -22,6 +22,7 @@ pub mod record;
 mod rpc;
 pub mod scheduler;
 pub mod state;
+pub mod tenants;
 pub mod watch;
 
 pub use error::{MasterError, Result};
@@ -265,7 +266,8 @@ impl Master {
 }
 
 /// What the master does on its own while it serves: takes overdue jobs back
-/// from their nodes every second, and prunes finished jobs older than
+/// from their nodes every second, starts the jobs of tenants whose fuel
+/// buckets have refilled enough, and prunes finished jobs older than
 /// `keep_finished` every minute. Ends when the live state is gone.
 async fn chores(live: std::sync::Weak<state::LiveState>, keep_finished: Option<Duration>) {
     let mut tick = tokio::time::interval(DEADLINE_SWEEP);
@@ -275,6 +277,7 @@ async fn chores(live: std::sync::Weak<state::LiveState>, keep_finished: Option<D
         tick.tick().await;
         let Some(live) = live.upgrade() else { return };
         live.expire_overdue(std::time::Instant::now());
+        live.refuel(std::time::Instant::now());
         live.record_nodes();
         ticks += 1;
         if let Some(keep) = keep_finished

@@ -75,6 +75,16 @@ pub struct Heartbeat {
     pub draining: bool,
 }
 
+/// What a tenant has run, as the record keeps it across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantUse {
+    pub name: String,
+    /// Jobs that ran on a node to their end.
+    pub jobs_run: u64,
+    /// Fuel those jobs burned.
+    pub fuel_burned: u64,
+}
+
 /// A node's history, by name, as the record keeps it across sessions and
 /// master restarts.
 #[derive(Debug, Clone, PartialEq, Eq)]

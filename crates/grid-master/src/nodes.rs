@@ -71,6 +71,12 @@ impl Node {
         }
     }
 
+    /// Whether it runs jobs of `tenant`: a private node runs only its
+    /// owner's, a public one everyone's.
+    pub fn serves(&self, tenant: &str) -> bool {
+        self.reg.owner.as_deref().is_none_or(|owner| owner == tenant)
+    }
+
     /// Adds the fuel its quota earned since the last refill.
     pub fn refill(&mut self, now: Instant) {
         self.bucket.refill(now.saturating_duration_since(self.refilled_at));

@@ -6,7 +6,9 @@
 //! few heap operations, not a sort of the whole queue. A job that no
 //! connected node could ever take is parked: it keeps its place but is left
 //! out of the order until a node that might take it comes, so jobs that
-//! cannot run cost nothing while they wait. No I/O, no clock.
+//! cannot run cost nothing while they wait. A tenant held back by its
+//! quota is skipped as a whole, so its waiting jobs are never looked at one
+//! by one. No I/O, no clock.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -50,6 +52,11 @@ impl Running {
     pub fn of(&self, tenant: &str) -> usize {
         self.0.get(tenant).copied().unwrap_or(0)
     }
+
+    /// The tenants with jobs running.
+    pub fn tenants(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
 }
 
 /// Where a queued job sits.
@@ -69,6 +76,8 @@ pub struct JobQueue<Id> {
     places: HashMap<Id, Place>,
     /// Jobs left out of the order until a node that might take them comes.
     parked: HashSet<Id>,
+    /// Jobs waiting per tenant, offered or parked.
+    tenants: HashMap<String, usize>,
     /// Arrival numbers for the back of the queue count up, for the front
     /// down, so a job put back in front goes before every other.
     back: i64,
@@ -78,7 +87,24 @@ pub struct JobQueue<Id> {
 impl<Id: Clone + Eq + std::hash::Hash> JobQueue<Id> {
     /// An empty queue.
     pub fn new() -> Self {
-        Self { bands: BTreeMap::new(), places: HashMap::new(), parked: HashSet::new(), back: 0, front: 0 }
+        Self {
+            bands: BTreeMap::new(),
+            places: HashMap::new(),
+            parked: HashSet::new(),
+            tenants: HashMap::new(),
+            back: 0,
+            front: 0,
+        }
+    }
+
+    /// Jobs of `tenant` waiting, parked ones included.
+    pub fn len_of(&self, tenant: &str) -> usize {
+        self.tenants.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// The tenants with jobs waiting, and how many each.
+    pub fn tenants(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.tenants.iter().map(|(t, n)| (t.as_str(), *n))
     }
 
     /// Jobs waiting, parked ones included.
@@ -108,6 +134,12 @@ impl<Id: Clone + Eq + std::hash::Hash> JobQueue<Id> {
         self.remove(&id);
         let place = Place { priority, tenant: tenant.to_owned(), seq };
         offer(&mut self.bands, id.clone(), &place);
+        match self.tenants.get_mut(tenant) {
+            Some(n) => *n += 1,
+            None => {
+                self.tenants.insert(tenant.to_owned(), 1);
+            }
+        }
         self.places.insert(id, place);
     }
 
@@ -120,6 +152,12 @@ impl<Id: Clone + Eq + std::hash::Hash> JobQueue<Id> {
         let Some(place) = self.places.remove(id) else { return false };
         if !self.parked.remove(id) {
             withdraw(&mut self.bands, &place);
+        }
+        if let Some(n) = self.tenants.get_mut(&place.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.tenants.remove(&place.tenant);
+            }
         }
         true
     }
@@ -162,8 +200,43 @@ impl<Id: Clone + Eq + std::hash::Hash> JobQueue<Id> {
 
     /// The jobs offered to the nodes (the parked ones left out) in the
     /// order to offer them, given how many jobs each tenant has running.
-    pub fn in_order<'a>(&'a self, running: &'a Running) -> impl Iterator<Item = &'a Id> + 'a {
-        self.bands.values().flat_map(move |band| Turns::new(band, running))
+    /// A tenant passed to [`Order::skip_tenant`] is left out from then on.
+    pub fn in_order<'a>(&'a self, running: &'a Running) -> Order<'a, Id> {
+        Order { bands: self.bands.values(), turns: None, running, skipped: HashSet::new() }
+    }
+}
+
+/// The jobs offered, in order, leaving out the tenants skipped: a skipped
+/// tenant costs nothing however many jobs it has waiting.
+pub struct Order<'a, Id> {
+    bands: std::collections::btree_map::Values<'a, Reverse<i32>, HashMap<String, BTreeMap<i64, Id>>>,
+    turns: Option<Turns<'a, Id>>,
+    running: &'a Running,
+    skipped: HashSet<String>,
+}
+
+impl<Id> Order<'_, Id> {
+    /// Leaves `tenant`'s jobs out of the rest of the order.
+    pub fn skip_tenant(&mut self, tenant: &str) {
+        if !self.skipped.contains(tenant) {
+            self.skipped.insert(tenant.to_owned());
+        }
+    }
+}
+
+impl<'a, Id> Iterator for Order<'a, Id> {
+    type Item = &'a Id;
+
+    fn next(&mut self) -> Option<&'a Id> {
+        loop {
+            if let Some(turns) = &mut self.turns
+                && let Some(id) = turns.next(&self.skipped)
+            {
+                return Some(id);
+            }
+            let band = self.bands.next()?;
+            self.turns = Some(Turns::new(band, self.running, &self.skipped));
+        }
     }
 }
 
@@ -194,36 +267,39 @@ fn withdraw<Id>(bands: &mut BTreeMap<Reverse<i32>, HashMap<String, BTreeMap<i64,
 /// jobs running has turn r + k; lower turns go first, and ties go to the
 /// earlier arrival.
 struct Turns<'a, Id> {
-    tenants: Vec<std::iter::Peekable<std::collections::btree_map::Iter<'a, i64, Id>>>,
+    tenants: Vec<(&'a str, std::iter::Peekable<std::collections::btree_map::Iter<'a, i64, Id>>)>,
     heap: BinaryHeap<Reverse<(usize, i64, usize)>>,
 }
 
 impl<'a, Id> Turns<'a, Id> {
-    fn new(band: &'a HashMap<String, BTreeMap<i64, Id>>, running: &Running) -> Self {
+    fn new(band: &'a HashMap<String, BTreeMap<i64, Id>>, running: &Running, skipped: &HashSet<String>) -> Self {
         let mut tenants = Vec::with_capacity(band.len());
         let mut heap = BinaryHeap::with_capacity(band.len());
-        for (tenant, jobs) in band {
+        for (tenant, jobs) in band.iter().filter(|(t, _)| !skipped.contains(*t)) {
             let mut it = jobs.iter().peekable();
             if let Some(&(&seq, _)) = it.peek() {
                 let turn = running.of(tenant);
                 heap.push(Reverse((turn, seq, tenants.len())));
             }
-            tenants.push(it);
+            tenants.push((tenant.as_str(), it));
         }
         Self { tenants, heap }
     }
-}
 
-impl<'a, Id> Iterator for Turns<'a, Id> {
-    type Item = &'a Id;
-
-    fn next(&mut self) -> Option<&'a Id> {
-        let Reverse((turn, _, t)) = self.heap.pop()?;
-        let (_, id) = self.tenants[t].next().expect("a tenant in the heap has a job");
-        if let Some(&(&seq, _)) = self.tenants[t].peek() {
-            self.heap.push(Reverse((turn + 1, seq, t)));
+    /// The next job in turn, dropping the tenants in `skipped`.
+    fn next(&mut self, skipped: &HashSet<String>) -> Option<&'a Id> {
+        loop {
+            let Reverse((turn, _, t)) = self.heap.pop()?;
+            let (tenant, jobs) = &mut self.tenants[t];
+            if skipped.contains(*tenant) {
+                continue;
+            }
+            let (_, id) = jobs.next().expect("a tenant in the heap has a job");
+            if let Some(&(&seq, _)) = jobs.peek() {
+                self.heap.push(Reverse((turn + 1, seq, t)));
+            }
+            return Some(id);
         }
-        Some(id)
     }
 }
 
@@ -303,6 +379,27 @@ mod tests {
         q.push_front(5, 0, "t");
         assert!(!q.is_parked(&5));
         assert_eq!(order(&q, &[]), vec![5, 0, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_skipped_tenant_is_left_out_of_the_rest_of_the_order_and_counts_are_kept() {
+        let mut q = JobQueue::new();
+        for (id, priority, tenant) in [(0, 0, "a"), (1, 0, "a"), (2, 0, "b"), (3, 0, "b"), (4, 1, "a"), (5, 1, "c")] {
+            q.push_back(id, priority, tenant);
+        }
+        let running = Running::default();
+        let mut order = q.in_order(&running);
+        assert_eq!(order.next(), Some(&4));
+        order.skip_tenant("a");
+        assert_eq!(order.collect::<Vec<_>>(), vec![&5, &2, &3], "a's jobs in the next band were skipped too");
+        assert_eq!((q.len_of("a"), q.len_of("b"), q.len_of("d")), (3, 2, 0));
+        q.park(&0);
+        assert_eq!(q.len_of("a"), 3, "a parked job still waits");
+        q.remove(&0);
+        q.remove(&1);
+        q.remove(&4);
+        assert_eq!(q.len_of("a"), 0);
+        assert_eq!(q.tenants().count(), 2);
     }
 
     #[test]

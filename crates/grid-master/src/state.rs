@@ -12,9 +12,10 @@ use crate::model::{Heartbeat, JobId, JobSummary, NodeId, NodeRecord, NodeRegistr
 use crate::nodes::Node;
 use crate::queue::{JobQueue, Running};
 use crate::record::{Inserted, JobStore, MemoryStore, NewJob, Unfinished, light_spec};
+use crate::tenants::{TenantUsage, Tenants};
 use crate::watch::{CHUNK, JobWatch};
 use grid_core::text::cut;
-use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, NodeState, Outcome, OutputStream, Submission};
+use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, NodeState, Outcome, OutputStream, Submission, TenantQuota};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -53,13 +54,38 @@ struct Inner {
     running: Running,
     /// Jobs looked at by every dispatch so far: what dispatching costs.
     examined: u64,
+    /// Tenants' quotas, fuel buckets and counts.
+    tenants: Tenants,
+    /// Per tenant, submissions let in and not yet queued: they count
+    /// against its most queued jobs.
+    admitted: HashMap<String, usize>,
+    /// The last dispatch skipped a tenant for want of fuel: time alone may
+    /// let it start a job.
+    fuel_held: bool,
 }
 
 impl Inner {
-    /// Job `id` stopped running on its node: finished, handed back or lost.
-    fn stopped_running(&mut self, id: &str) {
+    /// Job `id` stopped running on its node: finished (its node reported
+    /// `burned` fuel), handed back or lost.
+    fn stopped_running(&mut self, id: &str, burned: Option<u64>) {
         if let Some(job) = self.jobs.get(id) {
             self.running.stopped(job.tenant());
+            self.tenants.stopped(job.tenant(), job.spec.limits.fuel, burned, Instant::now());
+        }
+    }
+
+    /// Why queued `job` waits, as of now.
+    fn waiting_reason(&self, job: &Job) -> String {
+        dispatch::waiting_reason(&self.nodes, job, &self.running, &self.tenants, Instant::now())
+    }
+
+    /// A submission of `tenant` let in is queued or came to nothing.
+    fn unadmit(&mut self, tenant: &str) {
+        if let Some(n) = self.admitted.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.admitted.remove(tenant);
+            }
         }
     }
 }
@@ -91,8 +117,13 @@ impl LiveState {
             tracing::warn!(error = %e, "cannot read the newest job id; new ids start from the clock");
             None
         });
+        let mut inner = Inner::default();
+        match store.tenant_use() {
+            Ok(used) => inner.tenants.recall(used),
+            Err(e) => tracing::warn!(error = %e, "cannot read what tenants have run; their counts start from zero"),
+        }
         Self {
-            inner: Mutex::default(),
+            inner: Mutex::new(inner),
             ids: IdGenerator::after(newest.as_deref()),
             store,
             max_attempts: max_attempts.max(1),
@@ -187,19 +218,63 @@ impl LiveState {
         Some((id.clone(), inner.jobs.get(id).and_then(|j| j.fingerprint.clone())))
     }
 
-    /// Refuses a job when the queue is full, or when no connected node
-    /// would ever take it (with no node connected, every job may wait).
-    pub fn admissible(&self, spec: &JobSpec) -> Result<()> {
-        let inner = self.lock();
+    /// Refuses a job when the queue is full, when it is over a per-job
+    /// maximum of its tenant's quota or its tenant has its most jobs
+    /// waiting, or when no connected node that serves its tenant would ever
+    /// take it (with none connected, every job may wait).
+    pub fn admissible(&self, spec: &JobSpec, tenant: &str) -> Result<()> {
+        self.check(&self.lock(), spec, tenant)
+    }
+
+    fn check(&self, inner: &Inner, spec: &JobSpec, tenant: &str) -> Result<()> {
         let queued = inner.queue.len();
         if queued >= self.max_queued {
             return Err(MasterError::Busy(format!(
                 "the master's queue is full ({queued} jobs waiting); try again later"
             )));
         }
-        match dispatch::refusal(inner.nodes.values(), &spec.limits) {
+        if let Some(quota) = inner.tenants.quota(tenant) {
+            if let Some(why) = quota.refuse(tenant, &spec.limits) {
+                return Err(MasterError::OverQuota(why));
+            }
+            let waiting = inner.queue.len_of(tenant) + inner.admitted.get(tenant).copied().unwrap_or(0);
+            if let Some(max) = quota.max_queued
+                && waiting >= max as usize
+            {
+                return Err(MasterError::TenantFull(format!(
+                    "tenant `{}` has {waiting} jobs queued, its most; try again when some have started",
+                    cut(tenant, 64)
+                )));
+            }
+        }
+        match dispatch::refusal(inner.nodes.values().filter(|n| n.serves(tenant)), &spec.limits) {
             Some(why) => Err(MasterError::NoNodeTakes(why)),
             None => Ok(()),
+        }
+    }
+
+    /// Sets tenant `tenant`'s quota, or changes it. Jobs it already has
+    /// waiting stay; whatever the new quota lets start starts.
+    pub fn set_quota(&self, tenant: &str, quota: TenantQuota) {
+        let mut inner = self.lock();
+        inner.tenants.set_quota(tenant, quota, Instant::now());
+        self.dispatch(&mut inner);
+    }
+
+    /// Every tenant with a quota, jobs waiting or running, or jobs run (as
+    /// the record counts them), by name.
+    pub fn tenant_usage(&self) -> Vec<TenantUsage> {
+        let inner = self.lock();
+        inner.tenants.usage(&inner.queue, &inner.running, Instant::now())
+    }
+
+    /// Dispatches again, as of `now`, if the last dispatch left a tenant
+    /// waiting for its fuel bucket to refill, which time alone does; costs
+    /// nothing otherwise. The master calls it every second.
+    pub fn refuel(&self, now: Instant) {
+        let mut inner = self.lock();
+        if inner.fuel_held {
+            self.dispatch_at(&mut inner, now);
         }
     }
 
@@ -240,10 +315,15 @@ impl LiveState {
                 return same_request(key, id, held.as_deref(), fp);
             }
         }
-        if self.lock().closing {
-            return Err(MasterError::ShuttingDown);
+        {
+            let mut inner = self.lock();
+            if inner.closing {
+                return Err(MasterError::ShuttingDown);
+            }
+            self.check(&inner, &spec, &submission.tenant)?;
+            *inner.admitted.entry(submission.tenant.clone()).or_default() += 1;
         }
-        self.admissible(&spec)?;
+        let admitted = Admitted { live: self.clone(), tenant: Some(submission.tenant.clone()) };
         let id = self.next_id();
         let submitted_ms = now_ms();
         let new =
@@ -251,8 +331,11 @@ impl LiveState {
         let recorded = self.store.insert(new);
         let this = self.clone();
         let queued = tokio::spawn(async move {
+            let mut admitted = admitted;
             match recorded.await? {
                 Inserted::New => {
+                    // Queued and no longer counted as let in, in one step.
+                    admitted.queued();
                     this.enqueue(id.clone(), spec, submission, submitted_ms, fingerprint);
                     Ok(id)
                 }
@@ -274,6 +357,7 @@ impl LiveState {
         if let Some(key) = &job.submission.key {
             inner.keys.insert(key.clone(), id.clone());
         }
+        inner.unadmit(job.tenant());
         inner.queue.push_back(id.clone(), job.submission.priority, job.tenant());
         inner.jobs.insert(id, job);
         self.dispatch(&mut inner);
@@ -283,7 +367,7 @@ impl LiveState {
     pub fn summary(&self, id: &str) -> Option<JobSummary> {
         let inner = self.lock();
         let (id, job) = inner.jobs.get_key_value(id)?;
-        Some(job.summary(id, || dispatch::waiting_reason(&inner.nodes, job)))
+        Some(job.summary(id, || inner.waiting_reason(job)))
     }
 
     /// Of the jobs `ids`, those still in memory, each as a listing shows it
@@ -293,7 +377,7 @@ impl LiveState {
         let inner = self.lock();
         let live = |id: &JobId| {
             let job = inner.jobs.get(id)?;
-            Some(crate::listing::summary(job.summary(id, || dispatch::waiting_reason(&inner.nodes, job))))
+            Some(crate::listing::summary(job.summary(id, || inner.waiting_reason(job))))
         };
         ids.iter().map(live).collect()
     }
@@ -445,7 +529,12 @@ impl LiveState {
                 let _ = n.tx.send(ToNode::Cancel(job.to_owned()));
                 n.release(job, &spec, None);
             }
-            inner.stopped_running(job);
+            inner.stopped_running(job, None);
+            // What it burned is unknown, and it was the job's own doing: its
+            // tenant's bucket pays its whole fuel limit, so that output past
+            // the limit is no way to burn fuel unbilled.
+            let tenant = inner.jobs.get(job).map(|j| j.tenant().to_owned()).unwrap_or_default();
+            inner.tenants.bill(&tenant, spec.limits.fuel, Instant::now());
             self.finish(
                 &mut inner,
                 job,
@@ -476,9 +565,9 @@ impl LiveState {
             n.release(job, &spec, Some(report.fuel_used));
             inner.history.ran(&report.node, report.fuel_used);
         }
-        inner.stopped_running(job);
+        inner.stopped_running(job, Some(report.fuel_used));
         let end = AttemptEnd::of(&report.outcome);
-        self.finish(&mut inner, job, report, end);
+        self.finish_ran(&mut inner, job, report, end, true);
         self.dispatch(&mut inner);
     }
 
@@ -495,7 +584,7 @@ impl LiveState {
         if let Some(n) = inner.nodes.get_mut(&node) {
             n.release(job, &spec, None);
         }
-        inner.stopped_running(job);
+        inner.stopped_running(job, None);
         let beats = inner.nodes.get(&node).map_or(0, |n| n.beats);
         let j = inner.jobs.get_mut(job).expect("checked above");
         if j.cancel_requested {
@@ -556,7 +645,7 @@ impl LiveState {
             self.store.nodes_seen(vec![forgotten]);
         }
         for id in n.running {
-            inner.stopped_running(&id);
+            inner.stopped_running(&id, None);
             let job = inner.jobs.get_mut(&id).expect("running job exists");
             let limits = job.spec.limits;
             if job.cancel_requested {
@@ -607,7 +696,7 @@ impl LiveState {
             if let Some(n) = inner.nodes.get_mut(node) {
                 n.release(id, &spec, None);
             }
-            inner.stopped_running(id);
+            inner.stopped_running(id, None);
             let job = inner.jobs.get_mut(id).expect("a running job exists");
             if job.cancel_requested {
                 self.finish(
@@ -664,7 +753,7 @@ impl LiveState {
         n.release(id, &spec, None);
         let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
         let name = n.reg.name.clone();
-        inner.stopped_running(id);
+        inner.stopped_running(id, None);
         inner.history.lost_one(&name);
         let (timeout, grace) =
             (grid_core::units::format_duration(spec.limits.timeout), grid_core::units::format_duration(self.grace));
@@ -761,6 +850,12 @@ impl LiveState {
     /// Ends a job: records it, tells its watchers, and counts the nodes it
     /// was lost on if it then ran to its end.
     fn finish(&self, inner: &mut Inner, id: &str, report: JobReport, end: AttemptEnd) {
+        self.finish_ran(inner, id, report, end, false)
+    }
+
+    /// Ends a job as `finish` does; with `ran`, its node ran it to this end
+    /// and its tenant's counts in the record go up in the same change.
+    fn finish_ran(&self, inner: &mut Inner, id: &str, report: JobReport, end: AttemptEnd, ran: bool) {
         let Some(job) = inner.jobs.get_mut(id) else { return };
         tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
         if report.outcome.exit_code().is_some() {
@@ -772,7 +867,7 @@ impl LiveState {
         let job = inner.jobs.get_mut(id).expect("checked above");
         let report = Arc::new(report);
         let drop_input = job.finish(report.clone());
-        self.store.finished(id, &report, drop_input, end);
+        self.store.finished(id, &report, drop_input, end, ran);
         inner.finished.push_back(id.to_owned());
         while inner.finished.len() > FINISHED_KEPT {
             if let Some(old) = inner.finished.pop_front()
@@ -787,20 +882,40 @@ impl LiveState {
     /// Sends every queued job that fits somewhere to its best node: plans
     /// from memory, then applies the plan.
     fn dispatch(&self, inner: &mut Inner) {
+        self.dispatch_at(inner, Instant::now())
+    }
+
+    /// Dispatches as of `now`.
+    fn dispatch_at(&self, inner: &mut Inner, now: Instant) {
         if inner.closing {
             return;
         }
-        let now = Instant::now();
         for n in inner.nodes.values_mut() {
             n.refill(now);
         }
+        inner.tenants.refill(now);
         debug_assert_eq!(
             inner.running,
             Running::count(inner.nodes.values().flat_map(|n| &n.running).map(|id| inner.jobs[id].tenant())),
             "running counts drifted: a job stopped running without `stopped_running`"
         );
-        let plan = dispatch::plan(&inner.queue, &inner.jobs, &inner.nodes, &inner.running);
+        #[cfg(debug_assertions)]
+        {
+            let mut reserved: HashMap<&str, u64> = HashMap::new();
+            for job in inner.nodes.values().flat_map(|n| &n.running).map(|id| &inner.jobs[id]) {
+                *reserved.entry(job.tenant()).or_default() += job.spec.limits.fuel;
+            }
+            for (tenant, fuel) in inner.tenants.reserved() {
+                assert_eq!(
+                    reserved.get(tenant).copied().unwrap_or(0),
+                    fuel,
+                    "tenant `{tenant}`'s fuel reservation drifted"
+                );
+            }
+        }
+        let plan = dispatch::plan(&inner.queue, &inner.jobs, &inner.nodes, &inner.running, &inner.tenants, now);
         inner.examined += plan.examined as u64;
+        inner.fuel_held = plan.fuel_held;
         for id in &plan.park {
             inner.queue.park(id);
         }
@@ -814,8 +929,32 @@ impl LiveState {
             node.reserve(&id, &job.spec);
             job.assign(node_id, &node.reg.name);
             inner.running.started(job.tenant());
+            inner.tenants.started(job.tenant(), job.spec.limits.fuel, now);
             self.store.running(&id, &node.reg.name, job.attempts);
             inner.queue.remove(&id);
+        }
+    }
+}
+
+/// A submission let in past its tenant's bound on queued jobs and not yet
+/// queued: counted against the bound until it is queued (`enqueue` takes
+/// it off) or comes to nothing (dropped with `tenant` still set).
+struct Admitted {
+    live: Arc<LiveState>,
+    tenant: Option<String>,
+}
+
+impl Admitted {
+    /// It is being queued: `enqueue` stops counting it.
+    fn queued(&mut self) {
+        self.tenant = None;
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(tenant) = &self.tenant {
+            self.live.lock().unadmit(tenant);
         }
     }
 }
@@ -1414,5 +1553,231 @@ mod tests {
         next.register_node(node("a")).unwrap();
         let a_again = next.nodes().into_iter().find(|n| n.name == "a").unwrap();
         assert_eq!((a_again.state, a_again.jobs_run, a_again.fuel_burned), (NodeState::Ready, 1, 42));
+    }
+
+    /// A node with `slots` slots and room for as many jobs.
+    fn roomy(name: &str, slots: u32) -> NodeRegistration {
+        let mut reg = node(name);
+        reg.capacity.slots = slots;
+        reg.capacity.memory = 1 << 40;
+        reg.capacity.disk = 1 << 40;
+        reg
+    }
+
+    fn of(tenant: &str) -> Submission {
+        Submission { tenant: tenant.into(), ..Submission::default() }
+    }
+
+    fn ran(live: &LiveState, node: NodeId, job: &str, fuel: u64) {
+        let mut report = JobReport::before_start(Outcome::Exited(0), "", &Limits::default());
+        report.fuel_used = fuel;
+        live.job_finished(node, job, report);
+    }
+
+    #[tokio::test]
+    async fn a_job_over_a_per_job_maximum_of_its_tenant_is_refused_with_the_reason() {
+        let live = live(3);
+        live.set_quota("alice", TenantQuota { max_job_fuel: Some(1_000), ..TenantQuota::default() });
+        let err = live.submit(spec(), of("alice")).await.unwrap_err();
+        assert!(matches!(err, MasterError::OverQuota(_)), "{err:?}");
+        assert_eq!(err.to_string(), "the job asks for 10G fuel (at most 1k): over tenant `alice`'s per-job quota");
+        assert_eq!(tonic::Status::from(err).code(), tonic::Code::FailedPrecondition);
+        let small = JobSpec { limits: Limits { fuel: 1_000, ..Limits::default() }, ..spec() };
+        live.submit(small, of("alice")).await.unwrap();
+        live.submit(spec(), of("bob")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tenant_at_its_most_queued_jobs_is_refused_but_a_retry_of_one_of_them_is_not() {
+        let live = live(3);
+        live.set_quota("alice", TenantQuota { max_queued: Some(2), ..TenantQuota::default() });
+        let keyed = Submission { key: Some("k".into()), ..of("alice") };
+        let first = live.submit(spec(), keyed.clone()).await.unwrap();
+        live.submit(spec(), of("alice")).await.unwrap();
+        let err = live.submit(spec(), of("alice")).await.unwrap_err();
+        assert_eq!(err.to_string(), "tenant `alice` has 2 jobs queued, its most; try again when some have started");
+        assert_eq!(tonic::Status::from(err).code(), tonic::Code::ResourceExhausted);
+        assert_eq!(live.submit(spec(), keyed).await.unwrap(), first, "a retry was refused");
+        live.submit(spec(), of("bob")).await.unwrap();
+        // Once one starts, another may come.
+        let (_a, mut rx) = live.register_node(node("a")).unwrap();
+        assert_eq!(assigned(&mut rx), Some(first));
+        live.submit(spec(), of("alice")).await.unwrap();
+        let usage: Vec<_> = live.tenant_usage().into_iter().map(|u| (u.name, u.running, u.queued)).collect();
+        assert_eq!(usage, [("alice".into(), 1, 2), ("bob".into(), 0, 1)]);
+    }
+
+    #[tokio::test]
+    async fn submissions_at_once_count_against_the_most_queued_before_they_are_queued() {
+        let live = live(3);
+        live.set_quota("alice", TenantQuota { max_queued: Some(5), ..TenantQuota::default() });
+        let all = futures::future::join_all((0..20).map(|_| live.submit(spec(), of("alice")))).await;
+        assert_eq!(all.iter().filter(|r| r.is_ok()).count(), 5);
+        assert_eq!(live.queued(), 5);
+        // Refused ones leave no count behind.
+        assert_eq!(live.lock().admitted.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_at_its_most_running_jobs_waits_with_the_reason_and_others_go_by() {
+        let live = live(3);
+        live.set_quota("alice", TenantQuota { max_running: Some(1), ..TenantQuota::default() });
+        let (a, mut rx) = live.register_node(roomy("a", 4)).unwrap();
+        let a1 = live.submit(spec(), of("alice")).await.unwrap();
+        let a2 = live.submit(spec(), of("alice")).await.unwrap();
+        let b1 = live.submit(spec(), of("bob")).await.unwrap();
+        assert_eq!((assigned(&mut rx), assigned(&mut rx), assigned(&mut rx)), (Some(a1.clone()), Some(b1), None));
+        assert_eq!(
+            live.summary(&a2).unwrap().waiting.as_deref(),
+            Some("waiting: tenant `alice` is at its 1 running jobs")
+        );
+        ran(&live, a, &a1, 10);
+        assert_eq!(assigned(&mut rx), Some(a2));
+        // Raising the bound starts what it lets start, within one dispatch.
+        let more: Vec<_> =
+            [live.submit(spec(), of("alice")).await.unwrap(), live.submit(spec(), of("alice")).await.unwrap()].into();
+        assert_eq!(assigned(&mut rx), None);
+        live.set_quota("alice", TenantQuota { max_running: Some(3), ..TenantQuota::default() });
+        assert_eq!((assigned(&mut rx), assigned(&mut rx)), (Some(more[0].clone()), Some(more[1].clone())));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_s_job_waits_until_its_fuel_bucket_refills_and_is_billed_what_it_burned() {
+        let live = live(3);
+        // 1 fuel a second, up to 100.
+        let fuel = FuelQuota { rate_per_hour: 3_600, burst: 100 };
+        live.set_quota("alice", TenantQuota { fuel: Some(fuel), ..TenantQuota::default() });
+        let (a, mut rx) = live.register_node(roomy("a", 4)).unwrap();
+        let sixty = JobSpec { limits: Limits { fuel: 60, ..Limits::default() }, ..spec() };
+        let j1 = live.submit(sixty.clone(), of("alice")).await.unwrap();
+        let j2 = live.submit(sixty.clone(), of("alice")).await.unwrap();
+        let other = live.submit(spec(), of("bob")).await.unwrap();
+        assert_eq!((assigned(&mut rx), assigned(&mut rx), assigned(&mut rx)), (Some(j1.clone()), Some(other), None));
+        // 60 of the 100 are reserved while j1 runs.
+        assert_eq!(
+            live.summary(&j2).unwrap().waiting.as_deref(),
+            Some("waiting: tenant `alice`'s fuel quota holds 40 now; the job needs 60 (3.6k/h flows in)")
+        );
+        // It burned 55: 45 left.
+        ran(&live, a, &j1, 55);
+        assert_eq!(assigned(&mut rx), None);
+        let start = Instant::now();
+        live.refuel(start + Duration::from_secs(5));
+        assert_eq!(assigned(&mut rx), None, "started with 50 fuel of the 60 it needs");
+        live.refuel(start + Duration::from_secs(20));
+        assert_eq!(assigned(&mut rx), Some(j2.clone()));
+        let alice = live.tenant_usage().into_iter().find(|u| u.name == "alice").unwrap();
+        assert_eq!((alice.running, alice.jobs_run, alice.fuel_burned), (1, 1, 55));
+        // A job handed back is not billed: its reservation comes back whole.
+        live.job_rejected(a, &j2, "busy");
+        let alice = live.tenant_usage().into_iter().find(|u| u.name == "alice").unwrap();
+        assert_eq!((alice.running, alice.queued, alice.jobs_run), (0, 1, 1));
+        assert!(alice.fuel_available.unwrap() >= 60, "{alice:?}");
+    }
+
+    #[tokio::test]
+    async fn a_job_ended_for_output_past_its_limit_costs_its_tenant_its_whole_fuel_limit() {
+        let live = live(3);
+        let fuel = FuelQuota { rate_per_hour: 1, burst: 100 };
+        live.set_quota("alice", TenantQuota { fuel: Some(fuel), ..TenantQuota::default() });
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let chatty = JobSpec { limits: Limits { fuel: 60, output: 4, ..Limits::default() }, ..spec() };
+        let job = live.submit(chatty, of("alice")).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        live.job_output(a, &job, OutputStream::Stdout, b"too much".to_vec());
+        let alice = live.tenant_usage().into_iter().next().unwrap();
+        assert_eq!((alice.running, alice.fuel_available), (0, Some(40)));
+    }
+
+    #[tokio::test]
+    async fn a_private_node_runs_only_its_owner_s_jobs() {
+        let live = live(3);
+        let mut private = roomy("p", 4);
+        private.owner = Some("alice".into());
+        let (_p, mut rx_p) = live.register_node(private).unwrap();
+        // Bob's job, even one the private node could not take, waits.
+        let bob = live.submit(spec(), of("bob")).await.unwrap();
+        let huge = JobSpec { limits: Limits { memory: 1 << 40, ..Limits::default() }, ..spec() };
+        live.submit(huge.clone(), of("bob")).await.unwrap();
+        assert!(live.submit(huge, of("alice")).await.is_err(), "alice's own node does not count for her");
+        let alice = live.submit(spec(), of("alice")).await.unwrap();
+        assert_eq!((assigned(&mut rx_p), assigned(&mut rx_p)), (Some(alice), None));
+        assert_eq!(
+            live.summary(&bob).unwrap().waiting.as_deref(),
+            Some("waiting: no connected node takes it: every connected node is private to another tenant than `bob`")
+        );
+        assert!(live.lock().queue.is_parked(&bob), "no connected node could take it: it is parked");
+        // A public node serves everyone.
+        let (_a, mut rx_a) = live.register_node(node("a")).unwrap();
+        assert_eq!(assigned(&mut rx_a), Some(bob));
+        assert_eq!(assigned(&mut rx_p), None);
+    }
+
+    /// A tenant held back by its quota costs nothing however many jobs it
+    /// has waiting, and does not use up the lookahead.
+    #[tokio::test]
+    async fn a_tenant_held_back_with_many_jobs_waiting_costs_each_dispatch_nothing() {
+        const HELD: usize = 5_000;
+        let live = live(3);
+        let fuel = FuelQuota { rate_per_hour: 1, burst: Limits::DEFAULT_FUEL };
+        live.set_quota("alice", TenantQuota { max_running: Some(1), ..TenantQuota::default() });
+        live.set_quota("carol", TenantQuota { fuel: Some(fuel), ..TenantQuota::default() });
+        let (a, mut rx) = live.register_node(roomy("a", 3)).unwrap();
+        for _ in 0..HELD {
+            live.submit(spec(), of("alice")).await.unwrap();
+            live.submit(spec(), of("carol")).await.unwrap();
+        }
+        // One of each runs; carol's bucket is now empty, alice is at her bound.
+        assert!(assigned(&mut rx).is_some() && assigned(&mut rx).is_some());
+        assert_eq!(assigned(&mut rx), None);
+        let before = live.examined();
+        for _ in 0..100 {
+            let job = live.submit(spec(), of("bob")).await.unwrap();
+            assert_eq!(assigned(&mut rx), Some(job.clone()));
+            ran(&live, a, &job, 1);
+            live.heartbeat(a, beat(1 << 40, false));
+            live.refuel(Instant::now());
+        }
+        let examined = live.examined() - before;
+        // Each of the 400 dispatches looks at most at bob's job and carol's next one,
+        // never at the 10,000 waiting.
+        assert!(examined <= 500, "400 dispatches looked at {examined} jobs");
+        assert_eq!(live.queued(), 2 * HELD - 2);
+    }
+
+    #[tokio::test]
+    async fn tenants_held_back_ahead_in_the_queue_do_not_use_up_the_lookahead() {
+        let live = live(3);
+        let paused = TenantQuota { max_running: Some(0), ..TenantQuota::default() };
+        let held = dispatch::LOOKAHEAD + 500;
+        for t in 0..held {
+            let tenant = format!("t{t}");
+            live.set_quota(&tenant, paused);
+            live.submit(spec(), of(&tenant)).await.unwrap();
+        }
+        let bob = live.submit(spec(), of("bob")).await.unwrap();
+        let (_a, mut rx) = live.register_node(node("a")).unwrap();
+        assert_eq!(assigned(&mut rx), Some(bob), "the job behind the held tenants waited");
+        assert_eq!(live.examined(), 1, "held tenants' jobs were looked at");
+    }
+
+    #[tokio::test]
+    async fn what_tenants_ran_is_counted_and_lasts_across_restarts() {
+        let store = Arc::new(MemoryStore::new());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let job = live.submit(spec(), of("alice")).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        ran(&live, a, &job, 42);
+        let lost = live.submit(spec(), of("alice")).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(lost));
+        live.node_gone(a, "gone", NodeState::Lost);
+        let expect =
+            TenantUsage { name: "alice".into(), queued: 1, jobs_run: 1, fuel_burned: 42, ..Default::default() };
+        assert_eq!(live.tenant_usage(), [expect]);
+        store.flush().await.unwrap();
+        let next = LiveState::new(store.clone(), 3);
+        let expect = TenantUsage { name: "alice".into(), jobs_run: 1, fuel_burned: 42, ..Default::default() };
+        assert_eq!(next.tenant_usage(), [expect]);
     }
 }

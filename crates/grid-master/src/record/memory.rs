@@ -3,7 +3,7 @@
 
 use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
 use crate::error::Result;
-use crate::model::{JobId, NodeRecord, StoredJob, now_ms};
+use crate::model::{JobId, NodeRecord, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
 use grid_core::{Attempt, AttemptEnd, JobReport, JobState, OutputStream};
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +20,8 @@ struct Jobs {
     next: u64,
     /// Nodes' histories by name.
     nodes: HashMap<String, NodeRecord>,
+    /// What each tenant has run, by name.
+    tenant_use: BTreeMap<String, TenantUse>,
 }
 
 impl Jobs {
@@ -122,10 +124,18 @@ impl JobStore for MemoryStore {
         self.lock().output.entry(id.to_owned()).or_default().insert(seq, (stream, data));
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
         let mut inner = self.lock();
         let now = now_ms();
         inner.end_attempt(id, end, now);
+        if ran && let Some(tenant) = inner.get_mut(id).map(|j| j.tenant.clone()) {
+            let used = inner
+                .tenant_use
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantUse { name: tenant, ..Default::default() });
+            used.jobs_run += 1;
+            used.fuel_burned = used.fuel_burned.saturating_add(report.fuel_used);
+        }
         if let Some(job) = inner.get_mut(id) {
             job.finished_ms = Some(now);
             job.state = JobState::finished(report);
@@ -237,6 +247,10 @@ impl JobStore for MemoryStore {
 
     fn node(&self, name: &str) -> Result<Option<NodeRecord>> {
         Ok(self.lock().nodes.get(name).cloned())
+    }
+
+    fn tenant_use(&self) -> Result<Vec<TenantUse>> {
+        Ok(self.lock().tenant_use.values().cloned().collect())
     }
 
     fn nodes(&self, limit: usize) -> Result<Vec<NodeRecord>> {

@@ -15,7 +15,7 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
-use crate::model::{JobId, NodeRecord, StoredJob};
+use crate::model::{JobId, NodeRecord, StoredJob, TenantUse};
 use futures::future::BoxFuture;
 use grid_core::{Attempt, AttemptEnd, JobReport, JobSpec, JobState, OutputStream, Submission};
 
@@ -160,8 +160,13 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// How the job ended, and how its running attempt (if any) ended. With
     /// `drop_input`, the recorded spec loses its stdin and mapped
-    /// directories (they are not needed any more).
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd);
+    /// directories (they are not needed any more). With `ran` (its node ran
+    /// it to this end), its tenant's use counts one more job and the
+    /// report's fuel, in the same change.
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool);
+
+    /// What each tenant has run, by name.
+    fn tenant_use(&self) -> Result<Vec<TenantUse>>;
 
     /// One job.
     fn job(&self, id: &str) -> Result<Option<StoredJob>>;

@@ -4,7 +4,7 @@
 
 use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
-use crate::model::{JobId, NodeRecord, StoredJob, now_ms};
+use crate::model::{JobId, NodeRecord, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
 use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Submission};
@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS nodes (
     last_seen_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nodes_last_seen ON nodes(last_seen_ms);
+CREATE TABLE IF NOT EXISTS tenant_use (
+    name TEXT PRIMARY KEY,
+    jobs_run INTEGER NOT NULL DEFAULT 0,
+    fuel_burned INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 /// A change to the record.
@@ -95,6 +100,8 @@ enum Op {
         drop_input: bool,
         end: AttemptEnd,
         at_ms: u64,
+        /// The fuel its node burned, when a node ran it to this end.
+        ran: Option<u64>,
     },
     Flush {
         done: oneshot::Sender<Result<()>>,
@@ -320,7 +327,7 @@ impl JobStore for SqliteStore {
         self.send(Op::Output { id: id.to_owned(), seq, stream, data });
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
         let op = Op::Finished {
             id: id.to_owned(),
             state: JobState::finished(report),
@@ -328,6 +335,7 @@ impl JobStore for SqliteStore {
             drop_input,
             end,
             at_ms: now_ms(),
+            ran: ran.then_some(report.fuel_used),
         };
         self.send(op);
     }
@@ -510,6 +518,18 @@ impl JobStore for SqliteStore {
         self.send(Op::Nodes(nodes));
     }
 
+    fn tenant_use(&self) -> Result<Vec<TenantUse>> {
+        let sql = "SELECT name, jobs_run, fuel_burned FROM tenant_use ORDER BY name";
+        self.read(|c| {
+            c.prepare_cached(sql)?
+                .query_map([], |r| {
+                    let count = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                    Ok(TenantUse { name: r.get(0)?, jobs_run: count(1)?, fuel_burned: count(2)? })
+                })?
+                .collect()
+        })
+    }
+
     fn node(&self, name: &str) -> Result<Option<NodeRecord>> {
         let sql = format!("{NODE_COLUMNS} WHERE name = ?1");
         let row = self.read(|c| c.prepare_cached(&sql)?.query_row(params![name], node_row).optional())?;
@@ -551,6 +571,11 @@ fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord>> {
 const UPSERT_NODE: &str = "INSERT OR REPLACE INTO nodes
     (name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// One more job run, and the fuel it burned, for the tenant of job `?1`.
+const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned)
+    SELECT tenant, 1, ?2 FROM jobs WHERE id = ?1
+    ON CONFLICT (name) DO UPDATE SET jobs_run = jobs_run + 1, fuel_burned = fuel_burned + excluded.fuel_burned";
 
 const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms, fingerprint)
     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)";
@@ -698,9 +723,13 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         )?
                         .execute(params![id, seq as i64, stream, data])?;
                     }
-                    Op::Finished { id, state, result, drop_input, end, at_ms } => {
+                    Op::Finished { id, state, result, drop_input, end, at_ms, ran } => {
                         tx.prepare_cached("UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4 WHERE id = ?1")?
                             .execute(params![id, state.as_str(), result, at_ms as i64])?;
+                        if let Some(fuel) = ran {
+                            tx.prepare_cached(ADD_TENANT_USE)?
+                                .execute(params![id, i64::try_from(fuel).unwrap_or(i64::MAX)])?;
+                        }
                         end_attempt(&tx, &id, end, at_ms)?;
                         if drop_input {
                             drop_job_input(&tx, &id)?;
@@ -762,10 +791,12 @@ mod tests {
             db.running("j1", "node-a", 1);
             db.output("j1", 0, OutputStream::Stdout, b"hello ".to_vec());
             let report = JobReport::before_start(Outcome::Exited(0), "node-a", &Limits::default());
-            db.finished("j1", &report, true, AttemptEnd::Finished);
+            db.finished("j1", &report, true, AttemptEnd::Finished, true);
             db.flush().await.unwrap();
         }
         let db = SqliteStore::open(&path, true).unwrap();
+        let used = crate::model::TenantUse { name: "t".into(), jobs_run: 1, fuel_burned: 0 };
+        assert_eq!(db.tenant_use().unwrap(), [used], "a tenant's count was lost on reopening");
         let j1 = db.job("j1").unwrap().unwrap();
         assert_eq!((j1.state, j1.node.as_str(), j1.attempts), (JobState::Succeeded, "node-a", 1));
         assert_eq!((j1.tenant.as_str(), j1.priority), ("t", 3));
