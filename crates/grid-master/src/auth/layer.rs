@@ -1,0 +1,151 @@
+//! The auth layer: before any service runs (so before a body is read, an
+//! upload accepted or a stream opened) it reads the call's bearer token,
+//! checks it and the method against the kinds that may call it, and puts
+//! the [`Caller`] in the request's extensions, or answers with the refusal
+//! at once.
+
+use super::caller::Caller;
+use super::tokens::Tokens;
+use crate::error::MasterError;
+use futures::future::{Either, Ready, ready};
+use grid_core::token::TokenKind;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tonic::Status;
+
+/// What a call without a token is told.
+pub const NO_TOKEN: &str = "no token: call with `authorization: Bearer <token>`";
+
+/// Which calls a method is among: who may make them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calls {
+    /// Submitting and looking at jobs: the admin or a tenant.
+    Client,
+    /// Serving jobs: a node.
+    Node,
+    /// Joining the grid: a join token.
+    Join,
+    /// Running the grid: the admin.
+    Admin,
+}
+
+impl Calls {
+    /// The calls gRPC method `path` is among; `None` for a method the
+    /// master does not serve.
+    pub fn of(path: &str) -> Option<Self> {
+        if let Some(method) = path.strip_prefix("/grid.v1.Admin/") {
+            return (!method.is_empty() && !method.contains('/')).then_some(Calls::Admin);
+        }
+        Some(match path.strip_prefix("/grid.v1.Master/")? {
+            "MissingModules" | "UploadModule" | "SubmitJob" | "WatchJob" | "RunJob" | "CancelJob" | "GetJob"
+            | "ListJobs" | "ListNodes" => Calls::Client,
+            "NodeSession" | "FetchModule" => Calls::Node,
+            "JoinGrid" => Calls::Join,
+            _ => return None,
+        })
+    }
+
+    /// Whether a token of `kind` may make these calls.
+    pub fn allow(self, kind: TokenKind) -> bool {
+        matches!(
+            (self, kind),
+            (Calls::Client, TokenKind::Admin | TokenKind::Tenant)
+                | (Calls::Node, TokenKind::Node)
+                | (Calls::Join, TokenKind::Join)
+                | (Calls::Admin, TokenKind::Admin)
+        )
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Calls::Client => "submit or look at jobs",
+            Calls::Node => "serve as a node",
+            Calls::Join => "join the grid (that takes a join token)",
+            Calls::Admin => "administer the grid (that takes the admin token)",
+        }
+    }
+}
+
+fn kind_of(caller: &Caller) -> TokenKind {
+    match caller {
+        Caller::Admin => TokenKind::Admin,
+        Caller::Tenant(_) => TokenKind::Tenant,
+        Caller::Node { .. } => TokenKind::Node,
+        Caller::Join { .. } => TokenKind::Join,
+    }
+}
+
+/// The caller of a call to `path` with `authorization` header value
+/// `header`, or the status it is refused with.
+pub fn authorize(tokens: &Tokens, path: &str, header: Option<&[u8]>) -> Result<Caller, Status> {
+    let header = header.ok_or_else(|| Status::unauthenticated(NO_TOKEN))?;
+    let text = std::str::from_utf8(header)
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .ok_or_else(|| Status::unauthenticated(NO_TOKEN))?;
+    let caller = tokens.authenticate(text.trim()).map_err(Status::from)?;
+    let Some(calls) = Calls::of(path) else {
+        return Err(Status::unimplemented(format!("no method `{}` on this master", grid_core::text::cut(path, 128))));
+    };
+    let kind = kind_of(&caller);
+    if !calls.allow(kind) {
+        return Err(MasterError::Refused(format!("a {kind} token cannot {}", calls.what())).into());
+    }
+    Ok(caller)
+}
+
+/// The layer to put in front of the master's services.
+#[derive(Clone)]
+pub struct AuthLayer {
+    tokens: Arc<Tokens>,
+}
+
+impl AuthLayer {
+    /// Checks every call against `tokens`.
+    pub fn new(tokens: Arc<Tokens>) -> Self {
+        Self { tokens }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth { inner, tokens: self.tokens.clone() }
+    }
+}
+
+/// The service the layer wraps around the master's.
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    tokens: Arc<Tokens>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Auth<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    R: Default,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<http::Response<R>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let header = req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        match authorize(&self.tokens, req.uri().path(), header) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                Either::Left(self.inner.call(req))
+            }
+            Err(status) => {
+                tracing::debug!(path = req.uri().path(), code = ?status.code(), "call refused: {}", status.message());
+                Either::Right(ready(Ok(status.into_http())))
+            }
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! The token registry: every token and tenant the master knows, in memory
+//! for a synchronous check on every call, and in tables `tokens` and
+//! `tenants` of `grid.db`.
+//!
+//! Only a keyed hash of each secret is kept (`blake3::keyed_hash` with the
+//! 32-byte key in `DATA_DIR/token.key`): a copy of the record alone lets
+//! nobody call. Writes go to the record first, then to memory, one writer
+//! at a time; callers on async threads run them through `state::blocking`.
+
+use super::caller::Caller;
+use crate::error::{MasterError, Result};
+use crate::model::now_ms;
+use grid_core::token::{JoinToken, Token, TokenKind};
+use grid_core::{FuelQuota, TenantQuota};
+use rusqlite::{Connection, params};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The most tokens kept (revoked and expired ones are forgotten first).
+pub const MAX_TOKENS: usize = 10_000;
+/// The most tenants.
+pub const MAX_TENANTS: usize = 10_000;
+/// The longest tenant or node name.
+pub const MAX_NAME: usize = 64;
+/// How long a join token lasts when its maker names no time.
+pub const DEFAULT_JOIN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often the times tokens were last used are written to the record.
+pub const LAST_USED_WRITTEN: Duration = Duration::from_secs(60);
+/// The file holding the key of the keyed hash.
+pub const KEY_FILE: &str = "token.key";
+/// The file holding the admin token.
+pub const ADMIN_FILE: &str = "admin.token";
+
+/// Refuses a tenant or node name that is not 1 to 64 of `[A-Za-z0-9._-]`.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"._-".contains(&b);
+    if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(ok) {
+        let shown = grid_core::text::cut(name, MAX_NAME);
+        return Err(MasterError::InvalidArgument(format!(
+            "{what} name `{shown}` is not 1 to {MAX_NAME} of letters, digits, `.`, `_` and `-`"
+        )));
+    }
+    Ok(())
+}
+
+/// What the registry knows of a token; never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub kind: TokenKind,
+    /// The tenant (tenant tokens), the node's name (node credentials), or
+    /// the owner a join token gives its nodes (empty for public).
+    pub subject: String,
+    /// The tenant a node credential's node serves alone, or a join token's.
+    pub owner: Option<String>,
+    pub created_ms: u64,
+    /// 0 if never used.
+    pub last_used_ms: u64,
+    pub expires_ms: Option<u64>,
+    /// Uses left of a join token with a bound.
+    pub uses_left: Option<u32>,
+    pub revoked: bool,
+}
+
+/// A tenant and its quotas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub name: String,
+    pub quota: TenantQuota,
+    pub created_ms: u64,
+}
+
+struct Entry {
+    info: TokenInfo,
+    hash: blake3::Hash,
+}
+
+#[derive(Default)]
+struct Inner {
+    tokens: HashMap<String, Entry>,
+    tenants: BTreeMap<String, Tenant>,
+    /// Tokens used since their last use was last written.
+    used: HashSet<String>,
+}
+
+/// The registry of tokens and tenants.
+pub struct Tokens {
+    key: [u8; 32],
+    inner: Mutex<Inner>,
+    /// The record's connection; held by one writer at a time, for the whole
+    /// of its check and write.
+    db: Mutex<Connection>,
+}
+
+fn db_err(e: rusqlite::Error) -> MasterError {
+    MasterError::Db(format!("tokens: {e}"))
+}
+
+/// Writes `bytes` to a new file at `path` readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(MasterError::io(path))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(MasterError::io(path))
+}
+
+/// The key of the keyed hash in `dir`, made on first start.
+fn load_key(dir: &Path) -> Result<[u8; 32]> {
+    let path = dir.join(KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes.try_into().map_err(|b: Vec<u8>| {
+            MasterError::Internal(format!("`{}` holds {} bytes, not a 32-byte key", path.display(), b.len()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = grid_core::token::random_key();
+            write_private(&path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(MasterError::io(path)(e)),
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    owner TEXT,
+    hash BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_used_ms INTEGER NOT NULL DEFAULT 0,
+    expires_ms INTEGER,
+    uses_left INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    max_running INTEGER,
+    max_queued INTEGER,
+    fuel_per_hour INTEGER,
+    fuel_burst INTEGER,
+    max_job_fuel INTEGER,
+    max_job_memory INTEGER,
+    max_job_timeout_ms INTEGER
+);";
+
+fn quota_columns(q: &TenantQuota) -> [Option<i64>; 7] {
+    [
+        q.max_running.map(i64::from),
+        q.max_queued.map(i64::from),
+        q.fuel.map(|f| f.rate_per_hour as i64),
+        q.fuel.map(|f| f.burst as i64),
+        q.max_job_fuel.map(|v| v as i64),
+        q.max_job_memory.map(|v| v as i64),
+        q.max_job_timeout.map(|t| t.as_millis() as i64),
+    ]
+}
+
+impl Tokens {
+    /// The registry of the master whose data is in `dir`: its key (made on
+    /// first start), and the tokens and tenants recorded in `grid.db`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let key = load_key(dir)?;
+        let conn = Connection::open(dir.join("grid.db")).map_err(db_err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        let mut inner = Inner::default();
+        {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, revoked \
+                     FROM tokens",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let kind: String = r.get(1)?;
+                    let hash: Vec<u8> = r.get(4)?;
+                    Ok((
+                        TokenInfo {
+                            id: r.get(0)?,
+                            kind: TokenKind::parse(&kind).unwrap_or(TokenKind::Join),
+                            subject: r.get(2)?,
+                            owner: r.get(3)?,
+                            created_ms: r.get::<_, i64>(5)? as u64,
+                            last_used_ms: r.get::<_, i64>(6)? as u64,
+                            expires_ms: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                            uses_left: r.get::<_, Option<i64>>(8)?.map(|v| v as u32),
+                            revoked: r.get(9)?,
+                        },
+                        hash,
+                    ))
+                })
+                .map_err(db_err)?;
+            for row in rows {
+                let (info, hash) = row.map_err(db_err)?;
+                // A row whose hash is not 32 bytes matches no secret.
+                let hash = <[u8; 32]>::try_from(hash).unwrap_or([0; 32]);
+                inner.tokens.insert(info.id.clone(), Entry { info, hash: blake3::Hash::from_bytes(hash) });
+            }
+            let mut stmt = conn
+                .prepare(
+                    "SELECT name, created_ms, max_running, max_queued, fuel_per_hour, fuel_burst, max_job_fuel, \
+                     max_job_memory, max_job_timeout_ms FROM tenants",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let opt = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|v| v as u64));
+                    let (rate, burst) = (opt(4)?, opt(5)?);
+                    Ok(Tenant {
+                        name: r.get(0)?,
+                        created_ms: r.get::<_, i64>(1)? as u64,
+                        quota: TenantQuota {
+                            max_running: opt(2)?.map(|v| v as u32),
+                            max_queued: opt(3)?.map(|v| v as u32),
+                            fuel: rate.map(|rate| FuelQuota { rate_per_hour: rate, burst: burst.unwrap_or(rate) }),
+                            max_job_fuel: opt(6)?,
+                            max_job_memory: opt(7)?,
+                            max_job_timeout: opt(8)?.map(Duration::from_millis),
+                        },
+                    })
+                })
+                .map_err(db_err)?;
+            for row in rows {
+                let t = row.map_err(db_err)?;
+                inner.tenants.insert(t.name.clone(), t);
+            }
+        }
+        Ok(Self { key, inner: Mutex::new(inner), db: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hash(&self, secret: &str) -> blake3::Hash {
+        blake3::keyed_hash(&self.key, secret.as_bytes())
+    }
+
+    /// The caller behind a bearer token's text (a token, or a join token
+    /// with its pin): checks it against the registry and notes its use.
+    pub fn authenticate(&self, text: &str) -> Result<Caller> {
+        let unknown = || MasterError::Unauthenticated("the token is not one this master issued".into());
+        let token = match Token::parse(text) {
+            Some(t) => t,
+            None => JoinToken::parse(text).ok_or_else(unknown)?.token,
+        };
+        let presented = self.hash(&token.secret);
+        let now = now_ms();
+        let mut inner = self.lock();
+        let entry = inner.tokens.get_mut(&token.id).ok_or_else(unknown)?;
+        // `blake3::Hash`'s `==` compares in constant time: how long a
+        // refusal takes tells nothing of how much of a secret was right.
+        if entry.hash != presented {
+            return Err(unknown());
+        }
+        let info = &mut entry.info;
+        if info.revoked {
+            return Err(MasterError::Unauthenticated("the token was revoked".into()));
+        }
+        if info.expires_ms.is_some_and(|e| e <= now) {
+            return Err(MasterError::Unauthenticated(format!("the {} token expired", info.kind)));
+        }
+        if info.uses_left == Some(0) {
+            return Err(MasterError::Unauthenticated(format!("the {} token has no uses left", info.kind)));
+        }
+        info.last_used_ms = now;
+        let caller = match info.kind {
+            TokenKind::Admin => Caller::Admin,
+            TokenKind::Tenant => Caller::Tenant(info.subject.clone()),
+            TokenKind::Node => {
+                Caller::Node { token_id: info.id.clone(), name: info.subject.clone(), owner: info.owner.clone() }
+            }
+            TokenKind::Join => Caller::Join { token_id: info.id.clone() },
+        };
+        inner.used.insert(token.id);
+        Ok(caller)
+    }
+
+    /// Room for one more token: revoked and expired ones are forgotten
+    /// first; past that, refused.
+    fn make_room(&self, conn: &Connection) -> Result<()> {
+        if self.lock().tokens.len() < MAX_TOKENS {
+            return Ok(());
+        }
+        let now = now_ms();
+        let dead: Vec<String> = self
+            .lock()
+            .tokens
+            .values()
+            .filter(|e| e.info.revoked || e.info.expires_ms.is_some_and(|x| x <= now) || e.info.uses_left == Some(0))
+            .map(|e| e.info.id.clone())
+            .collect();
+        for id in &dead {
+            conn.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(db_err)?;
+        }
+        let mut inner = self.lock();
+        for id in &dead {
+            inner.tokens.remove(id);
+        }
+        if inner.tokens.len() >= MAX_TOKENS {
+            return Err(MasterError::Busy(format!(
+                "the master holds {MAX_TOKENS} live tokens, the most it keeps: revoke some first"
+            )));
+        }
+        Ok(())
+    }
+
+    fn insert(&self, conn: &Connection, info: TokenInfo, secret: &str) -> Result<()> {
+        let hash = self.hash(secret);
+        conn.execute(
+            "INSERT INTO tokens (id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, \
+             revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 0)",
+            params![
+                info.id,
+                info.kind.as_str(),
+                info.subject,
+                info.owner,
+                hash.as_bytes().as_slice(),
+                info.created_ms as i64,
+                info.expires_ms.map(|v| v as i64),
+                info.uses_left.map(i64::from),
+            ],
+        )
+        .map_err(db_err)?;
+        self.lock().tokens.insert(info.id.clone(), Entry { info, hash });
+        Ok(())
+    }
+
+    fn issue_with(
+        &self,
+        conn: &Connection,
+        kind: TokenKind,
+        subject: &str,
+        owner: Option<String>,
+        expires_ms: Option<u64>,
+        uses_left: Option<u32>,
+    ) -> Result<(TokenInfo, Token)> {
+        self.make_room(conn)?;
+        let token = Token::generate();
+        let info = TokenInfo {
+            id: token.id.clone(),
+            kind,
+            subject: subject.to_owned(),
+            owner,
+            created_ms: now_ms(),
+            last_used_ms: 0,
+            expires_ms,
+            uses_left,
+            revoked: false,
+        };
+        self.insert(conn, info.clone(), &token.secret)?;
+        Ok((info, token))
+    }
+
+    /// A new admin token.
+    pub fn issue_admin(&self) -> Result<Token> {
+        let conn = self.writer();
+        Ok(self.issue_with(&conn, TokenKind::Admin, "", None, None, None)?.1)
+    }
+
+    /// A new token for existing tenant `tenant`.
+    pub fn issue_tenant(&self, tenant: &str) -> Result<(TokenInfo, Token)> {
+        let conn = self.writer();
+        if !self.lock().tenants.contains_key(tenant) {
+            return Err(no_tenant(tenant));
+        }
+        self.issue_with(&conn, TokenKind::Tenant, tenant, None, None, None)
+    }
+
+    /// A new join token, lasting `ttl` (24 hours if `None`), good for
+    /// `uses` nodes (any number if `None`); its nodes serve tenant `owner`
+    /// alone (an existing tenant), or all if `None`.
+    pub fn issue_join(
+        &self,
+        uses: Option<u32>,
+        ttl: Option<Duration>,
+        owner: Option<String>,
+    ) -> Result<(TokenInfo, Token)> {
+        let conn = self.writer();
+        if let Some(owner) = &owner
+            && !self.lock().tenants.contains_key(owner)
+        {
+            return Err(no_tenant(owner));
+        }
+        let ttl = ttl.unwrap_or(DEFAULT_JOIN_TTL).min(Duration::from_secs(10 * 365 * 24 * 3600));
+        let expires = now_ms().saturating_add(ttl.as_millis() as u64);
+        let subject = owner.clone().unwrap_or_default();
+        self.issue_with(&conn, TokenKind::Join, &subject, owner, Some(expires), uses)
+    }
+
+    /// A new credential for a public node named `name`, revoking any it had
+    /// before: for a node the master itself starts.
+    pub fn issue_node(&self, name: &str) -> Result<Token> {
+        check_name("node", name)?;
+        let conn = self.writer();
+        self.revoke_where(&conn, |i| i.kind == TokenKind::Node && i.subject == name)?;
+        Ok(self.issue_with(&conn, TokenKind::Node, name, None, None, None)?.1)
+    }
+
+    /// Trades a use of join token `join_id` for a credential of a node
+    /// named `name`: refused if the join token is no longer good, or if
+    /// another live credential holds the name.
+    pub fn join(&self, join_id: &str, name: &str) -> Result<(TokenInfo, Token)> {
+        check_name("node", name)?;
+        let conn = self.writer();
+        let (owner, uses_left) = {
+            let inner = self.lock();
+            let gone = || MasterError::Unauthenticated("the join token is no longer good".into());
+            let join = inner.tokens.get(join_id).map(|e| &e.info).ok_or_else(gone)?;
+            if join.kind != TokenKind::Join
+                || join.revoked
+                || join.uses_left == Some(0)
+                || join.expires_ms.is_some_and(|e| e <= now_ms())
+            {
+                return Err(gone());
+            }
+            let held = inner
+                .tokens
+                .values()
+                .any(|e| e.info.kind == TokenKind::Node && !e.info.revoked && e.info.subject == name);
+            if held {
+                return Err(MasterError::Conflict(format!(
+                    "a node named `{name}` is already enrolled: pick another --name, or revoke that node first"
+                )));
+            }
+            (join.owner.clone(), join.uses_left.map(|u| u - 1))
+        };
+        if let Some(left) = uses_left {
+            conn.execute("UPDATE tokens SET uses_left = ?2 WHERE id = ?1", params![join_id, left]).map_err(db_err)?;
+            if let Some(e) = self.lock().tokens.get_mut(join_id) {
+                e.info.uses_left = Some(left);
+            }
+        }
+        self.issue_with(&conn, TokenKind::Node, name, owner, None, None)
+    }
+
+    /// Revokes every live token `pick` picks; returns them.
+    fn revoke_where(&self, conn: &Connection, pick: impl Fn(&TokenInfo) -> bool) -> Result<Vec<TokenInfo>> {
+        let picked: Vec<TokenInfo> =
+            self.lock().tokens.values().map(|e| &e.info).filter(|i| !i.revoked && pick(i)).cloned().collect();
+        for info in &picked {
+            conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [&info.id]).map_err(db_err)?;
+        }
+        let mut inner = self.lock();
+        for info in &picked {
+            if let Some(e) = inner.tokens.get_mut(&info.id) {
+                e.info.revoked = true;
+            }
+        }
+        Ok(picked)
+    }
+
+    /// Revokes token `id`; returns what it was if it was live, `None` if it
+    /// was revoked already; refused for an unknown id.
+    pub fn revoke(&self, id: &str) -> Result<Option<TokenInfo>> {
+        let conn = self.writer();
+        if !self.lock().tokens.contains_key(id) {
+            let shown = grid_core::text::cut(id, 64);
+            return Err(MasterError::NotFound(format!("no token `{shown}`")));
+        }
+        Ok(self.revoke_where(&conn, |i| i.id == id)?.pop())
+    }
+
+    /// Revokes every live credential of the node named `name`; returns how
+    /// many there were.
+    pub fn revoke_node(&self, name: &str) -> Result<usize> {
+        let conn = self.writer();
+        Ok(self.revoke_where(&conn, |i| i.kind == TokenKind::Node && i.subject == name)?.len())
+    }
+
+    /// Every token, oldest first.
+    pub fn list(&self) -> Vec<TokenInfo> {
+        let mut out: Vec<_> = self.lock().tokens.values().map(|e| e.info.clone()).collect();
+        out.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Whether token `id` is known and not revoked.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.lock().tokens.get(id).is_some_and(|e| !e.info.revoked)
+    }
+
+    /// The tenant a node named `name` serves alone, by its live credential;
+    /// `None` for a public node (or one without a credential).
+    pub fn node_owner(&self, name: &str) -> Option<String> {
+        let inner = self.lock();
+        let node = inner.tokens.values().map(|e| &e.info).filter(|i| i.kind == TokenKind::Node && i.subject == name);
+        node.filter(|i| !i.revoked).max_by_key(|i| i.created_ms).and_then(|i| i.owner.clone())
+    }
+
+    /// Makes tenant `name` with `quota`, and a first token for it.
+    pub fn create_tenant(&self, name: &str, quota: TenantQuota) -> Result<(Tenant, TokenInfo, Token)> {
+        check_name("tenant", name)?;
+        let conn = self.writer();
+        {
+            let inner = self.lock();
+            if inner.tenants.contains_key(name) {
+                return Err(MasterError::Conflict(format!("tenant `{name}` exists already")));
+            }
+            if inner.tenants.len() >= MAX_TENANTS {
+                return Err(MasterError::Busy(format!("the master holds {MAX_TENANTS} tenants, the most it keeps")));
+            }
+        }
+        let tenant = Tenant { name: name.to_owned(), quota, created_ms: now_ms() };
+        let q = quota_columns(&quota);
+        conn.execute(
+            "INSERT INTO tenants (name, created_ms, max_running, max_queued, fuel_per_hour, fuel_burst, \
+             max_job_fuel, max_job_memory, max_job_timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![name, tenant.created_ms as i64, q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
+        )
+        .map_err(db_err)?;
+        self.lock().tenants.insert(name.to_owned(), tenant.clone());
+        let (info, token) = self.issue_with(&conn, TokenKind::Tenant, name, None, None, None)?;
+        Ok((tenant, info, token))
+    }
+
+    /// Holds existing tenant `name` to `quota` from now on.
+    pub fn set_quota(&self, name: &str, quota: TenantQuota) -> Result<Tenant> {
+        let conn = self.writer();
+        if !self.lock().tenants.contains_key(name) {
+            return Err(no_tenant(name));
+        }
+        let q = quota_columns(&quota);
+        conn.execute(
+            "UPDATE tenants SET max_running = ?2, max_queued = ?3, fuel_per_hour = ?4, fuel_burst = ?5, \
+             max_job_fuel = ?6, max_job_memory = ?7, max_job_timeout_ms = ?8 WHERE name = ?1",
+            params![name, q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
+        )
+        .map_err(db_err)?;
+        let mut inner = self.lock();
+        let tenant = inner.tenants.get_mut(name).ok_or_else(|| no_tenant(name))?;
+        tenant.quota = quota;
+        Ok(tenant.clone())
+    }
+
+    /// Every tenant, by name.
+    pub fn tenants(&self) -> Vec<Tenant> {
+        self.lock().tenants.values().cloned().collect()
+    }
+
+    /// Whether tenant `name` exists.
+    pub fn has_tenant(&self, name: &str) -> bool {
+        self.lock().tenants.contains_key(name)
+    }
+
+    /// Writes when each token used since the last write was last used.
+    pub fn write_last_used(&self) -> Result<()> {
+        let conn = self.writer();
+        let used: Vec<(String, u64)> = {
+            let mut inner = self.lock();
+            let ids: Vec<String> = inner.used.drain().collect();
+            ids.into_iter().filter_map(|id| inner.tokens.get(&id).map(|e| (id, e.info.last_used_ms))).collect()
+        };
+        if used.is_empty() {
+            return Ok(());
+        }
+        let tx = conn.unchecked_transaction().map_err(db_err)?;
+        for (id, ms) in &used {
+            tx.execute("UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1", params![id, *ms as i64]).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// The admin token in `dir`'s `admin.token`, written with a new token
+    /// on first start (or when the one there is no longer live).
+    pub fn admin_token(&self, dir: &Path) -> Result<(String, PathBuf, bool)> {
+        let path = dir.join(ADMIN_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                if let Some(t) = Token::parse(&text)
+                    && self.is_live(&t.id)
+                    && matches!(self.authenticate(&t.to_string()), Ok(Caller::Admin))
+                {
+                    return Ok((t.to_string(), path, false));
+                }
+                tracing::warn!(path = %path.display(), "the admin token file holds no live admin token; writing a new one");
+                std::fs::remove_file(&path).map_err(MasterError::io(&path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(MasterError::io(&path)(e)),
+        }
+        let token = self.issue_admin()?.to_string();
+        write_private(&path, format!("{token}\n").as_bytes())?;
+        Ok((token, path, true))
+    }
+}
+
+fn no_tenant(name: &str) -> MasterError {
+    let shown = grid_core::text::cut(name, MAX_NAME);
+    MasterError::NotFound(format!("no tenant `{shown}`"))
+}
+
+/// The hash the record at `db` holds for token `id` (for tests).
+#[cfg(test)]
+pub(crate) fn recorded_hash(db: &Path, id: &str) -> Option<Vec<u8>> {
+    use rusqlite::OptionalExtension;
+    let conn = Connection::open(db).ok()?;
+    conn.query_row("SELECT hash FROM tokens WHERE id = ?1", [id], |r| r.get(0)).optional().ok()?
+}
