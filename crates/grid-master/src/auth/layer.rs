@@ -149,3 +149,102 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grid_core::TenantQuota;
+    use tonic::Code;
+
+    /// What a call to `method` with `token` gets: the caller's kind, or the
+    /// refusal's code and message.
+    fn check(tokens: &Tokens, token: Option<&str>, method: &str) -> Result<TokenKind, (Code, String)> {
+        let header = token.map(|t| format!("Bearer {t}"));
+        authorize(tokens, method, header.as_deref().map(str::as_bytes))
+            .map(|c| kind_of(&c))
+            .map_err(|s| (s.code(), s.message().to_owned()))
+    }
+
+    #[test]
+    fn each_kind_calls_only_its_own_methods() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::open(dir.path()).unwrap();
+        let admin = tokens.issue_admin().unwrap().to_string();
+        let tenant = tokens.create_tenant("alice", TenantQuota::default()).unwrap().2.to_string();
+        let node = tokens.issue_node("n1").unwrap().to_string();
+        let (info, join) = tokens.issue_join(None, None, None).unwrap();
+        let join = grid_core::token::JoinToken { token: join, ca_pin: Some([1; 32]) }.to_string();
+        let master = |m: &str| format!("/grid.v1.Master/{m}");
+        let client = ["MissingModules", "UploadModule", "SubmitJob", "WatchJob", "RunJob", "CancelJob", "GetJob"];
+        for m in client.iter().chain(&["ListJobs", "ListNodes"]) {
+            assert_eq!(check(&tokens, Some(&admin), &master(m)), Ok(TokenKind::Admin));
+            assert_eq!(check(&tokens, Some(&tenant), &master(m)), Ok(TokenKind::Tenant));
+            let refused = Err((Code::PermissionDenied, "a node token cannot submit or look at jobs".into()));
+            assert_eq!(check(&tokens, Some(&node), &master(m)), refused);
+            assert_eq!(check(&tokens, Some(&join), &master(m)).unwrap_err().0, Code::PermissionDenied);
+        }
+        for m in ["NodeSession", "FetchModule"] {
+            assert_eq!(check(&tokens, Some(&node), &master(m)), Ok(TokenKind::Node));
+            let refused = Err((Code::PermissionDenied, "a tenant token cannot serve as a node".into()));
+            assert_eq!(check(&tokens, Some(&tenant), &master(m)), refused);
+            assert_eq!(check(&tokens, Some(&admin), &master(m)).unwrap_err().0, Code::PermissionDenied);
+        }
+        assert_eq!(check(&tokens, Some(&join), &master("JoinGrid")), Ok(TokenKind::Join));
+        assert_eq!(check(&tokens, Some(&node), &master("JoinGrid")).unwrap_err().0, Code::PermissionDenied);
+        for m in ["CreateTenant", "ListTokens", "RevokeNode"] {
+            let path = format!("/grid.v1.Admin/{m}");
+            assert_eq!(check(&tokens, Some(&admin), &path), Ok(TokenKind::Admin));
+            let refused = Err((
+                Code::PermissionDenied,
+                "a tenant token cannot administer the grid (that takes the admin token)".into(),
+            ));
+            assert_eq!(check(&tokens, Some(&tenant), &path), refused);
+        }
+        // No token, a bad one, a revoked one: unauthenticated, whatever the method.
+        for path in [master("SubmitJob"), "/grid.v1.Admin/ListTokens".into(), "/grpc.health.v1.Health/Check".into()] {
+            assert_eq!(check(&tokens, None, &path), Err((Code::Unauthenticated, NO_TOKEN.into())));
+            let bad = Err((Code::Unauthenticated, "the token is not one this master issued".into()));
+            assert_eq!(check(&tokens, Some("grid_nope"), &path), bad);
+        }
+        assert_eq!(
+            authorize(&tokens, &master("GetJob"), Some(tenant.as_bytes())).unwrap_err().message(),
+            NO_TOKEN,
+            "the header is `Bearer <token>`"
+        );
+        // A method the master does not serve is not served to anyone.
+        assert_eq!(check(&tokens, Some(&admin), "/grpc.health.v1.Health/Check").unwrap_err().0, Code::Unimplemented);
+        assert_eq!(check(&tokens, Some(&admin), &master("Nope")).unwrap_err().0, Code::Unimplemented);
+        tokens.revoke(&info.id).unwrap();
+        let revoked = Err((Code::Unauthenticated, "the token was revoked".into()));
+        assert_eq!(check(&tokens, Some(&join), &master("JoinGrid")), revoked);
+    }
+
+    #[tokio::test]
+    async fn a_refused_call_never_reaches_the_service() {
+        use tower::{Layer, ServiceExt};
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Arc::new(Tokens::open(dir.path()).unwrap());
+        let admin = tokens.issue_admin().unwrap().to_string();
+        let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = reached.clone();
+        let inner = tower::service_fn(move |req: http::Request<()>| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let caller = req.extensions().get::<Caller>().cloned();
+            async move { Ok::<_, std::convert::Infallible>(http::Response::new(format!("{caller:?}"))) }
+        });
+        let svc = AuthLayer::new(tokens).layer(inner);
+        let call = |token: Option<&str>| {
+            let mut req = http::Request::builder().uri("/grid.v1.Master/SubmitJob");
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            svc.clone().oneshot(req.body(()).unwrap())
+        };
+        let refused = call(None).await.unwrap();
+        assert_eq!(refused.headers()["grpc-status"], (Code::Unauthenticated as i32).to_string().as_str());
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let served = call(Some(&admin)).await.unwrap();
+        assert_eq!(served.into_body(), "Some(Admin)");
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

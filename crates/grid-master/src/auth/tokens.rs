@@ -611,3 +611,121 @@ pub(crate) fn recorded_hash(db: &Path, id: &str) -> Option<Vec<u8>> {
     let conn = Connection::open(db).ok()?;
     conn.query_row("SELECT hash FROM tokens WHERE id = ?1", [id], |r| r.get(0)).optional().ok()?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn refusal(r: Result<impl std::fmt::Debug>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn only_a_keyed_hash_of_each_secret_is_kept_and_a_token_is_found_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::open(dir.path()).unwrap();
+        let (_, info, token) = tokens.create_tenant("alice", TenantQuota::default()).unwrap();
+        assert_eq!(tokens.authenticate(&token.to_string()).unwrap(), Caller::Tenant("alice".into()));
+
+        let key = std::fs::read(dir.path().join(KEY_FILE)).unwrap();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let kept = recorded_hash(&dir.path().join("grid.db"), &info.id).unwrap();
+        let key: [u8; 32] = key.try_into().unwrap();
+        assert_eq!(kept, blake3::keyed_hash(&key, token.secret.as_bytes()).as_bytes().to_vec());
+        assert_ne!(kept, blake3::hash(token.secret.as_bytes()).as_bytes().to_vec(), "the hash is keyed");
+
+        // A wrong secret under a known id, an unknown id, and garbage.
+        let mut forged = token.clone();
+        forged.secret = forged.secret.chars().rev().collect();
+        let other = Token::generate();
+        for bad in [forged.to_string(), other.to_string(), "hello".into()] {
+            assert_eq!(refusal(tokens.authenticate(&bad)), "the token is not one this master issued");
+        }
+
+        // Another start reads the same key and tokens.
+        drop(tokens);
+        let again = Tokens::open(dir.path()).unwrap();
+        assert_eq!(again.authenticate(&token.to_string()).unwrap(), Caller::Tenant("alice".into()));
+        assert_eq!(refusal(again.create_tenant("alice", TenantQuota::default())), "tenant `alice` exists already");
+    }
+
+    #[test]
+    fn revoked_expired_and_used_up_join_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::open(dir.path()).unwrap();
+        tokens.create_tenant("bob", TenantQuota::default()).unwrap();
+
+        let (_, expired) = tokens.issue_join(None, Some(Duration::ZERO), None).unwrap();
+        assert_eq!(refusal(tokens.authenticate(&expired.to_string())), "the join token expired");
+
+        let (info, once) = tokens.issue_join(Some(1), None, Some("bob".into())).unwrap();
+        let caller = tokens.authenticate(&once.to_string()).unwrap();
+        assert_eq!(caller, Caller::Join { token_id: info.id.clone() });
+        let (node, credential) = tokens.join(&info.id, "n1").unwrap();
+        assert_eq!((node.kind, node.subject.as_str(), node.owner.as_deref()), (TokenKind::Node, "n1", Some("bob")));
+        let expected = Caller::Node { token_id: node.id.clone(), name: "n1".into(), owner: Some("bob".into()) };
+        assert_eq!(tokens.authenticate(&credential.to_string()).unwrap(), expected);
+        assert_eq!(refusal(tokens.authenticate(&once.to_string())), "the join token has no uses left");
+        assert_eq!(refusal(tokens.join(&info.id, "n2")), "the join token is no longer good");
+
+        let (info, many) = tokens.issue_join(None, None, None).unwrap();
+        // A name another live credential holds is refused, until revoked.
+        assert!(refusal(tokens.join(&info.id, "n1")).contains("a node named `n1` is already enrolled"));
+        assert!(refusal(tokens.join(&info.id, "no/slash")).contains("is not 1 to 64 of letters"));
+        assert_eq!(tokens.revoke_node("n1").unwrap(), 1);
+        assert_eq!(refusal(tokens.authenticate(&credential.to_string())), "the token was revoked");
+        let (again, _) = tokens.join(&info.id, "n1").unwrap();
+        assert_eq!(again.owner, None, "a public join token makes public nodes");
+        assert_eq!(tokens.node_owner("n1"), None);
+
+        assert!(tokens.revoke(&info.id).unwrap().is_some());
+        assert!(tokens.revoke(&info.id).unwrap().is_none(), "revoked once");
+        assert_eq!(refusal(tokens.authenticate(&many.to_string())), "the token was revoked");
+        assert!(refusal(tokens.issue_join(None, None, Some("carol".into()))).contains("no tenant `carol`"));
+        // The listing shows no secret.
+        let listed = format!("{:?}", tokens.list());
+        assert!(!listed.contains(&many.secret) && listed.contains(&many.id));
+    }
+
+    #[test]
+    fn tenants_keep_their_quotas_and_names_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::open(dir.path()).unwrap();
+        let quota = TenantQuota {
+            max_running: Some(4),
+            fuel: Some(FuelQuota { rate_per_hour: 1_000, burst: 1_000 }),
+            max_job_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        for bad in ["", "a b", "ü", &"x".repeat(65), "a:b"] {
+            assert!(refusal(tokens.create_tenant(bad, quota)).contains("is not 1 to 64"), "{bad:?}");
+        }
+        tokens.create_tenant("t-1.x_y", quota).unwrap();
+        let changed = TenantQuota { max_queued: Some(9), ..quota };
+        tokens.set_quota("t-1.x_y", changed).unwrap();
+        assert!(refusal(tokens.set_quota("nobody", quota)).contains("no tenant `nobody`"));
+        drop(tokens);
+        let again = Tokens::open(dir.path()).unwrap();
+        assert_eq!(again.tenants()[0].quota, changed);
+    }
+
+    #[test]
+    fn the_admin_token_is_written_once_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::open(dir.path()).unwrap();
+        let (token, path, new) = tokens.admin_token(dir.path()).unwrap();
+        assert!(new);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
+        assert_eq!(tokens.authenticate(&token).unwrap(), Caller::Admin);
+        drop(tokens);
+        let again = Tokens::open(dir.path()).unwrap();
+        assert_eq!(again.admin_token(dir.path()).unwrap(), (token.clone(), path, false));
+        // Its last use reaches the record.
+        again.write_last_used().unwrap();
+        let id = Token::parse(&token).unwrap().id;
+        assert!(Tokens::open(dir.path()).unwrap().list().iter().any(|t| t.id == id && t.last_used_ms > 0));
+    }
+}
