@@ -20,3 +20,6 @@ pub fn scoped_key(tenant: &str, key: &str) -> String {
 pub fn shown_key(scoped: &str) -> &str {
     scoped.split_once(':').map_or(scoped, |(_, key)| key)
 }
+
+#[cfg(test)]
+mod tests;
