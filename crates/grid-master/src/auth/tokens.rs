@@ -465,12 +465,22 @@ impl Tokens {
     }
 
     /// Revokes token `id`; returns what it was if it was live, `None` if it
-    /// was revoked already; refused for an unknown id.
+    /// was revoked already; refused for an unknown id and for the admin
+    /// token (rotated by deleting `admin.token` and restarting instead).
     pub fn revoke(&self, id: &str) -> Result<Option<TokenInfo>> {
         let conn = self.writer();
-        if !self.lock().tokens.contains_key(id) {
-            let shown = grid_core::text::cut(id, 64);
-            return Err(MasterError::NotFound(format!("no token `{shown}`")));
+        match self.lock().tokens.get(id) {
+            None => {
+                let shown = grid_core::text::cut(id, 64);
+                return Err(MasterError::NotFound(format!("no token `{shown}`")));
+            }
+            Some(e) if e.info.kind == TokenKind::Admin => {
+                return Err(MasterError::Refused(format!(
+                    "the admin token is not revoked by a call: delete `{ADMIN_FILE}` in the master's data dir and \
+                     restart it for a new one"
+                )));
+            }
+            Some(_) => {}
         }
         Ok(self.revoke_where(&conn, |i| i.id == id)?.pop())
     }
@@ -576,7 +586,9 @@ impl Tokens {
     }
 
     /// The admin token in `dir`'s `admin.token`, written with a new token
-    /// on first start (or when the one there is no longer live).
+    /// on first start, or when the file is gone or holds no live admin
+    /// token: then every other admin token is revoked, so that deleting the
+    /// file and restarting the master rotates the admin token.
     pub fn admin_token(&self, dir: &Path) -> Result<(String, PathBuf, bool)> {
         let path = dir.join(ADMIN_FILE);
         match std::fs::read_to_string(&path) {
@@ -593,7 +605,13 @@ impl Tokens {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(MasterError::io(&path)(e)),
         }
-        let token = self.issue_admin()?.to_string();
+        let conn = self.writer();
+        let old = self.revoke_where(&conn, |i| i.kind == TokenKind::Admin)?;
+        if !old.is_empty() {
+            tracing::info!(tokens = old.len(), "earlier admin tokens revoked");
+        }
+        let token = self.issue_with(&conn, TokenKind::Admin, "", None, None, None)?.1.to_string();
+        drop(conn);
         write_private(&path, format!("{token}\n").as_bytes())?;
         Ok((token, path, true))
     }
@@ -722,10 +740,17 @@ mod tests {
         assert_eq!(tokens.authenticate(&token).unwrap(), Caller::Admin);
         drop(tokens);
         let again = Tokens::open(dir.path()).unwrap();
-        assert_eq!(again.admin_token(dir.path()).unwrap(), (token.clone(), path, false));
+        assert_eq!(again.admin_token(dir.path()).unwrap(), (token.clone(), path.clone(), false));
+        let id = Token::parse(&token).unwrap().id;
+        assert!(refusal(again.revoke(&id)).contains("delete `admin.token`"));
         // Its last use reaches the record.
         again.write_last_used().unwrap();
-        let id = Token::parse(&token).unwrap().id;
         assert!(Tokens::open(dir.path()).unwrap().list().iter().any(|t| t.id == id && t.last_used_ms > 0));
+        // Deleting the file and starting again rotates it.
+        std::fs::remove_file(&path).unwrap();
+        let (rotated, _, new) = again.admin_token(dir.path()).unwrap();
+        assert!(new && rotated != token);
+        assert_eq!(refusal(again.authenticate(&token)), "the token was revoked");
+        assert_eq!(again.authenticate(&rotated).unwrap(), Caller::Admin);
     }
 }
