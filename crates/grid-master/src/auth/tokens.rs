@@ -15,7 +15,7 @@ use grid_core::{FuelQuota, TenantQuota};
 use rusqlite::{Connection, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -100,15 +100,22 @@ fn db_err(e: rusqlite::Error) -> MasterError {
     MasterError::Db(format!("tokens: {e}"))
 }
 
-/// Writes `bytes` to a new file at `path` readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(MasterError::io(path))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(MasterError::io(path))
+/// Writes `bytes` to a file at `path` readable by its owner only, whole or
+/// not at all (a reader never sees it half written). With `clobber` false,
+/// an existing file is left as it is: `Ok(false)`.
+fn write_private(path: &Path, bytes: &[u8], clobber: bool) -> Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut f = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(MasterError::io(dir))?;
+    f.write_all(bytes).and_then(|_| f.as_file().sync_all()).map_err(MasterError::io(path))?;
+    let written = if clobber { f.persist(path).map(drop) } else { f.persist_noclobber(path).map(drop) };
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if !clobber && e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(MasterError::io(path)(e.error)),
+    }
 }
 
 /// The key of the keyed hash in `dir`, made on first start.
@@ -119,9 +126,11 @@ fn load_key(dir: &Path) -> Result<[u8; 32]> {
             MasterError::Internal(format!("`{}` holds {} bytes, not a 32-byte key", path.display(), b.len()))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = grid_core::token::random_key();
-            write_private(&path, &key)?;
-            Ok(key)
+            // Another master starting on the same dir may have made it first.
+            if write_private(&path, &grid_core::token::random_key(), false)? {
+                tracing::info!(path = %path.display(), "key of the token hashes written");
+            }
+            load_key(dir)
         }
         Err(e) => Err(MasterError::io(path)(e)),
     }
@@ -152,6 +161,30 @@ CREATE TABLE IF NOT EXISTS tenants (
     max_job_timeout_ms INTEGER
 );";
 
+const TOKEN_ROW: &str =
+    "SELECT id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, revoked FROM tokens";
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    let kind: String = r.get(1)?;
+    let hash: Vec<u8> = r.get(4)?;
+    // A row whose hash is not 32 bytes matches no secret.
+    let hash = <[u8; 32]>::try_from(hash).unwrap_or([0; 32]);
+    let known = TokenKind::parse(&kind);
+    let info = TokenInfo {
+        id: r.get(0)?,
+        // A kind this master does not know is taken as revoked.
+        kind: known.unwrap_or(TokenKind::Join),
+        subject: r.get(2)?,
+        owner: r.get(3)?,
+        created_ms: r.get::<_, i64>(5)? as u64,
+        last_used_ms: r.get::<_, i64>(6)? as u64,
+        expires_ms: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+        uses_left: r.get::<_, Option<i64>>(8)?.map(|v| v as u32),
+        revoked: r.get::<_, bool>(9)? || known.is_none(),
+    };
+    Ok(Entry { info, hash: blake3::Hash::from_bytes(hash) })
+}
+
 fn quota_columns(q: &TenantQuota) -> [Option<i64>; 7] {
     [
         q.max_running.map(i64::from),
@@ -174,37 +207,10 @@ impl Tokens {
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         let mut inner = Inner::default();
         {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, revoked \
-                     FROM tokens",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    let kind: String = r.get(1)?;
-                    let hash: Vec<u8> = r.get(4)?;
-                    Ok((
-                        TokenInfo {
-                            id: r.get(0)?,
-                            kind: TokenKind::parse(&kind).unwrap_or(TokenKind::Join),
-                            subject: r.get(2)?,
-                            owner: r.get(3)?,
-                            created_ms: r.get::<_, i64>(5)? as u64,
-                            last_used_ms: r.get::<_, i64>(6)? as u64,
-                            expires_ms: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                            uses_left: r.get::<_, Option<i64>>(8)?.map(|v| v as u32),
-                            revoked: r.get(9)?,
-                        },
-                        hash,
-                    ))
-                })
-                .map_err(db_err)?;
-            for row in rows {
-                let (info, hash) = row.map_err(db_err)?;
-                // A row whose hash is not 32 bytes matches no secret.
-                let hash = <[u8; 32]>::try_from(hash).unwrap_or([0; 32]);
-                inner.tokens.insert(info.id.clone(), Entry { info, hash: blake3::Hash::from_bytes(hash) });
+            let mut stmt = conn.prepare(TOKEN_ROW).map_err(db_err)?;
+            for row in stmt.query_map([], token_row).map_err(db_err)? {
+                let entry = row.map_err(db_err)?;
+                inner.tokens.insert(entry.info.id.clone(), entry);
             }
             let mut stmt = conn
                 .prepare(
@@ -236,6 +242,21 @@ impl Tokens {
             }
         }
         Ok(Self { key, inner: Mutex::new(inner), db: Mutex::new(conn) })
+    }
+
+    /// Reads token `id` from the record again, if memory does not hold it.
+    fn reload(&self, id: &str) -> Result<()> {
+        if self.lock().tokens.contains_key(id) {
+            return Ok(());
+        }
+        let conn = self.writer();
+        let mut stmt = conn.prepare(&format!("{TOKEN_ROW} WHERE id = ?1")).map_err(db_err)?;
+        let mut rows = stmt.query_map([id], token_row).map_err(db_err)?;
+        if let Some(row) = rows.next() {
+            let entry = row.map_err(db_err)?;
+            self.lock().tokens.insert(entry.info.id.clone(), entry);
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -593,6 +614,11 @@ impl Tokens {
         let path = dir.join(ADMIN_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
+                // Another process on this dir may have made it since this
+                // registry was read.
+                if let Some(t) = Token::parse(&text) {
+                    self.reload(&t.id)?;
+                }
                 if let Some(t) = Token::parse(&text)
                     && self.is_live(&t.id)
                     && matches!(self.authenticate(&t.to_string()), Ok(Caller::Admin))
@@ -600,7 +626,6 @@ impl Tokens {
                     return Ok((t.to_string(), path, false));
                 }
                 tracing::warn!(path = %path.display(), "the admin token file holds no live admin token; writing a new one");
-                std::fs::remove_file(&path).map_err(MasterError::io(&path))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(MasterError::io(&path)(e)),
@@ -612,7 +637,7 @@ impl Tokens {
         }
         let token = self.issue_with(&conn, TokenKind::Admin, "", None, None, None)?.1.to_string();
         drop(conn);
-        write_private(&path, format!("{token}\n").as_bytes())?;
+        write_private(&path, format!("{token}\n").as_bytes(), true)?;
         Ok((token, path, true))
     }
 }
@@ -733,8 +758,11 @@ mod tests {
     fn the_admin_token_is_written_once_readable_by_its_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::open(dir.path()).unwrap();
+        // Another process on the same dir, started at the same time.
+        let beside = Tokens::open(dir.path()).unwrap();
         let (token, path, new) = tokens.admin_token(dir.path()).unwrap();
         assert!(new);
+        assert_eq!(beside.admin_token(dir.path()).unwrap(), (token.clone(), path.clone(), false));
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
         assert_eq!(tokens.authenticate(&token).unwrap(), Caller::Admin);
