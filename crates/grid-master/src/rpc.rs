@@ -544,10 +544,14 @@ impl Master for MasterService {
         // only in the record waits for them to be read, and so does what
         // follows it.
         let live = self.live.clone();
+        // Told when the session is ended (the node's credential revoked):
+        // then what the node sends is no longer read either.
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let ending_session = ended.clone();
         let orders = futures::StreamExt::then(
             tokio_stream::wrappers::UnboundedReceiverStream::new(orders),
             move |order| {
-                let live = live.clone();
+                let (live, ended) = (live.clone(), ending_session.clone());
                 async move {
                     let msg = match order {
                         ToNode::Assign(job_id, spec) => {
@@ -567,7 +571,10 @@ impl Master for MasterService {
                             pb::master_message::Msg::Assign(pb::Assign { job_id, spec: Some(spec.into()) })
                         }
                         ToNode::Cancel(job_id) => pb::master_message::Msg::Cancel(pb::Cancel { job_id }),
-                        ToNode::End(why) => return Some(Err(Status::permission_denied(why))),
+                        ToNode::End(why) => {
+                            ended.notify_one();
+                            return Some(Err(Status::permission_denied(why)));
+                        }
                     };
                     Some(Ok(pb::MasterMessage { msg: Some(msg) }))
                 }
@@ -587,6 +594,7 @@ impl Master for MasterService {
                 let next = tokio::select! {
                     next = tokio::time::timeout(silence, inbound.message()) => next,
                     _ = &mut ending => break ("the master is shutting down".to_string(), NodeState::Gone),
+                    _ = ended.notified() => break ("its credential was revoked".to_string(), NodeState::Lost),
                 };
                 let msg = match next {
                     Err(_) => break ("missed heartbeats".to_string(), NodeState::Lost),
