@@ -472,7 +472,8 @@ impl Master for MasterService {
         } else {
             self.live.nodes()
         };
-        let owner_of = |name: &str| self.tokens.as_ref().and_then(|t| t.node_owner(name));
+        let owners = self.tokens.as_ref().map(|t| t.node_owners()).unwrap_or_default();
+        let owner_of = |name: &str| owners.get(name).cloned();
         let mine = only_tenant(&caller)?;
         let nodes = nodes
             .into_iter()
@@ -508,7 +509,7 @@ impl Master for MasterService {
         &self,
         req: Request<Streaming<pb::NodeMessage>>,
     ) -> Result<Response<Self::NodeSessionStream>, Status> {
-        let Caller::Node { name, owner, .. } = Caller::of(&req)?.clone() else {
+        let Caller::Node { token_id, name, owner } = Caller::of(&req)?.clone() else {
             return Err(MasterError::Refused("only a node credential may serve as a node".into()).into());
         };
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -531,8 +532,15 @@ impl Master for MasterService {
         if let Some(recorded) = self.read(move |store| store.node(&known)).await? {
             self.live.recall_node(recorded);
         }
-        let registration = NodeRegistration { name, address, capacity, fuel_available, cached, identity, owner };
+        let registration =
+            NodeRegistration { name: name.clone(), address, capacity, fuel_available, cached, identity, owner };
         let (node_id, orders) = self.live.register_node(registration)?;
+        // A credential revoked while the node took its time to register:
+        // revocation marks the token first and then ends the sessions of
+        // that name, so one of the two sees this session.
+        if self.tokens.as_ref().is_some_and(|t| !t.is_live(&token_id)) {
+            self.live.drop_node_named(&name, crate::admin::REVOKED_NODE);
+        }
 
         let registered = pb::MasterMessage {
             msg: Some(pb::master_message::Msg::Registered(pb::Registered {

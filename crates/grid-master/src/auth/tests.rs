@@ -221,3 +221,56 @@ async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_onc
     drop(orders);
     let _ = server.await;
 }
+
+#[tokio::test]
+async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = MasterConfig::new(dir.path());
+    config.fsync = false;
+    let master = Master::open(config).unwrap();
+    let (admin_token, node) = (master.admin_token(), master.node_credential("slow").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(master.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let mut as_node = grid_core::connect::master(channel.clone(), Some(&node)).unwrap();
+    let mut admin = grid_core::connect::admin(channel, Some(&admin_token)).unwrap();
+
+    // The session is open, but the node has not registered yet.
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::NodeMessage>(1);
+    let session =
+        tokio::spawn(async move { as_node.node_session(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+    // Its call has passed the auth layer once the token shows a use.
+    let mut waited = 0;
+    loop {
+        let tokens = admin.list_tokens(pb::ListTokensRequest {}).await.unwrap().into_inner().tokens;
+        if tokens.iter().any(|t| t.kind == "node" && t.last_used_ms > 0) {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 1000, "the node's call never reached the master");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let revoked = admin.revoke_node(pb::RevokeNodeRequest { name: "slow".into() }).await.unwrap();
+    assert!(revoked.into_inner().revoked);
+    let reg =
+        pb::Register { name: "slow".into(), capacity: Some(capacity()), cached_hashes: vec![], identity: "s".into() };
+    tx.send(pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(reg)) }).await.unwrap();
+    let mut orders = session.await.unwrap().unwrap().into_inner();
+    let ended = loop {
+        match orders.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the session ended without a reason"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!((ended.code(), ended.message()), (Code::PermissionDenied, "this node's credential was revoked"));
+    let nodes = admin.list_tokens(pb::ListTokensRequest {}).await.unwrap().into_inner().tokens;
+    assert!(nodes.iter().any(|t| t.kind == "node" && t.revoked));
+    let _ = stop.send(());
+    drop((orders, tx));
+    let _ = server.await;
+}

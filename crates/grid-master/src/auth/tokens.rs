@@ -525,12 +525,13 @@ impl Tokens {
         self.lock().tokens.get(id).is_some_and(|e| !e.info.revoked)
     }
 
-    /// The tenant a node named `name` serves alone, by its live credential;
-    /// `None` for a public node (or one without a credential).
-    pub fn node_owner(&self, name: &str) -> Option<String> {
+    /// The tenant each node with a live credential serves alone, by the
+    /// node's name: one pass over the registry. A node missing from it is
+    /// public.
+    pub fn node_owners(&self) -> HashMap<String, String> {
         let inner = self.lock();
-        let node = inner.tokens.values().map(|e| &e.info).filter(|i| i.kind == TokenKind::Node && i.subject == name);
-        node.filter(|i| !i.revoked).max_by_key(|i| i.created_ms).and_then(|i| i.owner.clone())
+        let live = inner.tokens.values().map(|e| &e.info).filter(|i| i.kind == TokenKind::Node && !i.revoked);
+        live.filter_map(|i| Some((i.subject.clone(), i.owner.clone()?))).collect()
     }
 
     /// Makes tenant `name` with `quota`, and a first token for it.
@@ -708,6 +709,7 @@ mod tests {
         assert_eq!(caller, Caller::Join { token_id: info.id.clone() });
         let (node, credential) = tokens.join(&info.id, "n1").unwrap();
         assert_eq!((node.kind, node.subject.as_str(), node.owner.as_deref()), (TokenKind::Node, "n1", Some("bob")));
+        assert_eq!(tokens.node_owners().get("n1").map(String::as_str), Some("bob"));
         let expected = Caller::Node { token_id: node.id.clone(), name: "n1".into(), owner: Some("bob".into()) };
         assert_eq!(tokens.authenticate(&credential.to_string()).unwrap(), expected);
         assert_eq!(refusal(tokens.authenticate(&once.to_string())), "the join token has no uses left");
@@ -721,7 +723,7 @@ mod tests {
         assert_eq!(refusal(tokens.authenticate(&credential.to_string())), "the token was revoked");
         let (again, _) = tokens.join(&info.id, "n1").unwrap();
         assert_eq!(again.owner, None, "a public join token makes public nodes");
-        assert_eq!(tokens.node_owner("n1"), None);
+        assert_eq!(tokens.node_owners().get("n1"), None);
 
         assert!(tokens.revoke(&info.id).unwrap().is_some());
         assert!(tokens.revoke(&info.id).unwrap().is_none(), "revoked once");
