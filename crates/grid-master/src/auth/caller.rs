@@ -1,6 +1,9 @@
 //! Who is calling: what the auth layer found behind a request's token, as
 //! the services read it from the request's extensions.
 
+/// What a call without a token is told.
+pub const NO_TOKEN: &str = "no token: call with `authorization: Bearer <token>`";
+
 /// The identity behind a call's bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -18,6 +21,6 @@ pub enum Caller {
 impl Caller {
     /// The caller of a request that went through the auth layer.
     pub fn of<T>(req: &tonic::Request<T>) -> Result<&Caller, tonic::Status> {
-        req.extensions().get::<Caller>().ok_or_else(|| tonic::Status::unauthenticated(super::layer::NO_TOKEN))
+        req.extensions().get::<Caller>().ok_or_else(|| tonic::Status::unauthenticated(NO_TOKEN))
     }
 }

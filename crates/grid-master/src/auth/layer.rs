@@ -4,7 +4,7 @@
 //! the [`Caller`] in the request's extensions, or answers with the refusal
 //! at once.
 
-use super::caller::Caller;
+use super::caller::{Caller, NO_TOKEN};
 use super::tokens::Tokens;
 use crate::error::MasterError;
 use futures::future::{Either, Ready, ready};
@@ -12,9 +12,6 @@ use grid_core::token::TokenKind;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::Status;
-
-/// What a call without a token is told.
-pub const NO_TOKEN: &str = "no token: call with `authorization: Bearer <token>`";
 
 /// Which calls a method is among: who may make them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 pub mod caller;
 pub mod layer;
+mod records;
 pub mod tokens;
 
 pub use caller::Caller;
