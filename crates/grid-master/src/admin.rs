@@ -6,7 +6,8 @@
 use crate::auth::tokens::{TokenInfo, Tokens};
 use crate::auth::{Caller, tokens};
 use crate::error::MasterError;
-use crate::state::{LiveState, TenantUsage, blocking};
+use crate::state::{LiveState, blocking};
+use crate::tenants::TenantUsage;
 use grid_core::TenantQuota;
 use grid_core::token::{JoinToken, Token};
 use grid_proto as pb;
