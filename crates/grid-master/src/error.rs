@@ -34,6 +34,12 @@ pub enum MasterError {
     /// reused for another job).
     #[error("{0}")]
     Conflict(String),
+    /// A tenant or token that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The call carries no credential this master accepts.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The caller may not make this call.
     #[error("{0}")]
     Refused(String),
@@ -83,7 +89,7 @@ impl From<MasterError> for tonic::Status {
         let msg = e.to_string();
         match e {
             MasterError::ModuleNotFound(_) => Status::failed_precondition(msg),
-            MasterError::JobNotFound(_) => Status::not_found(msg),
+            MasterError::JobNotFound(_) | MasterError::NotFound(_) => Status::not_found(msg),
             MasterError::ModuleTooLarge { .. } => Status::resource_exhausted(msg),
             MasterError::InvalidModule(_) | MasterError::Hash(_) | MasterError::InvalidArgument(_) => {
                 Status::invalid_argument(msg)
@@ -93,6 +99,7 @@ impl From<MasterError> for tonic::Status {
             MasterError::OverQuota(_) => Status::failed_precondition(msg),
             MasterError::Stalled(_) => Status::deadline_exceeded(msg),
             MasterError::Refused(_) => Status::permission_denied(msg),
+            MasterError::Unauthenticated(_) => Status::unauthenticated(msg),
             MasterError::Conflict(_) => Status::already_exists(msg),
             MasterError::NameTaken(_) => Status::already_exists(msg),
             MasterError::ShuttingDown => Status::unavailable(msg),

@@ -4,6 +4,8 @@
 //! The binary is a thin wrapper over [`Master::serve`], so tests and the
 //! embedded grid of `grid-cli` run this very code in-process.
 
+mod admin;
+pub mod auth;
 pub mod ceilings;
 pub mod dispatch;
 pub mod error;
@@ -137,6 +139,9 @@ impl MasterConfig {
 pub struct Master {
     live: Arc<state::LiveState>,
     modules: Arc<modules::ModuleStore>,
+    tokens: Arc<auth::Tokens>,
+    /// The admin token's text, as `admin.token` holds it.
+    admin: String,
     config: MasterConfig,
 }
 
@@ -162,7 +167,17 @@ impl Master {
             }
             Recovery::Leave => {}
         }
-        Ok(Self { live: Arc::new(live), modules: Arc::new(modules), config })
+        let tokens = auth::Tokens::open(&config.data_dir)?;
+        for tenant in tokens.tenants() {
+            live.set_quota(&tenant.name, tenant.quota);
+        }
+        let (admin, path, new) = tokens.admin_token(&config.data_dir)?;
+        if new {
+            tracing::info!(path = %path.display(), "admin token written");
+        } else {
+            tracing::info!(path = %path.display(), "admin token kept");
+        }
+        Ok(Self { live: Arc::new(live), modules: Arc::new(modules), tokens: Arc::new(tokens), admin, config })
     }
 
     /// The live state, for embedding and tests.
@@ -179,14 +194,13 @@ impl Master {
     /// The admin token, as written to `admin.token` in the data dir: what
     /// an in-process client (the embedded grid) calls with.
     pub fn admin_token(&self) -> String {
-        String::new()
+        self.admin.clone()
     }
 
     /// A new node credential for a public node named `name`: what an
     /// in-process node (the embedded grid's) serves with.
     pub fn node_credential(&self, name: &str) -> Result<String> {
-        let _ = name;
-        Ok(String::new())
+        Ok(self.tokens.issue_node(name)?.to_string())
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves, then shuts down
@@ -201,9 +215,11 @@ impl Master {
         listener: impl Into<Listener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let ca_pin = self.ca_pin();
         let config = self.config;
         let live = self.live;
-        let chores = tokio::spawn(chores(Arc::downgrade(&live), config.keep_finished));
+        let tokens = self.tokens;
+        let chores = tokio::spawn(chores(Arc::downgrade(&live), Arc::downgrade(&tokens), config.keep_finished));
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
         let closing_tx = Arc::new(closing_tx);
         let (handing_back, closer) = (live.clone(), closing_tx.clone());
@@ -215,14 +231,21 @@ impl Master {
         };
         let service =
             rpc::MasterService::new(live.clone(), self.modules, config.heartbeat, config.ceilings, config.upload_idle)
-                .closing_on(closing.clone());
+                .closing_on(closing.clone())
+                .with_tokens(tokens.clone());
+        let admin =
+            grid_proto::admin_server::AdminServer::new(admin::AdminService::new(live.clone(), tokens.clone(), ca_pin))
+                .max_decoding_message_size(64 << 10);
         // No message need be larger than a submission at every ceiling.
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(config.ceilings.max_message())
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // Every call is checked before any service sees it.
         let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .add_service(server);
+            .layer(auth::AuthLayer::new(tokens.clone()))
+            .add_service(server)
+            .add_service(admin);
         type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
         let server: Serving = match listener.into() {
             Listener::Tcp(listener) => {
@@ -258,6 +281,10 @@ impl Master {
         }
         drop(closing_tx);
         live.record_nodes();
+        let written = tokens.clone();
+        if let Err(e) = state::blocking(move || written.write_last_used()).await {
+            tracing::warn!("failed to record when tokens were last used: {e}");
+        }
         live.store().flush().await.map_err(|e| anyhow::anyhow!("failed to flush the job record: {e}"))?;
         tracing::info!("job record flushed; stopped");
         served?;
@@ -269,7 +296,11 @@ impl Master {
 /// from their nodes every second, starts the jobs of tenants whose fuel
 /// buckets have refilled enough, and prunes finished jobs older than
 /// `keep_finished` every minute. Ends when the live state is gone.
-async fn chores(live: std::sync::Weak<state::LiveState>, keep_finished: Option<Duration>) {
+async fn chores(
+    live: std::sync::Weak<state::LiveState>,
+    tokens: std::sync::Weak<auth::Tokens>,
+    keep_finished: Option<Duration>,
+) {
     let mut tick = tokio::time::interval(DEADLINE_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
@@ -286,6 +317,16 @@ async fn chores(live: std::sync::Weak<state::LiveState>, keep_finished: Option<D
             let before = model::now_ms().saturating_sub(keep.as_millis() as u64);
             // Write-behind: the count comes with the commit, and nobody waits for it.
             drop(live.store().prune(before));
+        }
+        // When tokens were last used is written behind, once a minute.
+        if ticks.is_multiple_of(auth::tokens::LAST_USED_WRITTEN.as_secs())
+            && let Some(tokens) = tokens.upgrade()
+        {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = tokens.write_last_used() {
+                    tracing::warn!("failed to record when tokens were last used: {e}");
+                }
+            });
         }
     }
 }

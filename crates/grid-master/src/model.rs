@@ -39,6 +39,9 @@ pub enum ToNode {
     Assign(JobId, Arc<JobSpec>),
     /// Stop this job.
     Cancel(JobId),
+    /// The session ends, refused for this reason (the node's credential
+    /// was revoked).
+    End(String),
 }
 
 /// What a node declares when it registers.

@@ -1,6 +1,7 @@
 //! The gRPC face of the master: the one module of this crate that sees
 //! prost types. It converts them to domain types and calls into `state`.
 
+use crate::auth::{Caller, Tokens};
 use crate::ceilings::SubmitCeilings;
 use crate::error::MasterError;
 use crate::gates::{Gate, Permit};
@@ -43,6 +44,8 @@ pub struct MasterService {
     pub(crate) watchers: Arc<Gate>,
     /// Turns true when the master shuts down: every stream then ends.
     pub(crate) closing: tokio::sync::watch::Receiver<bool>,
+    /// The token registry, for enrolling nodes and naming their owners.
+    pub(crate) tokens: Option<Arc<Tokens>>,
 }
 
 impl MasterService {
@@ -63,7 +66,13 @@ impl MasterService {
             uploads: Gate::new("uploads", crate::UPLOADS_PER_CONNECTION, crate::UPLOADS_IN_ALL),
             watchers: Gate::new("jobs followed", crate::WATCHERS_PER_CONNECTION, usize::MAX),
             closing: tokio::sync::watch::channel(false).1,
+            tokens: None,
         }
+    }
+
+    /// The same service, enrolling nodes with `tokens`.
+    pub(crate) fn with_tokens(self, tokens: Arc<Tokens>) -> Self {
+        Self { tokens: Some(tokens), ..self }
     }
 
     /// The same service, its streams ending when `closing` turns true.
@@ -109,6 +118,40 @@ fn holding<T: Send + 'static>(stream: BoxStream<T>, permit: Permit) -> BoxStream
         item
     }))
 }
+
+/// The tenant a submission by `caller` naming tenant `named` (empty for
+/// none) runs as: a tenant's own; the admin's choice, `default` if none.
+fn submitting_tenant(caller: &Caller, named: &str) -> Result<String, MasterError> {
+    match caller {
+        Caller::Admin if named.is_empty() => Ok(DEFAULT_TENANT.to_owned()),
+        Caller::Admin => {
+            crate::auth::tokens::check_name("tenant", named)?;
+            Ok(named.to_owned())
+        }
+        Caller::Tenant(t) if named.is_empty() || named == t => Ok(t.clone()),
+        Caller::Tenant(t) => Err(MasterError::Refused(format!(
+            "a token of tenant `{t}` submits only as `{t}`, not as `{}`",
+            grid_core::text::cut(named, 64)
+        ))),
+        Caller::Node { .. } | Caller::Join { .. } => {
+            Err(MasterError::Refused("only the admin or a tenant may submit jobs".into()))
+        }
+    }
+}
+
+/// The tenant whose jobs alone `caller` may see; `None` for all.
+fn only_tenant(caller: &Caller) -> Result<Option<&str>, MasterError> {
+    match caller {
+        Caller::Admin => Ok(None),
+        Caller::Tenant(t) => Ok(Some(t)),
+        Caller::Node { .. } | Caller::Join { .. } => {
+            Err(MasterError::Refused("only the admin or a tenant may look at jobs".into()))
+        }
+    }
+}
+
+/// The tenant an admin's submission runs as when it names none.
+pub const DEFAULT_TENANT: &str = "default";
 
 fn hash(s: &str) -> Result<ModuleHash, MasterError> {
     Ok(ModuleHash::parse(s)?)
@@ -169,14 +212,31 @@ impl MasterService {
         Ok(Arc::new(EventLog::ended(&job.node, report, dirs_in_record)).watch(id, self.live.store()))
     }
 
-    /// Checks a submission and hands it to the live state; returns its id
-    /// (an earlier job's, for a known idempotency key).
-    async fn submit(&self, req: pb::SubmitJobRequest) -> Result<String, MasterError> {
+    /// Whether `caller` may see job `id`: a tenant sees only its own, and
+    /// another's is answered as a job that does not exist.
+    async fn visible(&self, caller: &Caller, id: &str) -> Result<(), MasterError> {
+        let Some(mine) = only_tenant(caller)? else { return Ok(()) };
+        let tenant = match self.live.summary(id) {
+            Some(s) => Some(s.tenant),
+            None => self.stored(id).await?.map(|j| j.tenant),
+        };
+        match tenant {
+            Some(t) if t == mine => Ok(()),
+            _ => Err(MasterError::JobNotFound(id.to_owned())),
+        }
+    }
+
+    /// Checks a submission by `caller` and hands it to the live state;
+    /// returns its id (an earlier job's, for a known idempotency key of
+    /// the same tenant).
+    async fn submit(&self, caller: &Caller, mut req: pb::SubmitJobRequest) -> Result<String, MasterError> {
         if req.spec.is_none() {
             return Err(MasterError::InvalidArgument("missing job spec".into()));
         }
-        let (spec, submission) = grid_core::wire::from_submit_request(req)?;
+        req.tenant = submitting_tenant(caller, &req.tenant)?;
+        let (spec, mut submission) = grid_core::wire::from_submit_request(req)?;
         self.ceilings.check(&spec, &submission)?;
+        submission.key = submission.key.map(|k| crate::auth::scoped_key(&submission.tenant, &k));
         if !self.store.contains(&spec.module) {
             return Err(MasterError::ModuleNotFound(spec.module));
         }
@@ -280,15 +340,18 @@ impl Master for MasterService {
     }
 
     async fn submit_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let job_id = self.submit(req.into_inner()).await?;
+        let caller = Caller::of(&req)?.clone();
+        let job_id = self.submit(&caller, req.into_inner()).await?;
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
 
     type WatchJobStream = BoxStream<pb::JobEvent>;
 
     async fn watch_job(&self, req: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = Caller::of(&req)?.clone();
         let permit = self.watchers.enter(&connection(&req))?;
         let req = req.into_inner();
+        self.visible(&caller, &req.job_id).await?;
         let events = self.events(&req.job_id, req.snapshot).await?;
         Ok(Response::new(holding(until_shutdown(events, self.closing.clone()), permit)))
     }
@@ -296,8 +359,9 @@ impl Master for MasterService {
     type RunJobStream = BoxStream<pb::JobEvent>;
 
     async fn run_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<Self::RunJobStream>, Status> {
+        let caller = Caller::of(&req)?.clone();
         let permit = self.watchers.enter(&connection(&req))?;
-        let job_id = self.submit(req.into_inner()).await?;
+        let job_id = self.submit(&caller, req.into_inner()).await?;
         let events = self.events(&job_id, false).await?;
         let submitted = pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) };
         let stream: BoxStream<pb::JobEvent> = Box::pin(futures::stream::once(async { Ok(submitted) }).chain(events));
@@ -305,12 +369,17 @@ impl Master for MasterService {
     }
 
     async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
-        let cancelled = self.live.cancel(&req.into_inner().job_id)?;
+        let caller = Caller::of(&req)?.clone();
+        let id = req.into_inner().job_id;
+        self.visible(&caller, &id).await?;
+        let cancelled = self.live.cancel(&id)?;
         Ok(Response::new(pb::CancelJobResponse { cancelled }))
     }
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::JobInfo>, Status> {
+        let caller = Caller::of(&req)?.clone();
         let id = req.into_inner().job_id;
+        self.visible(&caller, &id).await?;
         let in_memory = self.live.summary(&id);
         let live = in_memory.is_some();
         let summary = match in_memory {
@@ -339,8 +408,16 @@ impl Master for MasterService {
     }
 
     async fn list_jobs(&self, req: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let req = req.into_inner();
+        let caller = Caller::of(&req)?.clone();
+        let mut req = req.into_inner();
         filters_within_bounds(&req)?;
+        // A tenant lists its own jobs, whatever it asks for.
+        if let Some(mine) = only_tenant(&caller)? {
+            req.tenant = mine.to_owned();
+            if !req.after.is_empty() {
+                self.visible(&caller, &listing::cut_chars(req.after.clone(), 64)).await?;
+            }
+        }
         let limit = listing::page_size(req.limit);
         let state = Some(req.state).filter(|s| !s.is_empty()).map(|s| s.parse::<JobState>()).transpose();
         let state = state.map_err(MasterError::from)?;
@@ -388,15 +465,22 @@ impl Master for MasterService {
     }
 
     async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let caller = Caller::of(&req)?.clone();
         let nodes = if req.into_inner().all {
             let recorded = self.read(|store| store.nodes(crate::history::NODES_LISTED)).await?;
             self.live.all_nodes(recorded)
         } else {
             self.live.nodes()
         };
+        let owners = self.tokens.as_ref().map(|t| t.node_owners()).unwrap_or_default();
+        let owner_of = |name: &str| owners.get(name).cloned();
+        let mine = only_tenant(&caller)?;
         let nodes = nodes
             .into_iter()
-            .map(|n| pb::NodeInfo {
+            .map(|n| (owner_of(&n.name), n))
+            // A tenant sees the public nodes and its own private ones.
+            .filter(|(owner, _)| mine.is_none() || owner.is_none() || owner.as_deref() == mine)
+            .map(|(owner, n)| pb::NodeInfo {
                 id: n.id.to_string(),
                 name: listing::cut_chars(n.name, listing::NAME_LISTED),
                 address: listing::cut_chars(n.address, listing::NAME_LISTED),
@@ -413,7 +497,7 @@ impl Master for MasterService {
                 state: n.state.as_str().to_owned(),
                 first_seen_ms: n.first_seen_ms,
                 last_seen_ms: n.last_seen_ms,
-                owner: String::new(),
+                owner: owner.unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(pb::ListNodesResponse { nodes }))
@@ -425,6 +509,9 @@ impl Master for MasterService {
         &self,
         req: Request<Streaming<pb::NodeMessage>>,
     ) -> Result<Response<Self::NodeSessionStream>, Status> {
+        let Caller::Node { token_id, name, owner } = Caller::of(&req)?.clone() else {
+            return Err(MasterError::Refused("only a node credential may serve as a node".into()).into());
+        };
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let mut inbound = req.into_inner();
         let first = inbound.message().await?.and_then(|m| m.msg);
@@ -434,15 +521,26 @@ impl Master for MasterService {
         let (capacity, fuel_available) = grid_core::wire::capacity_from_pb(&reg.capacity.unwrap_or_default());
         let cached =
             reg.cached_hashes.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect();
-        let name = grid_core::text::cut(&reg.name, MAX_NODE_NAME).into_owned();
+        // A node is the name its credential gives it.
+        if reg.name != name {
+            let asked = grid_core::text::cut(&reg.name, MAX_NODE_NAME);
+            tracing::debug!(node = %name, asked = %asked, "a node registered under another name than its credential's");
+        }
         let identity = grid_core::text::cut(&reg.identity, MAX_NODE_NAME).into_owned();
         // What the record holds of this node, so that its counts go on.
         let known = name.clone();
         if let Some(recorded) = self.read(move |store| store.node(&known)).await? {
             self.live.recall_node(recorded);
         }
-        let registration = NodeRegistration { name, address, capacity, fuel_available, cached, identity, owner: None };
+        let registration =
+            NodeRegistration { name: name.clone(), address, capacity, fuel_available, cached, identity, owner };
         let (node_id, orders) = self.live.register_node(registration)?;
+        // A credential revoked while the node took its time to register:
+        // revocation marks the token first and then ends the sessions of
+        // that name, so one of the two sees this session.
+        if self.tokens.as_ref().is_some_and(|t| !t.is_live(&token_id)) {
+            self.live.drop_node_named(&name, crate::admin::REVOKED_NODE);
+        }
 
         let registered = pb::MasterMessage {
             msg: Some(pb::master_message::Msg::Registered(pb::Registered {
@@ -454,10 +552,14 @@ impl Master for MasterService {
         // only in the record waits for them to be read, and so does what
         // follows it.
         let live = self.live.clone();
+        // Told when the session is ended (the node's credential revoked):
+        // then what the node sends is no longer read either.
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let ending_session = ended.clone();
         let orders = futures::StreamExt::then(
             tokio_stream::wrappers::UnboundedReceiverStream::new(orders),
             move |order| {
-                let live = live.clone();
+                let (live, ended) = (live.clone(), ending_session.clone());
                 async move {
                     let msg = match order {
                         ToNode::Assign(job_id, spec) => {
@@ -477,6 +579,10 @@ impl Master for MasterService {
                             pb::master_message::Msg::Assign(pb::Assign { job_id, spec: Some(spec.into()) })
                         }
                         ToNode::Cancel(job_id) => pb::master_message::Msg::Cancel(pb::Cancel { job_id }),
+                        ToNode::End(why) => {
+                            ended.notify_one();
+                            return Some(Err(Status::permission_denied(why)));
+                        }
                     };
                     Some(Ok(pb::MasterMessage { msg: Some(msg) }))
                 }
@@ -496,6 +602,7 @@ impl Master for MasterService {
                 let next = tokio::select! {
                     next = tokio::time::timeout(silence, inbound.message()) => next,
                     _ = &mut ending => break ("the master is shutting down".to_string(), NodeState::Gone),
+                    _ = ended.notified() => break ("its credential was revoked".to_string(), NodeState::Lost),
                 };
                 let msg = match next {
                     Err(_) => break ("missed heartbeats".to_string(), NodeState::Lost),
@@ -539,8 +646,22 @@ impl Master for MasterService {
 
     type FetchModuleStream = BoxStream<pb::ModuleChunk>;
 
-    async fn join_grid(&self, _req: Request<pb::JoinGridRequest>) -> Result<Response<pb::JoinGridResponse>> {
-        Err(Status::unimplemented("joining is not served yet"))
+    async fn join_grid(&self, req: Request<pb::JoinGridRequest>) -> Result<Response<pb::JoinGridResponse>> {
+        let Caller::Join { token_id } = Caller::of(&req)?.clone() else {
+            return Err(MasterError::Refused("only a join token may join the grid".into()).into());
+        };
+        let Some(tokens) = self.tokens.clone() else {
+            return Err(Status::unimplemented("this master enrols no nodes"));
+        };
+        let req = req.into_inner();
+        let name = if req.name.is_empty() { req.identity } else { req.name };
+        let (info, token) = blocking(move || tokens.join(&token_id, &name)).await?;
+        tracing::info!(node = %info.subject, owner = info.owner.as_deref().unwrap_or(""), "node enrolled");
+        Ok(Response::new(pb::JoinGridResponse {
+            node_token: token.to_string(),
+            name: info.subject,
+            owner: info.owner.unwrap_or_default(),
+        }))
     }
 
     async fn fetch_module(
@@ -598,7 +719,6 @@ mod tests {
     use super::*;
     use crate::{Master, MasterConfig};
     use grid_core::{Capacity, Ceilings, FuelQuota, Limits, Submission};
-    use grid_proto::master_client::MasterClient;
     use tokio::net::TcpListener;
 
     #[test]
@@ -636,13 +756,15 @@ mod tests {
         config.fsync = false;
         let master = Master::open(config).unwrap();
         let live = master.live();
+        let (admin, node) = (master.admin_token(), master.node_credential("a").unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(master.serve(listener, async {
             let _ = stopped.await;
         }));
-        let mut client = MasterClient::connect(url).await.unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+        let mut client = grid_core::connect::master(channel.clone(), Some(&admin)).unwrap();
         let wasm = grid_core::wasm::MAGIC.iter().copied().chain([1, 0, 0, 0]).collect::<Vec<u8>>();
         let module = ModuleHash::of(&wasm);
         let chunk = pb::UploadChunk { hash: module.to_string(), total_size: wasm.len() as u64, data: wasm };
@@ -666,7 +788,8 @@ mod tests {
         let hello = pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(register)) };
         let (_keep, rx) = tokio::sync::mpsc::channel(1);
         let first = tokio_stream::once(hello).chain(tokio_stream::wrappers::ReceiverStream::new(rx));
-        let mut orders = client.node_session(first).await.unwrap().into_inner();
+        let mut as_node = grid_core::connect::master(channel, Some(&node)).unwrap();
+        let mut orders = as_node.node_session(first).await.unwrap().into_inner();
         let mut assigned = None;
         while let Some(msg) = orders.message().await.unwrap() {
             if let Some(pb::master_message::Msg::Assign(a)) = msg.msg {
@@ -697,6 +820,12 @@ mod listing_tests {
         strings.iter().map(|s| s.len()).sum::<usize>() + j.args.iter().map(String::len).sum::<usize>()
     }
 
+    fn as_admin<T>(msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.extensions_mut().insert(Caller::Admin);
+        req
+    }
+
     fn service(dir: &std::path::Path) -> MasterService {
         let live = Arc::new(LiveState::new(Arc::new(MemoryStore::new()), 3));
         let store = Arc::new(ModuleStore::open(dir, 1 << 20).unwrap());
@@ -716,7 +845,7 @@ mod listing_tests {
 
     async fn list(svc: &MasterService, state: &str, limit: u32, page_token: String) -> pb::ListJobsResponse {
         let req = pb::ListJobsRequest { state: state.into(), limit, page_token, ..Default::default() };
-        svc.list_jobs(Request::new(req)).await.unwrap().into_inner()
+        svc.list_jobs(as_admin(req)).await.unwrap().into_inner()
     }
 
     #[tokio::test]
@@ -785,7 +914,7 @@ mod listing_tests {
             assert_eq!(seen, expected, "state {state:?}");
         }
         let bad = pb::ListJobsRequest { page_token: "nope".into(), ..Default::default() };
-        let err = svc.list_jobs(Request::new(bad)).await.unwrap_err();
+        let err = svc.list_jobs(as_admin(bad)).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     }
 }

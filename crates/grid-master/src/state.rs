@@ -635,6 +635,27 @@ impl LiveState {
         self.dispatch(&mut inner);
     }
 
+    /// Ends the session of the connected node named `name` at once, as a
+    /// lost node's (its jobs run again elsewhere); its stream ends refused
+    /// with `why`. Returns whether such a node was connected.
+    pub fn drop_node_named(&self, name: &str, why: &str) -> bool {
+        let mut inner = self.lock();
+        let ids: Vec<NodeId> = inner.nodes.iter().filter(|(_, n)| n.reg.name == name).map(|(id, _)| *id).collect();
+        for id in &ids {
+            if let Some(n) = inner.nodes.get(id) {
+                let _ = n.tx.send(ToNode::End(why.to_owned()));
+            }
+            // A master shutting down hands jobs back itself.
+            if !inner.closing {
+                self.drop_node(&mut inner, *id, why, Some(NodeState::Lost));
+            }
+        }
+        if !ids.is_empty() && !inner.closing {
+            self.dispatch(&mut inner);
+        }
+        !ids.is_empty()
+    }
+
     /// Removes a node's session; its history is now `state`, if given.
     fn drop_node(&self, inner: &mut Inner, node: NodeId, why: &str, state: Option<NodeState>) {
         let Some(n) = inner.nodes.remove(&node) else { return };
@@ -966,7 +987,7 @@ fn same_request(key: &str, id: JobId, held: Option<&str>, fingerprint: &str) -> 
     match held {
         Some(held) if held != fingerprint => Err(MasterError::Conflict(format!(
             "idempotency key `{}` was used for job {id} with a different request; use a new key to submit another job",
-            cut(key, 64)
+            cut(crate::auth::shown_key(key), 64)
         ))),
         _ => Ok(id),
     }
