@@ -116,11 +116,9 @@ impl JobArgs {
     pub async fn prepare(&self, master: Option<&crate::login::Remote>, stdin: &[u8]) -> Result<(Client, JobSpec)> {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
-        let mut client = Client::connect_to_run(master).await.map_err(|e| {
-            match e.chain().any(|c| c.is::<crate::rpc::Refused>()) {
-                true => e,
-                false => Failure::with(exit::GRID_ERROR, format!("{e:#}")),
-            }
+        let mut client = Client::connect_to_run(master).await.map_err(|e| match crate::rpc::refusal(&e).is_some() {
+            true => e,
+            false => Failure::with(exit::GRID_ERROR, format!("{e:#}")),
         })?;
         let module = client
             .ensure_module(&bytes)

@@ -96,7 +96,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // A refusal of the credentials is one line, whatever was tried.
-            if let Some(refused) = e.chain().find_map(|c| c.downcast_ref::<rpc::Refused>()) {
+            if let Some(refused) = rpc::refusal(&e) {
                 errln!("grid: {refused}");
                 return ExitCode::from(exit::GRID_ERROR);
             }

@@ -132,12 +132,23 @@ pub struct Client {
 #[error("{0}")]
 pub struct Refused(String);
 
+/// The refusal of the credentials anywhere in `e`'s chain, if any.
+pub fn refusal(e: &anyhow::Error) -> Option<&Refused> {
+    e.chain().find_map(|c| c.downcast_ref::<Refused>())
+}
+
 /// A master's refusal as the CLI shows it.
 pub(crate) fn status(e: tonic::Status) -> anyhow::Error {
+    // A status with no message (a master without the service, say) still
+    // says what happened.
+    let message = match e.message().trim() {
+        "" => format!("the master answered: {}", e.code().description().to_lowercase()),
+        message => message.to_owned(),
+    };
     match e.code() {
-        tonic::Code::Unauthenticated => Refused(format!("the master refused the credentials: {}", e.message())).into(),
-        tonic::Code::PermissionDenied => Refused(format!("permission denied: {}", e.message())).into(),
-        _ => anyhow!("{}", e.message()),
+        tonic::Code::Unauthenticated => Refused(format!("the master refused the credentials: {message}")).into(),
+        tonic::Code::PermissionDenied => Refused(format!("permission denied: {message}")).into(),
+        _ => anyhow!("{message}"),
     }
 }
 
@@ -350,4 +361,34 @@ pub(crate) async fn channel(url: &str, ca: Option<&std::path::Path>) -> Result<t
         .transpose()?;
     let trust = Trust { ca_pem, ca_pin: None };
     grid_core::connect::channel(url, &trust).await.map_err(|e| anyhow!(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(s: tonic::Status) -> String {
+        let e = status(s).context("failed to submit the job");
+        match refusal(&e) {
+            Some(refused) => format!("grid: {refused}"),
+            None => format!("grid: {e:#}"),
+        }
+    }
+
+    #[test]
+    fn refused_credentials_read_as_one_line_whatever_the_context() {
+        assert_eq!(
+            shown(tonic::Status::unauthenticated("the token is revoked")),
+            "grid: the master refused the credentials: the token is revoked"
+        );
+        assert_eq!(
+            shown(tonic::Status::permission_denied("a node token cannot submit")),
+            "grid: permission denied: a node token cannot submit"
+        );
+        assert_eq!(shown(tonic::Status::not_found("no job x")), "grid: failed to submit the job: no job x");
+        assert_eq!(
+            shown(tonic::Status::unimplemented("")),
+            "grid: failed to submit the job: the master answered: operation is not implemented or not supported"
+        );
+    }
 }
