@@ -135,7 +135,7 @@ impl Node {
             match self::join(config, &shared.identity, &join, &mut trust).await {
                 Ok(token) => return Ok(Session { token, trust }),
                 Err(rpc::Ended::Refused(why)) => anyhow::bail!("the master refused the join token: {why}"),
-                Err(rpc::Ended::NameTaken(why)) => anyhow::bail!("{why}"),
+                Err(rpc::Ended::NameTaken(why) | rpc::Ended::Untrusted(why)) => anyhow::bail!("{why}"),
                 Err(rpc::Ended::Lost(why)) => tracing::warn!(retry_in = ?backoff, "cannot join yet: {why}"),
             }
             tokio::time::sleep(backoff).await;
@@ -171,7 +171,7 @@ impl Node {
                     };
                     return Err(anyhow::anyhow!("the master refused the node's credential: {why}{hint}"));
                 }
-                Err(rpc::Ended::Lost(why)) => tracing::warn!(retry_in = ?backoff, "{why}"),
+                Err(rpc::Ended::Lost(why) | rpc::Ended::Untrusted(why)) => tracing::warn!(retry_in = ?backoff, "{why}"),
                 Ok(()) => {}
             }
             // Jobs of the lost session were cancelled; let them wind down so
@@ -214,7 +214,14 @@ async fn join(
     if trust.ca_pem.is_none()
         && let Some(pin) = join.ca_pin
     {
-        let pem = grid_core::connect::fetch_ca(&config.master, &pin).await?;
+        // Only a master out of reach is worth trying again; one whose CA
+        // is not the pinned one is another master, or someone in between.
+        let pem = grid_core::connect::fetch_ca(&config.master, &pin).await.map_err(|why| {
+            match why.starts_with("cannot reach master") {
+                true => rpc::Ended::Lost(why),
+                false => rpc::Ended::Untrusted(why),
+            }
+        })?;
         let path = credential::save_ca(&config.cache_dir, &pem)?;
         tracing::info!(ca = %path.display(), "learned the master's CA from the join token's pin");
         trust.ca_pem = Some(pem);

@@ -96,6 +96,9 @@ pub(crate) enum Ended {
     /// The master refused the node's credentials (a revoked credential, a
     /// used-up join token, a token of another kind): retrying cannot help.
     Refused(String),
+    /// The master is not the one the join token's pin names: retrying
+    /// cannot help either.
+    Untrusted(String),
 }
 
 impl From<String> for Ended {
