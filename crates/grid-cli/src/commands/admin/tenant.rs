@@ -25,7 +25,8 @@ enum Verb {
         #[command(flatten)]
         quota: QuotaArgs,
     },
-    /// Change a tenant's quotas: those named change, the others stay.
+    /// Change a tenant's quotas: those named change, the others stay, and
+    /// `0` removes one.
     Set {
         /// The tenant's name.
         name: String,
