@@ -15,6 +15,8 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod identity;
+#[cfg(test)]
+mod join_tests;
 pub mod ledger;
 pub mod limits;
 pub mod linker;
