@@ -4,11 +4,10 @@
 //! prost types.
 
 use anyhow::{Context, Result, anyhow};
-use grid_core::wire::MAX_MESSAGE_BYTES;
+use grid_core::connect::{Conn, Trust};
 use grid_core::{JobReport, JobSpec, Limits, ModuleHash, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
-use tonic::transport::{Channel, Endpoint};
 
 /// How to start a grid.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +17,9 @@ pub struct Setup {
     pub processes: bool,
     /// Whether the master's record waits for the disk on each commit.
     pub fsync: bool,
+    /// Plaintext instead of TLS (`grid-master --insecure`; with the grid
+    /// in processes only: in-process, the master serves as it is set up).
+    pub insecure: bool,
 }
 
 /// A grid the benchmark starts and measures, in this process or as
@@ -25,6 +27,10 @@ pub struct Setup {
 pub struct BenchGrid {
     /// The master's URL.
     pub url: String,
+    /// The admin token clients call with.
+    pub token: String,
+    /// Whom clients trust to be the master.
+    pub trust: Trust,
     /// The processes, when the grid runs as processes.
     pub children: Vec<std::process::Child>,
     _dir: tempfile::TempDir,
@@ -53,28 +59,40 @@ impl BenchGrid {
         let (stop, stopped) = tokio::sync::watch::channel(());
         // Made first, so that the processes already started are killed if a
         // later one fails to start.
-        let mut grid = Self { url: String::new(), children: Vec::new(), _dir: tempfile::tempdir()?, _stop: stop };
+        let mut grid = Self {
+            url: String::new(),
+            token: String::new(),
+            trust: Trust::default(),
+            children: Vec::new(),
+            _dir: tempfile::tempdir()?,
+            _stop: stop,
+        };
         let dir = grid._dir.path().to_owned();
         if setup.processes {
-            let (master, url) = spawn_master(&dir.join("master"), setup.fsync)?;
+            let (master, remote) = spawn_master(&dir.join("master"), setup.fsync, setup.insecure).await?;
             grid.children.push(master);
-            grid.url = url;
+            let join = remote.join_token(nodes as u32).await?;
             for i in 0..nodes {
-                grid.children.push(
-                    std::process::Command::new(sibling("grid-node")?)
-                        .args(["--master", &grid.url, "--name", &format!("node-{i}"), "--slots", &slots.to_string()])
-                        .arg("--cache-dir")
-                        .arg(dir.join(format!("node-{i}")))
-                        .stderr(std::process::Stdio::null())
-                        .spawn()?,
-                );
+                let mut node = std::process::Command::new(sibling("grid-node")?);
+                remote.node_args(&mut node, &join);
+                node.args(["--name", &format!("node-{i}"), "--slots", &slots.to_string()])
+                    .arg("--cache-dir")
+                    .arg(dir.join(format!("node-{i}")));
+                grid.children.push(node.stderr(std::process::Stdio::null()).spawn()?);
             }
+            (grid.url, grid.token, grid.trust) = (remote.url, remote.token, remote.trust);
         } else {
             let mut config = grid_master::MasterConfig::new(dir.join("master"));
             config.fsync = setup.fsync;
             let master = grid_master::Master::open(config)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            grid.url = format!("http://{}", listener.local_addr()?);
+            let tls = master.ca_pin().is_some();
+            let scheme = if tls { "https" } else { "http" };
+            grid.url = format!("{scheme}://{}", listener.local_addr()?);
+            grid.trust = credentials(&dir.join("master"), tls)?.1;
+            grid.token = master.admin_token();
+            let credentials: Vec<String> =
+                (0..nodes).map(|i| master.node_credential(&format!("node-{i}"))).collect::<Result<_, _>>()?;
             let mut s = stopped.clone();
             tokio::spawn(async move {
                 master
@@ -83,9 +101,11 @@ impl BenchGrid {
                     })
                     .await
             });
-            for i in 0..nodes {
+            for (i, token) in credentials.into_iter().enumerate() {
                 let mut config = grid_node::NodeConfig::new(grid.url.clone(), dir.join(format!("node-{i}")));
                 config.name = format!("node-{i}");
+                config.token = Some(token);
+                config.trust = grid.trust.clone();
                 config.capacity.slots = slots;
                 let node = grid_node::Node::new(config)?;
                 let mut s = stopped.clone();
@@ -109,38 +129,87 @@ impl BenchGrid {
 
     /// A new connection to the master.
     pub async fn client(&self) -> Result<Client> {
-        Client::connect(&self.url).await
+        Client::connect(&self.url, &self.token, &self.trust).await
     }
 }
 
-/// A `grid-master` process with its data in `dir`, and its URL once ready.
-pub fn spawn_master(dir: &std::path::Path, fsync: bool) -> Result<(std::process::Child, String)> {
+/// The admin token a master wrote in its data dir `dir`, and, with `tls`,
+/// its CA to trust.
+fn credentials(dir: &std::path::Path, tls: bool) -> Result<(String, Trust)> {
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap_or_default().trim().to_owned();
+    let ca_pem = match tls {
+        true => Some(std::fs::read(dir.join("ca.pem")).context("the master's `ca.pem`")?),
+        false => None,
+    };
+    Ok((token, Trust { ca_pem, ca_pin: None }))
+}
+
+/// A master process and how to call it.
+pub struct Remote {
+    /// Its URL.
+    pub url: String,
+    /// The admin token it wrote in its data dir.
+    pub token: String,
+    /// Its CA, unless it serves plaintext.
+    pub trust: Trust,
+    /// The file of its CA, for nodes.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl Remote {
+    /// A new connection, with the admin token.
+    pub async fn client(&self) -> Result<Client> {
+        Client::connect(&self.url, &self.token, &self.trust).await
+    }
+
+    /// A join token for `uses` nodes.
+    pub async fn join_token(&self, uses: u32) -> Result<String> {
+        let channel = grid_core::connect::channel(&self.url, &self.trust).await.map_err(|e| anyhow!(e))?;
+        let mut admin = grid_core::connect::admin(channel, Some(&self.token)).map_err(|e| anyhow!(e))?;
+        let req = pb::CreateJoinTokenRequest { uses, ..Default::default() };
+        Ok(admin.create_join_token(req).await?.into_inner().token)
+    }
+
+    /// Points a `grid-node` command at this master, joining with `join`.
+    pub fn node_args(&self, node: &mut std::process::Command, join: &str) {
+        node.args(["--master", &self.url, "--join", join]);
+        if let Some(ca) = &self.ca {
+            node.arg("--ca").arg(ca);
+        }
+    }
+}
+
+/// A `grid-master` process with its data in `dir`, and how to call it
+/// once it is ready.
+pub async fn spawn_master(dir: &std::path::Path, fsync: bool, insecure: bool) -> Result<(std::process::Child, Remote)> {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(sibling("grid-master")?);
     cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir);
     if !fsync {
         cmd.arg("--no-fsync");
     }
+    if insecure {
+        cmd.arg("--insecure");
+    }
     let mut master = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?;
     let mut line = String::new();
     std::io::BufReader::new(master.stdout.take().context("stdout")?).read_line(&mut line)?;
     let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-    Ok((master, format!("http://{addr}")))
+    let (token, trust) = credentials(dir, !insecure)?;
+    let url = format!("{}://{addr}", if insecure { "http" } else { "https" });
+    let ca = (!insecure).then(|| dir.join("ca.pem"));
+    Ok((master, Remote { url, token, trust, ca }))
 }
 
 /// A connection to a master.
 #[derive(Clone)]
-pub struct Client(MasterClient<Channel>);
+pub struct Client(MasterClient<Conn>);
 
 impl Client {
-    /// Connects to `url`.
-    pub async fn connect(url: &str) -> Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true).connect().await.context("connect")?;
-        Ok(Self(
-            MasterClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        ))
+    /// Connects to `url`, trusting `trust`, calling with `token`.
+    pub async fn connect(url: &str, token: &str, trust: &Trust) -> Result<Self> {
+        let channel = grid_core::connect::channel(url, trust).await.map_err(|e| anyhow!(e)).context("connect")?;
+        Ok(Self(grid_core::connect::master(channel, Some(token)).map_err(|e| anyhow!(e))?))
     }
 
     /// Nodes connected.

@@ -31,6 +31,10 @@ struct Args {
     /// binaries next to this one) rather than inside the benchmark.
     #[arg(long)]
     processes: bool,
+    /// With `--processes`, the master serves plaintext (`--insecure`)
+    /// instead of TLS: to measure what TLS costs.
+    #[arg(long)]
+    insecure: bool,
     /// How many jobs `soak` runs through one master (`--quick`: 20,000).
     #[arg(long, default_value_t = 2_000_000, value_name = "N")]
     jobs: usize,
@@ -71,7 +75,7 @@ async fn run(args: Args) -> Result<()> {
                 .to_owned()))
             .unwrap_or_default()
     );
-    let setup = Setup { processes: args.processes, fsync: true };
+    let setup = Setup { processes: args.processes, fsync: true, insecure: args.insecure };
     println!(
         "# wasm-grid benchmarks ({machine}; master and nodes {}){}",
         if setup.processes { "as processes" } else { "in-process" },
@@ -386,9 +390,9 @@ async fn memory(q: bool) -> Result<()> {
         return Ok(());
     };
     let data = tempfile::tempdir()?;
-    let (master, url) = grid::spawn_master(&data.path().join("m"), true)?;
+    let (master, remote) = grid::spawn_master(&data.path().join("m"), true, false).await?;
     let master = Reaped(master);
-    let mut client = Client::connect(&url).await?;
+    let mut client = remote.client().await?;
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     let queued = if q { 2000 } else { 100_000 };
     let before = rss(master.0.id());
@@ -403,15 +407,17 @@ async fn memory(q: bool) -> Result<()> {
     drop(master);
 
     // A node, idle and with every slot busy (against a fresh master).
-    let (master, url) = grid::spawn_master(&data.path().join("m2"), true)?;
+    let (master, remote) = grid::spawn_master(&data.path().join("m2"), true, false).await?;
     let _master = Reaped(master);
-    let node = std::process::Command::new(&node_bin)
-        .args(["--master", &url, "--slots", "2", "--cache-dir"])
+    let mut node = std::process::Command::new(&node_bin);
+    remote.node_args(&mut node, &remote.join_token(1).await?);
+    let node = node
+        .args(["--slots", "2", "--cache-dir"])
         .arg(data.path().join("n"))
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let node = Reaped(node);
-    let mut client = Client::connect(&url).await?;
+    let mut client = remote.client().await?;
     while client.nodes().await? == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

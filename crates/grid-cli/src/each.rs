@@ -20,7 +20,12 @@ use std::sync::Arc;
 const FOLLOWING: usize = 64;
 
 /// Runs one job per file matching `pattern`.
-pub async fn run_each(job: &JobArgs, master: Option<&str>, pattern: &str, out_dir: &Path) -> Result<ExitCode> {
+pub async fn run_each(
+    job: &JobArgs,
+    master: Option<&crate::login::Remote>,
+    pattern: &str,
+    out_dir: &Path,
+) -> Result<ExitCode> {
     if let Some(quoted) = expanded_by_shell(pattern, &job.module, &job.args) {
         return Err(Failure::with(
             exit::USAGE,

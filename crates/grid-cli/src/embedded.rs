@@ -11,6 +11,10 @@
 //! no node. While a `run` holds the lock, they start a master that takes
 //! nothing into memory and serves the record as it is; when none does, they
 //! take the lock for their moment and end a dead `run`'s jobs first.
+//!
+//! The embedded grid opens no port: its master serves a Unix socket of its
+//! own in the state dir (mode 0700), and this process's client and node
+//! call it with the master's admin token and a node credential.
 
 use anyhow::{Context, Result, anyhow};
 use grid_master::{Master, MasterConfig, Recovery};
@@ -48,6 +52,10 @@ pub enum Mode {
 /// A running embedded grid.
 struct Embedded {
     url: String,
+    /// The admin token the CLI calls the master with.
+    token: String,
+    /// The master's socket, removed when the grid stops.
+    _socket: Socket,
     mode: Mode,
     stop: watch::Sender<bool>,
     master: JoinHandle<Result<()>>,
@@ -65,18 +73,19 @@ pub fn state_dir() -> PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("wasm-grid").join("embedded")
 }
 
-/// The embedded master's URL, starting the grid for `mode` if this process
-/// has none yet. A grid started to read serves a later `Run` too (no node,
-/// so nothing runs): a process does one or the other.
-pub async fn start(mode: Mode) -> Result<String> {
+/// The embedded master's URL and the token to call it with, starting the
+/// grid for `mode` if this process has none yet. A grid started to read
+/// serves a later `Run` too (no node, so nothing runs): a process does one
+/// or the other.
+pub async fn start(mode: Mode) -> Result<(String, String)> {
     if let Some(grid) = GRID.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         if grid.mode == mode || mode == Mode::Read {
-            return Ok(grid.url.clone());
+            return Ok((grid.url.clone(), grid.token.clone()));
         }
         return Err(anyhow!("this process's embedded grid was started only to read"));
     }
     let dir = state_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    private_dir(&dir)?;
     // A reader that finds no `run` holding the lock holds it too, for its
     // moment: then every unfinished job is a dead `run`'s, and is ended now
     // rather than shown as running until the next `run`.
@@ -94,13 +103,15 @@ pub async fn start(mode: Mode) -> Result<String> {
     }
     let master = Master::open(config)?;
     let record = master.live().store();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to bind a loopback port")?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let token = master.admin_token();
+    let (socket, listener) = Socket::bind(&dir)?;
+    let url = format!("{}{}", grid_core::connect::UNIX, socket.path.display());
     let node = match mode {
         Mode::Run => {
             let mut config = NodeConfig::new(url.clone(), dir.join("node"));
             config.name = "embedded".into();
             config.grace = NODE_GRACE;
+            config.token = Some(master.node_credential("embedded")?);
             Some(Node::new(config)?)
         }
         Mode::Read => None,
@@ -117,9 +128,88 @@ pub async fn start(mode: Mode) -> Result<String> {
             let _ = node_stopped.wait_for(|s| *s).await;
         }))
     });
-    let grid = Embedded { url: url.clone(), mode, stop, master, node, record, _lock: lock };
+    let grid = Embedded {
+        url: url.clone(),
+        token: token.clone(),
+        _socket: socket,
+        mode,
+        stop,
+        master,
+        node,
+        record,
+        _lock: lock,
+    };
     *GRID.lock().unwrap_or_else(|p| p.into_inner()) = Some(grid);
-    Ok(url)
+    Ok((url, token))
+}
+
+/// Makes `dir` (and its parents), and makes it private: the master's
+/// socket in it takes the admin token of whoever can reach it.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("failed to make `{}` private", dir.display()))
+}
+
+/// The longest socket path every Unix binds (`sun_path` holds 104 to 108
+/// bytes, its NUL included).
+const SOCKET_PATH_MAX: usize = 100;
+
+/// The embedded master's socket: `master-<pid>.sock` in the state dir, one
+/// per process (a reader's grid may run beside a `run`'s), or in a private
+/// temp dir when the state dir's path is too long for a socket.
+struct Socket {
+    path: PathBuf,
+    /// The private temp dir the socket is in, if not the state dir.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Socket {
+    /// Binds a new socket for this process, clearing sockets left by
+    /// processes that no longer run.
+    fn bind(dir: &Path) -> Result<(Socket, tokio::net::UnixListener)> {
+        clear_stale_sockets(dir);
+        let name = format!("master-{}.sock", std::process::id());
+        let (path, temp) = match dir.join(&name) {
+            path if path.as_os_str().len() <= SOCKET_PATH_MAX => (path, None),
+            _ => {
+                // `mkdtemp` makes it 0700 under a name nobody could guess.
+                let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+                let temp = tempfile::Builder::new()
+                    .prefix("wasm-grid-")
+                    .tempdir_in(&base)
+                    .with_context(|| format!("failed to make a private dir in `{}`", base.display()))?;
+                (temp.path().join(&name), Some(temp))
+            }
+        };
+        // Only a dead process of ours can have left it: it was never removed.
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path)
+            .with_context(|| format!("failed to bind the socket `{}`", path.display()))?;
+        Ok((Socket { path, _temp: temp }, listener))
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes `master-<pid>.sock` files in `dir` whose process no longer runs.
+fn clear_stale_sockets(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("master-")?.strip_suffix(".sock")) else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Stops this process's embedded grid, if it started one: the node first

@@ -4,6 +4,7 @@
 //! exit status that ends `run` and `wait`.
 
 use crate::exit::{self, Failure};
+use crate::login::Remote;
 use crate::rpc::{Client, Event, Watch};
 use crate::signals::{Signal, Signals};
 use crate::waiting::Waiting;
@@ -70,7 +71,7 @@ impl Follower {
     pub async fn follow(
         mut self,
         client: &mut Client,
-        master: Option<&str>,
+        master: Option<&Remote>,
         job_id: &str,
         mut first: Option<Watch>,
         output: Output,
@@ -93,7 +94,10 @@ impl Follower {
                 if since.elapsed() > REATTACH_FOR {
                     break Err(Failure::with(
                         exit::GRID_ERROR,
-                        format!("lost master `{}` while following job {job_id}", master.unwrap_or("embedded")),
+                        format!(
+                            "lost master `{}` while following job {job_id}",
+                            master.map_or("embedded", |m| m.url.as_str())
+                        ),
                     ));
                 }
                 tokio::select! {

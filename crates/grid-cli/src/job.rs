@@ -63,7 +63,8 @@ pub struct JobArgs {
     /// creates, changes or deletes there is written back when it ends.
     #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     pub dirs: Vec<(PathBuf, String)>,
-    /// Whose job this is: tenants share the grid fairly [default: $USER].
+    /// Whose job this is, for admin tokens only: a tenant's token submits
+    /// as its tenant, and an admin's as `default` unless this names another.
     #[arg(long, value_name = "NAME")]
     pub tenant: Option<String>,
     /// Higher runs first; negative runs after everything else.
@@ -112,11 +113,13 @@ impl JobArgs {
     /// Everything up to the submission: reads the module, packs the
     /// directories, connects, and uploads the module if the master lacks
     /// it. Returns the connected client and the spec.
-    pub async fn prepare(&self, master: Option<&str>, stdin: &[u8]) -> Result<(Client, JobSpec)> {
+    pub async fn prepare(&self, master: Option<&crate::login::Remote>, stdin: &[u8]) -> Result<(Client, JobSpec)> {
         let bytes = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
-        let mut client =
-            Client::connect_to_run(master).await.map_err(|e| Failure::with(exit::GRID_ERROR, format!("{e:#}")))?;
+        let mut client = Client::connect_to_run(master).await.map_err(|e| match crate::rpc::refusal(&e).is_some() {
+            true => e,
+            false => Failure::with(exit::GRID_ERROR, format!("{e:#}")),
+        })?;
         let module = client
             .ensure_module(&bytes)
             .await
@@ -125,11 +128,12 @@ impl JobArgs {
     }
 
     /// How the job is submitted: its key (`--idempotency-key`, else a
-    /// fresh one), its tenant (`--tenant`, else `$USER`) and its priority.
+    /// fresh one), its tenant (`--tenant`, else the token's: empty here) and
+    /// its priority.
     pub fn submission(&self) -> Submission {
         Submission {
             key: Some(self.idempotency_key.clone().unwrap_or_else(fresh_key)),
-            tenant: self.tenant.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "default".into()),
+            tenant: self.tenant.clone().unwrap_or_default(),
             priority: self.priority,
         }
     }

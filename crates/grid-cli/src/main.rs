@@ -10,6 +10,7 @@ mod embedded;
 mod exit;
 mod follow;
 mod job;
+mod login;
 mod module;
 mod output_dir;
 mod rpc;
@@ -26,15 +27,30 @@ use std::time::Duration;
 
 fn main() -> ExitCode {
     let mut verbs = Cli::command();
-    let cli = match verbs.try_get_matches_from_mut(std::env::args_os()) {
+    let mut cli = match verbs.try_get_matches_from_mut(std::env::args_os()) {
         Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut verbs).exit()),
         Err(e) => typo::suggest(e, &verbs).exit(),
     };
-    // `new` talks to no master, whatever `$GRID_MASTER` says.
-    let talks_to_master = !matches!(cli.command, commands::Command::New(_));
+    // `new` talks to no master, whatever `$GRID_MASTER` says; `login` and
+    // `logout` to none but the one they name.
+    use commands::Command::{Login, Logout, New};
+    let talks_to_master = !matches!(cli.command, New(_) | Login(_) | Logout(_));
     if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
         errln!("grid: {why}");
         return ExitCode::from(exit::USAGE);
+    }
+    if talks_to_master {
+        // A system that names no config dir has no saved login.
+        let saved = match login::dir().map_or(Ok(None), |dir| login::load(&dir)) {
+            Ok(saved) => saved,
+            Err(e) => {
+                errln!("grid: {e:#}");
+                return ExitCode::from(exit::USAGE);
+            }
+        };
+        let g = &mut cli.global;
+        g.remote = login::resolve(g.master.as_deref(), g.token.as_deref(), g.ca.as_deref(), saved.as_ref());
+        g.master = g.remote.as_ref().map(|r| r.url.clone());
     }
     let filter = match cli.global.verbose {
         // Quiet means quiet, whatever RUST_LOG says: scripts rely on it.
@@ -78,6 +94,11 @@ fn main() -> ExitCode {
                 c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
                 return ExitCode::SUCCESS;
+            }
+            // A refusal of the credentials is one line, whatever was tried.
+            if let Some(refused) = rpc::refusal(&e) {
+                errln!("grid: {refused}");
+                return ExitCode::from(exit::GRID_ERROR);
             }
             let code = e.downcast_ref::<exit::Failure>().map_or(exit::GRID_ERROR, |f| f.code);
             errln!("grid: {e:#}");

@@ -1,14 +1,17 @@
 //! The CLI's connection to a grid: a named master, or an embedded one
-//! started in-process. The one module of this crate that sees prost types.
+//! started in-process. The one module of this crate (with its `admin`
+//! part) that sees prost types.
+
+pub mod admin;
 
 use crate::embedded::{self, Mode};
+use crate::login::Remote;
 use anyhow::{Context, Result, anyhow};
-use grid_core::wire::MAX_MESSAGE_BYTES;
+use grid_core::connect::{Conn, Trust};
 use grid_core::{Attempt, JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
 
 /// Module upload chunk size.
 const CHUNK: usize = 1 << 20;
@@ -120,30 +123,54 @@ impl TryFrom<pb::JobInfo> for JobRow {
 /// connection. An embedded grid lives until [`crate::embedded::stop`].
 #[derive(Clone)]
 pub struct Client {
-    master: MasterClient<Channel>,
+    master: MasterClient<Conn>,
 }
 
-fn status(e: tonic::Status) -> anyhow::Error {
-    anyhow!("{}", e.message())
+/// The master refused the caller's credentials: `main` prints this line
+/// alone, whatever context it was given.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+/// The refusal of the credentials anywhere in `e`'s chain, if any.
+pub fn refusal(e: &anyhow::Error) -> Option<&Refused> {
+    e.chain().find_map(|c| c.downcast_ref::<Refused>())
+}
+
+/// A master's refusal as the CLI shows it.
+pub(crate) fn status(e: tonic::Status) -> anyhow::Error {
+    // A status with no message (a master without the service, say) still
+    // says what happened.
+    let message = match e.message().trim() {
+        "" => format!("the master answered: {}", e.code().description().to_lowercase()),
+        message => message.to_owned(),
+    };
+    match e.code() {
+        tonic::Code::Unauthenticated => Refused(format!("the master refused the credentials: {message}")).into(),
+        tonic::Code::PermissionDenied => Refused(format!("permission denied: {message}")).into(),
+        _ => anyhow!("{message}"),
+    }
 }
 
 impl Client {
     /// Connects to `master`, or with `None` to an embedded grid that only
     /// reads the record: it starts no node, and runs or ends no job.
-    pub async fn connect(master: Option<&str>) -> Result<Self> {
+    pub async fn connect(master: Option<&Remote>) -> Result<Self> {
         Self::connect_as(master, Mode::Read).await
     }
 
     /// Connects to `master`, or with `None` to an embedded grid with a node
     /// to run jobs on.
-    pub async fn connect_to_run(master: Option<&str>) -> Result<Self> {
+    pub async fn connect_to_run(master: Option<&Remote>) -> Result<Self> {
         Self::connect_as(master, Mode::Run).await
     }
 
-    async fn connect_as(master: Option<&str>, mode: Mode) -> Result<Self> {
-        let Some(url) = master else {
-            let url = embedded::start(mode).await.context("failed to start the embedded grid")?;
-            let mut client = Self { master: connect(&url).await? };
+    async fn connect_as(master: Option<&Remote>, mode: Mode) -> Result<Self> {
+        let Some(remote) = master else {
+            let (url, token) = embedded::start(mode).await.context("failed to start the embedded grid")?;
+            let channel = channel(&url, None).await?;
+            let mut client =
+                Self { master: grid_core::connect::master(channel, Some(&token)).map_err(|e| anyhow!(e))? };
             if mode == Mode::Run {
                 // The embedded node registers within milliseconds; wait for
                 // it so that the first job already has a node.
@@ -156,7 +183,16 @@ impl Client {
             }
             return Ok(client);
         };
-        Ok(Self { master: connect(url).await? })
+        let channel = channel(&remote.url, remote.ca.as_deref()).await?;
+        Ok(Self { master: grid_core::connect::master(channel, remote.token.as_deref()).map_err(|e| anyhow!(e))? })
+    }
+
+    /// Checks that the master takes the credentials, with the cheapest call
+    /// a tenant's or the admin's token may make.
+    pub async fn check(&mut self) -> Result<()> {
+        let req = pb::ListJobsRequest { limit: 1, ..Default::default() };
+        self.master.list_jobs(req).await.map_err(status)?;
+        Ok(())
     }
 
     /// Makes sure the master has `bytes`, uploading them only if it lacks them.
@@ -318,26 +354,41 @@ impl Watch {
     }
 }
 
-async fn connect(url: &str) -> Result<MasterClient<Channel>> {
-    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url).map_err(|why| anyhow!(why))?)
-        .map_err(|_| anyhow!("`{url}` is not a master URL: write it like `http://127.0.0.1:7070`"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        // A master whose host vanished without closing the connection is
-        // noticed within seconds, not never.
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    let channel = endpoint.connect().await.map_err(|e| anyhow!("cannot reach master `{url}`: {}", root_cause(&e)))?;
-    Ok(MasterClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+/// A channel to the master at `url`, trusting the CA in `ca` if given.
+pub(crate) async fn channel(url: &str, ca: Option<&std::path::Path>) -> Result<tonic::transport::Channel> {
+    let ca_pem = ca
+        .map(|path| std::fs::read(path).with_context(|| format!("cannot read the CA certificate `{}`", path.display())))
+        .transpose()?;
+    let trust = Trust { ca_pem, ca_pin: None };
+    grid_core::connect::channel(url, &trust).await.map_err(|e| anyhow!(e))
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(s: tonic::Status) -> String {
+        let e = status(s).context("failed to submit the job");
+        match refusal(&e) {
+            Some(refused) => format!("grid: {refused}"),
+            None => format!("grid: {e:#}"),
+        }
     }
-    cause.to_string()
+
+    #[test]
+    fn refused_credentials_read_as_one_line_whatever_the_context() {
+        assert_eq!(
+            shown(tonic::Status::unauthenticated("the token is revoked")),
+            "grid: the master refused the credentials: the token is revoked"
+        );
+        assert_eq!(
+            shown(tonic::Status::permission_denied("a node token cannot submit")),
+            "grid: permission denied: a node token cannot submit"
+        );
+        assert_eq!(shown(tonic::Status::not_found("no job x")), "grid: failed to submit the job: no job x");
+        assert_eq!(
+            shown(tonic::Status::unimplemented("")),
+            "grid: failed to submit the job: the master answered: operation is not implemented or not supported"
+        );
+    }
 }

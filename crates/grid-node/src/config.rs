@@ -1,5 +1,6 @@
 //! `NodeConfig`: what a volunteer gives, and where the node keeps its files.
 
+use grid_core::connect::Trust;
 use grid_core::{Capacity, Ceilings, FuelQuota};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,8 +8,17 @@ use std::time::Duration;
 /// What a volunteer gives, and where the node keeps its files.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// The master's URL, e.g. `http://127.0.0.1:7070`.
+    /// The master's URL, e.g. `https://127.0.0.1:7070`.
     pub master: String,
+    /// Whom the node trusts to be the master (`--ca`); a join token's pin
+    /// adds to it when there is no CA.
+    pub trust: Trust,
+    /// A join token (`--join`), traded for a node credential when the node
+    /// has none yet.
+    pub join: Option<String>,
+    /// A node credential given directly (the embedded grid's); without it,
+    /// the one saved in the cache dir, or one got with `join`.
+    pub token: Option<String>,
     /// The node's name as the master lists it.
     pub name: String,
     /// What the node gives, in all and to any one job.
@@ -32,6 +42,9 @@ impl NodeConfig {
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         Self {
             master: master.into(),
+            trust: Trust::default(),
+            join: None,
+            token: None,
             name: default_name(),
             capacity: Capacity {
                 slots: cores,

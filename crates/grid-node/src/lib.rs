@@ -8,12 +8,15 @@
 
 pub mod cache;
 pub mod config;
+pub mod credential;
 pub mod ctx;
 pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod identity;
+#[cfg(test)]
+mod join_tests;
 pub mod ledger;
 pub mod limits;
 pub mod linker;
@@ -24,7 +27,9 @@ mod state;
 
 pub use config::{NodeConfig, default_name};
 
+use credential::Start;
 use dashmap::DashMap;
+use grid_core::connect::Trust;
 use state::NodeShared;
 use std::future::Future;
 use std::sync::Arc;
@@ -77,14 +82,25 @@ impl Node {
     }
 
     /// Serves the master until `shutdown` resolves, reconnecting with
-    /// backoff whenever the master goes away. On shutdown the node takes no
-    /// new jobs, lets running ones finish for up to the grace period, hands
-    /// the rest back to the master, and returns. Fails if the master refuses
-    /// its first registration because another connected node has its name.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// backoff whenever the master goes away. A node with no credential
+    /// first trades its join token for one (see [`credential`]). On
+    /// shutdown the node takes no new jobs, lets running ones finish for up
+    /// to the grace period, hands the rest back to the master, and returns.
+    /// Fails if it has neither credential nor join token, if the master
+    /// refuses its credentials, or if the master refuses its first
+    /// registration because another connected node has its name.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let session = tokio::select! {
+            session = self.enrol() => session?,
+            _ = &mut shutdown => {
+                tracing::info!("node stopped before it joined");
+                return Ok(());
+            }
+        };
         let (stop_tx, stop) = watch::channel(false);
         let summary = tokio::spawn(summarize(self.shared.clone()));
-        let serve = self.reconnect_loop(stop);
+        let serve = self.reconnect_loop(&session, stop);
         tokio::pin!(serve);
         let served = tokio::select! {
             served = &mut serve => served,
@@ -100,28 +116,64 @@ impl Node {
         Ok(())
     }
 
-    async fn reconnect_loop(&self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        const MIN: Duration = Duration::from_millis(100);
-        const MAX: Duration = Duration::from_secs(5);
-        let mut backoff = MIN;
+    /// The node's credential and trust: given, saved, or got by joining,
+    /// retried with backoff while the master is out of reach.
+    async fn enrol(&mut self) -> anyhow::Result<Session> {
+        let shared = Arc::get_mut(&mut self.shared).expect("nothing shares the node before it runs");
+        let config = &mut shared.config;
+        let mut trust = credential::trust(&config.trust, &config.cache_dir);
+        let join = match credential::start(config.token.as_deref(), &config.cache_dir, config.join.as_deref()) {
+            Ok(Start::Credential(token)) => {
+                if config.join.is_some() && config.token.is_none() {
+                    tracing::info!("using the credential saved in the cache dir; the join token is not needed");
+                }
+                return Ok(Session { token, trust });
+            }
+            Ok(Start::Join(join)) => join,
+            Err(why) => anyhow::bail!("{why}"),
+        };
+        let mut backoff = RETRY_MIN;
+        loop {
+            match self::join(config, &shared.identity, &join, &mut trust).await {
+                Ok(token) => return Ok(Session { token, trust }),
+                Err(rpc::Ended::Refused(why)) => anyhow::bail!("the master refused the join token: {why}"),
+                Err(rpc::Ended::NameTaken(why) | rpc::Ended::Untrusted(why)) => anyhow::bail!("{why}"),
+                Err(rpc::Ended::Lost(why)) => tracing::warn!(retry_in = ?backoff, "cannot join yet: {why}"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    async fn reconnect_loop(&self, session: &Session, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut backoff = RETRY_MIN;
         // Whether any session of this process has registered: a name taken
         // at the first registration is the volunteer's to fix, and ends the
         // node; later, it is a stale session of ours the master drops soon.
         let mut ever_registered = false;
+        let config = &self.shared.config;
         loop {
             let mut registered = false;
-            let outcome = match rpc::connect(&self.shared.config.master).await {
+            let outcome = match rpc::connect(&config.master, &session.trust, &session.token).await {
                 Ok(client) => rpc::session(&self.shared, client, || registered = true, stop.clone()).await,
                 Err(e) => Err(rpc::Ended::Lost(e)),
             };
             if registered {
-                backoff = MIN;
+                backoff = RETRY_MIN;
                 ever_registered = true;
             }
             match &outcome {
                 Err(rpc::Ended::NameTaken(why)) if !ever_registered => return Err(anyhow::anyhow!("{why}")),
                 Err(rpc::Ended::NameTaken(why)) => tracing::warn!(retry_in = ?backoff, "refused: {why}"),
-                Err(rpc::Ended::Lost(why)) => tracing::warn!(retry_in = ?backoff, "{why}"),
+                Err(rpc::Ended::Refused(why)) => {
+                    let saved = config.cache_dir.join(credential::TOKEN_FILE);
+                    let hint = match config.token {
+                        None => format!(" (to join again, remove `{}` and start with --join TOKEN)", saved.display()),
+                        Some(_) => String::new(),
+                    };
+                    return Err(anyhow::anyhow!("the master refused the node's credential: {why}{hint}"));
+                }
+                Err(rpc::Ended::Lost(why) | rpc::Ended::Untrusted(why)) => tracing::warn!(retry_in = ?backoff, "{why}"),
                 Ok(()) => {}
             }
             // Jobs of the lost session were cancelled; let them wind down so
@@ -136,9 +188,59 @@ impl Node {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = stop.changed() => return Ok(()),
             }
-            backoff = (backoff * 2).min(MAX);
+            backoff = (backoff * 2).min(RETRY_MAX);
         }
     }
+}
+
+/// The shortest and longest waits between attempts to reach the master.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// What the node's sessions use: its credential and whom it trusts.
+struct Session {
+    token: String,
+    trust: Trust,
+}
+
+/// One attempt to trade `join` for a node credential: learns the master's
+/// CA from the join token's pin when the node trusts no CA yet (and saves
+/// it), then joins, saves the credential and takes the name the master
+/// gives. Returns the credential.
+async fn join(
+    config: &mut NodeConfig,
+    identity: &str,
+    join: &grid_core::JoinToken,
+    trust: &mut Trust,
+) -> Result<String, rpc::Ended> {
+    if trust.ca_pem.is_none()
+        && let Some(pin) = join.ca_pin
+    {
+        // Only a master out of reach is worth trying again; one whose CA
+        // is not the pinned one is another master, or someone in between.
+        let pem = grid_core::connect::fetch_ca(&config.master, &pin).await.map_err(|why| {
+            match why.starts_with("cannot reach master") {
+                true => rpc::Ended::Lost(why),
+                false => rpc::Ended::Untrusted(why),
+            }
+        })?;
+        let path = credential::save_ca(&config.cache_dir, &pem)?;
+        tracing::info!(ca = %path.display(), "learned the master's CA from the join token's pin");
+        trust.ca_pem = Some(pem);
+    }
+    if trust.ca_pin.is_none() {
+        trust.ca_pin = join.ca_pin;
+    }
+    let joined = rpc::join(&config.master, trust, &join.to_string(), &config.name, identity).await?;
+    let path = credential::save_token(&config.cache_dir, &joined.token)?;
+    tracing::info!(
+        name = %joined.name,
+        owner = joined.owner.as_deref().unwrap_or("none: a public node"),
+        credential = %path.display(),
+        "joined the grid"
+    );
+    config.name = joined.name;
+    Ok(joined.token)
 }
 
 /// Logs what the node has given, once a period.

@@ -15,8 +15,17 @@ use std::time::Duration;
 #[command(name = "grid-node", version)]
 struct Args {
     /// The master to serve.
-    #[arg(long, env = "GRID_MASTER", default_value = "http://127.0.0.1:7070", value_name = "URL")]
+    #[arg(long, env = "GRID_MASTER", default_value = "https://127.0.0.1:7070", value_name = "URL")]
     master: String,
+    /// The CA certificate (PEM) that signed the master's certificate
+    /// [default: the one learned when the node joined, else the system roots].
+    #[arg(long, env = "GRID_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// A join token (from `grid-cli admin node-token create`), traded once
+    /// for the node's own credential, which is saved as `node.token` in the
+    /// cache dir and used from then on.
+    #[arg(long, env = "GRID_JOIN", value_name = "TOKEN", hide_env_values = true)]
+    join: Option<String>,
     /// The node's name as `grid-cli nodes` shows it [default: HOSTNAME-PID].
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -53,8 +62,8 @@ struct Args {
     #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_job_disk, help_heading = "The most any one job gets")]
     max_job_disk: u64,
 
-    /// Where compiled modules and job scratch space live
-    /// [default: the user's cache dir, `wasm-grid/node`].
+    /// Where the node's credential, compiled modules and job scratch space
+    /// live [default: the user's cache dir, `wasm-grid/node`].
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// On SIGTERM or Ctrl-C, how long running jobs may go on before they are
@@ -83,12 +92,31 @@ fn main() -> ExitCode {
         eprintln!("grid-node: {why}");
         return ExitCode::from(2);
     }
+    let cache_dir = match &args.cache_dir {
+        Some(dir) => dir.clone(),
+        None => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("wasm-grid").join("node"),
+    };
+    // A node that could never serve says so now rather than retrying.
+    if let Err(why) = grid_node::credential::start(None, &cache_dir, args.join.as_deref()) {
+        eprintln!("grid-node: {why}");
+        return ExitCode::from(2);
+    }
+    let trust = match &args.ca {
+        None => grid_core::connect::Trust::default(),
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => grid_core::connect::Trust { ca_pem: Some(pem), ca_pin: None },
+            Err(e) => {
+                eprintln!("grid-node: cannot read the CA certificate `{}`: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(grid_core::terminal::colour_on_stderr())
         .init();
-    match run(args) {
+    match run(args, cache_dir, trust) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("grid-node: {e:#}");
@@ -98,12 +126,10 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn run(args: Args) -> anyhow::Result<()> {
-    let cache_dir = match args.cache_dir {
-        Some(dir) => dir,
-        None => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("wasm-grid").join("node"),
-    };
+async fn run(args: Args, cache_dir: PathBuf, trust: grid_core::connect::Trust) -> anyhow::Result<()> {
     let mut config = NodeConfig::new(args.master, cache_dir);
+    config.trust = trust;
+    config.join = args.join;
     if let Some(name) = args.name {
         config.name = name;
     }

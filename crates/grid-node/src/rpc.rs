@@ -6,7 +6,8 @@ use crate::executor::{self, Run};
 use crate::output::Chunk;
 use crate::state::{NodeShared, RunningJob};
 use futures::FutureExt;
-use grid_core::wire::{MAX_MESSAGE_BYTES, capacity_to_pb};
+use grid_core::connect::{Conn, Trust};
+use grid_core::wire::capacity_to_pb;
 use grid_core::{JobReport, JobSpec, ModuleHash, Outcome};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
@@ -19,26 +20,55 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 
 /// The largest module a node fetches.
 const MAX_FETCH: usize = 1 << 30;
 /// Output chunks are merged up to this size before they go up the stream.
 const MAX_OUTPUT_MESSAGE: usize = 256 << 10;
 
-/// Connects to the master at `url`.
-pub(crate) async fn connect(url: &str) -> Result<MasterClient<Channel>, String> {
-    let endpoint = Endpoint::from_shared(grid_core::wire::master_url(url)?)
-        .map_err(|e| format!("invalid master URL `{url}`: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    let channel =
-        endpoint.connect().await.map_err(|e| format!("cannot reach master `{url}`: {}", crate::error::one_line(&e)))?;
-    Ok(MasterClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+/// A client of the master: the channel carries the node's bearer token.
+pub(crate) type Client = MasterClient<Conn>;
+
+/// Connects to the master at `url`, trusting `trust`, calling with `token`.
+pub(crate) async fn connect(url: &str, trust: &Trust, token: &str) -> Result<Client, String> {
+    let channel = grid_core::connect::channel(url, trust).await?;
+    grid_core::connect::master(channel, Some(token))
+}
+
+/// What the master answered a join with.
+pub(crate) struct Joined {
+    /// The node's own credential.
+    pub(crate) token: String,
+    /// The name the credential gives the node.
+    pub(crate) name: String,
+    /// The tenant whose jobs alone the node runs, if any.
+    pub(crate) owner: Option<String>,
+}
+
+/// Trades the join token `join` for a node credential named `name`.
+pub(crate) async fn join(url: &str, trust: &Trust, join: &str, name: &str, identity: &str) -> Result<Joined, Ended> {
+    let mut client = connect(url, trust, join).await?;
+    let req = pb::JoinGridRequest { name: name.to_owned(), identity: identity.to_owned() };
+    let reply = client.join_grid(req).await.map_err(|s| refused(s, "the master refused to let the node join"))?;
+    let reply = reply.into_inner();
+    if reply.node_token.trim().is_empty() {
+        return Err(Ended::Lost("the master answered the join without a credential".into()));
+    }
+    Ok(Joined {
+        token: reply.node_token,
+        name: if reply.name.is_empty() { name.to_owned() } else { reply.name },
+        owner: Some(reply.owner).filter(|o| !o.is_empty()),
+    })
+}
+
+/// A refusal of the node's credentials ends the node; any other failure is
+/// one to retry.
+fn refused(s: tonic::Status, what: &str) -> Ended {
+    match s.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Ended::Refused(s.message().to_owned()),
+        tonic::Code::AlreadyExists => Ended::NameTaken(s.message().to_owned()),
+        _ => Ended::Lost(format!("{what}: {}", s.message())),
+    }
 }
 
 fn up(msg: Up) -> pb::NodeMessage {
@@ -63,6 +93,12 @@ pub(crate) enum Ended {
     Lost(String),
     /// The master refused the registration: a connected node has this name.
     NameTaken(String),
+    /// The master refused the node's credentials (a revoked credential, a
+    /// used-up join token, a token of another kind): retrying cannot help.
+    Refused(String),
+    /// The master is not the one the join token's pin names: retrying
+    /// cannot help either.
+    Untrusted(String),
 }
 
 impl From<String> for Ended {
@@ -83,7 +119,7 @@ impl From<&str> for Ended {
 /// back to its queue) are stopped: nobody would take their results.
 pub(crate) async fn session(
     node: &Arc<NodeShared>,
-    mut client: MasterClient<Channel>,
+    mut client: Client,
     registered: impl FnOnce(),
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Ended> {
@@ -100,16 +136,14 @@ pub(crate) async fn session(
     tx.send(up(Up::Register(register))).await.map_err(|_| "session closed")?;
     let mut inbound = match client.node_session(ReceiverStream::new(rx)).await {
         Ok(response) => response.into_inner(),
-        Err(s) if s.code() == tonic::Code::AlreadyExists => return Err(Ended::NameTaken(s.message().to_owned())),
-        Err(s) => return Err(Ended::Lost(format!("master refused the session: {}", s.message()))),
+        Err(s) => return Err(refused(s, "master refused the session")),
     };
     let period = match inbound.message().await {
         Ok(Some(pb::MasterMessage { msg: Some(pb::master_message::Msg::Registered(r)) })) => {
             Duration::from_millis(r.heartbeat_ms.max(100))
         }
         Ok(_) => return Err("master did not acknowledge registration".into()),
-        Err(s) if s.code() == tonic::Code::AlreadyExists => return Err(Ended::NameTaken(s.message().to_owned())),
-        Err(s) => return Err(format!("registration failed: {}", s.message()).into()),
+        Err(s) => return Err(refused(s, "registration failed")),
     };
     registered();
     tracing::info!(master = %cfg.master, name = %cfg.name, "registered with master");
@@ -133,7 +167,7 @@ pub(crate) async fn session(
                 let msg = match msg {
                     Ok(Some(m)) => m.msg,
                     Ok(None) => break Err(Ended::from("master closed the session")),
-                    Err(s) => break Err(Ended::Lost(format!("lost the master: {}", s.message()))),
+                    Err(s) => break Err(refused(s, "lost the master")),
                 };
                 match msg {
                     Some(pb::master_message::Msg::Assign(a)) => accept(node, &client, &tx, a).await,
@@ -186,12 +220,7 @@ fn hand_back_all(node: &NodeShared) {
 }
 
 /// Takes an assignment: checks it fits, then runs it in its own task.
-async fn accept(
-    node: &Arc<NodeShared>,
-    client: &MasterClient<Channel>,
-    tx: &mpsc::Sender<pb::NodeMessage>,
-    a: pb::Assign,
-) {
+async fn accept(node: &Arc<NodeShared>, client: &Client, tx: &mpsc::Sender<pb::NodeMessage>, a: pb::Assign) {
     let received = std::time::Instant::now();
     let job_id = a.job_id;
     let reject = |reason: String| up(Up::Rejected(pb::JobRejected { job_id: job_id.clone(), reason }));
@@ -258,7 +287,7 @@ async fn settle(job: impl Future<Output = ()> + Send + 'static) {
 
 async fn run_job(
     node: &NodeShared,
-    client: MasterClient<Channel>,
+    client: Client,
     tx: &mpsc::Sender<pb::NodeMessage>,
     job_id: &str,
     spec: &JobSpec,
@@ -335,7 +364,7 @@ async fn forward_output(job_id: String, mut rx: mpsc::Receiver<Chunk>, tx: mpsc:
     }
 }
 
-async fn fetch(mut client: MasterClient<Channel>, hash: ModuleHash) -> Result<Vec<u8>, String> {
+async fn fetch(mut client: Client, hash: ModuleHash) -> Result<Vec<u8>, String> {
     let mut stream = client
         .fetch_module(pb::FetchModuleRequest { hash: hash.to_string() })
         .await

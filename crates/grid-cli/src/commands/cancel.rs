@@ -17,7 +17,7 @@ pub struct CancelCommand {
 impl CancelCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let mut client = Client::connect(global.master.as_deref()).await?;
+        let mut client = Client::connect(global.remote.as_ref()).await?;
         if global.master.is_none() {
             // The embedded grid in this process only reads the record: a job
             // not ended yet belongs to the `run` that started it.

@@ -96,7 +96,7 @@ impl JobsCommand {
             module_prefix,
             after: self.after.clone(),
         };
-        let mut client = Client::connect(global.master.as_deref()).await?;
+        let mut client = Client::connect(global.remote.as_ref()).await?;
         let jobs = client.jobs(&query, self.limit).await?;
         if self.json {
             let all: Vec<_> = jobs.iter().map(to_json).collect();

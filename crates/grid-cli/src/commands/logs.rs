@@ -25,7 +25,7 @@ pub struct LogsCommand {
 impl LogsCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let master = global.master.as_deref();
+        let master = global.remote.as_ref();
         let mut client = Client::connect(master).await?;
         if self.follow {
             let verbose = global.verbose > 0;

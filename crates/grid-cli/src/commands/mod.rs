@@ -1,7 +1,9 @@
 //! The subcommands, one file each, and the flags every one of them takes.
 
+pub mod admin;
 pub mod cancel;
 pub mod jobs;
+pub mod login;
 pub mod logs;
 pub mod new;
 pub mod nodes;
@@ -17,8 +19,8 @@ use clap::{Args, Parser, Subcommand};
 /// Run WebAssembly programs on a wasm-grid: sandboxed, metered and limited,
 /// with their output streamed back as if they ran here.
 ///
-/// With no master named (`--master` or `$GRID_MASTER`), commands run on an
-/// embedded grid started in this process.
+/// With no master named (`--master`, `$GRID_MASTER` or `grid-cli login`),
+/// commands run on an embedded grid started in this process.
 #[derive(Parser, Debug)]
 #[command(name = "grid-cli", version, propagate_version = true)]
 pub struct Cli {
@@ -31,10 +33,22 @@ pub struct Cli {
 /// Flags every subcommand takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// The master to use, e.g. `http://127.0.0.1:7070` (`http://` only, until
-    /// the grid speaks TLS) [default: an embedded grid].
+    /// The master to use, e.g. `https://127.0.0.1:7070` [default: the one
+    /// `grid-cli login` saved, else an embedded grid].
     #[arg(long, global = true, env = "GRID_MASTER", value_name = "URL")]
     pub master: Option<String>,
+    /// The token to call the master with [default: the saved login's, for
+    /// its master].
+    #[arg(long, global = true, env = "GRID_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The CA certificate (PEM) to trust the master by [default: the saved
+    /// login's, else the system roots].
+    #[arg(long, global = true, env = "GRID_CA", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// The master and credentials the flags, the environment and the saved
+    /// login name together (see `crate::login`); `None` for an embedded grid.
+    #[arg(skip)]
+    pub remote: Option<crate::login::Remote>,
     /// Print the grid's own diagnostics on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -55,6 +69,9 @@ pub enum Command {
     Nodes(nodes::NodesCommand),
     Prune(prune::PruneCommand),
     New(new::NewCommand),
+    Login(login::LoginCommand),
+    Logout(login::LogoutCommand),
+    Admin(admin::AdminCommand),
 }
 
 impl Command {
@@ -72,6 +89,9 @@ impl Command {
             Command::Nodes(c) => c.execute(global).await,
             Command::Prune(c) => c.execute(global).await,
             Command::New(c) => c.execute().await,
+            Command::Login(c) => c.execute(global).await,
+            Command::Logout(c) => c.execute().await,
+            Command::Admin(c) => c.execute(global).await,
         }
     }
 }
@@ -82,7 +102,7 @@ pub fn needs_master(global: &GlobalArgs, verb: &str) -> anyhow::Result<()> {
     if global.master.is_none() {
         return Err(crate::exit::Failure::with(
             crate::exit::GRID_ERROR,
-            format!("`{verb}` needs a master (--master or $GRID_MASTER); without one, use `run`"),
+            format!("`{verb}` needs a master (--master, $GRID_MASTER or `grid-cli login`); without one, use `run`"),
         ));
     }
     Ok(())

@@ -31,7 +31,7 @@ pub struct NodesCommand {
 impl NodesCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let mut client = Client::connect(global.master.as_deref()).await?;
+        let mut client = Client::connect(global.remote.as_ref()).await?;
         let nodes = client.nodes(self.all).await?;
         if self.json {
             outln!("{}", serde_json::to_string_pretty(&nodes)?)?;

@@ -31,7 +31,7 @@ impl ResultCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
         let id = &self.job;
-        let mut client = Client::connect(global.master.as_deref()).await?;
+        let mut client = Client::connect(global.remote.as_ref()).await?;
         let job = client.job(id).await?;
         if !job.state.is_final() {
             return Err(Failure::with(

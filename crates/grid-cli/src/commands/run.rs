@@ -47,7 +47,7 @@ pub struct RunCommand {
 impl RunCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let master = global.master.as_deref();
+        let master = global.remote.as_ref();
         if let Some(pattern) = &self.each {
             let out_dir = self.output_dir.clone().unwrap_or_else(|| PathBuf::from("grid-out"));
             return crate::each::run_each(&self.job, master, pattern, &out_dir).await;

@@ -80,7 +80,7 @@ pub fn duration_ms(j: &JobRow) -> Option<u64> {
 impl StatusCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let mut client = Client::connect(global.master.as_deref()).await?;
+        let mut client = Client::connect(global.remote.as_ref()).await?;
         let j = client.job(&self.job).await?;
         if self.json {
             outln!("{}", serde_json::to_string_pretty(&to_json(&j))?)?;

@@ -32,7 +32,7 @@ impl SubmitCommand {
         crate::commands::needs_master(global, "submit")?;
         let stdin = JobArgs::read_stdin()?;
         let out = self.output_dir.as_ref().map(|_| output_dir::mapping(&self.job)).transpose()?;
-        let (mut client, mut spec) = self.job.prepare(global.master.as_deref(), &stdin).await?;
+        let (mut client, mut spec) = self.job.prepare(global.remote.as_ref(), &stdin).await?;
         spec.dirs.extend(out);
         let job_id = client.submit(spec, self.job.submission()).await?;
         outln!("{job_id}")?;

@@ -22,7 +22,7 @@ pub struct WaitCommand {
 impl WaitCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let master = global.master.as_deref();
+        let master = global.remote.as_ref();
         let mut client = Client::connect(master).await?;
         let verbose = global.verbose > 0;
         let follower = Follower::new(Role::Watcher)?;

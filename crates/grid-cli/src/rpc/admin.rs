@@ -1,0 +1,143 @@
+//! The CLI's admin calls: tenants, tokens and nodes' credentials, with an
+//! admin token.
+
+use super::status;
+use crate::login::Remote;
+use anyhow::{Result, anyhow};
+use grid_core::TenantQuota;
+use grid_core::connect::Conn;
+use grid_proto as pb;
+use grid_proto::admin_client::AdminClient;
+use std::time::Duration;
+
+/// A token just made, shown this once.
+#[derive(Debug)]
+pub struct Created {
+    pub id: String,
+    pub token: String,
+}
+
+/// A tenant as `admin tenants` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct TenantRow {
+    pub name: String,
+    #[serde(skip)]
+    pub quota: TenantQuota,
+    pub created_ms: u64,
+    pub running: u32,
+    pub queued: u32,
+    pub jobs_run: u64,
+    pub fuel_burned: u64,
+    /// Fuel in the tenant's bucket now, with a fuel quota.
+    pub fuel_available: Option<u64>,
+}
+
+/// A token as `admin tokens` shows it: never its secret.
+#[derive(Debug, serde::Serialize)]
+pub struct TokenRow {
+    pub id: String,
+    pub kind: String,
+    pub subject: String,
+    pub created_ms: u64,
+    pub last_used_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+    pub uses_left: Option<u32>,
+    pub revoked: bool,
+}
+
+/// A connection to a master's admin service.
+pub struct Admin(AdminClient<Conn>);
+
+impl Admin {
+    /// Connects to `remote`.
+    pub async fn connect(remote: &Remote) -> Result<Self> {
+        let channel = super::channel(&remote.url, remote.ca.as_deref()).await?;
+        Ok(Self(grid_core::connect::admin(channel, remote.token.as_deref()).map_err(|e| anyhow!(e))?))
+    }
+
+    /// Makes tenant `name` with `quota`; its first token.
+    pub async fn create_tenant(&mut self, name: &str, quota: TenantQuota) -> Result<Created> {
+        let req = pb::CreateTenantRequest { name: name.to_owned(), quota: Some(quota.into()) };
+        Ok(created(self.0.create_tenant(req).await.map_err(status)?.into_inner()))
+    }
+
+    /// Sets tenant `name`'s quotas to `quota`.
+    pub async fn set_quota(&mut self, name: &str, quota: TenantQuota) -> Result<TenantRow> {
+        let req = pb::SetTenantQuotaRequest { name: name.to_owned(), quota: Some(quota.into()) };
+        Ok(tenant(self.0.set_tenant_quota(req).await.map_err(status)?.into_inner()))
+    }
+
+    /// Every tenant.
+    pub async fn tenants(&mut self) -> Result<Vec<TenantRow>> {
+        let reply = self.0.list_tenants(pb::ListTenantsRequest {}).await.map_err(status)?.into_inner();
+        Ok(reply.tenants.into_iter().map(tenant).collect())
+    }
+
+    /// Another token for tenant `name`.
+    pub async fn tenant_token(&mut self, name: &str) -> Result<Created> {
+        let req = pb::CreateTenantTokenRequest { tenant: name.to_owned() };
+        Ok(created(self.0.create_tenant_token(req).await.map_err(status)?.into_inner()))
+    }
+
+    /// A join token for `uses` nodes (0: any number), valid for `ttl`
+    /// (`None`: the master's default), making private nodes of `owner`.
+    pub async fn join_token(&mut self, uses: u32, ttl: Option<Duration>, owner: Option<&str>) -> Result<Created> {
+        let req = pb::CreateJoinTokenRequest {
+            uses,
+            ttl_ms: ttl.map_or(0, |t| t.as_millis().max(1) as u64),
+            owner: owner.unwrap_or_default().to_owned(),
+        };
+        Ok(created(self.0.create_join_token(req).await.map_err(status)?.into_inner()))
+    }
+
+    /// Every token, without secrets.
+    pub async fn tokens(&mut self) -> Result<Vec<TokenRow>> {
+        let reply = self.0.list_tokens(pb::ListTokensRequest {}).await.map_err(status)?.into_inner();
+        let some = |n: u64| (n > 0).then_some(n);
+        Ok(reply
+            .tokens
+            .into_iter()
+            .map(|t| TokenRow {
+                id: t.id,
+                kind: t.kind,
+                subject: t.subject,
+                created_ms: t.created_ms,
+                last_used_ms: some(t.last_used_ms),
+                expires_ms: some(t.expires_ms),
+                uses_left: (t.uses_left > 0).then_some(t.uses_left),
+                revoked: t.revoked,
+            })
+            .collect())
+    }
+
+    /// Revokes token `id`; whether it was live.
+    pub async fn revoke(&mut self, id: &str) -> Result<bool> {
+        let req = pb::RevokeTokenRequest { id: id.to_owned() };
+        Ok(self.0.revoke_token(req).await.map_err(status)?.into_inner().revoked)
+    }
+
+    /// Revokes node `name`'s credential, ending its session; whether it
+    /// had a live one.
+    pub async fn revoke_node(&mut self, name: &str) -> Result<bool> {
+        let req = pb::RevokeNodeRequest { name: name.to_owned() };
+        Ok(self.0.revoke_node(req).await.map_err(status)?.into_inner().revoked)
+    }
+}
+
+fn created(c: pb::CreatedToken) -> Created {
+    Created { id: c.id, token: c.token }
+}
+
+fn tenant(t: pb::TenantInfo) -> TenantRow {
+    let quota: TenantQuota = t.quota.unwrap_or_default().into();
+    TenantRow {
+        name: t.name,
+        fuel_available: quota.fuel.map(|_| t.fuel_available),
+        quota,
+        created_ms: t.created_ms,
+        running: t.running,
+        queued: t.queued,
+        jobs_run: t.jobs_run,
+        fuel_burned: t.fuel_burned,
+    }
+}
