@@ -23,6 +23,7 @@ pub mod queue;
 pub mod record;
 mod rpc;
 pub mod scheduler;
+pub mod session;
 pub mod state;
 pub mod tenants;
 pub mod watch;

@@ -6,14 +6,14 @@ use crate::ceilings::SubmitCeilings;
 use crate::error::MasterError;
 use crate::gates::{Gate, Permit};
 use crate::listing;
-use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
+use crate::model::{JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
 use crate::modules::ModuleStore;
 use crate::nodes::MAX_CACHED_PER_NODE;
 use crate::record::{Filter, JobStore};
 use crate::state::{LiveState, blocking};
 use crate::watch::{EventLog, JobWatch};
 use futures::Stream as FutStream;
-use grid_core::{JobReport, JobSpec, JobState, ModuleHash, NodeState};
+use grid_core::{JobReport, JobSpec, JobState, ModuleHash};
 use grid_proto as pb;
 use grid_proto::master_server::Master;
 use std::pin::Pin;
@@ -552,14 +552,10 @@ impl Master for MasterService {
         // only in the record waits for them to be read, and so does what
         // follows it.
         let live = self.live.clone();
-        // Told when the session is ended (the node's credential revoked):
-        // then what the node sends is no longer read either.
-        let ended = Arc::new(tokio::sync::Notify::new());
-        let ending_session = ended.clone();
         let orders = futures::StreamExt::then(
             tokio_stream::wrappers::UnboundedReceiverStream::new(orders),
             move |order| {
-                let (live, ended) = (live.clone(), ending_session.clone());
+                let live = live.clone();
                 async move {
                     let msg = match order {
                         ToNode::Assign(job_id, spec) => {
@@ -579,10 +575,7 @@ impl Master for MasterService {
                             pb::master_message::Msg::Assign(pb::Assign { job_id, spec: Some(spec.into()) })
                         }
                         ToNode::Cancel(job_id) => pb::master_message::Msg::Cancel(pb::Cancel { job_id }),
-                        ToNode::End(why) => {
-                            ended.notify_one();
-                            return Some(Err(Status::permission_denied(why)));
-                        }
+                        ToNode::End(why) => return Some(Err(Status::permission_denied(why))),
                     };
                     Some(Ok(pb::MasterMessage { msg: Some(msg) }))
                 }
@@ -596,51 +589,7 @@ impl Master for MasterService {
         let live = self.live.clone();
         // A node that is silent for three heartbeats is gone.
         let silence = self.heartbeat * 3;
-        tokio::spawn(async move {
-            let mut ending = Box::pin(closed(closing));
-            let (why, state) = loop {
-                let next = tokio::select! {
-                    next = tokio::time::timeout(silence, inbound.message()) => next,
-                    _ = &mut ending => break ("the master is shutting down".to_string(), NodeState::Gone),
-                    _ = ended.notified() => break ("its credential was revoked".to_string(), NodeState::Lost),
-                };
-                let msg = match next {
-                    Err(_) => break ("missed heartbeats".to_string(), NodeState::Lost),
-                    Ok(Err(status)) => break (format!("stream broke: {}", status.message()), NodeState::Lost),
-                    Ok(Ok(None)) => break ("stream closed".to_string(), NodeState::Gone),
-                    Ok(Ok(Some(pb::NodeMessage { msg: None }))) => continue,
-                    Ok(Ok(Some(pb::NodeMessage { msg: Some(m) }))) => m,
-                };
-                use pb::node_message::Msg;
-                match msg {
-                    Msg::Register(_) => break ("registered twice".to_string(), NodeState::Lost),
-                    Msg::Heartbeat(hb) => {
-                        // A node's cache holds at most so many modules; a
-                        // heartbeat claiming more is cut, not believed.
-                        let parse = |v: Vec<String>| {
-                            v.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect()
-                        };
-                        let beat = Heartbeat {
-                            cached_added: parse(hb.cached_added),
-                            cached_removed: parse(hb.cached_removed),
-                            fuel_available: hb.fuel_available,
-                            draining: hb.draining,
-                        };
-                        live.heartbeat(node_id, beat);
-                    }
-                    Msg::Output(out) => {
-                        let stream = grid_core::wire::output_stream(out.stream);
-                        live.job_output(node_id, &out.job_id, stream, out.data);
-                    }
-                    Msg::Finished(f) => {
-                        let report = f.result.unwrap_or_default().into();
-                        live.job_finished(node_id, &f.job_id, report);
-                    }
-                    Msg::Rejected(r) => live.job_rejected(node_id, &r.job_id, &r.reason),
-                }
-            };
-            live.node_gone(node_id, &why, state);
-        });
+        tokio::spawn(async move { crate::session::read_node(&live, node_id, inbound, silence, closed(closing)).await });
         Ok(Response::new(Box::pin(outbound)))
     }
 

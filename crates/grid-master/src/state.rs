@@ -635,6 +635,16 @@ impl LiveState {
         self.dispatch(&mut inner);
     }
 
+    /// Resolves once node `node` is no longer in the live state (revoked,
+    /// lost, replaced or gone); at once if it is not there now.
+    pub fn session_ended(&self, node: NodeId) -> futures::future::BoxFuture<'static, ()> {
+        use futures::FutureExt as _;
+        match self.lock().nodes.get(&node) {
+            Some(n) => n.ended().boxed(),
+            None => futures::future::ready(()).boxed(),
+        }
+    }
+
     /// Ends the session of the connected node named `name` at once, as a
     /// lost node's (its jobs run again elsewhere); its stream ends refused
     /// with `why`. Returns whether such a node was connected.
