@@ -514,7 +514,13 @@ impl Master for MasterService {
         };
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let mut inbound = req.into_inner();
-        let first = inbound.message().await?.and_then(|m| m.msg);
+        // A credential holds no idle stream: `register` comes within three
+        // heartbeats, as every message after it does.
+        let wait = self.heartbeat * 3;
+        let first = tokio::time::timeout(wait, inbound.message()).await.map_err(|_| {
+            Status::deadline_exceeded(format!("no `register` within {}ms of opening the session", wait.as_millis()))
+        })?;
+        let first = first?.and_then(|m| m.msg);
         let Some(pb::node_message::Msg::Register(reg)) = first else {
             return Err(MasterError::Protocol("the first message of a node session must be `register`".into()).into());
         };
