@@ -623,9 +623,11 @@ impl Master for MasterService {
         &self,
         req: Request<pb::FetchModuleRequest>,
     ) -> Result<Response<Self::FetchModuleStream>, Status> {
-        let address = connection(&req);
+        let Caller::Node { name, .. } = Caller::of(&req)?.clone() else {
+            return Err(MasterError::Refused("only a node credential may fetch modules".into()).into());
+        };
         let h = hash(&req.into_inner().hash)?;
-        if !self.live.may_fetch(&address, &h) {
+        if !self.live.may_fetch(&name, &h) {
             return Err(MasterError::Refused(format!(
                 "fetch refused: module `{}` is fetched only by a connected node running a job of it",
                 h.short()
