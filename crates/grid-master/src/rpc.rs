@@ -123,7 +123,7 @@ fn holding<T: Send + 'static>(stream: BoxStream<T>, permit: Permit) -> BoxStream
 /// none) runs as: a tenant's own; the admin's choice, `default` if none.
 fn submitting_tenant(caller: &Caller, named: &str) -> Result<String, MasterError> {
     match caller {
-        Caller::Admin if named.is_empty() => Ok(DEFAULT_TENANT.to_owned()),
+        Caller::Admin if named.is_empty() => Ok(crate::auth::DEFAULT_TENANT.to_owned()),
         Caller::Admin => {
             crate::auth::tokens::check_name("tenant", named)?;
             Ok(named.to_owned())
@@ -149,9 +149,6 @@ fn only_tenant(caller: &Caller) -> Result<Option<&str>, MasterError> {
         }
     }
 }
-
-/// The tenant an admin's submission runs as when it names none.
-pub const DEFAULT_TENANT: &str = "default";
 
 fn hash(s: &str) -> Result<ModuleHash, MasterError> {
     Ok(ModuleHash::parse(s)?)

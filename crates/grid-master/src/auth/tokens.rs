@@ -381,6 +381,11 @@ impl Tokens {
     /// Makes tenant `name` with `quota`, and a first token for it.
     pub fn create_tenant(&self, name: &str, quota: TenantQuota) -> Result<(Tenant, TokenInfo, Token)> {
         check_name("tenant", name)?;
+        if name == super::DEFAULT_TENANT {
+            return Err(MasterError::InvalidArgument(format!(
+                "tenant name `{name}` is reserved for the admin's own jobs: pick another"
+            )));
+        }
         let conn = self.writer();
         {
             let inner = self.lock();

@@ -92,6 +92,10 @@ fn tenants_keep_their_quotas_and_names_are_bounded() {
     for bad in ["", "a b", "ü", &"x".repeat(65), "a:b"] {
         assert!(refusal(tokens.create_tenant(bad, quota)).contains("is not 1 to 64"), "{bad:?}");
     }
+    assert_eq!(
+        refusal(tokens.create_tenant("default", quota)),
+        "tenant name `default` is reserved for the admin's own jobs: pick another"
+    );
     tokens.create_tenant("t-1.x_y", quota).unwrap();
     let changed = TenantQuota { max_queued: Some(9), ..quota };
     tokens.set_quota("t-1.x_y", changed).unwrap();
