@@ -480,7 +480,13 @@ impl Master for MasterService {
             .map(|(owner, n)| pb::NodeInfo {
                 id: n.id.to_string(),
                 name: listing::cut_chars(n.name, listing::NAME_LISTED),
-                address: listing::cut_chars(n.address, listing::NAME_LISTED),
+                // Where a volunteer's machine is on the network is the
+                // admin's to know, not every tenant's.
+                address: if mine.is_none() {
+                    listing::cut_chars(n.address, listing::NAME_LISTED)
+                } else {
+                    String::new()
+                },
                 slots_total: n.slots_total,
                 slots_used: n.slots_used,
                 memory_total: n.memory_total,
@@ -795,6 +801,23 @@ mod listing_tests {
             dirs: vec![],
             limits: Limits::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_sees_no_node_s_address_and_the_admin_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let mut reg = crate::fixtures::node("a");
+        reg.address = "192.0.2.7:5000".into();
+        let (_id, _orders) = svc.live.register_node(reg).unwrap();
+        let addresses = async |caller: Caller| {
+            let mut req = Request::new(pb::ListNodesRequest::default());
+            req.extensions_mut().insert(caller);
+            let nodes = svc.list_nodes(req).await.unwrap().into_inner().nodes;
+            nodes.into_iter().map(|n| (n.name, n.address)).collect::<Vec<_>>()
+        };
+        assert_eq!(addresses(Caller::Admin).await, [("a".to_owned(), "192.0.2.7:5000".to_owned())]);
+        assert_eq!(addresses(Caller::Tenant("t".into())).await, [("a".to_owned(), String::new())]);
     }
 
     async fn list(svc: &MasterService, state: &str, limit: u32, page_token: String) -> pb::ListJobsResponse {
