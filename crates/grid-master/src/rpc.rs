@@ -213,8 +213,8 @@ impl MasterService {
     /// another's is answered as a job that does not exist.
     async fn visible(&self, caller: &Caller, id: &str) -> Result<(), MasterError> {
         let Some(mine) = only_tenant(caller)? else { return Ok(()) };
-        let tenant = match self.live.summary(id) {
-            Some(s) => Some(s.tenant),
+        let tenant = match self.live.tenant_of(id) {
+            Some(t) => Some(t),
             None => self.stored(id).await?.map(|j| j.tenant),
         };
         match tenant {

@@ -370,6 +370,12 @@ impl LiveState {
         Some(job.summary(id, || inner.waiting_reason(job)))
     }
 
+    /// The tenant of job `id`, if the job is in memory: a lookup, with no
+    /// summary built.
+    pub fn tenant_of(&self, id: &str) -> Option<String> {
+        self.lock().jobs.get(id).map(|j| j.submission.tenant.clone())
+    }
+
     /// Of the jobs `ids`, those still in memory, each as a listing shows it
     /// ([`crate::listing::summary`]), in the order of `ids`: one lookup per
     /// id, never a walk over every job.
@@ -1284,6 +1290,15 @@ mod tests {
         // Once one leaves the queue, another may come.
         live.cancel(&first).unwrap();
         submit(&live, spec()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_job_s_tenant_is_read_without_its_summary() {
+        let live = live(3);
+        let sub = Submission { key: None, tenant: "alice".into(), priority: 0 };
+        let id = live.submit(spec(), sub).await.unwrap();
+        assert_eq!(live.tenant_of(&id).as_deref(), Some("alice"));
+        assert_eq!(live.tenant_of("01NOSUCHJOB"), None);
     }
 
     #[tokio::test]
