@@ -842,8 +842,11 @@ mod tests {
             let used = crate::model::TenantUse { name: "t".into(), jobs_run: 2, fuel_burned: i64::MAX as u64 };
             assert_eq!(db.tenant_use().unwrap(), [used]);
         }
-        // A sum an earlier master let pass into a real.
         let conn = rusqlite::Connection::open(&path).unwrap();
+        let kept: String =
+            conn.query_row("SELECT typeof(fuel_burned) FROM tenant_use WHERE name = 't'", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, "integer", "the sum passed into a real");
+        // A sum an earlier master let pass into a real.
         conn.execute("INSERT INTO tenant_use (name, jobs_run, fuel_burned) VALUES ('u', 1, 1.8e19)", []).unwrap();
         drop(conn);
         let db = SqliteStore::open(&path, false).unwrap();
