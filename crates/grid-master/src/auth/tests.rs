@@ -293,7 +293,10 @@ async fn a_node_session_that_never_registers_ends_with_a_reason() {
     // A stream that sends nothing and stays open.
     let (keep, rx) = tokio::sync::mpsc::channel::<pb::NodeMessage>(1);
     let mut as_node = grid_core::connect::master(channel, Some(&node)).unwrap();
-    let err = as_node.node_session(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap_err();
+    let session = as_node.node_session(tokio_stream::wrappers::ReceiverStream::new(rx));
+    // A bound only so that a broken build fails instead of hanging.
+    let err =
+        tokio::time::timeout(Duration::from_secs(30), session).await.expect("the session waits still").unwrap_err();
     assert_eq!(
         (err.code(), err.message()),
         (Code::DeadlineExceeded, "no `register` within 60ms of opening the session")
