@@ -67,7 +67,7 @@ pub struct JobArgs {
     /// as its tenant, and an admin's as `default` unless this names another.
     #[arg(long, value_name = "NAME")]
     pub tenant: Option<String>,
-    /// Higher runs first; negative runs after everything else.
+    /// Higher runs first, from -100 to 100; negative runs after everything else.
     #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
     pub priority: i32,
     /// A key that makes the submission safe to retry: a second submission

@@ -1,6 +1,10 @@
 //! Who submits a job and how it asks to be treated: the part of a
 //! submission that is not the job itself.
 
+/// The priorities a submission may ask for: each distinct priority is a
+/// band the scheduler visits, so their number is bounded.
+pub const PRIORITIES: std::ops::RangeInclusive<i32> = -100..=100;
+
 /// A submission's idempotency key, tenant and priority.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Submission {
@@ -8,7 +12,7 @@ pub struct Submission {
     pub key: Option<String>,
     /// Whose job it is, for fair sharing.
     pub tenant: String,
-    /// Higher runs first.
+    /// Higher runs first; within [`PRIORITIES`].
     pub priority: i32,
 }
 

@@ -60,6 +60,7 @@ fn token_to_pb(t: TokenInfo) -> pb::TokenInfo {
         expires_ms: t.expires_ms.unwrap_or(0),
         uses_left: t.uses_left.unwrap_or(0),
         revoked: t.revoked,
+        joined_by: t.joined_by.unwrap_or_default(),
     }
 }
 

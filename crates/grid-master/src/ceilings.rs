@@ -69,6 +69,10 @@ impl SubmitCeilings {
         if dirs > self.dirs {
             return Err(over("mapped directories are", dirs, self.dirs));
         }
+        if !grid_core::submission::PRIORITIES.contains(&submission.priority) {
+            let (p, r) = (submission.priority, grid_core::submission::PRIORITIES);
+            return Err(MasterError::InvalidArgument(format!("priority {p} is outside {}..={}", r.start(), r.end())));
+        }
         if submission.tenant.len() > MAX_TENANT {
             let n = submission.tenant.len();
             return Err(MasterError::InvalidArgument(format!("tenant is {n} bytes, over the limit of {MAX_TENANT}")));
@@ -124,5 +128,12 @@ mod tests {
         assert_eq!(refusal(&spec(), &tenant), "tenant is 70000 bytes, over the limit of 128");
         let key = Submission { key: Some("k".repeat(300)), ..Submission::default() };
         assert_eq!(refusal(&spec(), &key), "idempotency key is 300 bytes, over the limit of 256");
+        for (priority, refused) in [(5000, true), (-101, true), (101, true), (100, false), (-100, false)] {
+            let sub = Submission { priority, ..Submission::default() };
+            let checked = SubmitCeilings::default().check(&spec(), &sub);
+            assert_eq!(checked.is_err(), refused, "{priority}");
+        }
+        let far = Submission { priority: 5000, ..Submission::default() };
+        assert_eq!(refusal(&spec(), &far), "priority 5000 is outside -100..=100");
     }
 }

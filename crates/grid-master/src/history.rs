@@ -57,7 +57,7 @@ impl NodeHistory {
     /// A node ended a job it ran, burning `fuel`.
     pub fn ran(&mut self, name: &str, fuel: u64) {
         if let Some(r) = self.nodes.get_mut(name) {
-            r.jobs_run += 1;
+            r.jobs_run = r.jobs_run.saturating_add(1);
             r.fuel_burned = r.fuel_burned.saturating_add(fuel);
             self.dirty.insert(name.to_owned());
         }
@@ -67,7 +67,7 @@ impl NodeHistory {
     /// back from it past its deadline.
     pub fn lost_one(&mut self, name: &str) {
         if let Some(r) = self.nodes.get_mut(name) {
-            r.lost_jobs += 1;
+            r.lost_jobs = r.lost_jobs.saturating_add(1);
             self.dirty.insert(name.to_owned());
         }
     }

@@ -7,6 +7,7 @@
 mod admin;
 pub mod auth;
 pub mod ceilings;
+pub mod data_dir;
 pub mod dispatch;
 pub mod error;
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub mod queue;
 pub mod record;
 mod rpc;
 pub mod scheduler;
+pub mod session;
 pub mod state;
 pub mod tenants;
 pub mod watch;
@@ -148,6 +150,9 @@ pub struct Master {
 impl Master {
     /// Opens the master's data directory.
     pub fn open(config: MasterConfig) -> Result<Self> {
+        if let Some(warning) = data_dir::prepare(&config.data_dir)? {
+            tracing::warn!("{warning}");
+        }
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
         let live =

@@ -48,6 +48,9 @@ pub struct Node {
     bucket: TokenBucket,
     refilled_at: Instant,
     pub cached: HashSet<ModuleHash>,
+    /// Dropped with the node: its session's readers learn that it ended
+    /// without waiting for the node to read its orders.
+    alive: tokio::sync::watch::Sender<()>,
 }
 
 impl Node {
@@ -68,7 +71,14 @@ impl Node {
             fuel_reserved: 0,
             draining: false,
             beats: 0,
+            alive: tokio::sync::watch::channel(()).0,
         }
+    }
+
+    /// Resolves once this node is dropped from the live state.
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut alive = self.alive.subscribe();
+        async move { while alive.changed().await.is_ok() {} }
     }
 
     /// Whether it runs jobs of `tenant`: a private node runs only its

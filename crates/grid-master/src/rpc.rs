@@ -6,14 +6,14 @@ use crate::ceilings::SubmitCeilings;
 use crate::error::MasterError;
 use crate::gates::{Gate, Permit};
 use crate::listing;
-use crate::model::{Heartbeat, JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
+use crate::model::{JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
 use crate::modules::ModuleStore;
 use crate::nodes::MAX_CACHED_PER_NODE;
 use crate::record::{Filter, JobStore};
 use crate::state::{LiveState, blocking};
 use crate::watch::{EventLog, JobWatch};
 use futures::Stream as FutStream;
-use grid_core::{JobReport, JobSpec, JobState, ModuleHash, NodeState};
+use grid_core::{JobReport, JobSpec, JobState, ModuleHash};
 use grid_proto as pb;
 use grid_proto::master_server::Master;
 use std::pin::Pin;
@@ -123,7 +123,7 @@ fn holding<T: Send + 'static>(stream: BoxStream<T>, permit: Permit) -> BoxStream
 /// none) runs as: a tenant's own; the admin's choice, `default` if none.
 fn submitting_tenant(caller: &Caller, named: &str) -> Result<String, MasterError> {
     match caller {
-        Caller::Admin if named.is_empty() => Ok(DEFAULT_TENANT.to_owned()),
+        Caller::Admin if named.is_empty() => Ok(crate::auth::DEFAULT_TENANT.to_owned()),
         Caller::Admin => {
             crate::auth::tokens::check_name("tenant", named)?;
             Ok(named.to_owned())
@@ -149,9 +149,6 @@ fn only_tenant(caller: &Caller) -> Result<Option<&str>, MasterError> {
         }
     }
 }
-
-/// The tenant an admin's submission runs as when it names none.
-pub const DEFAULT_TENANT: &str = "default";
 
 fn hash(s: &str) -> Result<ModuleHash, MasterError> {
     Ok(ModuleHash::parse(s)?)
@@ -216,8 +213,8 @@ impl MasterService {
     /// another's is answered as a job that does not exist.
     async fn visible(&self, caller: &Caller, id: &str) -> Result<(), MasterError> {
         let Some(mine) = only_tenant(caller)? else { return Ok(()) };
-        let tenant = match self.live.summary(id) {
-            Some(s) => Some(s.tenant),
+        let tenant = match self.live.tenant_of(id) {
+            Some(t) => Some(t),
             None => self.stored(id).await?.map(|j| j.tenant),
         };
         match tenant {
@@ -483,7 +480,13 @@ impl Master for MasterService {
             .map(|(owner, n)| pb::NodeInfo {
                 id: n.id.to_string(),
                 name: listing::cut_chars(n.name, listing::NAME_LISTED),
-                address: listing::cut_chars(n.address, listing::NAME_LISTED),
+                // Where a volunteer's machine is on the network is the
+                // admin's to know, not every tenant's.
+                address: if mine.is_none() {
+                    listing::cut_chars(n.address, listing::NAME_LISTED)
+                } else {
+                    String::new()
+                },
                 slots_total: n.slots_total,
                 slots_used: n.slots_used,
                 memory_total: n.memory_total,
@@ -514,7 +517,13 @@ impl Master for MasterService {
         };
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let mut inbound = req.into_inner();
-        let first = inbound.message().await?.and_then(|m| m.msg);
+        // A credential holds no idle stream: `register` comes within three
+        // heartbeats, as every message after it does.
+        let wait = self.heartbeat * 3;
+        let first = tokio::time::timeout(wait, inbound.message()).await.map_err(|_| {
+            Status::deadline_exceeded(format!("no `register` within {}ms of opening the session", wait.as_millis()))
+        })?;
+        let first = first?.and_then(|m| m.msg);
         let Some(pb::node_message::Msg::Register(reg)) = first else {
             return Err(MasterError::Protocol("the first message of a node session must be `register`".into()).into());
         };
@@ -552,14 +561,10 @@ impl Master for MasterService {
         // only in the record waits for them to be read, and so does what
         // follows it.
         let live = self.live.clone();
-        // Told when the session is ended (the node's credential revoked):
-        // then what the node sends is no longer read either.
-        let ended = Arc::new(tokio::sync::Notify::new());
-        let ending_session = ended.clone();
         let orders = futures::StreamExt::then(
             tokio_stream::wrappers::UnboundedReceiverStream::new(orders),
             move |order| {
-                let (live, ended) = (live.clone(), ending_session.clone());
+                let live = live.clone();
                 async move {
                     let msg = match order {
                         ToNode::Assign(job_id, spec) => {
@@ -579,10 +584,7 @@ impl Master for MasterService {
                             pb::master_message::Msg::Assign(pb::Assign { job_id, spec: Some(spec.into()) })
                         }
                         ToNode::Cancel(job_id) => pb::master_message::Msg::Cancel(pb::Cancel { job_id }),
-                        ToNode::End(why) => {
-                            ended.notify_one();
-                            return Some(Err(Status::permission_denied(why)));
-                        }
+                        ToNode::End(why) => return Some(Err(Status::permission_denied(why))),
                     };
                     Some(Ok(pb::MasterMessage { msg: Some(msg) }))
                 }
@@ -596,51 +598,7 @@ impl Master for MasterService {
         let live = self.live.clone();
         // A node that is silent for three heartbeats is gone.
         let silence = self.heartbeat * 3;
-        tokio::spawn(async move {
-            let mut ending = Box::pin(closed(closing));
-            let (why, state) = loop {
-                let next = tokio::select! {
-                    next = tokio::time::timeout(silence, inbound.message()) => next,
-                    _ = &mut ending => break ("the master is shutting down".to_string(), NodeState::Gone),
-                    _ = ended.notified() => break ("its credential was revoked".to_string(), NodeState::Lost),
-                };
-                let msg = match next {
-                    Err(_) => break ("missed heartbeats".to_string(), NodeState::Lost),
-                    Ok(Err(status)) => break (format!("stream broke: {}", status.message()), NodeState::Lost),
-                    Ok(Ok(None)) => break ("stream closed".to_string(), NodeState::Gone),
-                    Ok(Ok(Some(pb::NodeMessage { msg: None }))) => continue,
-                    Ok(Ok(Some(pb::NodeMessage { msg: Some(m) }))) => m,
-                };
-                use pb::node_message::Msg;
-                match msg {
-                    Msg::Register(_) => break ("registered twice".to_string(), NodeState::Lost),
-                    Msg::Heartbeat(hb) => {
-                        // A node's cache holds at most so many modules; a
-                        // heartbeat claiming more is cut, not believed.
-                        let parse = |v: Vec<String>| {
-                            v.iter().take(MAX_CACHED_PER_NODE).filter_map(|h| ModuleHash::parse(h).ok()).collect()
-                        };
-                        let beat = Heartbeat {
-                            cached_added: parse(hb.cached_added),
-                            cached_removed: parse(hb.cached_removed),
-                            fuel_available: hb.fuel_available,
-                            draining: hb.draining,
-                        };
-                        live.heartbeat(node_id, beat);
-                    }
-                    Msg::Output(out) => {
-                        let stream = grid_core::wire::output_stream(out.stream);
-                        live.job_output(node_id, &out.job_id, stream, out.data);
-                    }
-                    Msg::Finished(f) => {
-                        let report = f.result.unwrap_or_default().into();
-                        live.job_finished(node_id, &f.job_id, report);
-                    }
-                    Msg::Rejected(r) => live.job_rejected(node_id, &r.job_id, &r.reason),
-                }
-            };
-            live.node_gone(node_id, &why, state);
-        });
+        tokio::spawn(async move { crate::session::read_node(&live, node_id, inbound, silence, closed(closing)).await });
         Ok(Response::new(Box::pin(outbound)))
     }
 
@@ -668,9 +626,11 @@ impl Master for MasterService {
         &self,
         req: Request<pb::FetchModuleRequest>,
     ) -> Result<Response<Self::FetchModuleStream>, Status> {
-        let address = connection(&req);
+        let Caller::Node { name, .. } = Caller::of(&req)?.clone() else {
+            return Err(MasterError::Refused("only a node credential may fetch modules".into()).into());
+        };
         let h = hash(&req.into_inner().hash)?;
-        if !self.live.may_fetch(&address, &h) {
+        if !self.live.may_fetch(&name, &h) {
             return Err(MasterError::Refused(format!(
                 "fetch refused: module `{}` is fetched only by a connected node running a job of it",
                 h.short()
@@ -841,6 +801,23 @@ mod listing_tests {
             dirs: vec![],
             limits: Limits::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_sees_no_node_s_address_and_the_admin_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let mut reg = crate::fixtures::node("a");
+        reg.address = "192.0.2.7:5000".into();
+        let (_id, _orders) = svc.live.register_node(reg).unwrap();
+        let addresses = async |caller: Caller| {
+            let mut req = Request::new(pb::ListNodesRequest::default());
+            req.extensions_mut().insert(caller);
+            let nodes = svc.list_nodes(req).await.unwrap().into_inner().nodes;
+            nodes.into_iter().map(|n| (n.name, n.address)).collect::<Vec<_>>()
+        };
+        assert_eq!(addresses(Caller::Admin).await, [("a".to_owned(), "192.0.2.7:5000".to_owned())]);
+        assert_eq!(addresses(Caller::Tenant("t".into())).await, [("a".to_owned(), String::new())]);
     }
 
     async fn list(svc: &MasterService, state: &str, limit: u32, page_token: String) -> pb::ListJobsResponse {

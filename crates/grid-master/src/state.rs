@@ -370,6 +370,12 @@ impl LiveState {
         Some(job.summary(id, || inner.waiting_reason(job)))
     }
 
+    /// The tenant of job `id`, if the job is in memory: a lookup, with no
+    /// summary built.
+    pub fn tenant_of(&self, id: &str) -> Option<String> {
+        self.lock().jobs.get(id).map(|j| j.submission.tenant.clone())
+    }
+
     /// Of the jobs `ids`, those still in memory, each as a listing shows it
     /// ([`crate::listing::summary`]), in the order of `ids`: one lookup per
     /// id, never a walk over every job.
@@ -635,6 +641,16 @@ impl LiveState {
         self.dispatch(&mut inner);
     }
 
+    /// Resolves once node `node` is no longer in the live state (revoked,
+    /// lost, replaced or gone); at once if it is not there now.
+    pub fn session_ended(&self, node: NodeId) -> futures::future::BoxFuture<'static, ()> {
+        use futures::FutureExt as _;
+        match self.lock().nodes.get(&node) {
+            Some(n) => n.ended().boxed(),
+            None => futures::future::ready(()).boxed(),
+        }
+    }
+
     /// Ends the session of the connected node named `name` at once, as a
     /// lost node's (its jobs run again elsewhere); its stream ends refused
     /// with `why`. Returns whether such a node was connected.
@@ -807,14 +823,14 @@ impl LiveState {
         }
     }
 
-    /// Whether the node connected from `address` may fetch `module`: only a
-    /// node running a job of that module may.
-    pub fn may_fetch(&self, address: &str, module: &grid_core::ModuleHash) -> bool {
+    /// Whether the connected node named `name` (its credential's name) may
+    /// fetch `module`: only a node running a job of that module may.
+    pub fn may_fetch(&self, name: &str, module: &grid_core::ModuleHash) -> bool {
         let inner = self.lock();
         inner
             .nodes
             .values()
-            .filter(|n| n.reg.address == address)
+            .filter(|n| n.reg.name == name)
             .any(|n| n.running.iter().any(|id| inner.jobs.get(id).is_some_and(|j| &j.spec.module == module)))
     }
 
@@ -1277,18 +1293,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_job_s_tenant_is_read_without_its_summary() {
+        let live = live(3);
+        let sub = Submission { key: None, tenant: "alice".into(), priority: 0 };
+        let id = live.submit(spec(), sub).await.unwrap();
+        assert_eq!(live.tenant_of(&id).as_deref(), Some("alice"));
+        assert_eq!(live.tenant_of("01NOSUCHJOB"), None);
+    }
+
+    #[tokio::test]
     async fn only_a_node_running_a_job_of_a_module_may_fetch_it() {
         let live = live(3);
-        let mut reg = node("a");
-        reg.address = "127.0.0.1:5000".into();
-        let (_a, mut rx) = live.register_node(reg).unwrap();
+        // On a Unix socket every node's address is the same.
+        let (_a, mut rx) = live.register_node(node("a")).unwrap();
+        let (_b, _rx_b) = live.register_node(node("b")).unwrap();
         let module = spec().module;
-        assert!(!live.may_fetch("127.0.0.1:5000", &module));
+        assert!(!live.may_fetch("a", &module));
         submit(&live, spec()).await.unwrap();
-        assigned(&mut rx).unwrap();
-        assert!(live.may_fetch("127.0.0.1:5000", &module));
-        assert!(!live.may_fetch("127.0.0.1:6000", &module), "a stranger fetched a module");
-        assert!(!live.may_fetch("127.0.0.1:5000", &ModuleHash::of(b"other")));
+        let on_a = assigned(&mut rx).is_some();
+        let (runs, idle) = if on_a { ("a", "b") } else { ("b", "a") };
+        assert!(live.may_fetch(runs, &module));
+        assert!(!live.may_fetch(idle, &module), "a node running nothing of it fetched a module");
+        assert!(!live.may_fetch("stranger", &module));
+        assert!(!live.may_fetch(runs, &ModuleHash::of(b"other")));
     }
 
     #[tokio::test]

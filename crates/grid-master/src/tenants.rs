@@ -160,7 +160,7 @@ impl Tenants {
         let t = self.entry(name, now);
         t.reserved = t.reserved.saturating_sub(fuel);
         if let Some(burned) = burned {
-            t.jobs_run += 1;
+            t.jobs_run = t.jobs_run.saturating_add(1);
             t.fuel_burned = t.fuel_burned.saturating_add(burned);
             self.bill(name, burned, now);
         }

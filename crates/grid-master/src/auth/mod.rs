@@ -11,6 +11,10 @@ pub use caller::Caller;
 pub use layer::AuthLayer;
 pub use tokens::Tokens;
 
+/// The tenant an admin's submission runs as when it names none: reserved,
+/// never made with a token of its own.
+pub const DEFAULT_TENANT: &str = "default";
+
 /// Idempotency keys are per tenant: the form the live state and the record
 /// keep a tenant's key in. Tenant names never hold `:`.
 pub fn scoped_key(tenant: &str, key: &str) -> String {

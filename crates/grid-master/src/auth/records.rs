@@ -34,6 +34,27 @@ pub struct TokenInfo {
     /// Uses left of a join token with a bound.
     pub uses_left: Option<u32>,
     pub revoked: bool,
+    /// The join token a node credential was traded for (`None` for other
+    /// kinds, and for a node the master itself starts).
+    pub joined_by: Option<String>,
+}
+
+impl TokenInfo {
+    /// A live token of `kind` for `subject`, made now, with no bounds.
+    pub fn fresh(id: String, kind: TokenKind, subject: &str) -> Self {
+        Self {
+            id,
+            kind,
+            subject: subject.to_owned(),
+            owner: None,
+            created_ms: crate::model::now_ms(),
+            last_used_ms: 0,
+            expires_ms: None,
+            uses_left: None,
+            revoked: false,
+            joined_by: None,
+        }
+    }
 }
 
 /// A tenant and its quotas.
@@ -101,7 +122,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     last_used_ms INTEGER NOT NULL DEFAULT 0,
     expires_ms INTEGER,
     uses_left INTEGER,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    joined_by TEXT
 );
 CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY,
@@ -115,8 +137,8 @@ CREATE TABLE IF NOT EXISTS tenants (
     max_job_timeout_ms INTEGER
 );";
 
-pub(super) const TOKEN_ROW: &str =
-    "SELECT id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, revoked FROM tokens";
+pub(super) const TOKEN_ROW: &str = "SELECT id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, revoked, \
+                                  joined_by FROM tokens";
 
 pub(super) fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     let kind: String = r.get(1)?;
@@ -135,6 +157,7 @@ pub(super) fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         expires_ms: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
         uses_left: r.get::<_, Option<i64>>(8)?.map(|v| v as u32),
         revoked: r.get::<_, bool>(9)? || known.is_none(),
+        joined_by: r.get(10)?,
     };
     Ok(Entry { info, hash: blake3::Hash::from_bytes(hash) })
 }
@@ -156,6 +179,17 @@ pub(super) fn open(dir: &Path) -> Result<Connection> {
     let conn = Connection::open(dir.join("grid.db")).map_err(db_err)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
     conn.execute_batch(SCHEMA).map_err(db_err)?;
+    // A record made before node credentials noted their join token.
+    let has_joined_by: bool = conn
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('tokens') WHERE name = 'joined_by'", [], |r| r.get(0))
+        .map_err(db_err)?;
+    if !has_joined_by {
+        // Another master on the same dir may have added it just now.
+        match conn.execute_batch("ALTER TABLE tokens ADD COLUMN joined_by TEXT") {
+            Err(e) if !e.to_string().contains("duplicate column") => return Err(db_err(e)),
+            _ => {}
+        }
+    }
     Ok(conn)
 }
 

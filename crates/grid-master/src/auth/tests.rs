@@ -274,3 +274,34 @@ async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
     drop((orders, tx));
     let _ = server.await;
 }
+
+#[tokio::test]
+async fn a_node_session_that_never_registers_ends_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = MasterConfig::new(dir.path());
+    config.fsync = false;
+    config.heartbeat = Duration::from_millis(20);
+    let master = Master::open(config).unwrap();
+    let node = master.tokens.issue_node("quiet").unwrap().to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(master.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    // A stream that sends nothing and stays open.
+    let (keep, rx) = tokio::sync::mpsc::channel::<pb::NodeMessage>(1);
+    let mut as_node = grid_core::connect::master(channel, Some(&node)).unwrap();
+    let session = as_node.node_session(tokio_stream::wrappers::ReceiverStream::new(rx));
+    // A bound only so that a broken build fails instead of hanging.
+    let err =
+        tokio::time::timeout(Duration::from_secs(30), session).await.expect("the session waits still").unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::DeadlineExceeded, "no `register` within 60ms of opening the session")
+    );
+    drop(keep);
+    let _ = stop.send(());
+    let _ = server.await;
+}

@@ -20,8 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-/// The most tokens kept (revoked and expired ones are forgotten first).
+/// The most tenant and join tokens kept (revoked and expired ones are
+/// forgotten first). Node credentials and admin tokens count apart, so that
+/// nodes joining through a reusable join token never lock the admin out.
 pub const MAX_TOKENS: usize = 10_000;
+/// The most node credentials kept (revoked ones are forgotten first).
+pub const MAX_NODE_CREDENTIALS: usize = 10_000;
 /// The most tenants.
 pub const MAX_TENANTS: usize = 10_000;
 /// The longest tenant or node name.
@@ -58,6 +62,8 @@ pub struct Tokens {
     /// The record's connection; held by one writer at a time, for the whole
     /// of its check and write.
     db: Mutex<Connection>,
+    /// The most tenant and join tokens, and the most node credentials.
+    bounds: (usize, usize),
 }
 
 impl Tokens {
@@ -68,7 +74,13 @@ impl Tokens {
         let conn = records::open(dir)?;
         let (tokens, tenants) = records::load(&conn)?;
         let inner = Inner { tokens, tenants, used: HashSet::new() };
-        Ok(Self { key, inner: Mutex::new(inner), db: Mutex::new(conn) })
+        Ok(Self { key, inner: Mutex::new(inner), db: Mutex::new(conn), bounds: (MAX_TOKENS, MAX_NODE_CREDENTIALS) })
+    }
+
+    /// This registry with lower bounds on its tokens (for tests).
+    #[cfg(test)]
+    pub(crate) fn bounded(self, tokens: usize, nodes: usize) -> Self {
+        Self { bounds: (tokens, nodes), ..self }
     }
 
     /// Reads token `id` from the record again, if memory does not hold it.
@@ -138,10 +150,20 @@ impl Tokens {
         Ok(caller)
     }
 
-    /// Room for one more token: revoked and expired ones are forgotten
-    /// first; past that, refused.
-    fn make_room(&self, conn: &Connection) -> Result<()> {
-        if self.lock().tokens.len() < MAX_TOKENS {
+    /// Room for one more token of `kind`: revoked and expired ones of its
+    /// class (node credentials, or tenant and join tokens) are forgotten
+    /// first; past that class's bound, refused. Admin tokens are never
+    /// refused: a master holds one at a time.
+    fn make_room(&self, conn: &Connection, kind: TokenKind) -> Result<()> {
+        let (bound, what) = match kind {
+            TokenKind::Admin => return Ok(()),
+            TokenKind::Node => (self.bounds.1, "node credentials"),
+            TokenKind::Tenant | TokenKind::Join => (self.bounds.0, "live tenant and join tokens"),
+        };
+        let node = kind == TokenKind::Node;
+        let same = |i: &TokenInfo| i.kind != TokenKind::Admin && (i.kind == TokenKind::Node) == node;
+        let count = |inner: &Inner| inner.tokens.values().filter(|e| same(&e.info)).count();
+        if count(&self.lock()) < bound {
             return Ok(());
         }
         let now = now_ms();
@@ -149,8 +171,10 @@ impl Tokens {
             .lock()
             .tokens
             .values()
-            .filter(|e| e.info.revoked || e.info.expires_ms.is_some_and(|x| x <= now) || e.info.uses_left == Some(0))
-            .map(|e| e.info.id.clone())
+            .map(|e| &e.info)
+            .filter(|i| same(i))
+            .filter(|i| i.revoked || i.expires_ms.is_some_and(|x| x <= now) || i.uses_left == Some(0))
+            .map(|i| i.id.clone())
             .collect();
         for id in &dead {
             conn.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(db_err)?;
@@ -159,9 +183,9 @@ impl Tokens {
         for id in &dead {
             inner.tokens.remove(id);
         }
-        if inner.tokens.len() >= MAX_TOKENS {
+        if count(&inner) >= bound {
             return Err(MasterError::Busy(format!(
-                "the master holds {MAX_TOKENS} live tokens, the most it keeps: revoke some first"
+                "the master holds {bound} {what}, the most it keeps: revoke some first"
             )));
         }
         Ok(())
@@ -171,7 +195,7 @@ impl Tokens {
         let hash = self.hash(secret);
         conn.execute(
             "INSERT INTO tokens (id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, \
-             revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 0)",
+             revoked, joined_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 0, ?9)",
             params![
                 info.id,
                 info.kind.as_str(),
@@ -181,6 +205,7 @@ impl Tokens {
                 info.created_ms as i64,
                 info.expires_ms.map(|v| v as i64),
                 info.uses_left.map(i64::from),
+                info.joined_by,
             ],
         )
         .map_err(db_err)?;
@@ -188,36 +213,25 @@ impl Tokens {
         Ok(())
     }
 
-    fn issue_with(
-        &self,
-        conn: &Connection,
-        kind: TokenKind,
-        subject: &str,
-        owner: Option<String>,
-        expires_ms: Option<u64>,
-        uses_left: Option<u32>,
-    ) -> Result<(TokenInfo, Token)> {
-        self.make_room(conn)?;
+    /// A new token like `shape` (its id and time of making are the new
+    /// token's own).
+    fn issue_with(&self, conn: &Connection, shape: TokenInfo) -> Result<(TokenInfo, Token)> {
+        self.make_room(conn, shape.kind)?;
         let token = Token::generate();
-        let info = TokenInfo {
-            id: token.id.clone(),
-            kind,
-            subject: subject.to_owned(),
-            owner,
-            created_ms: now_ms(),
-            last_used_ms: 0,
-            expires_ms,
-            uses_left,
-            revoked: false,
-        };
+        let info = TokenInfo { id: token.id.clone(), created_ms: now_ms(), ..shape };
         self.insert(conn, info.clone(), &token.secret)?;
         Ok((info, token))
+    }
+
+    /// A live token of `kind` for `subject`, with no bounds, to shape one.
+    fn shape(kind: TokenKind, subject: &str) -> TokenInfo {
+        TokenInfo::fresh(String::new(), kind, subject)
     }
 
     /// A new admin token.
     pub fn issue_admin(&self) -> Result<Token> {
         let conn = self.writer();
-        Ok(self.issue_with(&conn, TokenKind::Admin, "", None, None, None)?.1)
+        Ok(self.issue_with(&conn, Self::shape(TokenKind::Admin, ""))?.1)
     }
 
     /// A new token for existing tenant `tenant`.
@@ -226,7 +240,7 @@ impl Tokens {
         if !self.lock().tenants.contains_key(tenant) {
             return Err(no_tenant(tenant));
         }
-        self.issue_with(&conn, TokenKind::Tenant, tenant, None, None, None)
+        self.issue_with(&conn, Self::shape(TokenKind::Tenant, tenant))
     }
 
     /// A new join token, lasting `ttl` (24 hours if `None`), good for
@@ -247,7 +261,9 @@ impl Tokens {
         let ttl = ttl.unwrap_or(DEFAULT_JOIN_TTL).min(Duration::from_secs(10 * 365 * 24 * 3600));
         let expires = now_ms().saturating_add(ttl.as_millis() as u64);
         let subject = owner.clone().unwrap_or_default();
-        self.issue_with(&conn, TokenKind::Join, &subject, owner, Some(expires), uses)
+        let shape =
+            TokenInfo { owner, expires_ms: Some(expires), uses_left: uses, ..Self::shape(TokenKind::Join, &subject) };
+        self.issue_with(&conn, shape)
     }
 
     /// A new credential for a public node named `name`, revoking any it had
@@ -256,7 +272,7 @@ impl Tokens {
         check_name("node", name)?;
         let conn = self.writer();
         self.revoke_where(&conn, |i| i.kind == TokenKind::Node && i.subject == name)?;
-        Ok(self.issue_with(&conn, TokenKind::Node, name, None, None, None)?.1)
+        Ok(self.issue_with(&conn, Self::shape(TokenKind::Node, name))?.1)
     }
 
     /// Trades a use of join token `join_id` for a credential of a node
@@ -293,7 +309,8 @@ impl Tokens {
                 e.info.uses_left = Some(left);
             }
         }
-        self.issue_with(&conn, TokenKind::Node, name, owner, None, None)
+        let shape = TokenInfo { owner, joined_by: Some(join_id.to_owned()), ..Self::shape(TokenKind::Node, name) };
+        self.issue_with(&conn, shape)
     }
 
     /// Revokes every live token `pick` picks; returns them.
@@ -364,6 +381,11 @@ impl Tokens {
     /// Makes tenant `name` with `quota`, and a first token for it.
     pub fn create_tenant(&self, name: &str, quota: TenantQuota) -> Result<(Tenant, TokenInfo, Token)> {
         check_name("tenant", name)?;
+        if name == super::DEFAULT_TENANT {
+            return Err(MasterError::InvalidArgument(format!(
+                "tenant name `{name}` is reserved for the admin's own jobs: pick another"
+            )));
+        }
         let conn = self.writer();
         {
             let inner = self.lock();
@@ -383,7 +405,7 @@ impl Tokens {
         )
         .map_err(db_err)?;
         self.lock().tenants.insert(name.to_owned(), tenant.clone());
-        let (info, token) = self.issue_with(&conn, TokenKind::Tenant, name, None, None, None)?;
+        let (info, token) = self.issue_with(&conn, Self::shape(TokenKind::Tenant, name))?;
         Ok((tenant, info, token))
     }
 
@@ -458,15 +480,18 @@ impl Tokens {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(MasterError::io(&path)(e)),
         }
+        // The new token is made and written before the old ones go: a
+        // failure on the way leaves the admin with a token that works.
         let conn = self.writer();
-        let old = self.revoke_where(&conn, |i| i.kind == TokenKind::Admin)?;
+        let (_, token) = self.issue_with(&conn, Self::shape(TokenKind::Admin, ""))?;
+        drop(conn);
+        write_private(&path, format!("{token}\n").as_bytes(), true)?;
+        let conn = self.writer();
+        let old = self.revoke_where(&conn, |i| i.kind == TokenKind::Admin && i.id != token.id)?;
         if !old.is_empty() {
             tracing::info!(tokens = old.len(), "earlier admin tokens revoked");
         }
-        let token = self.issue_with(&conn, TokenKind::Admin, "", None, None, None)?.1.to_string();
-        drop(conn);
-        write_private(&path, format!("{token}\n").as_bytes(), true)?;
-        Ok((token, path, true))
+        Ok((token.to_string(), path, true))
     }
 }
 
@@ -476,132 +501,5 @@ fn no_tenant(name: &str) -> MasterError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::records::recorded_hash;
-    use super::*;
-    use grid_core::FuelQuota;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn refusal(r: Result<impl std::fmt::Debug>) -> String {
-        r.unwrap_err().to_string()
-    }
-
-    #[test]
-    fn only_a_keyed_hash_of_each_secret_is_kept_and_a_token_is_found_by_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = Tokens::open(dir.path()).unwrap();
-        let (_, info, token) = tokens.create_tenant("alice", TenantQuota::default()).unwrap();
-        assert_eq!(tokens.authenticate(&token.to_string()).unwrap(), Caller::Tenant("alice".into()));
-
-        let key = std::fs::read(dir.path().join(KEY_FILE)).unwrap();
-        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let kept = recorded_hash(&dir.path().join("grid.db"), &info.id).unwrap();
-        let key: [u8; 32] = key.try_into().unwrap();
-        assert_eq!(kept, blake3::keyed_hash(&key, token.secret.as_bytes()).as_bytes().to_vec());
-        assert_ne!(kept, blake3::hash(token.secret.as_bytes()).as_bytes().to_vec(), "the hash is keyed");
-
-        // A wrong secret under a known id, an unknown id, and garbage.
-        let mut forged = token.clone();
-        forged.secret = forged.secret.chars().rev().collect();
-        let other = Token::generate();
-        for bad in [forged.to_string(), other.to_string(), "hello".into()] {
-            assert_eq!(refusal(tokens.authenticate(&bad)), "the token is not one this master issued");
-        }
-
-        // Another start reads the same key and tokens.
-        drop(tokens);
-        let again = Tokens::open(dir.path()).unwrap();
-        assert_eq!(again.authenticate(&token.to_string()).unwrap(), Caller::Tenant("alice".into()));
-        assert_eq!(refusal(again.create_tenant("alice", TenantQuota::default())), "tenant `alice` exists already");
-    }
-
-    #[test]
-    fn revoked_expired_and_used_up_join_tokens_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = Tokens::open(dir.path()).unwrap();
-        tokens.create_tenant("bob", TenantQuota::default()).unwrap();
-
-        let (_, expired) = tokens.issue_join(None, Some(Duration::ZERO), None).unwrap();
-        assert_eq!(refusal(tokens.authenticate(&expired.to_string())), "the join token expired");
-
-        let (info, once) = tokens.issue_join(Some(1), None, Some("bob".into())).unwrap();
-        let caller = tokens.authenticate(&once.to_string()).unwrap();
-        assert_eq!(caller, Caller::Join { token_id: info.id.clone() });
-        let (node, credential) = tokens.join(&info.id, "n1").unwrap();
-        assert_eq!((node.kind, node.subject.as_str(), node.owner.as_deref()), (TokenKind::Node, "n1", Some("bob")));
-        assert_eq!(tokens.node_owners().get("n1").map(String::as_str), Some("bob"));
-        let expected = Caller::Node { token_id: node.id.clone(), name: "n1".into(), owner: Some("bob".into()) };
-        assert_eq!(tokens.authenticate(&credential.to_string()).unwrap(), expected);
-        assert_eq!(refusal(tokens.authenticate(&once.to_string())), "the join token has no uses left");
-        assert_eq!(refusal(tokens.join(&info.id, "n2")), "the join token is no longer good");
-
-        let (info, many) = tokens.issue_join(None, None, None).unwrap();
-        // A name another live credential holds is refused, until revoked.
-        assert!(refusal(tokens.join(&info.id, "n1")).contains("a node named `n1` is already enrolled"));
-        assert!(refusal(tokens.join(&info.id, "no/slash")).contains("is not 1 to 64 of letters"));
-        assert_eq!(tokens.revoke_node("n1").unwrap(), 1);
-        assert_eq!(refusal(tokens.authenticate(&credential.to_string())), "the token was revoked");
-        let (again, _) = tokens.join(&info.id, "n1").unwrap();
-        assert_eq!(again.owner, None, "a public join token makes public nodes");
-        assert_eq!(tokens.node_owners().get("n1"), None);
-
-        assert!(tokens.revoke(&info.id).unwrap().is_some());
-        assert!(tokens.revoke(&info.id).unwrap().is_none(), "revoked once");
-        assert_eq!(refusal(tokens.authenticate(&many.to_string())), "the token was revoked");
-        assert!(refusal(tokens.issue_join(None, None, Some("carol".into()))).contains("no tenant `carol`"));
-        // The listing shows no secret.
-        let listed = format!("{:?}", tokens.list());
-        assert!(!listed.contains(&many.secret) && listed.contains(&many.id));
-    }
-
-    #[test]
-    fn tenants_keep_their_quotas_and_names_are_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = Tokens::open(dir.path()).unwrap();
-        let quota = TenantQuota {
-            max_running: Some(4),
-            fuel: Some(FuelQuota { rate_per_hour: 1_000, burst: 1_000 }),
-            max_job_timeout: Some(Duration::from_secs(60)),
-            ..Default::default()
-        };
-        for bad in ["", "a b", "ü", &"x".repeat(65), "a:b"] {
-            assert!(refusal(tokens.create_tenant(bad, quota)).contains("is not 1 to 64"), "{bad:?}");
-        }
-        tokens.create_tenant("t-1.x_y", quota).unwrap();
-        let changed = TenantQuota { max_queued: Some(9), ..quota };
-        tokens.set_quota("t-1.x_y", changed).unwrap();
-        assert!(refusal(tokens.set_quota("nobody", quota)).contains("no tenant `nobody`"));
-        drop(tokens);
-        let again = Tokens::open(dir.path()).unwrap();
-        assert_eq!(again.tenants()[0].quota, changed);
-    }
-
-    #[test]
-    fn the_admin_token_is_written_once_readable_by_its_owner_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = Tokens::open(dir.path()).unwrap();
-        // Another process on the same dir, started at the same time.
-        let beside = Tokens::open(dir.path()).unwrap();
-        let (token, path, new) = tokens.admin_token(dir.path()).unwrap();
-        assert!(new);
-        assert_eq!(beside.admin_token(dir.path()).unwrap(), (token.clone(), path.clone(), false));
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
-        assert_eq!(tokens.authenticate(&token).unwrap(), Caller::Admin);
-        drop(tokens);
-        let again = Tokens::open(dir.path()).unwrap();
-        assert_eq!(again.admin_token(dir.path()).unwrap(), (token.clone(), path.clone(), false));
-        let id = Token::parse(&token).unwrap().id;
-        assert!(refusal(again.revoke(&id)).contains("delete `admin.token`"));
-        // Its last use reaches the record.
-        again.write_last_used().unwrap();
-        assert!(Tokens::open(dir.path()).unwrap().list().iter().any(|t| t.id == id && t.last_used_ms > 0));
-        // Deleting the file and starting again rotates it.
-        std::fs::remove_file(&path).unwrap();
-        let (rotated, _, new) = again.admin_token(dir.path()).unwrap();
-        assert!(new && rotated != token);
-        assert_eq!(refusal(again.authenticate(&token)), "the token was revoked");
-        assert_eq!(again.authenticate(&rotated).unwrap(), Caller::Admin);
-    }
-}
+#[path = "tokens_tests.rs"]
+mod tests;

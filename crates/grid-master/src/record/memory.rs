@@ -133,7 +133,7 @@ impl JobStore for MemoryStore {
                 .tenant_use
                 .entry(tenant.clone())
                 .or_insert_with(|| TenantUse { name: tenant, ..Default::default() });
-            used.jobs_run += 1;
+            used.jobs_run = used.jobs_run.saturating_add(1);
             used.fuel_burned = used.fuel_burned.saturating_add(report.fuel_used);
         }
         if let Some(job) = inner.get_mut(id) {

@@ -523,8 +523,7 @@ impl JobStore for SqliteStore {
         self.read(|c| {
             c.prepare_cached(sql)?
                 .query_map([], |r| {
-                    let count = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-                    Ok(TenantUse { name: r.get(0)?, jobs_run: count(1)?, fuel_burned: count(2)? })
+                    Ok(TenantUse { name: r.get(0)?, jobs_run: counter(r, 1)?, fuel_burned: counter(r, 2)? })
                 })?
                 .collect()
         })
@@ -552,7 +551,7 @@ const NODE_COLUMNS: &str =
 fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord>> {
     let name: String = r.get(0)?;
     let state = r.get::<_, String>(2)?.parse::<NodeState>();
-    let count = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+    let count = |i| counter(r, i);
     let (jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms) =
         (count(3)?, count(4)?, count(5)?, count(6)?, count(7)?);
     let identity = r.get(1)?;
@@ -575,7 +574,24 @@ const UPSERT_NODE: &str = "INSERT OR REPLACE INTO nodes
 /// One more job run, and the fuel it burned, for the tenant of job `?1`.
 const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned)
     SELECT tenant, 1, ?2 FROM jobs WHERE id = ?1
-    ON CONFLICT (name) DO UPDATE SET jobs_run = jobs_run + 1, fuel_burned = fuel_burned + excluded.fuel_burned";
+    ON CONFLICT (name) DO UPDATE SET
+        jobs_run = CASE WHEN jobs_run >= 9223372036854775807 THEN 9223372036854775807 ELSE jobs_run + 1 END,
+        fuel_burned = CASE WHEN fuel_burned > 9223372036854775807 - excluded.fuel_burned THEN 9223372036854775807
+                      ELSE fuel_burned + excluded.fuel_burned END";
+
+/// A counter from column `i` of a row: a sum that ever passed into a real
+/// (a record written before sums saturated) reads as the most it can be,
+/// and anything else that is not a count as 0, so that one odd row never
+/// hides the rest.
+fn counter(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Integer(v) => v.max(0) as u64,
+        ValueRef::Real(v) if v >= i64::MAX as f64 => i64::MAX as u64,
+        ValueRef::Real(v) => v.max(0.0) as u64,
+        _ => 0,
+    })
+}
 
 const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms, fingerprint)
     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)";
@@ -805,6 +821,37 @@ mod tests {
         let attempts = db.attempts("j1").unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!((attempts[0].node.as_str(), attempts[0].end), ("node-a", Some(AttemptEnd::Finished)));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_s_fuel_saturates_and_a_sum_once_gone_real_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.db");
+        let sub = Submission { key: None, tenant: "t".into(), priority: 0 };
+        {
+            let db = SqliteStore::open(&path, false).unwrap();
+            for id in ["j1", "j2"] {
+                let new = NewJob { id, submission: &sub, spec: &spec(), submitted_ms: 1, fingerprint: None };
+                db.insert(new).await.unwrap();
+                db.running(id, "node-a", 1);
+                let mut report = JobReport::before_start(Outcome::Exited(0), "node-a", &Limits::default());
+                report.fuel_used = u64::MAX;
+                db.finished(id, &report, true, AttemptEnd::Finished, true);
+            }
+            db.flush().await.unwrap();
+            let used = crate::model::TenantUse { name: "t".into(), jobs_run: 2, fuel_burned: i64::MAX as u64 };
+            assert_eq!(db.tenant_use().unwrap(), [used]);
+        }
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let kept: String =
+            conn.query_row("SELECT typeof(fuel_burned) FROM tenant_use WHERE name = 't'", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, "integer", "the sum passed into a real");
+        // A sum an earlier master let pass into a real.
+        conn.execute("INSERT INTO tenant_use (name, jobs_run, fuel_burned) VALUES ('u', 1, 1.8e19)", []).unwrap();
+        drop(conn);
+        let db = SqliteStore::open(&path, false).unwrap();
+        let read: Vec<_> = db.tenant_use().unwrap().into_iter().map(|u| (u.name, u.fuel_burned)).collect();
+        assert_eq!(read, [("t".to_owned(), i64::MAX as u64), ("u".to_owned(), i64::MAX as u64)]);
     }
 
     #[tokio::test]
