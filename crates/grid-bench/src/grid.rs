@@ -72,6 +72,7 @@ impl BenchGrid {
         } else {
             let mut config = grid_master::MasterConfig::new(dir.join("master"));
             config.fsync = setup.fsync;
+            config.tls = grid_master::TlsSetup::Off;
             let master = grid_master::Master::open(config)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             grid.url = format!("http://{}", listener.local_addr()?);
@@ -117,7 +118,7 @@ impl BenchGrid {
 pub fn spawn_master(dir: &std::path::Path, fsync: bool) -> Result<(std::process::Child, String)> {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(sibling("grid-master")?);
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir);
+    cmd.args(["--listen", "127.0.0.1:0", "--insecure", "--data-dir"]).arg(dir);
     if !fsync {
         cmd.arg("--no-fsync");
     }

@@ -634,6 +634,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = MasterConfig::new(dir.path());
         config.fsync = false;
+        config.tls = crate::TlsSetup::Off;
         let master = Master::open(config).unwrap();
         let live = master.live();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
