@@ -127,7 +127,10 @@ fn tls_failure(e: &(dyn std::error::Error + 'static), host: &str, trusted: &str)
         }
         TlsError::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => format!("the master's certificate is not for `{host}`: start the master with `--tls-name {host}`"),
+        ) => format!(
+            "the master's certificate does not name `{host}`: reach it by a name its certificate has, \
+             or give it this one (`grid-master --tls-name {host}`)"
+        ),
         TlsError::InvalidMessage(InvalidMessage::InvalidContentType) | TlsError::InvalidMessage(_) => {
             "the master does not speak TLS: if it was started with --insecure, write its URL with `http://`".into()
         }

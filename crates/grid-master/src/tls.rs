@@ -555,6 +555,37 @@ mod wire {
     }
 
     #[tokio::test]
+    async fn a_certificate_that_does_not_name_the_host_dialled_is_refused_with_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["elsewhere.example".to_owned()])
+            .unwrap()
+            .signed_by(&key, &Issuer::new(ca, ca_key))
+            .unwrap();
+        let (chain, key_file) = (dir.path().join("chain.pem"), dir.path().join("key.pem"));
+        std::fs::write(&chain, format!("{}{}", cert.pem(), ca_cert.pem())).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        let (url, _data, _stop) = start(TlsSetup::Files { cert: chain, key: key_file }).await;
+
+        let trust = Trust { ca_pem: Some(ca_cert.pem().into_bytes()), ca_pin: None };
+        let refused = channel(&url, &trust).await.unwrap_err();
+        assert_eq!(
+            refused,
+            format!(
+                "cannot reach master `{url}`: the master's certificate does not name `127.0.0.1`: reach it by a \
+                 name its certificate has, or give it this one (`grid-master --tls-name 127.0.0.1`)"
+            )
+        );
+        let pin = pin_of_pem(ca_cert.pem().as_bytes()).unwrap();
+        let refused = fetch_ca(&url, &pin).await.unwrap_err();
+        assert!(refused.starts_with(&format!("cannot trust master `{url}`: the master's certificate does not name")));
+    }
+
+    #[tokio::test]
     async fn a_master_with_the_operator_s_certificate_is_trusted_through_its_chain() {
         let made = tempfile::tempdir().unwrap();
         prepare(&TlsSetup::Auto { names: vec![] }, made.path()).unwrap();
