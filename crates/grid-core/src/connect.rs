@@ -119,7 +119,7 @@ pub async fn channel(url: &str, trust: &Trust) -> Result<Channel, String> {
 /// Why a TLS connection failed, in words: `host` is the name asked for,
 /// `trusted` whom the client trusted.
 fn tls_failure(e: &(dyn std::error::Error + 'static), host: &str, trusted: &str) -> String {
-    use rustls::{CertificateError, Error as TlsError, InvalidMessage};
+    use rustls::{CertificateError, Error as TlsError};
     let Some(tls) = find_tls_error(e) else { return root_cause(e) };
     match tls {
         TlsError::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
@@ -131,7 +131,7 @@ fn tls_failure(e: &(dyn std::error::Error + 'static), host: &str, trusted: &str)
             "the master's certificate does not name `{host}`: reach it by a name its certificate has, \
              or give it this one (`grid-master --tls-name {host}`)"
         ),
-        TlsError::InvalidMessage(InvalidMessage::InvalidContentType) | TlsError::InvalidMessage(_) => {
+        TlsError::InvalidMessage(_) => {
             "the master does not speak TLS: if it was started with --insecure, write its URL with `http://`".into()
         }
         other => other.to_string(),
