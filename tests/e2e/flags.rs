@@ -23,7 +23,7 @@ fn finish(mut command: Command) -> Run {
 }
 
 #[test]
-fn an_https_master_is_refused_rather_than_talked_to_in_plaintext() {
+fn a_master_url_speaks_https_or_http_and_any_other_scheme_is_refused() {
     let module = tempfile::tempdir().unwrap();
     let module = module.path().join("x.wat");
     std::fs::write(&module, guests::hello()).unwrap();
@@ -35,27 +35,31 @@ fn an_https_master_is_refused_rather_than_talked_to_in_plaintext() {
         }
         finish(cmd)
     };
-    let tls = "grid: `https://127.0.0.1:1`: TLS is not supported yet, and this connection would be plaintext";
-    cli(&["--master", "https://127.0.0.1:1", "run"], None).assert_grid_failure(2, tls);
-    cli(&["run", "--master", "https://127.0.0.1:1"], None).assert_grid_failure(2, tls);
-    cli(&["run"], Some("https://127.0.0.1:1")).assert_grid_failure(2, tls);
-    cli(&["run"], Some("ftp://127.0.0.1:1")).assert_grid_failure(2, "`ftp://` is not spoken");
+    // `https://` (and a bare `HOST:PORT`) is spoken: nobody listens there.
+    let unreachable = "grid: cannot reach master `https://127.0.0.1:1`";
+    cli(&["--master", "https://127.0.0.1:1", "run"], None).assert_grid_failure(125, unreachable);
+    cli(&["run", "--master", "https://127.0.0.1:1"], None).assert_grid_failure(125, unreachable);
+    cli(&["run"], Some("https://127.0.0.1:1")).assert_grid_failure(125, unreachable);
+    cli(&["run"], Some("127.0.0.1:1")).assert_grid_failure(125, "grid: cannot reach master `127.0.0.1:1`");
+    let ftp = "`ftp://127.0.0.1:1` is not a master URL: `ftp://` is not spoken";
+    cli(&["--master", "ftp://127.0.0.1:1", "run"], None).assert_grid_failure(2, ftp);
+    cli(&["run"], Some("ftp://127.0.0.1:1")).assert_grid_failure(2, ftp);
     // `new` talks to no master, whatever `$GRID_MASTER` says.
     let made = finish({
         let mut cmd = Command::new(bin("grid-cli"));
-        cmd.arg("new").arg(module.with_file_name("made")).env("GRID_MASTER", "https://127.0.0.1:1");
+        cmd.arg("new").arg(module.with_file_name("made")).env("GRID_MASTER", "ftp://127.0.0.1:1");
         cmd
     });
     assert_eq!(made.code, Some(0), "{made:#?}");
 
     let node = finish({
         let mut cmd = Command::new(bin("grid-node"));
-        cmd.args(["--master", "https://127.0.0.1:1", "--cache-dir"]).arg(module.with_file_name("node"));
+        cmd.args(["--master", "ftp://127.0.0.1:1", "--cache-dir"]).arg(module.with_file_name("node"));
         cmd
     });
     assert_eq!(node.code, Some(2), "{node:#?}");
     assert_eq!(node.stderr.lines().count(), 1, "{node:#?}");
-    assert!(node.stderr.starts_with("grid-node: `https://127.0.0.1:1`: TLS is not supported yet"), "{node:#?}");
+    assert!(node.stderr.starts_with(&format!("grid-node: {ftp}")), "{node:#?}");
 }
 
 #[test]

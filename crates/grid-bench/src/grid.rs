@@ -84,6 +84,9 @@ impl BenchGrid {
         } else {
             let mut config = grid_master::MasterConfig::new(dir.join("master"));
             config.fsync = setup.fsync;
+            if setup.insecure {
+                config.tls = grid_master::TlsSetup::Off;
+            }
             let master = grid_master::Master::open(config)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let tls = master.ca_pin().is_some();

@@ -31,8 +31,8 @@ struct Args {
     /// binaries next to this one) rather than inside the benchmark.
     #[arg(long)]
     processes: bool,
-    /// With `--processes`, the master serves plaintext (`--insecure`)
-    /// instead of TLS: to measure what TLS costs.
+    /// The master serves plaintext (`grid-master --insecure`) instead of
+    /// TLS: to measure what TLS costs.
     #[arg(long)]
     insecure: bool,
     /// How many jobs `soak` runs through one master (`--quick`: 20,000).

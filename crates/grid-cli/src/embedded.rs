@@ -94,6 +94,7 @@ pub async fn start(mode: Mode) -> Result<(String, String)> {
         Mode::Read => lock_if_free(&dir)?,
     };
     let mut config = MasterConfig::new(dir.join("master"));
+    config.tls = grid_master::TlsSetup::Off;
     config.recovery = match lock {
         Some(_) => Recovery::End(ABANDONED.into()),
         None => Recovery::Leave,
@@ -298,6 +299,7 @@ fn lock_if_free(dir: &Path) -> Result<Option<File>> {
 pub async fn prune(older_than: Duration) -> Result<(usize, PathBuf)> {
     let dir = state_dir().join("master");
     let mut config = MasterConfig::new(&dir);
+    config.tls = grid_master::TlsSetup::Off;
     config.recovery = Recovery::Leave;
     let record = Master::open(config)?.live().store();
     let before = grid_master::model::now_ms().saturating_sub(older_than.as_millis() as u64);

@@ -11,19 +11,17 @@ use std::time::Duration;
 /// stdin and mapped directories inline.
 pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
 
-/// A master address as a URL: `HOST:PORT` gets `http://` in front. Only
-/// `http://` is spoken: an `https://` address is refused rather than talked
-/// to in plaintext, as is any other scheme.
+/// A master address as a URL: `HOST:PORT` gets `https://` in front;
+/// `https://` and `http://` (plaintext, for a master started with
+/// `--insecure`) are kept; any other scheme is refused.
 pub fn master_url(address: &str) -> Result<String, String> {
     match address.split_once("://") {
-        None => Ok(format!("http://{address}")),
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => Ok(address.to_owned()),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => Err(format!(
-            "`{address}`: TLS is not supported yet, and this connection would be plaintext; \
-             on a network you trust, write `http://{rest}`"
-        )),
+        None => Ok(format!("https://{address}")),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+            Ok(address.to_owned())
+        }
         Some((scheme, _)) => Err(format!(
-            "`{address}` is not a master URL: `{scheme}://` is not spoken; write it like `http://127.0.0.1:7070`"
+            "`{address}` is not a master URL: `{scheme}://` is not spoken; write it like `https://127.0.0.1:7070`"
         )),
     }
 }
@@ -284,14 +282,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn master_urls_speak_only_http() {
-        assert_eq!(master_url("127.0.0.1:7070").as_deref(), Ok("http://127.0.0.1:7070"));
+    fn master_urls_are_https_unless_they_say_http() {
+        assert_eq!(master_url("127.0.0.1:7070").as_deref(), Ok("https://127.0.0.1:7070"));
+        assert_eq!(master_url("https://grid:7070").as_deref(), Ok("https://grid:7070"));
+        assert_eq!(master_url("HTTPS://grid:7070").as_deref(), Ok("HTTPS://grid:7070"));
         assert_eq!(master_url("http://grid:7070").as_deref(), Ok("http://grid:7070"));
-        assert_eq!(master_url("HTTP://grid:7070").as_deref(), Ok("HTTP://grid:7070"));
-        let https = master_url("https://grid:7070").unwrap_err();
-        assert!(https.contains("TLS is not supported yet") && https.contains("`http://grid:7070`"), "{https}");
         let ftp = master_url("ftp://grid").unwrap_err();
-        assert!(ftp.contains("`ftp://` is not spoken"), "{ftp}");
+        assert!(ftp.contains("`ftp://` is not spoken") && ftp.contains("`https://127.0.0.1:7070`"), "{ftp}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod scheduler;
 pub mod session;
 pub mod state;
 pub mod tenants;
+pub mod tls;
 pub mod watch;
 
 pub use error::{MasterError, Result};
@@ -40,6 +41,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+pub use tls::TlsSetup;
 use tokio::net::{TcpListener, UnixListener};
 
 /// Where a master takes connections: a TCP port, or a Unix socket (the
@@ -89,6 +91,9 @@ pub struct MasterConfig {
     pub upload_idle: Duration,
     /// What the master does at start with the jobs its record holds unfinished.
     pub recovery: Recovery,
+    /// How the master speaks on TCP: TLS with its own CA (the default), with
+    /// the operator's certificate, or plaintext.
+    pub tls: TlsSetup,
 }
 
 /// What a starting master does with the jobs its record holds unfinished
@@ -133,6 +138,7 @@ impl MasterConfig {
             keep_finished: None,
             upload_idle: Duration::from_secs(30),
             recovery: Recovery::Resume,
+            tls: TlsSetup::Auto { names: vec![] },
         }
     }
 }
@@ -145,6 +151,7 @@ pub struct Master {
     /// The admin token's text, as `admin.token` holds it.
     admin: String,
     config: MasterConfig,
+    tls: Option<tls::ServerIdentity>,
 }
 
 impl Master {
@@ -153,6 +160,7 @@ impl Master {
         if let Some(warning) = data_dir::prepare(&config.data_dir)? {
             tracing::warn!("{warning}");
         }
+        let tls = tls::prepare(&config.tls, &config.data_dir)?;
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
         let live =
@@ -182,7 +190,7 @@ impl Master {
         } else {
             tracing::info!(path = %path.display(), "admin token kept");
         }
-        Ok(Self { live: Arc::new(live), modules: Arc::new(modules), tokens: Arc::new(tokens), admin, config })
+        Ok(Self { live: Arc::new(live), modules: Arc::new(modules), tokens: Arc::new(tokens), admin, config, tls })
     }
 
     /// The live state, for embedding and tests.
@@ -193,7 +201,18 @@ impl Master {
     /// The sha256 of the CA certificate clients and nodes should trust (the
     /// pin a join token carries); `None` when there is none to pin.
     pub fn ca_pin(&self) -> Option<[u8; 32]> {
-        None
+        self.tls.as_ref().and_then(|t| t.ca_pin)
+    }
+
+    /// The CA certificate clients and nodes may copy and trust (`--ca`),
+    /// when the master made its own.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().and_then(|t| t.ca_file.as_deref())
+    }
+
+    /// Whether the master speaks TLS on TCP.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The admin token, as written to `admin.token` in the data dir: what
@@ -245,15 +264,22 @@ impl Master {
         let server = grid_proto::master_server::MasterServer::new(service)
             .max_decoding_message_size(config.ceilings.max_message())
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let builder = || tonic::transport::Server::builder().http2_keepalive_interval(Some(Duration::from_secs(10)));
         // Every call is checked before any service sees it.
-        let router = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .layer(auth::AuthLayer::new(tokens.clone()))
-            .add_service(server)
-            .add_service(admin);
+        let auth = auth::AuthLayer::new(tokens.clone());
         type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
         let server: Serving = match listener.into() {
             Listener::Tcp(listener) => {
+                let builder = match &self.tls {
+                    Some(identity) => builder().tls_config(tls::server_config(identity))?,
+                    None => {
+                        tracing::warn!(
+                            "serving plaintext (--insecure): anyone on the network can read and forge calls"
+                        );
+                        builder()
+                    }
+                };
+                let router = builder.layer(auth).add_service(server).add_service(admin);
                 // Small messages (heartbeats, assignments, output chunks)
                 // must not wait for Nagle's algorithm: set no-delay on every
                 // accepted socket.
@@ -261,6 +287,7 @@ impl Master {
                 Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
             }
             Listener::Unix(listener) => {
+                let router = builder().layer(auth).add_service(server).add_service(admin);
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
             }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use grid_master::{Master, MasterConfig};
+use grid_master::{Master, MasterConfig, TlsSetup};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +64,22 @@ struct Args {
     /// Drop an upload that sends nothing for this long.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = grid_core::parse_duration)]
     upload_idle_timeout: Duration,
+    /// Serve plaintext instead of TLS: anyone on the network can read and
+    /// forge calls. Only for a network where everyone is trusted.
+    #[arg(long, conflicts_with_all = ["tls_name", "tls_cert"])]
+    insecure: bool,
+    /// Another name (DNS name or IP address) for the master's own server
+    /// certificate, besides `localhost`, `127.0.0.1`, `::1` and the host's
+    /// name. Repeatable.
+    #[arg(long, value_name = "NAME", conflicts_with = "tls_cert")]
+    tls_name: Vec<String>,
+    /// Serve this certificate chain (PEM, the server's certificate first)
+    /// instead of one signed by the master's own CA.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -104,6 +120,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         keep_finished: args.keep_finished,
         upload_idle: args.upload_idle_timeout,
         recovery: grid_master::Recovery::Resume,
+        tls: match (args.insecure, args.tls_cert, args.tls_key) {
+            (true, _, _) => TlsSetup::Off,
+            (false, Some(cert), Some(key)) => TlsSetup::Files { cert, key },
+            _ => TlsSetup::Auto { names: args.tls_name },
+        },
     };
     let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -112,6 +133,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("grid-master listening on {addr}");
     tracing::info!(%addr, data_dir = %data_dir.display(), "grid-master ready");
+    match (master.ca_file(), master.ca_pin()) {
+        (Some(ca), Some(pin)) => {
+            tracing::info!(ca = %ca.display(), pin = %hex::encode(pin), "clients and nodes trust this CA")
+        }
+        (None, Some(pin)) => tracing::info!(pin = %hex::encode(pin), "clients and nodes trust the CA of --tls-cert"),
+        _ => {}
+    }
     master.serve(listener, shutdown_signal()).await
 }
 

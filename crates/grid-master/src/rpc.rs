@@ -714,6 +714,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = MasterConfig::new(dir.path());
         config.fsync = false;
+        config.tls = crate::TlsSetup::Off;
         let master = Master::open(config).unwrap();
         let live = master.live();
         let (admin, node) = (master.admin_token(), master.node_credential("a").unwrap());
