@@ -89,7 +89,7 @@ fn stalled_watchers_of_a_flood_cost_no_copy_of_its_output() {
     let before = grid.master_rss();
     // Each on a connection of its own: unread streams hold their
     // connection's flow-control window.
-    let watchers: Vec<_> = (0..4).map(|_| RogueClient::connect(grid.url()).stalled_watch(&id)).collect();
+    let watchers: Vec<_> = (0..4).map(|_| RogueClient::connect(&grid.admin()).stalled_watch(&id)).collect();
     for w in &watchers {
         assert!(matches!(w.first, Ok(Some(_))), "a watcher got no first event: {:?}", w.first);
     }
@@ -101,7 +101,11 @@ fn stalled_watchers_of_a_flood_cost_no_copy_of_its_output() {
 #[test]
 fn a_node_s_output_past_the_job_s_limit_ends_the_job() {
     let mut grid = GridSandbox::start(0);
-    let rogue = RogueNode::connect(grid.url(), registration("rogue", vec![]), OnAssign::Flood { bytes: 500 * MIB });
+    let rogue = RogueNode::connect(
+        &grid.node_access("rogue"),
+        registration("rogue", vec![]),
+        OnAssign::Flood { bytes: 500 * MIB },
+    );
     let (run, bytes) = grid.run_counting(&["run", "--output-limit", "1KiB", &hello()]);
     run.assert_grid_failure(121, "output limit");
     assert!(bytes <= 1024, "{bytes} bytes of output came through a limit of 1 KiB");
@@ -125,7 +129,7 @@ fn a_node_s_fuel_and_memory_claims_are_cut_to_the_job_s_limits() {
         node: "rogue".into(),
         ..Default::default()
     };
-    let rogue = RogueNode::connect(grid.url(), registration("rogue", vec![]), OnAssign::Finish(lie));
+    let rogue = RogueNode::connect(&grid.node_access("rogue"), registration("rogue", vec![]), OnAssign::Finish(lie));
     let (run, _) = grid.run_counting(&["run", "--fuel", "1G", "--memory", "64MiB", &hello()]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     let burned = number(&node(&grid, "rogue")["fuel_burned"]);
@@ -143,7 +147,8 @@ fn a_node_s_fuel_and_memory_claims_are_cut_to_the_job_s_limits() {
 fn a_node_that_holds_a_job_past_its_deadline_loses_it() {
     let grid = GridSandbox::builder(1).master_args(&["--grace", "1s"]).start();
     // It claims the module and the most fuel: the job goes to it first.
-    let rogue = RogueNode::connect(grid.url(), registration("rogue", vec![hello_hash()]), OnAssign::Hold);
+    let rogue =
+        RogueNode::connect(&grid.node_access("rogue"), registration("rogue", vec![hello_hash()]), OnAssign::Hold);
     let (run, _) = grid.run_counting(&["run", "--timeout", "2s", &hello()]);
     run.assert_clean_success();
     assert_eq!(run.stdout, "Hello, world!\n");
@@ -164,7 +169,11 @@ fn a_node_that_holds_a_job_past_its_deadline_loses_it() {
 fn hand_backs_count_against_the_attempts() {
     let mut grid = GridSandbox::start(0);
     let reason = "not today".to_owned();
-    let rogue = RogueNode::connect(grid.url(), registration("rogue", vec![]), OnAssign::OutputThenReject { reason });
+    let rogue = RogueNode::connect(
+        &grid.node_access("rogue"),
+        registration("rogue", vec![]),
+        OnAssign::OutputThenReject { reason },
+    );
     let id = grid.submit(&[&hello()]);
     let job = grid.wait_until("the job ended or went past its attempts", |s| {
         let job = s.status(&id);
@@ -184,7 +193,8 @@ fn hand_backs_count_against_the_attempts() {
 fn a_long_rejection_reason_is_cut_before_it_is_logged_or_stored() {
     let mut grid = GridSandbox::start(0);
     let reason = format!("MARKER{}", "x".repeat(10_000));
-    let rogue = RogueNode::connect(grid.url(), registration("rogue", vec![]), OnAssign::Reject { reason });
+    let rogue =
+        RogueNode::connect(&grid.node_access("rogue"), registration("rogue", vec![]), OnAssign::Reject { reason });
     let id = grid.submit(&[&hello()]);
     rogue.wait_assigned();
     let log = grid.wait_until("the master logged the rejection", |s| {
@@ -213,7 +223,7 @@ fn a_million_cached_hashes_per_message_do_not_grow_the_master() {
     // shows as is in `grid-cli nodes`, and says the heartbeat was taken.
     let mut reg = registration("rogue", vec![]);
     reg.capacity.as_mut().unwrap().fuel_per_hour = 1;
-    let rogue = RogueNode::connect(grid.url(), reg, OnAssign::Hold);
+    let rogue = RogueNode::connect(&grid.node_access("rogue"), reg, OnAssign::Hold);
     let before = grid.master_rss();
     for i in 0..5 {
         let cached_added = rogue::fake_hashes(1_000_000, i);
@@ -227,7 +237,11 @@ fn a_million_cached_hashes_per_message_do_not_grow_the_master() {
     assert!(cached <= 10_000, "the master keeps {cached} cached hashes for one node");
     assert_grew_less_than(&grid, before, 2 * RSS_BOUND, "after five heartbeats of a million hashes each");
     // The same in a registration.
-    let other = RogueNode::connect(grid.url(), registration("other", rogue::fake_hashes(1_000_000, 9)), OnAssign::Hold);
+    let other = RogueNode::connect(
+        &grid.node_access("other"),
+        registration("other", rogue::fake_hashes(1_000_000, 9)),
+        OnAssign::Hold,
+    );
     let cached = number(&node(&grid, "other")["cached_modules"]);
     assert!(cached <= 10_000, "the master keeps {cached} cached hashes for one node");
     let nodes = grid.run(&["nodes"]);
@@ -241,7 +255,7 @@ fn a_million_cached_hashes_per_message_do_not_grow_the_master() {
 #[test]
 fn queued_jobs_keep_their_stdin_out_of_the_master_s_memory() {
     let mut grid = GridSandbox::start(0);
-    let client = RogueClient::connect(grid.url());
+    let client = RogueClient::connect(&grid.admin());
     let module = client.upload(&std::fs::read(grid_tests::example("hello")).unwrap()).unwrap();
     let before = grid.master_rss();
     let ids: Vec<String> = (0..8)
@@ -267,12 +281,17 @@ fn long_names_args_and_tenants_do_not_break_listings() {
     let long = "a".repeat(70_000);
     let id = grid.submit(&[&hello(), &long]);
     grid.wait_finished(&id);
-    let client = RogueClient::connect(grid.url());
+    let client = RogueClient::connect(&grid.admin());
     let module = hello_hash();
     let mut req = rogue::job(&module);
     req.spec.as_mut().unwrap().args.push("b".repeat(900 << 10));
     client.submit(req).unwrap();
-    let _rogue = RogueNode::connect(grid.url(), registration(&"n".repeat(70_000), vec![]), OnAssign::Hold);
+    // A node's name is its credential's: a long one is refused when it
+    // joins, and a long name in its registration is not taken.
+    let joining = rogue::join(&grid.access(Some(&grid.join_token(&[]))), &"n".repeat(70_000));
+    assert_eq!(joining.unwrap_err().code(), Code::InvalidArgument);
+    let _rogue =
+        RogueNode::connect(&grid.node_access("rogue"), registration(&"n".repeat(70_000), vec![]), OnAssign::Hold);
     for args in [&["jobs"][..], &["jobs", "--json"], &["nodes"], &["nodes", "--json"]] {
         let run = grid.run(args);
         assert_eq!(run.code, Some(0), "`grid-cli {}` failed: {}", args.join(" "), run.stderr);
@@ -297,7 +316,7 @@ fn submissions_over_the_master_s_ceilings_are_refused() {
     let grid = GridSandbox::start(1);
     let run = grid.run(&["run", "--output-limit", "1GiB", &hello()]);
     run.assert_grid_failure(125, "output limit of 1GiB is over the master's limit of 256MiB");
-    let client = RogueClient::connect(grid.url());
+    let client = RogueClient::connect(&grid.admin());
     let module = client.upload(&std::fs::read(grid_tests::example("hello")).unwrap()).unwrap();
     let check = |change: &dyn Fn(&mut pb::SubmitJobRequest), message: &str| {
         let mut req = rogue::job(&module);
@@ -326,7 +345,7 @@ fn submissions_over_the_master_s_ceilings_are_refused() {
 #[test]
 fn a_full_queue_refuses_submissions_until_it_drains() {
     let mut grid = GridSandbox::builder(0).master_args(&["--max-queued", "5"]).start();
-    let client = RogueClient::connect(grid.url());
+    let client = RogueClient::connect(&grid.admin());
     let module = client.upload(&std::fs::read(grid_tests::example("hello")).unwrap()).unwrap();
     let ids: Vec<String> = (0..5).map(|_| client.submit(rogue::job(&module)).unwrap()).collect();
     assert_refused(
@@ -366,7 +385,7 @@ fn partial_uploads(grid: &GridSandbox) -> Vec<std::path::PathBuf> {
 fn stalled_uploads_are_refused_and_leave_nothing_behind() {
     let grid = GridSandbox::builder(1).master_args(&["--upload-idle-timeout", "1s"]).start();
     let before = grid.master_rss();
-    let clients: Vec<_> = (0..8).map(|_| RogueClient::connect(grid.url())).collect();
+    let clients: Vec<_> = (0..8).map(|_| RogueClient::connect(&grid.admin())).collect();
     let mut uploads: Vec<_> = clients
         .iter()
         .zip(rogue::fake_hashes(8, 7))
@@ -384,7 +403,7 @@ fn stalled_uploads_are_refused_and_leave_nothing_behind() {
 #[test]
 fn too_many_uploads_at_once_on_one_connection_are_refused() {
     let grid = GridSandbox::start(1);
-    let client = RogueClient::connect(grid.url());
+    let client = RogueClient::connect(&grid.admin());
     let hashes = rogue::fake_hashes(5, 11);
     // Each past its connection's flow-control window, so each is being
     // read when the fifth comes.
@@ -403,7 +422,7 @@ fn too_many_uploads_at_once_on_one_connection_are_refused() {
 #[test]
 fn missing_modules_with_a_million_hashes_is_refused() {
     let grid = GridSandbox::start(1);
-    let client = RogueClient::connect(grid.url());
+    let client = RogueClient::connect(&grid.admin());
     assert_eq!(client.missing_modules(rogue::fake_hashes(1000, 1)).unwrap().len(), 1000);
     assert_refused(
         client.missing_modules(rogue::fake_hashes(1_000_000, 2)),
@@ -416,11 +435,11 @@ fn missing_modules_with_a_million_hashes_is_refused() {
 #[test]
 fn a_module_is_fetched_only_by_a_node_running_it() {
     let grid = GridSandbox::start(1);
-    let client = RogueClient::connect(grid.url());
+    let client = RogueClient::connect(&grid.admin());
     let module = client.upload(&std::fs::read(grid_tests::example("hello")).unwrap()).unwrap();
     assert_refused(client.fetch_first_chunk(&module), Code::PermissionDenied, "fetch refused");
     // A connected node with no job of that module is a stranger too.
-    let rogue = RogueNode::connect(grid.url(), registration("rogue", vec![]), OnAssign::Hold);
+    let rogue = RogueNode::connect(&grid.node_access("rogue"), registration("rogue", vec![]), OnAssign::Hold);
     assert_refused(rogue.fetch_first_chunk(&module), Code::PermissionDenied, "fetch refused");
     drop(rogue);
     grid.wait_node_gone("rogue");

@@ -192,3 +192,51 @@ fn prune_forgets_old_finished_jobs_of_the_embedded_grid_only() {
     let named = home.run(&["--master", "http://127.0.0.1:1", "prune"]);
     named.assert_grid_failure(125, "grid-master --keep-finished");
 }
+
+/// The inodes of the TCP sockets listening on this machine.
+fn listening_inodes() -> Vec<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // `st` 0A is LISTEN.
+            if fields.get(3) == Some(&"0A") {
+                inodes.extend(fields.get(9).map(|s| s.to_string()));
+            }
+        }
+    }
+    inodes
+}
+
+/// The inodes of the sockets process `pid` holds open.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_embedded_grid_opens_no_port() {
+    let home = Home::new();
+    let sleeper = home.wat("sleeper", &guest(guests::SLEEP_MINUTE));
+    let run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
+    let id = home.wait_running();
+    let listening = listening_inodes();
+    let held = socket_inodes(run.pid());
+    assert!(!held.is_empty(), "the embedded grid holds no socket at all");
+    assert!(held.iter().all(|inode| !listening.contains(inode)), "grid-cli run listens on a TCP port");
+    // Its socket is in a directory only its user may enter.
+    let state = home.dir.path().join("cache/wasm-grid/embedded");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", state.display());
+    run.signal("INT");
+    let ended = run.finish();
+    assert_eq!(ended.code, Some(130), "{ended:#?}");
+    assert_eq!(home.status(&id)["state"], "cancelled");
+}

@@ -22,4 +22,6 @@ mod sdk;
 mod sharing;
 mod shutdown;
 mod signals;
+mod tenants;
+mod trust;
 mod verbs;

@@ -98,11 +98,11 @@ fn a_master_whose_watcher_and_uploader_stop_still_exits() {
     let id = grid.submit(&["--output-limit", "16MiB", flood.to_str().unwrap()]);
     grid.wait_finished(&id);
     // It reads the first event of 16 MiB and then nothing.
-    let watcher = RogueClient::connect(grid.url()).stalled_watch(&id);
+    let watcher = RogueClient::connect(&grid.admin()).stalled_watch(&id);
     assert!(matches!(watcher.first, Ok(Some(_))), "{:?}", watcher.first);
     // And an upload that sends part of a module and then nothing, which
     // only the master's upload timeout (30 s) would end.
-    let upload = RogueClient::connect(grid.url()).stalled_upload(&rogue::fake_hashes(1, 1)[0], 1 << 20, 1024);
+    let upload = RogueClient::connect(&grid.admin()).stalled_upload(&rogue::fake_hashes(1, 1)[0], 1 << 20, 1024);
     grid.signal_master("TERM");
     assert_eq!(grid.wait_master_exit(EXIT_WITHIN), Some(0), "{}", grid.master_log());
     drop((watcher, upload));

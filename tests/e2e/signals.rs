@@ -46,6 +46,8 @@ fn a_closed_stdout_on_logs_follow_leaves_the_job() {
     let logs = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{} --master {} logs --follow {id} | head -1", grid_tests::bin("grid-cli").display(), grid.url()))
+        .env("GRID_TOKEN", grid.admin_token())
+        .env("GRID_CA", grid.ca().unwrap())
         .output()
         .unwrap();
     assert!(logs.status.success(), "{logs:#?}");

@@ -1,10 +1,15 @@
 //! Shared helpers for the end-to-end tests: [`GridSandbox`] starts a real
 //! `grid-master` and N real `grid-node` processes on loopback ports in a
 //! temp dir, and drives them with the real `grid-cli`, reading what it
-//! lists through `--json`. Misbehaving nodes and clients, which speak the
-//! protocol directly, live beside it in [`rogue`].
+//! lists through `--json`. The grid is secured as a real one is: the master
+//! serves TLS with the CA it made, the CLI calls with the admin token, and
+//! the nodes join with a join token that carries the CA's pin. Misbehaving
+//! nodes and clients, which speak the protocol directly, live beside it in
+//! [`rogue`].
 
 pub mod rogue;
+
+pub use rogue::Access;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -91,6 +96,10 @@ pub struct GridSandbox {
     url: String,
     master_args: Vec<String>,
     nodes: Vec<NodeProcess>,
+    /// The admin token the master wrote to its data dir.
+    admin_token: String,
+    /// The join token every node of the sandbox joins with.
+    join: String,
 }
 
 /// One `grid-node` process and the name it registered with.
@@ -124,8 +133,23 @@ impl Builder {
     pub fn start(self) -> GridSandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         let (master, addr) = spawn_master(dir.path(), "127.0.0.1:0", &self.master_args);
-        let url = format!("http://{addr}");
-        let mut sandbox = GridSandbox { dir, master, addr, url, master_args: self.master_args, nodes: Vec::new() };
+        let insecure = self.master_args.iter().any(|a| a == "--insecure");
+        let url = if insecure { format!("http://{addr}") } else { format!("https://{addr}") };
+        let admin_token = std::fs::read_to_string(dir.path().join("master/admin.token"))
+            .expect("the master wrote admin.token")
+            .trim()
+            .to_owned();
+        let mut sandbox = GridSandbox {
+            dir,
+            master,
+            addr,
+            url,
+            master_args: self.master_args,
+            nodes: Vec::new(),
+            admin_token,
+            join: String::new(),
+        };
+        sandbox.join = sandbox.join_token(&[]);
         let node_args: Vec<&str> = self.node_args.iter().map(String::as_str).collect();
         for i in 0..self.nodes {
             sandbox.add_node(&format!("node-{i}"), &node_args);
@@ -184,9 +208,80 @@ impl GridSandbox {
         Builder { nodes, node_args: Vec::new(), master_args: Vec::new() }
     }
 
-    /// The master's URL.
+    /// The master's URL: `https://127.0.0.1:PORT`, or `http://` for a
+    /// master started with `--insecure`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Whether the master serves plaintext (`--insecure`).
+    pub fn insecure(&self) -> bool {
+        self.url.starts_with("http://")
+    }
+
+    /// The CA the master made, `ca.pem` in its data dir (`None` when it
+    /// serves plaintext).
+    pub fn ca(&self) -> Option<PathBuf> {
+        (!self.insecure()).then(|| self.master_dir().join("ca.pem"))
+    }
+
+    /// The admin token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The join token the sandbox's nodes join with.
+    pub fn join(&self) -> &str {
+        &self.join
+    }
+
+    /// How a protocol-speaking party reaches the master, calling with
+    /// `token` (or none).
+    pub fn access(&self, token: Option<&str>) -> Access {
+        Access {
+            url: self.url.clone(),
+            ca_pem: self.ca().map(|ca| std::fs::read(ca).expect("read ca.pem")),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    /// How a protocol-speaking party reaches the master as the admin.
+    pub fn admin(&self) -> Access {
+        self.access(Some(&self.admin_token))
+    }
+
+    /// How a protocol-speaking node named `name` reaches the master: with a
+    /// node credential of its own, traded for a new join token.
+    #[track_caller]
+    pub fn node_access(&self, name: &str) -> Access {
+        let join = self.join_token(&["--uses", "1"]);
+        let credential = rogue::join(&self.access(Some(&join)), name).expect("join the grid");
+        self.access(Some(&credential))
+    }
+
+    /// `grid-cli admin node-token create ARGS`: the join token it printed
+    /// as its last line.
+    #[track_caller]
+    pub fn join_token(&self, args: &[&str]) -> String {
+        let mut all = vec!["admin", "node-token", "create"];
+        all.extend_from_slice(args);
+        self.last_line(&all)
+    }
+
+    /// `grid-cli admin tenant create NAME ARGS`: the tenant's token.
+    #[track_caller]
+    pub fn tenant(&self, name: &str, args: &[&str]) -> String {
+        let mut all = vec!["admin", "tenant", "create", name];
+        all.extend_from_slice(args);
+        self.last_line(&all)
+    }
+
+    /// The last line of the stdout of `grid-cli ARGS`, which must succeed.
+    #[track_caller]
+    fn last_line(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        run.stdout.lines().last().unwrap_or_else(|| panic!("`grid-cli {}` printed nothing", args.join(" "))).to_owned()
     }
 
     /// The sandbox's temp dir.
@@ -203,9 +298,8 @@ impl GridSandbox {
             .append(true)
             .open(self.dir.path().join(format!("{name}.log")))
             .expect("log file");
-        let node = Command::new(bin("grid-node"))
-            .args(["--master", &self.url, "--name", name, "--cache-dir"])
-            .arg(self.dir.path().join(name))
+        let node = self
+            .node_command(name, name)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
@@ -232,17 +326,35 @@ impl GridSandbox {
         }
     }
 
-    /// A `grid-cli` command pointed at this sandbox's master.
+    /// A `grid-cli` command pointed at this sandbox's master, calling with
+    /// the admin token.
     pub fn cli(&self, args: &[&str]) -> Command {
+        self.cli_as(&self.admin_token, args)
+    }
+
+    /// A `grid-cli` command pointed at this sandbox's master, calling with
+    /// `token` (through `$GRID_TOKEN`), trusting the master's CA (through
+    /// `$GRID_CA`), with no saved login of the user's in the way.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("grid-cli"));
         cmd.arg("--master").arg(&self.url).args(args).stdin(Stdio::null());
-        cmd.env_remove("GRID_MASTER").env_remove("RUST_LOG");
+        cmd.env_remove("GRID_MASTER").env_remove("RUST_LOG").env("GRID_TOKEN", token);
+        match self.ca() {
+            Some(ca) => cmd.env("GRID_CA", ca),
+            None => cmd.env_remove("GRID_CA"),
+        };
+        cmd.env("XDG_CONFIG_HOME", self.dir.path().join("config"));
         cmd
     }
 
-    /// Runs `grid-cli ARGS` to completion.
+    /// Runs `grid-cli ARGS` to completion, as the admin.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cli(args).output().expect("run grid-cli"))
+    }
+
+    /// Runs `grid-cli ARGS` to completion, calling with `token`.
+    pub fn run_as(&self, token: &str, args: &[&str]) -> Run {
+        Run::from(self.cli_as(token, args).output().expect("run grid-cli"))
     }
 
     /// `grid-cli submit ARGS`: asserts it succeeded quietly and returns the
@@ -373,12 +485,21 @@ impl GridSandbox {
     }
 
     /// A `grid-node` command for this sandbox's master, named `name`, with
-    /// its data under the sandbox dir's `dir`: for nodes the sandbox does
-    /// not keep.
+    /// its data under the sandbox dir's `dir`, joining with the sandbox's
+    /// join token (a node that has its credential already ignores it).
     pub fn node_command(&self, name: &str, dir: &str) -> Command {
+        let mut cmd = self.bare_node_command(name, dir);
+        cmd.args(["--join", &self.join]);
+        cmd
+    }
+
+    /// A `grid-node` command for this sandbox's master, named `name`, with
+    /// its data under the sandbox dir's `dir`, and no join token.
+    pub fn bare_node_command(&self, name: &str, dir: &str) -> Command {
         let mut cmd = Command::new(bin("grid-node"));
         cmd.args(["--master", &self.url, "--name", name, "--cache-dir"]).arg(self.dir.path().join(dir));
-        cmd.env_remove("RUST_LOG").stdin(Stdio::null());
+        cmd.env_remove("RUST_LOG").env_remove("GRID_CA").env_remove("GRID_JOIN").env_remove("GRID_MASTER");
+        cmd.stdin(Stdio::null());
         cmd
     }
 

@@ -3,6 +3,7 @@
 //! `grid-node` or `grid-cli` would. Each is a blocking facade over one
 //! shared tokio runtime, so the tests stay plain functions.
 
+use grid_core::connect::{Bearer, Conn, Trust};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use sha2::{Digest, Sha256};
@@ -14,7 +15,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
 
 pub use tonic::Code;
 
@@ -27,15 +27,43 @@ fn block_on<F: Future>(f: F) -> F::Output {
     RUNTIME.block_on(f)
 }
 
+/// How a rogue reaches the master: its URL, the CA to trust, and the
+/// bearer token to call with (or none).
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub url: String,
+    pub ca_pem: Option<Vec<u8>>,
+    pub token: Option<String>,
+}
+
+impl Access {
+    /// The same, calling with `token` instead (or none).
+    pub fn with_token(&self, token: Option<&str>) -> Self {
+        Self { token: token.map(str::to_owned), ..self.clone() }
+    }
+}
+
 /// A client of the master with no limit on message sizes either way: the
 /// rogue sends and reads whatever the master lets through.
-async fn connect(url: &str) -> MasterClient<Channel> {
-    let channel = Endpoint::from_shared(url.to_owned())
-        .expect("master url")
-        .connect()
+async fn connect(access: &Access) -> MasterClient<Conn> {
+    let trust = Trust { ca_pem: access.ca_pem.clone(), ca_pin: None };
+    let channel = grid_core::connect::channel(&access.url, &trust)
         .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    MasterClient::new(channel).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX)
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", access.url));
+    let bearer = Bearer::new(access.token.as_deref()).expect("a token of header characters");
+    MasterClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX)
+}
+
+/// `JoinGrid` with `access`'s token (a join token, or whatever a test
+/// tries) as node `name`: the node credential the master gives.
+pub fn join(access: &Access, name: &str) -> Result<String, Status> {
+    block_on(async {
+        let mut client = connect(access).await;
+        let req = pb::JoinGridRequest { name: name.to_owned(), identity: format!("rogue-join-{name}") };
+        Ok(client.join_grid(req).await?.into_inner().node_token)
+    })
 }
 
 /// The lowercase hex sha256 of `bytes`: a module's hash.
@@ -74,13 +102,53 @@ pub fn job(module: &str) -> pb::SubmitJobRequest {
 /// A client that calls the master's client-facing RPCs with hostile
 /// arguments.
 pub struct RogueClient {
-    client: MasterClient<Channel>,
+    client: MasterClient<Conn>,
 }
 
 impl RogueClient {
-    /// Connects to the master at `url`.
-    pub fn connect(url: &str) -> Self {
-        Self { client: block_on(connect(url)) }
+    /// Connects to the master as `access` says.
+    pub fn connect(access: &Access) -> Self {
+        Self { client: block_on(connect(access)) }
+    }
+
+    /// `GetJob`: the job's state, as the master answers this caller.
+    pub fn job_state(&self, id: &str) -> Result<String, Status> {
+        let mut client = self.client.clone();
+        Ok(block_on(client.get_job(pb::GetJobRequest { job_id: id.to_owned() }))?.into_inner().state)
+    }
+
+    /// `CancelJob`: whether the master says it cancelled the job.
+    pub fn cancel(&self, id: &str) -> Result<bool, Status> {
+        let mut client = self.client.clone();
+        Ok(block_on(client.cancel_job(pb::CancelJobRequest { job_id: id.to_owned() }))?.into_inner().cancelled)
+    }
+
+    /// `ListJobs` with `tenant` as the filter: the ids listed.
+    pub fn list_jobs(&self, tenant: &str) -> Result<Vec<String>, Status> {
+        let mut client = self.client.clone();
+        let req = pb::ListJobsRequest { tenant: tenant.to_owned(), limit: 1000, ..Default::default() };
+        Ok(block_on(client.list_jobs(req))?.into_inner().jobs.into_iter().map(|j| j.id).collect())
+    }
+
+    /// `WatchJob` in snapshot mode: every event so far, or the refusal.
+    pub fn watch_snapshot(&self, id: &str) -> Result<Vec<pb::job_event::Event>, Status> {
+        let mut client = self.client.clone();
+        block_on(async move {
+            let req = pb::WatchJobRequest { job_id: id.to_owned(), snapshot: true };
+            let mut events = client.watch_job(req).await?.into_inner();
+            let mut all = Vec::new();
+            while let Some(e) = events.message().await? {
+                all.extend(e.event);
+            }
+            Ok(all)
+        })
+    }
+
+    /// `ListNodes`: the names listed.
+    pub fn node_names(&self) -> Result<Vec<String>, Status> {
+        let mut client = self.client.clone();
+        let nodes = block_on(client.list_nodes(pb::ListNodesRequest { all: false }))?.into_inner().nodes;
+        Ok(nodes.into_iter().map(|n| n.name).collect())
     }
 
     /// Uploads `bytes` as a module in one chunk; returns its hash.
@@ -182,7 +250,7 @@ pub struct StalledWatch {
     _task: JoinHandle<()>,
 }
 
-fn fetch_first_chunk(client: &MasterClient<Channel>, hash: &str) -> Result<Vec<u8>, Status> {
+fn fetch_first_chunk(client: &MasterClient<Conn>, hash: &str) -> Result<Vec<u8>, Status> {
     let mut client = client.clone();
     block_on(async move {
         let mut chunks = client.fetch_module(pb::FetchModuleRequest { hash: hash.to_owned() }).await?.into_inner();
@@ -223,7 +291,9 @@ pub struct RogueNode {
     /// The fuel level its regular heartbeats report.
     fuel: Arc<AtomicU64>,
     orders: Arc<Mutex<Orders>>,
-    client: MasterClient<Channel>,
+    /// How the master ended the session, once it has.
+    ended: Arc<Mutex<Option<Status>>>,
+    client: MasterClient<Conn>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -258,17 +328,22 @@ fn msg(m: pb::node_message::Msg) -> pb::NodeMessage {
 }
 
 impl RogueNode {
-    /// Registers with the master at `url` and starts heartbeating and
-    /// answering assignments with `on_assign`.
-    pub fn connect(url: &str, register: pb::Register, on_assign: OnAssign) -> Self {
+    /// Registers with the master as `access` says and starts heartbeating
+    /// and answering assignments with `on_assign`.
+    #[track_caller]
+    pub fn connect(access: &Access, register: pb::Register, on_assign: OnAssign) -> Self {
+        Self::try_connect(access, register, on_assign).unwrap_or_else(|s| panic!("node session refused: {s:?}"))
+    }
+
+    /// As [`RogueNode::connect`], or the master's refusal of the session.
+    pub fn try_connect(access: &Access, register: pb::Register, on_assign: OnAssign) -> Result<Self, Status> {
         let fuel = Arc::new(AtomicU64::new(register.capacity.as_ref().map_or(0, |c| c.fuel_available)));
         block_on(async move {
-            let client = connect(url).await;
+            let client = connect(access).await;
             let (tx, rx) = mpsc::channel(16);
             tx.send(msg(pb::node_message::Msg::Register(register))).await.expect("queue register");
-            let mut inbound =
-                client.clone().node_session(ReceiverStream::new(rx)).await.expect("node session").into_inner();
-            let registered = match inbound.message().await.expect("registered").and_then(|m| m.msg) {
+            let mut inbound = client.clone().node_session(ReceiverStream::new(rx)).await?.into_inner();
+            let registered = match inbound.message().await?.and_then(|m| m.msg) {
                 Some(pb::master_message::Msg::Registered(r)) => r,
                 other => panic!("expected `registered`, got {other:?}"),
             };
@@ -285,9 +360,22 @@ impl RogueNode {
             });
             let orders = Arc::new(Mutex::new(Orders::default()));
             let (seen, answer) = (orders.clone(), tx.clone());
+            let ended = Arc::new(Mutex::new(None));
+            let end = ended.clone();
             let reader = tokio::spawn(async move {
                 let mut actions = tokio::task::JoinSet::new();
-                while let Ok(Some(m)) = inbound.message().await {
+                loop {
+                    let m = match inbound.message().await {
+                        Ok(Some(m)) => m,
+                        Ok(None) => {
+                            *end.lock().unwrap() = Some(Status::ok("the session ended"));
+                            break;
+                        }
+                        Err(status) => {
+                            *end.lock().unwrap() = Some(status);
+                            break;
+                        }
+                    };
                     match m.msg {
                         Some(pb::master_message::Msg::Assign(a)) => {
                             seen.lock().unwrap().assigned.push(a.job_id.clone());
@@ -298,7 +386,15 @@ impl RogueNode {
                     }
                 }
             });
-            RogueNode { node_id: registered.node_id, tx, fuel, orders, client, tasks: vec![heartbeats, reader] }
+            Ok(RogueNode {
+                node_id: registered.node_id,
+                tx,
+                fuel,
+                orders,
+                ended,
+                client,
+                tasks: vec![heartbeats, reader],
+            })
         })
     }
 
@@ -334,6 +430,20 @@ impl RogueNode {
     /// `FetchModule` on this node's own connection.
     pub fn fetch_first_chunk(&self, hash: &str) -> Result<Vec<u8>, Status> {
         fetch_first_chunk(&self.client, hash)
+    }
+
+    /// Waits until the master ends the session; returns how it ended (a
+    /// status of `Ok` if the stream just closed).
+    #[track_caller]
+    pub fn wait_ended(&self) -> Status {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.ended.lock().unwrap().clone() {
+                return status;
+            }
+            assert!(start.elapsed() < crate::READY_TIMEOUT, "the master did not end the rogue node's session");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
