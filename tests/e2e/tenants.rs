@@ -101,7 +101,7 @@ fn max_running_makes_jobs_wait_and_max_queued_refuses() {
     let second = submit(&alice).stdout.trim().to_owned();
     let job = grid.wait_until("the second waits for its tenant", |g| {
         let job = g.status(&second);
-        job["waiting"].as_str().is_some_and(|w| w.contains("tenant alice") && w.contains("1 running")).then_some(job)
+        job["waiting"].as_str().is_some_and(|w| w.contains("tenant `alice` is at its 1 running job")).then_some(job)
     });
     assert_eq!(job["state"], "queued", "{job:#}");
     // One queued is the most.
@@ -137,7 +137,7 @@ fn the_fuel_rate_bills_what_was_burned_and_makes_jobs_wait() {
     let id = run.stdout.trim().to_owned();
     let job = grid.wait_until("the job waits for fuel", |g| {
         let job = g.status(&id);
-        job["waiting"].as_str().is_some_and(|w| w.contains("tenant alice") && w.contains("fuel")).then_some(job)
+        job["waiting"].as_str().is_some_and(|w| w.contains("tenant `alice`'s fuel quota")).then_some(job)
     });
     assert_eq!(job["state"], "queued", "{job:#}");
     let tenants = grid.run(&["admin", "tenants", "--json"]).json();

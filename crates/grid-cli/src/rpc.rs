@@ -53,6 +53,8 @@ pub struct NodeRow {
     pub first_seen_ms: u64,
     /// When it was last seen connected (ms since the epoch).
     pub last_seen_ms: u64,
+    /// The tenant whose jobs alone it runs; empty for a public node.
+    pub owner: String,
 }
 
 /// A job as `status` and `jobs` show it.
@@ -322,6 +324,7 @@ impl Client {
                 lost_jobs: n.lost_jobs,
                 first_seen_ms: n.first_seen_ms,
                 last_seen_ms: n.last_seen_ms,
+                owner: n.owner,
             })
             .collect())
     }

@@ -1677,7 +1677,7 @@ mod tests {
         assert_eq!((assigned(&mut rx), assigned(&mut rx), assigned(&mut rx)), (Some(a1.clone()), Some(b1), None));
         assert_eq!(
             live.summary(&a2).unwrap().waiting.as_deref(),
-            Some("waiting: tenant `alice` is at its 1 running jobs")
+            Some("waiting: tenant `alice` is at its 1 running job")
         );
         ran(&live, a, &a1, 10);
         assert_eq!(assigned(&mut rx), Some(a2));

@@ -41,6 +41,7 @@ impl Held {
     /// The reason a job of `tenant` waits, as `grid-cli status` shows it.
     pub fn reason(&self, tenant: &str) -> String {
         match self {
+            Held::Running(1) => format!("waiting: tenant `{tenant}` is at its 1 running job"),
             Held::Running(n) => format!("waiting: tenant `{tenant}` is at its {n} running jobs"),
             Held::Fuel { needs, burst, .. } if needs > burst => format!(
                 "waiting: the job needs {} fuel, more than tenant `{tenant}`'s fuel quota ever holds ({}); \

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// List the nodes connected to the master.
 ///
 /// Each with its name, state (`ready`, or `draining` while it shuts down),
+/// owner (the tenant whose jobs alone a private node runs),
 /// address, slots in use, memory, fuel capacity, cached modules, what it has
 /// given so far, and how many jobs lost on it ran to their end elsewhere (a
 /// node that keeps losing jobs stands out). The counts are kept by name
@@ -40,6 +41,7 @@ impl NodesCommand {
         let header = [
             "NAME",
             "STATE",
+            "OWNER",
             "ADDRESS",
             "SLOTS",
             "MEMORY",
@@ -51,7 +53,7 @@ impl NodesCommand {
             "LOST",
             "LAST SEEN",
         ];
-        let rows: Vec<[String; 12]> = nodes.iter().map(row).collect();
+        let rows: Vec<[String; 13]> = nodes.iter().map(row).collect();
         crate::table::print_table(&header, &rows)?;
         if rows.is_empty() && global.master.is_none() && !self.all {
             errln!("no nodes connected (the embedded grid starts its node only for `run`)");
@@ -63,12 +65,13 @@ impl NodesCommand {
 }
 
 /// One node's row; a node not connected shows only its history.
-fn row(n: &NodeRow) -> [String; 12] {
+fn row(n: &NodeRow) -> [String; 13] {
     let connected = matches!(n.state.as_str(), "ready" | "draining");
     let live = |s: String| if connected { s } else { "-".to_owned() };
     [
         n.name.clone(),
         n.state.clone(),
+        if n.owner.is_empty() { "-".to_owned() } else { n.owner.clone() },
         live(n.address.clone()),
         live(format!("{}/{}", n.slots_used, n.slots_total)),
         live(format!("{}/{}", ByteSize(n.memory_used).display().iec(), ByteSize(n.memory_total).display().iec())),
