@@ -135,6 +135,7 @@ async fn idempotency_keys_are_per_tenant() {
 async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = MasterConfig::new(dir.path());
+    config.tls = crate::TlsSetup::Off;
     config.fsync = false;
     let master = Master::open(config).unwrap();
     let admin_token = master.admin_token();
@@ -226,6 +227,7 @@ async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_onc
 async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = MasterConfig::new(dir.path());
+    config.tls = crate::TlsSetup::Off;
     config.fsync = false;
     let master = Master::open(config).unwrap();
     let (admin_token, node) = (master.admin_token(), master.node_credential("slow").unwrap());
@@ -279,6 +281,7 @@ async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
 async fn a_node_session_that_never_registers_ends_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = MasterConfig::new(dir.path());
+    config.tls = crate::TlsSetup::Off;
     config.fsync = false;
     config.heartbeat = Duration::from_millis(20);
     let master = Master::open(config).unwrap();
