@@ -109,7 +109,7 @@ fn a_master_whose_watcher_and_uploader_stop_still_exits() {
 }
 
 #[test]
-fn a_second_node_with_a_connected_node_s_name_is_refused() {
+fn a_second_node_with_an_enrolled_node_s_name_is_refused() {
     let mut grid = GridSandbox::start(1);
     let mut twin = grid.node_command("node-0", "twin").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let start = Instant::now();
@@ -123,7 +123,9 @@ fn a_second_node_with_a_connected_node_s_name_is_refused() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut twin.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!status.success(), "{stderr}");
-    let refusal = "grid-node: a node named `node-0` is already connected; give this node another --name";
+    // Its name is taken when it joins: it gets no credential at all.
+    let refusal =
+        "grid-node: a node named `node-0` is already enrolled: pick another --name, or revoke that node first";
     assert_eq!(stderr.lines().filter(|l| l.starts_with("grid-node:")).collect::<Vec<_>>(), [refusal], "{stderr}");
     let nodes = grid.nodes();
     assert_eq!(nodes.len(), 1, "{nodes:#?}");

@@ -86,7 +86,8 @@ pub fn authorize(tokens: &Tokens, path: &str, header: Option<&[u8]>) -> Result<C
     };
     let kind = kind_of(&caller);
     if !calls.allow(kind) {
-        return Err(MasterError::Refused(format!("a {kind} token cannot {}", calls.what())).into());
+        let article = if kind == TokenKind::Admin { "an" } else { "a" };
+        return Err(MasterError::Refused(format!("{article} {kind} token cannot {}", calls.what())).into());
     }
     Ok(caller)
 }

@@ -34,6 +34,31 @@ fn service(dir: &std::path::Path) -> (MasterService, ModuleHash) {
     (svc, module)
 }
 
+/// A master in this process serving plaintext on a loopback port, with
+/// its data in a temp dir: `tweak` sets its config.
+fn master(tweak: impl FnOnce(&mut MasterConfig)) -> (Master, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = MasterConfig::new(dir.path());
+    config.tls = crate::TlsSetup::Off;
+    config.fsync = false;
+    tweak(&mut config);
+    (Master::open(config).unwrap(), dir)
+}
+
+/// `master` serving until the sender is dropped or sent to; a channel to it.
+async fn serving(
+    master: Master,
+) -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(master.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    (channel, stop, server)
+}
+
 fn capacity() -> pb::NodeCapacity {
     let big = 1 << 40;
     let capacity = grid_core::Capacity {
@@ -133,19 +158,9 @@ async fn idempotency_keys_are_per_tenant() {
 
 #[tokio::test]
 async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = MasterConfig::new(dir.path());
-    config.tls = crate::TlsSetup::Off;
-    config.fsync = false;
-    let master = Master::open(config).unwrap();
+    let (master, _dir) = master(|_| {});
     let admin_token = master.admin_token();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(master.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let (channel, stop, server) = serving(master).await;
     let master_as = |token: &str| grid_core::connect::master(channel.clone(), Some(token)).unwrap();
     let mut admin = grid_core::connect::admin(channel.clone(), Some(&admin_token)).unwrap();
 
@@ -225,19 +240,9 @@ async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_onc
 
 #[tokio::test]
 async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = MasterConfig::new(dir.path());
-    config.tls = crate::TlsSetup::Off;
-    config.fsync = false;
-    let master = Master::open(config).unwrap();
+    let (master, _dir) = master(|_| {});
     let (admin_token, node) = (master.admin_token(), master.node_credential("slow").unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(master.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let (channel, stop, server) = serving(master).await;
     let mut as_node = grid_core::connect::master(channel.clone(), Some(&node)).unwrap();
     let mut admin = grid_core::connect::admin(channel, Some(&admin_token)).unwrap();
 
@@ -279,20 +284,9 @@ async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
 
 #[tokio::test]
 async fn a_node_session_that_never_registers_ends_with_a_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = MasterConfig::new(dir.path());
-    config.tls = crate::TlsSetup::Off;
-    config.fsync = false;
-    config.heartbeat = Duration::from_millis(20);
-    let master = Master::open(config).unwrap();
+    let (master, _dir) = master(|c| c.heartbeat = Duration::from_millis(20));
     let node = master.tokens.issue_node("quiet").unwrap().to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(master.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let (channel, stop, server) = serving(master).await;
     // A stream that sends nothing and stays open.
     let (keep, rx) = tokio::sync::mpsc::channel::<pb::NodeMessage>(1);
     let mut as_node = grid_core::connect::master(channel, Some(&node)).unwrap();
