@@ -23,11 +23,10 @@ impl Home {
 
     /// `grid-cli ARGS` with no master named, in this home.
     fn cli(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(grid_tests::bin("grid-cli"));
+        let mut cmd = grid_tests::bare_cli();
         cmd.args(args)
-            .env_remove("GRID_MASTER")
-            .env_remove("RUST_LOG")
             .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .stdin(Stdio::null());
         cmd

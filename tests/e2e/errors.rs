@@ -67,11 +67,7 @@ fn unreachable_master() {
     let module = dir.path().join("x.wat");
     std::fs::write(&module, guests::hello()).unwrap();
     let cli = |module: &str| {
-        let out = std::process::Command::new(grid_tests::bin("grid-cli"))
-            .args(["--master", &url, "run", module])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
+        let out = grid_tests::bare_cli().args(["--master", &url, "run", module]).output().unwrap();
         grid_tests::Run::from(out)
     };
     cli(module.to_str().unwrap()).assert_grid_failure(125, &format!("grid: cannot reach master `{url}`"));

@@ -28,8 +28,8 @@ fn a_master_url_speaks_https_or_http_and_any_other_scheme_is_refused() {
     let module = module.path().join("x.wat");
     std::fs::write(&module, guests::hello()).unwrap();
     let cli = |args: &[&str], env: Option<&str>| {
-        let mut cmd = Command::new(bin("grid-cli"));
-        cmd.args(args).arg(&module).env_remove("GRID_MASTER");
+        let mut cmd = grid_tests::bare_cli();
+        cmd.args(args).arg(&module);
         if let Some(url) = env {
             cmd.env("GRID_MASTER", url);
         }
@@ -46,7 +46,7 @@ fn a_master_url_speaks_https_or_http_and_any_other_scheme_is_refused() {
     cli(&["run"], Some("ftp://127.0.0.1:1")).assert_grid_failure(2, ftp);
     // `new` talks to no master, whatever `$GRID_MASTER` says.
     let made = finish({
-        let mut cmd = Command::new(bin("grid-cli"));
+        let mut cmd = grid_tests::bare_cli();
         cmd.arg("new").arg(module.with_file_name("made")).env("GRID_MASTER", "ftp://127.0.0.1:1");
         cmd
     });

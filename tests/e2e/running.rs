@@ -185,9 +185,8 @@ fn a_rerun_goes_to_the_node_that_caches_the_module() {
 fn embedded_grid_runs_without_a_master() {
     let home = tempfile::tempdir().unwrap();
     let hello = example("hello");
-    let out = std::process::Command::new(grid_tests::bin("grid-cli"))
+    let out = grid_tests::bare_cli()
         .args(["run", hello.to_str().unwrap(), "--", "newcomer"])
-        .env_remove("GRID_MASTER")
         .env("XDG_CACHE_HOME", home.path())
         .stdin(Stdio::null())
         .output()

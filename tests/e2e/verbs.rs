@@ -117,12 +117,7 @@ fn the_same_idempotency_key_yields_one_job() {
 
 #[test]
 fn submit_needs_a_master() {
-    let out = std::process::Command::new(grid_tests::bin("grid-cli"))
-        .args(["submit", "x.wasm"])
-        .env_remove("GRID_MASTER")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = grid_tests::bare_cli().args(["submit", "x.wasm"]).output().unwrap();
     grid_tests::Run::from(out).assert_grid_failure(125, "`submit` needs a master");
 }
 

@@ -42,6 +42,20 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A `grid-cli` command that sees no master, token, CA or saved login of
+/// the environment's: a test runs the same on a machine where someone ran
+/// `grid-cli login`.
+pub fn bare_cli() -> Command {
+    static NO_LOGIN: std::sync::LazyLock<tempfile::TempDir> =
+        std::sync::LazyLock::new(|| tempfile::tempdir().expect("temp dir"));
+    let mut cmd = Command::new(bin("grid-cli"));
+    for var in ["GRID_MASTER", "GRID_TOKEN", "GRID_CA", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", NO_LOGIN.path()).stdin(Stdio::null());
+    cmd
+}
+
 /// A guest example built for `wasm32-wasip1` by `scripts/build-examples`.
 pub fn example(name: &str) -> PathBuf {
     let target = profile_dir().parent().expect("target dir").to_owned();
