@@ -277,6 +277,38 @@ impl From<pb::Attempt> for Attempt {
     }
 }
 
+impl From<TenantQuota> for pb::TenantQuota {
+    fn from(q: TenantQuota) -> Self {
+        pb::TenantQuota {
+            max_running: q.max_running.unwrap_or(0),
+            max_queued: q.max_queued.unwrap_or(0),
+            fuel_per_hour: q.fuel.map_or(0, |f| f.rate_per_hour),
+            fuel_burst: q.fuel.map_or(0, |f| f.burst),
+            max_job_fuel: q.max_job_fuel.unwrap_or(0),
+            max_job_memory: q.max_job_memory.unwrap_or(0),
+            max_job_timeout_ms: q.max_job_timeout.map_or(0, |t| t.as_millis() as u64),
+        }
+    }
+}
+
+impl From<pb::TenantQuota> for TenantQuota {
+    /// 0 is no limit; a fuel rate with no burst holds one hour's amount.
+    fn from(q: pb::TenantQuota) -> Self {
+        let some = |n: u64| (n > 0).then_some(n);
+        TenantQuota {
+            max_running: (q.max_running > 0).then_some(q.max_running),
+            max_queued: (q.max_queued > 0).then_some(q.max_queued),
+            fuel: some(q.fuel_per_hour).map(|rate| crate::FuelQuota {
+                rate_per_hour: rate,
+                burst: if q.fuel_burst > 0 { q.fuel_burst } else { rate },
+            }),
+            max_job_fuel: some(q.max_job_fuel),
+            max_job_memory: some(q.max_job_memory),
+            max_job_timeout: some(q.max_job_timeout_ms).map(std::time::Duration::from_millis),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,37 +386,5 @@ mod tests {
         let wire =
             pb::JobSpec { module_hash: "nope".into(), limits: Some(Limits::default().into()), ..Default::default() };
         assert!(JobSpec::try_from(wire).unwrap_err().to_string().contains("`nope`"));
-    }
-}
-
-impl From<TenantQuota> for pb::TenantQuota {
-    fn from(q: TenantQuota) -> Self {
-        pb::TenantQuota {
-            max_running: q.max_running.unwrap_or(0),
-            max_queued: q.max_queued.unwrap_or(0),
-            fuel_per_hour: q.fuel.map_or(0, |f| f.rate_per_hour),
-            fuel_burst: q.fuel.map_or(0, |f| f.burst),
-            max_job_fuel: q.max_job_fuel.unwrap_or(0),
-            max_job_memory: q.max_job_memory.unwrap_or(0),
-            max_job_timeout_ms: q.max_job_timeout.map_or(0, |t| t.as_millis() as u64),
-        }
-    }
-}
-
-impl From<pb::TenantQuota> for TenantQuota {
-    /// 0 is no limit; a fuel rate with no burst holds one hour's amount.
-    fn from(q: pb::TenantQuota) -> Self {
-        let some = |n: u64| (n > 0).then_some(n);
-        TenantQuota {
-            max_running: (q.max_running > 0).then_some(q.max_running),
-            max_queued: (q.max_queued > 0).then_some(q.max_queued),
-            fuel: some(q.fuel_per_hour).map(|rate| crate::FuelQuota {
-                rate_per_hour: rate,
-                burst: if q.fuel_burst > 0 { q.fuel_burst } else { rate },
-            }),
-            max_job_fuel: some(q.max_job_fuel),
-            max_job_memory: some(q.max_job_memory),
-            max_job_timeout: some(q.max_job_timeout_ms).map(std::time::Duration::from_millis),
-        }
     }
 }
