@@ -59,6 +59,17 @@ async fn serving(
     (channel, stop, server)
 }
 
+/// Reads a node session's orders until the master ends it; how it ended.
+async fn session_end(orders: &mut tonic::Streaming<pb::MasterMessage>) -> tonic::Status {
+    loop {
+        match orders.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the session ended without a reason"),
+            Err(status) => return status,
+        }
+    }
+}
+
 fn capacity() -> pb::NodeCapacity {
     let big = 1 << 40;
     let capacity = grid_core::Capacity {
@@ -214,13 +225,7 @@ async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_onc
     // Revoked: the session ends at once, and the credential is refused.
     let revoked = admin.revoke_node(pb::RevokeNodeRequest { name: "n1".into() }).await.unwrap().into_inner();
     assert!(revoked.revoked);
-    let ended = loop {
-        match orders.message().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the session ended without a reason"),
-            Err(status) => break status,
-        }
-    };
+    let ended = session_end(&mut orders).await;
     assert_eq!((ended.code(), ended.message()), (Code::PermissionDenied, "this node's credential was revoked"));
     assert_eq!(nodes(&admin_token).await, vec![]);
     let (hello, _keep2) = register("n1");
@@ -267,13 +272,7 @@ async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
         pb::Register { name: "slow".into(), capacity: Some(capacity()), cached_hashes: vec![], identity: "s".into() };
     tx.send(pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(reg)) }).await.unwrap();
     let mut orders = session.await.unwrap().unwrap().into_inner();
-    let ended = loop {
-        match orders.message().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the session ended without a reason"),
-            Err(status) => break status,
-        }
-    };
+    let ended = session_end(&mut orders).await;
     assert_eq!((ended.code(), ended.message()), (Code::PermissionDenied, "this node's credential was revoked"));
     let nodes = admin.list_tokens(pb::ListTokensRequest {}).await.unwrap().into_inner().tokens;
     assert!(nodes.iter().any(|t| t.kind == "node" && t.revoked));
