@@ -80,6 +80,8 @@ pub fn fake_hashes(n: usize, seed: u64) -> Vec<String> {
 pub fn job(module: &str) -> pb::SubmitJobRequest {
     pb::SubmitJobRequest {
         spec: Some(pb::JobSpec {
+            deterministic: false,
+            replicas: 0,
             module_hash: module.to_owned(),
             args: vec!["rogue".into()],
             env: vec![],

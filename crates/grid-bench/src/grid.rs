@@ -265,6 +265,8 @@ impl Client {
 /// A submission of `module` with `args` under `limits`.
 fn request(module: &ModuleHash, args: &[&str], limits: Limits) -> pb::SubmitJobRequest {
     let spec = JobSpec {
+        deterministic: false,
+        replicas: 0,
         module: module.clone(),
         args: std::iter::once("bench").chain(args.iter().copied()).map(str::to_owned).collect(),
         env: vec![],

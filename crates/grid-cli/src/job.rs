@@ -169,7 +169,16 @@ impl JobArgs {
             dirs.push(MappedDir { guest_path: guest.clone(), archive });
         }
         let limits = self.limits();
-        Ok(JobSpec { module: grid_core::ModuleHash::of(&[]), args, env, stdin: stdin.to_vec(), dirs, limits })
+        Ok(JobSpec {
+            deterministic: false,
+            replicas: 0,
+            module: grid_core::ModuleHash::of(&[]),
+            args,
+            env,
+            stdin: stdin.to_vec(),
+            dirs,
+            limits,
+        })
     }
 
     /// The job's limits.

@@ -71,6 +71,12 @@ pub struct JobSpec {
     pub dirs: Vec<MappedDir>,
     /// The job's limits.
     pub limits: Limits,
+    /// Run with a virtual clock, seeded random bytes and a deterministic
+    /// engine: every honest run gives the same result.
+    pub deterministic: bool,
+    /// Distinct nodes that must agree on its result; 0 or 1 runs it once
+    /// (the master may still verify it with a second replica).
+    pub replicas: u32,
 }
 
 /// How a job ended.

@@ -25,7 +25,7 @@ pub use hash::{HashError, ModuleHash};
 pub use job::{JobReport, JobSpec, Limits, MappedDir, Outcome};
 pub use node_state::NodeState;
 pub use quota::TokenBucket;
-pub use state::{Attempt, AttemptEnd, JobState, OutputStream, UnknownState};
+pub use state::{Attempt, AttemptEnd, JobState, OutputStream, UnknownState, Verdict};
 pub use submission::Submission;
 pub use tenant::TenantQuota;
 pub use token::{JoinToken, Token, TokenKind};

@@ -105,17 +105,20 @@ pub enum AttemptEnd {
     Cancelled,
     /// The master restarted while the job ran.
     Restarted,
+    /// A replica still running when the job's quorum was reached: stopped.
+    NotNeeded,
 }
 
 impl AttemptEnd {
     /// Every way an attempt ends.
-    pub const ALL: [AttemptEnd; 6] = [
+    pub const ALL: [AttemptEnd; 7] = [
         AttemptEnd::Finished,
         AttemptEnd::Lost,
         AttemptEnd::HandedBack,
         AttemptEnd::Overdue,
         AttemptEnd::Cancelled,
         AttemptEnd::Restarted,
+        AttemptEnd::NotNeeded,
     ];
 
     /// The name the record keeps and users see.
@@ -127,6 +130,7 @@ impl AttemptEnd {
             AttemptEnd::Overdue => "overdue",
             AttemptEnd::Cancelled => "cancelled",
             AttemptEnd::Restarted => "master restarted",
+            AttemptEnd::NotNeeded => "not needed",
         }
     }
 
@@ -167,6 +171,46 @@ pub struct Attempt {
     pub ended_ms: Option<u64>,
     /// How it ended.
     pub end: Option<AttemptEnd>,
+    /// A replica's result reduced to a digest (hex sha256), once it
+    /// finished; `None` for an attempt that was not verified.
+    pub digest: Option<String>,
+    /// Whether the replica agreed with the job's quorum, once decided.
+    pub verdict: Option<Verdict>,
+}
+
+/// How a replica's result stood against the job's quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Its digest is the one the quorum agreed on.
+    Agreed,
+    /// Its digest is not.
+    Disagreed,
+}
+
+impl Verdict {
+    /// The name the record keeps and users see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Agreed => "agreed",
+            Verdict::Disagreed => "disagreed",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Verdict::Agreed, Verdict::Disagreed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a verdict"))
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ impl Submission {
         for n in [l.fuel, l.memory, l.timeout.as_nanos().min(u64::MAX as u128) as u64, l.output, l.disk] {
             field(&n.to_le_bytes());
         }
+        field(&[u8::from(spec.deterministic)]);
+        field(&spec.replicas.to_le_bytes());
         field(self.tenant.as_bytes());
         field(&self.priority.to_le_bytes());
         hex::encode(h.finalize())
@@ -64,6 +66,8 @@ mod tests {
 
     fn spec() -> JobSpec {
         JobSpec {
+            deterministic: false,
+            replicas: 0,
             module: ModuleHash::of(b"m"),
             args: vec!["app".into(), "x".into()],
             env: vec![("K".into(), "V".into())],

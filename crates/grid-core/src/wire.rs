@@ -2,7 +2,7 @@
 
 use crate::{
     Attempt, AttemptEnd, Capacity, Ceilings, FuelQuota, JobReport, JobSpec, Limits, MappedDir, ModuleHash, Outcome,
-    OutputStream, Submission, TenantQuota,
+    OutputStream, Submission, TenantQuota, Verdict,
 };
 use grid_proto as pb;
 use std::time::Duration;
@@ -137,6 +137,8 @@ impl From<JobSpec> for pb::JobSpec {
             stdin: s.stdin,
             dirs: s.dirs.into_iter().map(Into::into).collect(),
             limits: Some(s.limits.into()),
+            deterministic: s.deterministic,
+            replicas: s.replicas,
         }
     }
 }
@@ -151,6 +153,8 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             stdin: s.stdin,
             dirs: s.dirs.into_iter().map(Into::into).collect(),
             limits: s.limits.ok_or(WireError::Missing("limits"))?.into(),
+            deterministic: s.deterministic,
+            replicas: s.replicas,
         })
     }
 }
@@ -260,6 +264,8 @@ impl From<Attempt> for pb::Attempt {
             started_ms: a.started_ms,
             ended_ms: a.ended_ms.unwrap_or(0),
             end: a.end.map(|e| e.as_str().to_owned()).unwrap_or_default(),
+            digest: a.digest.unwrap_or_default(),
+            verdict: a.verdict.map(|v| v.as_str().to_owned()).unwrap_or_default(),
         }
     }
 }
@@ -273,6 +279,8 @@ impl From<pb::Attempt> for Attempt {
             started_ms: a.started_ms,
             ended_ms: (a.ended_ms > 0).then_some(a.ended_ms),
             end: a.end.parse::<AttemptEnd>().ok(),
+            digest: Some(a.digest).filter(|d| !d.is_empty()),
+            verdict: a.verdict.parse::<Verdict>().ok(),
         }
     }
 }
@@ -326,6 +334,8 @@ mod tests {
     #[test]
     fn spec_and_report_round_trip() {
         let spec = JobSpec {
+            deterministic: false,
+            replicas: 0,
             module: ModuleHash::of(b"m"),
             args: vec!["app".into(), "x".into()],
             env: vec![("K".into(), "V".into())],
@@ -359,6 +369,8 @@ mod tests {
     #[test]
     fn a_submission_round_trips_and_an_empty_key_is_none() {
         let spec = JobSpec {
+            deterministic: false,
+            replicas: 0,
             module: ModuleHash::of(b"m"),
             args: vec![],
             env: vec![],

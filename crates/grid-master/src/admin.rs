@@ -193,4 +193,12 @@ impl Admin for AdminService {
         tracing::info!(node = %name, credentials = revoked, "node revoked");
         Ok(Response::new(pb::RevokeTokenResponse { revoked: revoked > 0 }))
     }
+
+    async fn clear_quarantine(
+        &self,
+        req: Request<pb::ClearQuarantineRequest>,
+    ) -> Result<Response<pb::ClearQuarantineResponse>, Status> {
+        admin_only(&req)?;
+        Err(Status::unimplemented("clearing a quarantine is not built yet"))
+    }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 /// A job of module `m` with `args`, no inputs and the default limits.
 pub fn spec(args: &[&str]) -> JobSpec {
     JobSpec {
+        deterministic: false,
+        replicas: 0,
         module: ModuleHash::of(b"m"),
         args: args.iter().map(|a| a.to_string()).collect(),
         env: vec![],

@@ -2,7 +2,7 @@
 //! run, fuel burned, lost jobs, first and last seen), kept in memory for
 //! the nodes of this master's life and written to the record in batches.
 
-use crate::model::{NodeRecord, now_ms};
+use crate::model::{NodeRecord, Standing, now_ms};
 use grid_core::NodeState;
 use std::collections::{HashMap, HashSet};
 
@@ -89,6 +89,22 @@ impl NodeHistory {
         let oldest = gone.min_by_key(|r| r.last_seen_ms)?.name.clone();
         let forgotten = self.nodes.remove(&oldest)?;
         self.dirty.remove(&oldest).then_some(forgotten)
+    }
+
+    /// Node `name`'s standing; a node not known stands at zero.
+    pub fn standing(&self, name: &str) -> Standing {
+        self.nodes.get(name).map(|r| r.standing).unwrap_or_default()
+    }
+
+    /// Changes node `name`'s standing with `f`, if the node is known.
+    pub fn update_standing<T: Default>(&mut self, name: &str, f: impl FnOnce(&mut Standing) -> T) -> T {
+        match self.nodes.get_mut(name) {
+            Some(r) => {
+                self.dirty.insert(name.to_owned());
+                f(&mut r.standing)
+            }
+            None => T::default(),
+        }
     }
 
     /// Node `name`'s history.

@@ -212,6 +212,8 @@ impl Job {
         if !self.spec.env.is_empty() || has_input {
             let spec = &self.spec;
             self.spec = Arc::new(JobSpec {
+                deterministic: false,
+                replicas: 0,
                 module: spec.module.clone(),
                 args: spec.args.clone(),
                 env: Vec::new(),

@@ -28,6 +28,7 @@ pub mod session;
 pub mod state;
 pub mod tenants;
 pub mod tls;
+pub mod trust;
 pub mod watch;
 
 pub use error::{MasterError, Result};

@@ -108,6 +108,24 @@ pub struct NodeRecord {
     pub first_seen_ms: u64,
     /// When it was last seen connected, in ms since the epoch.
     pub last_seen_ms: u64,
+    /// How far the grid trusts its results, and what they earned it.
+    pub standing: Standing,
+}
+
+/// How far the grid trusts a node's results (see `trust`), and the credit
+/// they earned it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Results in a row that agreed with other replicas; a disagreement or
+    /// an overdue job sets it back to zero.
+    pub streak: u32,
+    /// Disagreements and overdue jobs since it was last cleared.
+    pub strikes: u32,
+    /// It gets no jobs until an admin clears it.
+    pub quarantined: bool,
+    /// Fuel of its results that the grid accepted: validated by a quorum
+    /// (the fuel the quorum agreed on) or taken on trust.
+    pub credit: u64,
 }
 
 impl NodeRecord {
@@ -122,6 +140,7 @@ impl NodeRecord {
             lost_jobs: 0,
             first_seen_ms: now_ms,
             last_seen_ms: now_ms,
+            standing: Standing::default(),
         }
     }
 }
@@ -242,6 +261,8 @@ impl JobSummary {
             && let Some(started_ms) = self.started_ms
         {
             recorded.push(Attempt {
+                digest: None,
+                verdict: None,
                 number: self.attempts,
                 node: self.node.clone(),
                 started_ms,
@@ -306,7 +327,7 @@ mod tests {
     }
 
     fn attempt(number: u32, node: &str, end: Option<AttemptEnd>) -> Attempt {
-        Attempt { number, node: node.into(), started_ms: 5, ended_ms: end.map(|_| 8), end }
+        Attempt { digest: None, verdict: None, number, node: node.into(), started_ms: 5, ended_ms: end.map(|_| 8), end }
     }
 
     #[test]
@@ -318,7 +339,15 @@ mod tests {
             running.history,
             vec![
                 attempt(1, "alpha", Some(AttemptEnd::Lost)),
-                Attempt { number: 2, node: "beta".into(), started_ms: 10, ended_ms: None, end: None }
+                Attempt {
+                    digest: None,
+                    verdict: None,
+                    number: 2,
+                    node: "beta".into(),
+                    started_ms: 10,
+                    ended_ms: None,
+                    end: None
+                }
             ]
         );
 

@@ -167,6 +167,7 @@ fn event_to_pb(e: JobEvent) -> pb::JobEvent {
 
 fn info_to_pb(j: JobSummary) -> pb::JobInfo {
     pb::JobInfo {
+        quorum: 0,
         id: j.id,
         state: j.state.as_str().to_owned(),
         tenant: j.tenant,
@@ -478,6 +479,11 @@ impl Master for MasterService {
             // A tenant sees the public nodes and its own private ones.
             .filter(|(owner, _)| mine.is_none() || owner.is_none() || owner.as_deref() == mine)
             .map(|(owner, n)| pb::NodeInfo {
+                credit: 0,
+                trust: 0,
+                trusted: false,
+                quarantined: false,
+                strikes: 0,
                 id: n.id.to_string(),
                 name: listing::cut_chars(n.name, listing::NAME_LISTED),
                 // Where a volunteer's machine is on the network is the
@@ -733,6 +739,8 @@ mod tests {
 
         let stdin: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let spec = JobSpec {
+            deterministic: false,
+            replicas: 0,
             module,
             args: vec!["app".into(), "x".repeat(2000)],
             env: vec![("K".into(), "V".into())],
@@ -795,6 +803,8 @@ mod listing_tests {
 
     fn spec(args: Vec<String>) -> JobSpec {
         JobSpec {
+            deterministic: false,
+            replicas: 0,
             module: ModuleHash::of(b"m"),
             args,
             env: vec![],

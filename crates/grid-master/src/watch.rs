@@ -409,6 +409,8 @@ mod tests {
     async fn an_ended_job_s_log_replays_its_record_and_its_dirs() {
         let store = store();
         let spec = grid_core::JobSpec {
+            deterministic: false,
+            replicas: 0,
             module: grid_core::ModuleHash::of(b"m"),
             args: vec![],
             env: vec![],

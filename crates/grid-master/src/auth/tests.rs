@@ -84,6 +84,8 @@ fn capacity() -> pb::NodeCapacity {
 
 fn request(module: &ModuleHash, arg: &str, key: Option<&str>, tenant: &str) -> pb::SubmitJobRequest {
     let spec = JobSpec {
+        deterministic: false,
+        replicas: 0,
         module: module.clone(),
         args: vec!["app".into(), arg.into()],
         env: vec![],

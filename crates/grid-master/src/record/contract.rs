@@ -6,6 +6,8 @@ use grid_core::{JobSpec, Limits, ModuleHash};
 /// A small job spec with stdin, as tests record it.
 pub fn spec() -> JobSpec {
     JobSpec {
+        deterministic: false,
+        replicas: 0,
         module: ModuleHash::of(b"m"),
         args: vec!["a".into()],
         env: vec![],

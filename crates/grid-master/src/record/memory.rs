@@ -103,7 +103,15 @@ impl JobStore for MemoryStore {
         job.node = node.to_owned();
         job.attempts = attempts;
         job.started_ms = Some(now);
-        let attempt = Attempt { number: attempts, node: node.to_owned(), started_ms: now, ended_ms: None, end: None };
+        let attempt = Attempt {
+            digest: None,
+            verdict: None,
+            number: attempts,
+            node: node.to_owned(),
+            started_ms: now,
+            ended_ms: None,
+            end: None,
+        };
         let all = inner.attempts.entry(id.to_owned()).or_default();
         all.retain(|a| a.number != attempts);
         all.push(attempt);

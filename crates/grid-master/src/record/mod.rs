@@ -36,7 +36,16 @@ pub fn light_spec(spec: JobSpec) -> (JobSpec, bool) {
         return (spec, false);
     }
     let (args, env) = if args_env <= INPUT_KEPT { (spec.args, spec.env) } else { (cut_args(spec.args), Vec::new()) };
-    let light = JobSpec { module: spec.module, args, env, stdin: Vec::new(), dirs: Vec::new(), limits: spec.limits };
+    let light = JobSpec {
+        deterministic: false,
+        replicas: 0,
+        module: spec.module,
+        args,
+        env,
+        stdin: Vec::new(),
+        dirs: Vec::new(),
+        limits: spec.limits,
+    };
     (light, true)
 }
 

@@ -372,6 +372,8 @@ impl JobStore for SqliteStore {
             .map(|(number, node, started, ended, ending)| {
                 let end = ending.map(|e| e.parse::<AttemptEnd>()).transpose();
                 Ok(Attempt {
+                    digest: None,
+                    verdict: None,
                     number: number as u32,
                     node,
                     started_ms: started as u64,
@@ -564,6 +566,7 @@ fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord>> {
         lost_jobs,
         first_seen_ms,
         last_seen_ms,
+        standing: Default::default(),
     }))
 }
 
