@@ -50,7 +50,7 @@ pub fn for_outcome(outcome: &Outcome) -> u8 {
         Outcome::StackOverflow | Outcome::Trap(_) => TRAP,
         Outcome::InvalidModule(_) | Outcome::LinkError(_) => CANNOT_RUN,
         Outcome::Cancelled => CANCELLED,
-        Outcome::NodeError(_) => GRID_ERROR,
+        Outcome::NodeError(_) | Outcome::NoQuorum(_) => GRID_ERROR,
     }
 }
 

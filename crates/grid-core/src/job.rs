@@ -106,6 +106,9 @@ pub enum Outcome {
     Cancelled,
     /// The node could not run the job for a reason of its own.
     NodeError(String),
+    /// Its replicas did not agree on one result, and the master's bound
+    /// allowed no more: how they disagreed.
+    NoQuorum(String),
 }
 
 impl Outcome {
@@ -133,6 +136,7 @@ impl fmt::Display for Outcome {
             Outcome::LinkError(import) => write!(f, "link error: {import}"),
             Outcome::Cancelled => f.write_str("cancelled"),
             Outcome::NodeError(why) => write!(f, "node error: {why}"),
+            Outcome::NoQuorum(why) => write!(f, "no quorum: {why}"),
         }
     }
 }

@@ -175,6 +175,7 @@ impl From<JobReport> for pb::JobResult {
             Outcome::LinkError(m) => (K::LinkError, 0, m),
             Outcome::Cancelled => (K::Cancelled, 0, String::new()),
             Outcome::NodeError(m) => (K::NodeError, 0, m),
+            Outcome::NoQuorum(m) => (K::NoQuorum, 0, m),
         };
         pb::JobResult {
             kind: kind as i32,
@@ -207,6 +208,7 @@ impl From<pb::JobResult> for JobReport {
             K::LinkError => Outcome::LinkError(r.message),
             K::Cancelled => Outcome::Cancelled,
             K::NodeError => Outcome::NodeError(r.message),
+            K::NoQuorum => Outcome::NoQuorum(r.message),
             K::Unspecified => Outcome::NodeError(format!("unknown outcome kind {}", r.kind)),
         };
         JobReport {

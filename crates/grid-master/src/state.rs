@@ -13,6 +13,7 @@ use crate::nodes::Node;
 use crate::queue::{JobQueue, Running};
 use crate::record::{Inserted, JobStore, MemoryStore, NewJob, Unfinished, light_spec};
 use crate::tenants::{TenantUsage, Tenants};
+use crate::trust::VerifyPolicy;
 use crate::watch::{CHUNK, JobWatch};
 use grid_core::text::cut;
 use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, NodeState, Outcome, OutputStream, Submission, TenantQuota};
@@ -101,6 +102,8 @@ pub struct LiveState {
     grace: Duration,
     /// The most jobs that may wait for a node.
     max_queued: usize,
+    /// How nodes' results are verified.
+    policy: VerifyPolicy,
 }
 
 impl Default for LiveState {
@@ -129,6 +132,7 @@ impl LiveState {
             max_attempts: max_attempts.max(1),
             grace: DEFAULT_GRACE,
             max_queued: DEFAULT_MAX_QUEUED,
+            policy: VerifyPolicy::default(),
         }
     }
 
@@ -136,6 +140,16 @@ impl LiveState {
     /// most `max_queued` jobs waiting.
     pub fn with_bounds(self, grace: Duration, max_queued: usize) -> Self {
         Self { grace, max_queued, ..self }
+    }
+
+    /// The same state verifying nodes' results as `policy` says.
+    pub fn with_policy(self, policy: VerifyPolicy) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// How nodes' results are verified.
+    pub fn policy(&self) -> VerifyPolicy {
+        self.policy
     }
 
     /// The job record this state writes through.
