@@ -77,6 +77,8 @@ pub struct JobRow {
     pub result: Option<JobReport>,
     /// Every attempt, oldest first (for one job; listings leave it empty).
     pub history: Vec<Attempt>,
+    /// Replicas that must agree on its result; 0 for a job run once.
+    pub quorum: u32,
 }
 
 /// Which jobs `jobs` lists; the master does the filtering.
@@ -117,6 +119,7 @@ impl TryFrom<pb::JobInfo> for JobRow {
             args: j.args,
             result: j.result.map(Into::into),
             history: j.attempt_list.into_iter().map(Into::into).collect(),
+            quorum: j.quorum,
         })
     }
 }

@@ -58,6 +58,13 @@ fn serving<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<
     nodes.iter().filter(|(_, n)| n.serves(job.tenant()))
 }
 
+/// The nodes that may run `job` at all: those serving its tenant, less, for
+/// a verified job, those that would not be independent of its replicas
+/// (the same node, or the same owner).
+fn open<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<Item = (&'a NodeId, &'a Node)> + 'a {
+    serving(nodes, job).filter(|(_, n)| !job.conflicts(&n.reg.name, n.reg.owner.as_deref()))
+}
+
 /// The nodes as the scheduler sees them for `job`, each with its `room`,
 /// leaving out those that refused the job and have not sent a heartbeat
 /// since, those that lost it, and those private to other tenants.
@@ -66,7 +73,7 @@ fn views<'a>(
     job: &'a Job,
     room: impl Fn(NodeId, &Node) -> (Room, bool) + 'a,
 ) -> impl Iterator<Item = NodeView<NodeId>> + 'a {
-    serving(nodes, job).filter(|(id, n)| !job.refused_now(**id, n.beats)).map(move |(id, n)| {
+    open(nodes, job).filter(|(id, n)| !job.refused_now(**id, n.beats)).map(move |(id, n)| {
         let (room, placed_module) = room(*id, n);
         n.view(*id, &job.spec, &room, placed_module)
     })
@@ -75,12 +82,13 @@ fn views<'a>(
 /// The nodes as they would be for `job` with nothing running on them,
 /// leaving out those that lost it and those private to other tenants.
 fn idle_views<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<Item = NodeView<NodeId>> + 'a {
-    serving(nodes, job).filter(|(id, _)| !job.avoids(**id)).map(|(id, n)| n.view(*id, &job.spec, &n.idle_room(), false))
+    open(nodes, job).filter(|(id, _)| !job.avoids(**id)).map(|(id, n)| n.view(*id, &job.spec, &n.idle_room(), false))
 }
 
 /// Whether node `id` could take `job` with nothing running on it.
 fn could_take(id: NodeId, node: &Node, job: &Job) -> bool {
     node.serves(job.tenant())
+        && !job.conflicts(&node.reg.name, node.reg.owner.as_deref())
         && !job.avoids(id)
         && node.view(id, &job.spec, &node.idle_room(), false).misfit(&job.demand()).is_none()
 }
@@ -206,15 +214,26 @@ pub fn waiting_reason(
             "waiting: no connected node takes it: every connected node is private to another tenant than `{tenant}`"
         );
     }
-    let open = serving(nodes, job).filter(|(id, _)| !job.avoids(**id)).map(|(_, n)| n);
-    if let Some(why) = refusal(open, &job.spec.limits) {
+    if let Some(v) = &job.verify {
+        let independent = open(nodes, job).count();
+        if independent == 0 {
+            let more = if v.wanted == 1 { "another replica".to_owned() } else { format!("{} more replicas", v.wanted) };
+            return format!(
+                "waiting: needs {more} on a distinct node ({} must agree), and every connected node that takes it \
+                 has run one; it waits for another node",
+                v.quorum
+            );
+        }
+    }
+    let takers = open(nodes, job).filter(|(id, _)| !job.avoids(**id)).map(|(_, n)| n);
+    if let Some(why) = refusal(takers, &job.spec.limits) {
         return format!("waiting: no connected node takes it: {why}");
     }
     let idle: Vec<_> = idle_views(nodes, job).collect();
-    let avoided = served_by - idle.len();
+    let avoided = open(nodes, job).count() - idle.len();
     if let Some(reason) = scheduler::why_parked(&demand, &idle, avoided) {
         return reason;
     }
     let candidates: Vec<_> = views(nodes, job, |_, n| (n.room(), false)).collect();
-    scheduler::why_waiting(&demand, &candidates, served_by - candidates.len())
+    scheduler::why_waiting(&demand, &candidates, open(nodes, job).count() - candidates.len())
 }

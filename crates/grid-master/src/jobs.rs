@@ -8,8 +8,9 @@
 use crate::model::{JobEvent, JobId, JobSummary, NodeId, now_ms};
 use crate::record::JobStore;
 use crate::scheduler::Demand;
+use crate::spool::Spool;
 use crate::watch::{EventLog, JobWatch};
-use grid_core::{JobReport, JobSpec, JobState, Submission};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobSpec, JobState, Submission, Verdict};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,93 @@ pub enum Refusal {
     AtBeat(u64),
     /// The node lost it (it missed the job's deadline): never again.
     ForEver,
+}
+
+/// One run of a verified job on one node.
+pub struct Replica {
+    pub node: NodeId,
+    pub name: String,
+    /// The tenant whose node it is, for a private node.
+    pub owner: Option<String>,
+    /// Its attempt's number.
+    pub number: u32,
+    pub assigned_at: Instant,
+    pub started_ms: u64,
+    /// Its output, kept aside until the quorum decides.
+    pub spool: Spool,
+    /// Once it finished: its digest and its report (checked as every
+    /// node's report is).
+    pub done: Option<(String, JobReport)>,
+    /// Whether it agreed with the quorum, once decided.
+    pub verdict: Option<Verdict>,
+    /// When it ended, and how, once it has.
+    pub ended: Option<(u64, AttemptEnd)>,
+}
+
+impl Replica {
+    /// Whether it is still running.
+    pub fn running(&self) -> bool {
+        self.ended.is_none()
+    }
+
+    /// As `status` shows it.
+    pub fn attempt(&self) -> Attempt {
+        Attempt {
+            number: self.number,
+            node: self.name.clone(),
+            started_ms: self.started_ms,
+            ended_ms: self.ended.map(|e| e.0),
+            end: self.ended.map(|e| e.1),
+            digest: self.done.as_ref().map(|d| d.0.clone()),
+            verdict: self.verdict,
+        }
+    }
+}
+
+/// A job that runs on several distinct nodes until `quorum` of them agree
+/// on its result.
+pub struct Verification {
+    pub quorum: u32,
+    /// Every replica started that was not void (lost, handed back, taken
+    /// back overdue): running, finished or stopped.
+    pub replicas: Vec<Replica>,
+    /// Replicas that went void.
+    pub void: Vec<Attempt>,
+    /// Replicas still to start.
+    pub wanted: u32,
+}
+
+impl Verification {
+    /// A verification needing `quorum` agreeing replicas, none started.
+    pub fn new(quorum: u32) -> Self {
+        Self { quorum, replicas: Vec::new(), void: Vec::new(), wanted: quorum }
+    }
+
+    /// The replica running on `node`.
+    pub fn running_on(&mut self, node: NodeId) -> Option<&mut Replica> {
+        self.replicas.iter_mut().find(|r| r.node == node && r.running())
+    }
+
+    /// Replicas running now.
+    pub fn running(&self) -> u32 {
+        self.replicas.iter().filter(|r| r.running()).count() as u32
+    }
+
+    /// Whether a replica on a node named `name` with `owner` would not be
+    /// independent of those already run: the same node, or the same owner.
+    pub fn conflicts(&self, name: &str, owner: Option<&str>) -> bool {
+        self.replicas
+            .iter()
+            .any(|r| r.name == name || matches!((owner, r.owner.as_deref()), (Some(a), Some(b)) if a == b))
+    }
+
+    /// Every replica, void ones included, as `status` shows them.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        let mut all: Vec<Attempt> =
+            self.void.iter().cloned().chain(self.replicas.iter().map(Replica::attempt)).collect();
+        all.sort_by_key(|a| a.number);
+        all
+    }
 }
 
 /// A job the master holds in memory.
@@ -72,6 +160,11 @@ pub struct Job {
     pub dirs_in_record: bool,
     /// When the current attempt was sent to its node.
     pub assigned_at: Option<Instant>,
+    /// A job that runs on several nodes until a quorum agrees; `None` for
+    /// one that runs once.
+    pub verify: Option<Box<Verification>>,
+    /// A verified job's replicas once it has ended, for `status`.
+    pub replica_history: Vec<Attempt>,
 }
 
 impl Job {
@@ -105,7 +198,54 @@ impl Job {
             result: None,
             dirs_in_record: false,
             assigned_at: None,
+            verify: None,
+            replica_history: Vec::new(),
         }
+    }
+
+    /// From now on the job runs on distinct nodes until `quorum` of them
+    /// agree, deterministically so that honest ones do.
+    pub fn verify(&mut self, quorum: u32) {
+        if !self.spec.deterministic {
+            let mut spec = (*self.spec).clone();
+            spec.deterministic = true;
+            self.spec = Arc::new(spec);
+        }
+        self.verify = Some(Box::new(Verification::new(quorum)));
+    }
+
+    /// Whether node `name` (with `owner`) may not run a replica of it.
+    pub fn conflicts(&self, name: &str, owner: Option<&str>) -> bool {
+        self.verify.as_ref().is_some_and(|v| v.conflicts(name, owner))
+    }
+
+    /// A replica started on `node` (named `name`, with `owner`) as the next
+    /// attempt. Returns its number.
+    pub fn add_replica(&mut self, node: NodeId, name: &str, owner: Option<&str>) -> u32 {
+        let first = self.verify.as_ref().is_some_and(|v| v.replicas.is_empty() && v.void.is_empty());
+        self.attempts += 1;
+        self.started_ms = now_ms();
+        self.node_name = name.to_owned();
+        let number = self.attempts;
+        let v = self.verify.as_mut().expect("a verified job");
+        v.wanted = v.wanted.saturating_sub(1);
+        v.replicas.push(Replica {
+            node,
+            name: name.to_owned(),
+            owner: owner.map(str::to_owned),
+            number,
+            assigned_at: Instant::now(),
+            started_ms: self.started_ms,
+            spool: Spool::default(),
+            done: None,
+            verdict: None,
+            ended: None,
+        });
+        self.phase = if v.wanted == 0 { Phase::Running(node) } else { Phase::Queued };
+        if first {
+            self.push(JobEvent::Assigned(name.to_owned()));
+        }
+        number
     }
 
     /// What the job asks of a node.
@@ -148,9 +288,12 @@ impl Job {
         self.refused_by.get(&node) == Some(&Refusal::ForEver)
     }
 
-    /// Whether `node` runs it now.
+    /// Whether `node` runs it now (a replica of it, for a verified job).
     pub fn runs_on(&self, node: NodeId) -> bool {
-        self.phase == Phase::Running(node)
+        match &self.verify {
+            Some(v) => v.replicas.iter().any(|r| r.node == node && r.running()),
+            None => self.phase == Phase::Running(node),
+        }
     }
 
     /// A watcher of its events from the first, reading what memory does
@@ -212,8 +355,8 @@ impl Job {
         if !self.spec.env.is_empty() || has_input {
             let spec = &self.spec;
             self.spec = Arc::new(JobSpec {
-                deterministic: false,
-                replicas: 0,
+                deterministic: spec.deterministic,
+                replicas: spec.replicas,
                 module: spec.module.clone(),
                 args: spec.args.clone(),
                 env: Vec::new(),
@@ -224,6 +367,9 @@ impl Job {
         }
         self.spec_in_record = false;
         self.refused_by = Default::default();
+        if let Some(v) = self.verify.take() {
+            self.replica_history = v.attempts();
+        }
         self.dirs_in_record = !report.dirs.is_empty();
         let report =
             if self.dirs_in_record { Arc::new(JobReport { dirs: Vec::new(), ..(*report).clone() }) } else { report };
@@ -237,7 +383,9 @@ impl Job {
     /// As `grid-cli status` shows it; `waiting` is why a queued job waits.
     pub fn summary(&self, id: &JobId, waiting: impl FnOnce() -> String) -> JobSummary {
         let result = self.result.as_deref().cloned();
+        let replicas_running = self.verify.as_ref().is_some_and(|v| v.running() > 0);
         let state = match (self.phase, &result) {
+            (Phase::Queued, _) if replicas_running => JobState::Running,
             (Phase::Queued, _) => JobState::Queued,
             (Phase::Running(_), _) => JobState::Running,
             (Phase::Finished, Some(r)) => JobState::finished(r),
@@ -258,6 +406,14 @@ impl Job {
             args: self.spec.args.clone(),
             result,
             history: Vec::new(),
+            quorum: self.verify.as_ref().map_or(
+                self.replica_history.iter().filter(|a| a.verdict == Some(grid_core::Verdict::Agreed)).count() as u32,
+                |v| v.quorum,
+            ),
+            replicas: match &self.verify {
+                Some(v) => v.attempts(),
+                None => self.replica_history.clone(),
+            },
         }
     }
 }
@@ -424,6 +580,19 @@ mod tests {
         }
         fn requeued(&self, id: &str, attempts: u32, end: grid_core::AttemptEnd) {
             self.inner.requeued(id, attempts, end)
+        }
+        fn replica(
+            &self,
+            id: &str,
+            number: u32,
+            end: Option<grid_core::AttemptEnd>,
+            digest: Option<&str>,
+            verdict: Option<Verdict>,
+        ) {
+            self.inner.replica(id, number, end, digest, verdict)
+        }
+        fn billed(&self, id: &str, runs: u64, fuel: u64) {
+            self.inner.billed(id, runs, fuel)
         }
         fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
             self.outputs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

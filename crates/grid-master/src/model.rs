@@ -3,7 +3,7 @@
 //! no behaviour beyond conversions.
 
 use grid_core::{
-    Attempt, AttemptEnd, Capacity, JobReport, JobSpec, JobState, ModuleHash, NodeState, Outcome, OutputStream,
+    Attempt, AttemptEnd, Capacity, JobReport, JobSpec, JobState, ModuleHash, NodeState, Outcome, OutputStream, Verdict,
 };
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -246,6 +246,12 @@ pub struct JobSummary {
     pub result: Option<JobReport>,
     /// Every attempt, oldest first: filled in only for one job's status.
     pub history: Vec<Attempt>,
+    /// Replicas that must agree on its result; 0 for a job run once,
+    /// unverified.
+    pub quorum: u32,
+    /// A verified job's replicas as memory knows them (the record may not
+    /// have the latest yet): merged into `history` by `with_history`.
+    pub replicas: Vec<Attempt>,
 }
 
 impl JobSummary {
@@ -255,6 +261,20 @@ impl JobSummary {
     /// this way needs no flush, so a status call never makes the record
     /// commit (a flood of them cannot slow every submission).
     pub fn with_history(mut self, mut recorded: Vec<Attempt>) -> Self {
+        if !self.replicas.is_empty() {
+            for live in std::mem::take(&mut self.replicas) {
+                match recorded.iter_mut().find(|a| a.number == live.number) {
+                    Some(a) => {
+                        a.ended_ms = a.ended_ms.or(live.ended_ms);
+                        a.end = a.end.or(live.end);
+                        a.digest = a.digest.take().or(live.digest);
+                        a.verdict = a.verdict.or(live.verdict);
+                    }
+                    None => recorded.push(live),
+                }
+            }
+            recorded.sort_by_key(|a| a.number);
+        }
         let last = recorded.last().map_or(0, |a| a.number);
         if self.attempts > last
             && !self.node.is_empty()
@@ -276,6 +296,11 @@ impl JobSummary {
             final_attempt.ended_ms = Some(ended_ms);
             final_attempt.end =
                 Some(if result.outcome == Outcome::Cancelled { AttemptEnd::Cancelled } else { AttemptEnd::Finished });
+        }
+        if self.quorum == 0 {
+            // A verified job the record alone knows: its quorum is how
+            // many agreed.
+            self.quorum = recorded.iter().filter(|a| a.verdict == Some(Verdict::Agreed)).count() as u32;
         }
         self.history = recorded;
         self
@@ -299,6 +324,8 @@ impl From<StoredJob> for JobSummary {
             args: j.spec.args,
             result: j.result,
             history: Vec::new(),
+            quorum: 0,
+            replicas: Vec::new(),
         }
     }
 }
@@ -323,6 +350,8 @@ mod tests {
             args: Vec::new(),
             result: None,
             history: Vec::new(),
+            quorum: 0,
+            replicas: Vec::new(),
         }
     }
 

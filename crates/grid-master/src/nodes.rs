@@ -42,6 +42,11 @@ pub struct Node {
     fuel_reserved: u64,
     /// Shutting down: takes no new jobs.
     pub draining: bool,
+    /// Quarantined for results that disagreed: takes no new jobs.
+    pub quarantined: bool,
+    /// The most slots it may fill while it earns trust, whatever it
+    /// declared; `None` for what it declared.
+    pub slot_cap: Option<u32>,
     /// Heartbeats received. A job a node refused is offered to it again
     /// once this moves on.
     pub beats: u64,
@@ -70,6 +75,8 @@ impl Node {
             disk_used: 0,
             fuel_reserved: 0,
             draining: false,
+            quarantined: false,
+            slot_cap: None,
             beats: 0,
             alive: tokio::sync::watch::channel(()).0,
         }
@@ -99,9 +106,18 @@ impl Node {
         self.bucket.set_available(available);
     }
 
-    /// What it has free now; a draining node has no slot.
+    /// The slots it may fill: what it declared, within its cap; none while
+    /// it drains or is quarantined.
+    fn slots(&self) -> u32 {
+        if self.draining || self.quarantined {
+            return 0;
+        }
+        self.slot_cap.map_or(self.reg.capacity.slots, |cap| cap.min(self.reg.capacity.slots))
+    }
+
+    /// What it has free now; a draining or quarantined node has no slot.
     pub fn room(&self) -> Room {
-        let slots = if self.draining { 0 } else { self.reg.capacity.slots.saturating_sub(self.running.len() as u32) };
+        let slots = self.slots().saturating_sub(self.running.len() as u32);
         Room {
             slots,
             memory: self.reg.capacity.memory.saturating_sub(self.memory_used),
@@ -115,8 +131,7 @@ impl Node {
     /// the bucket refills. A job that does not fit this never runs here
     /// while the node stays as it is.
     pub fn idle_room(&self) -> Room {
-        let slots = if self.draining { 0 } else { self.reg.capacity.slots };
-        Room { slots, memory: self.reg.capacity.memory, disk: self.reg.capacity.disk, fuel: u64::MAX }
+        Room { slots: self.slots(), memory: self.reg.capacity.memory, disk: self.reg.capacity.disk, fuel: u64::MAX }
     }
 
     /// The node as the scheduler sees it for `spec`, given `room`.

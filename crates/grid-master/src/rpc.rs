@@ -167,7 +167,7 @@ fn event_to_pb(e: JobEvent) -> pb::JobEvent {
 
 fn info_to_pb(j: JobSummary) -> pb::JobInfo {
     pb::JobInfo {
-        quorum: 0,
+        quorum: j.quorum,
         id: j.id,
         state: j.state.as_str().to_owned(),
         tenant: j.tenant,
@@ -576,7 +576,9 @@ impl Master for MasterService {
                         ToNode::Assign(job_id, spec) => {
                             let spec = if live.spec_in_record(&job_id) {
                                 match full_spec(&live, &job_id).await {
-                                    Ok(spec) => spec,
+                                    // Whether it runs deterministically is the
+                                    // master's to decide, not the record's.
+                                    Ok(full) => JobSpec { deterministic: spec.deterministic, ..full },
                                     Err(e) => {
                                         let reason = format!("cannot read the job's spec from the record: {e}");
                                         tracing::error!(job = %job_id, error = %e, "cannot read the job's spec from the record");

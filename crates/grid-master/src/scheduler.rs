@@ -114,7 +114,7 @@ pub fn why_parked<K>(demand: &Demand, idle: &[NodeView<K>], avoided: usize) -> O
     let misfits: Option<Vec<Misfit>> = idle.iter().map(|n| n.misfit(demand)).collect();
     match misfits?.into_iter().max()? {
         Misfit::Ceilings => Some("waiting: over every node's per-job ceilings".into()),
-        Misfit::Slots => Some("waiting: no node that admits it takes jobs (no slots, or draining)".into()),
+        Misfit::Slots => Some("waiting: no node that admits it takes jobs (no slots, draining or quarantined)".into()),
         Misfit::Memory => Some(format!("waiting: no node has {} of memory in all", bytes(demand.memory))),
         Misfit::Disk => Some(format!("waiting: no node has {} of scratch space in all", bytes(demand.disk))),
         // A bucket refills: fuel is never a reason to wait for ever.
@@ -221,7 +221,7 @@ mod tests {
         );
         assert_eq!(
             parked(&SMALL, &[node("zero", 0, 1000, 9000, false)]).as_deref(),
-            Some("waiting: no node that admits it takes jobs (no slots, or draining)")
+            Some("waiting: no node that admits it takes jobs (no slots, draining or quarantined)")
         );
         let big = Demand { memory: 2 << 30, fuel: 1000, disk: 0 };
         assert_eq!(

@@ -18,6 +18,8 @@ use crate::watch::{CHUNK, JobWatch};
 use grid_core::text::cut;
 use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, NodeState, Outcome, OutputStream, Submission, TenantQuota};
 use std::collections::{HashMap, VecDeque};
+
+mod replicas;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -34,6 +36,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 /// Inputs (stdin and directories) up to this size are fingerprinted on the
 /// async thread that takes the submission; larger ones on a blocking one.
 const HASHED_INLINE: usize = 1 << 20;
+/// The most plans one dispatch makes: each places a verified job's
+/// replica at most once, so one needing N replicas takes N plans.
+const MAX_PLANS: usize = 8;
 /// The default bound on jobs waiting for a node.
 pub const DEFAULT_MAX_QUEUED: usize = 1_000_000;
 
@@ -132,7 +137,7 @@ impl LiveState {
             max_attempts: max_attempts.max(1),
             grace: DEFAULT_GRACE,
             max_queued: DEFAULT_MAX_QUEUED,
-            policy: VerifyPolicy::default(),
+            policy: VerifyPolicy::off(),
         }
     }
 
@@ -196,6 +201,10 @@ impl LiveState {
                 self.store.requeued(&id, job.attempts, AttemptEnd::Restarted);
                 job.requeue(true);
             }
+            if job.spec.replicas >= 2 {
+                // Its replicas start over: what they had sent is gone.
+                job.verify(job.spec.replicas);
+            }
             let (priority, tenant) = (job.submission.priority, job.submission.tenant.clone());
             inner.queue.push_back(id, priority, &tenant);
         }
@@ -241,6 +250,13 @@ impl LiveState {
     }
 
     fn check(&self, inner: &Inner, spec: &JobSpec, tenant: &str) -> Result<()> {
+        let most = self.policy.max_replicas;
+        if spec.replicas > most {
+            return Err(MasterError::InvalidArgument(format!(
+                "{} replicas asked for, over the master's most of {most} (--max-replicas)",
+                spec.replicas
+            )));
+        }
         let queued = inner.queue.len();
         if queued >= self.max_queued {
             return Err(MasterError::Busy(format!(
@@ -368,6 +384,9 @@ impl LiveState {
         let mut inner = self.lock();
         let mut job = Job::new(spec, spec_in_record, submission, submitted_ms, 0, String::new());
         job.fingerprint = fp.map(String::into_boxed_str);
+        if job.spec.replicas >= 2 {
+            job.verify(job.spec.replicas);
+        }
         if let Some(key) = &job.submission.key {
             inner.keys.insert(key.clone(), id.clone());
         }
@@ -428,6 +447,12 @@ impl LiveState {
         let mut inner = self.lock();
         let job = inner.jobs.get_mut(id).ok_or_else(|| MasterError::JobNotFound(id.to_owned()))?;
         let limits = job.spec.limits;
+        if job.verify.is_some() && job.phase != Phase::Finished {
+            // Its replicas stop at once; no result of theirs is kept.
+            self.end_verified(&mut inner, id, JobReport::before_start(Outcome::Cancelled, "", &limits), None);
+            self.dispatch(&mut inner);
+            return Ok(true);
+        }
         match job.phase {
             Phase::Finished => Ok(false),
             Phase::Queued => {
@@ -473,8 +498,10 @@ impl LiveState {
         let id = inner.next_node;
         tracing::info!(node = %reg.name, address = %reg.address, slots = reg.capacity.slots, "node registered");
         inner.history.connected(&reg.name, &reg.identity);
+        let name = reg.name.clone();
+        inner.nodes.insert(id, Node::new(reg, tx));
+        self.restand(&mut inner, &name);
         let Inner { queue, jobs, nodes, .. } = &mut *inner;
-        nodes.insert(id, Node::new(reg, tx));
         dispatch::unpark_for(queue, jobs, id, &nodes[&id]);
         self.dispatch(&mut inner);
         Ok((id, rx))
@@ -525,6 +552,10 @@ impl LiveState {
     pub fn job_output(&self, node: NodeId, job: &str, stream: OutputStream, mut data: Vec<u8>) {
         let mut inner = self.lock();
         let Some(j) = inner.jobs.get_mut(job).filter(|j| j.runs_on(node)) else { return };
+        if j.verify.is_some() {
+            self.replica_output(&mut inner, node, job, stream, &data);
+            return;
+        }
         let limit = j.spec.limits.output;
         let room = limit.saturating_sub(j.recorded.1 as u64);
         let over = data.len() as u64 > room;
@@ -573,6 +604,7 @@ impl LiveState {
         let mut inner = self.lock();
         let Some(j) = inner.jobs.get(job).filter(|j| j.runs_on(node)) else { return };
         let spec = j.spec.clone();
+        let verified = j.verify.is_some();
         let mut report = report;
         let limits = &spec.limits;
         report.fuel_limit = limits.fuel;
@@ -586,8 +618,16 @@ impl LiveState {
             inner.history.ran(&report.node, report.fuel_used);
         }
         inner.stopped_running(job, Some(report.fuel_used));
-        let end = AttemptEnd::of(&report.outcome);
-        self.finish_ran(&mut inner, job, report, end, true);
+        if verified {
+            self.replica_ended(&mut inner, node, job, report);
+        } else {
+            if replicas::is_result(&report.outcome) {
+                // A result taken as the node reports it earns its fuel.
+                inner.history.update_standing(&report.node, |s| VerifyPolicy::accepted(s, report.fuel_used));
+            }
+            let end = AttemptEnd::of(&report.outcome);
+            self.finish_ran(&mut inner, job, report, end, true);
+        }
         self.dispatch(&mut inner);
     }
 
@@ -607,6 +647,12 @@ impl LiveState {
         inner.stopped_running(job, None);
         let beats = inner.nodes.get(&node).map_or(0, |n| n.beats);
         let j = inner.jobs.get_mut(job).expect("checked above");
+        if j.verify.is_some() {
+            j.refuse(node, beats);
+            self.void_replica(&mut inner, node, job, AttemptEnd::HandedBack, &format!("handed back: {reason}"));
+            self.dispatch(&mut inner);
+            return;
+        }
         if j.cancel_requested {
             self.finish(
                 &mut inner,
@@ -699,6 +745,11 @@ impl LiveState {
             inner.stopped_running(&id, None);
             let job = inner.jobs.get_mut(&id).expect("running job exists");
             let limits = job.spec.limits;
+            if job.verify.is_some() {
+                job.lost_on.push(n.reg.name.clone());
+                self.void_replica(inner, node, &id, AttemptEnd::Lost, &format!("node disconnected: {why}"));
+                continue;
+            }
             if job.cancel_requested {
                 self.finish(
                     inner,
@@ -749,6 +800,17 @@ impl LiveState {
             }
             inner.stopped_running(id, None);
             let job = inner.jobs.get_mut(id).expect("a running job exists");
+            if let Some(v) = job.verify.as_mut() {
+                // Its replicas start over under the next master.
+                if let Some(r) = v.running_on(*node) {
+                    r.ended = Some((now_ms(), AttemptEnd::Restarted));
+                    self.store.replica(id, r.number, Some(AttemptEnd::Restarted), None, None);
+                }
+                if v.running() == 0 {
+                    self.store.requeued(id, job.attempts, AttemptEnd::Restarted);
+                }
+                continue;
+            }
             if job.cancel_requested {
                 self.finish(
                     &mut inner,
@@ -782,7 +844,11 @@ impl LiveState {
         for (node_id, n) in &inner.nodes {
             for id in &n.running {
                 let job = &inner.jobs[id];
-                if job.assigned_at.is_some_and(|at| now >= at + job.spec.limits.timeout + self.grace) {
+                let assigned_at = match &job.verify {
+                    Some(v) => v.replicas.iter().find(|r| r.node == *node_id && r.running()).map(|r| r.assigned_at),
+                    None => job.assigned_at,
+                };
+                if assigned_at.is_some_and(|at| now >= at + job.spec.limits.timeout + self.grace) {
                     overdue.push((*node_id, id.clone()));
                 }
             }
@@ -806,11 +872,22 @@ impl LiveState {
         let name = n.reg.name.clone();
         inner.stopped_running(id, None);
         inner.history.lost_one(&name);
+        // Holding a job past its deadline is no way to earn trust.
+        if inner.history.update_standing(&name, |s| self.policy.struck(s)) {
+            tracing::warn!(node = %name, "node quarantined: it held jobs past their deadlines too often");
+        }
+        self.restand(inner, &name);
         let (timeout, grace) =
             (grid_core::units::format_duration(spec.limits.timeout), grid_core::units::format_duration(self.grace));
         tracing::warn!(job = id, node = %name, "node did not finish the job within its timeout and grace; taken back");
         let job = inner.jobs.get_mut(id).expect("a running job exists");
         job.avoid(node_id);
+        if job.verify.is_some() {
+            let why =
+                format!("it did not finish within the job's timeout of {timeout} and the master's grace of {grace}");
+            self.void_replica(inner, node_id, id, AttemptEnd::Overdue, &why);
+            return;
+        }
         if job.cancel_requested {
             self.finish(
                 inner,
@@ -964,25 +1041,47 @@ impl LiveState {
                 );
             }
         }
-        let plan = dispatch::plan(&inner.queue, &inner.jobs, &inner.nodes, &inner.running, &inner.tenants, now);
-        inner.examined += plan.examined as u64;
-        inner.fuel_held = plan.fuel_held;
-        for id in &plan.park {
-            inner.queue.park(id);
-        }
-        for Assignment { job: id, node: node_id } in plan.assignments {
-            let job = inner.jobs.get_mut(&id).expect("planned job exists");
-            let node = inner.nodes.get_mut(&node_id).expect("planned node exists");
-            if node.tx.send(ToNode::Assign(id.clone(), job.spec.clone())).is_err() {
-                // The session is closing; node_gone will follow. Keep the job.
-                continue;
+        // A plan places each job once; a verified job that wants more
+        // replicas gets another plan, its nodes so far left out of it.
+        for _ in 0..MAX_PLANS {
+            let plan = dispatch::plan(&inner.queue, &inner.jobs, &inner.nodes, &inner.running, &inner.tenants, now);
+            inner.examined += plan.examined as u64;
+            inner.fuel_held = plan.fuel_held;
+            for id in &plan.park {
+                inner.queue.park(id);
             }
-            node.reserve(&id, &job.spec);
-            job.assign(node_id, &node.reg.name);
-            inner.running.started(job.tenant());
-            inner.tenants.started(job.tenant(), job.spec.limits.fuel, now);
-            self.store.running(&id, &node.reg.name, job.attempts);
-            inner.queue.remove(&id);
+            let mut again = false;
+            for Assignment { job: id, node: node_id } in plan.assignments {
+                let verify = self.wants_verifying(inner, &inner.jobs[&id], &inner.nodes[&node_id]);
+                let job = inner.jobs.get_mut(&id).expect("planned job exists");
+                if verify {
+                    job.verify(2);
+                }
+                let node = inner.nodes.get_mut(&node_id).expect("planned node exists");
+                if node.tx.send(ToNode::Assign(id.clone(), job.spec.clone())).is_err() {
+                    // The session is closing; node_gone will follow. Keep the job.
+                    continue;
+                }
+                node.reserve(&id, &job.spec);
+                if job.verify.is_some() {
+                    let number = job.add_replica(node_id, &node.reg.name, node.reg.owner.as_deref());
+                    self.store.running(&id, &node.reg.name, number);
+                    if job.verify.as_ref().is_some_and(|v| v.wanted > 0) {
+                        again = true;
+                    } else {
+                        inner.queue.remove(&id);
+                    }
+                } else {
+                    job.assign(node_id, &node.reg.name);
+                    self.store.running(&id, &node.reg.name, job.attempts);
+                    inner.queue.remove(&id);
+                }
+                inner.running.started(job.tenant());
+                inner.tenants.started(job.tenant(), job.spec.limits.fuel, now);
+            }
+            if !again {
+                break;
+            }
         }
     }
 }
@@ -1463,7 +1562,7 @@ mod tests {
         assert_eq!((live.queued(), live.lock().queue.parked()), (STUCK, STUCK));
         assert_eq!(
             live.summary(&stuck[0]).unwrap().waiting.as_deref(),
-            Some("waiting: no node that admits it takes jobs (no slots, or draining)")
+            Some("waiting: no node that admits it takes jobs (no slots, draining or quarantined)")
         );
         // Each later job, and each end of one, looks at the job it places
         // and nothing else: not the 11,000.
@@ -1494,7 +1593,7 @@ mod tests {
         assert!(live.lock().queue.is_parked(&job));
         assert_eq!(
             live.summary(&job).unwrap().waiting.as_deref(),
-            Some("waiting: no node that admits it takes jobs (no slots, or draining)")
+            Some("waiting: no node that admits it takes jobs (no slots, draining or quarantined)")
         );
         live.heartbeat(a, beat(1 << 40, false));
         assert_eq!(assigned(&mut rx), Some(job));

@@ -23,6 +23,9 @@ pub struct StatusCommand {
     json: bool,
 }
 
+/// How many hex digits of a replica's digest the text shows.
+const SHORT_DIGEST: usize = 12;
+
 /// A job as JSON, for scripts.
 pub fn to_json(j: &JobRow) -> serde_json::Value {
     let mut v = serde_json::json!({
@@ -38,6 +41,7 @@ pub fn to_json(j: &JobRow) -> serde_json::Value {
         "duration_ms": duration_ms(j),
         "module": j.module,
         "args": j.args,
+        "quorum": j.quorum,
     });
     if !j.history.is_empty() {
         let history: Vec<_> = j
@@ -50,6 +54,8 @@ pub fn to_json(j: &JobRow) -> serde_json::Value {
                     "started_ms": a.started_ms,
                     "ended_ms": a.ended_ms,
                     "end": a.end.map(|e| e.as_str()),
+                    "digest": a.digest,
+                    "verdict": a.verdict.map(|v| v.as_str()),
                 })
             })
             .collect();
@@ -99,7 +105,15 @@ impl StatusCommand {
         for a in &j.history {
             let ended = a.ended_ms.map_or("now".to_owned(), when::moment);
             let end = a.end.map_or("running", |e| e.as_str());
-            outln!("          {}. {} from {} to {ended}: {end}", a.number, a.node, when::moment(a.started_ms))?;
+            let judged = match (&a.digest, a.verdict) {
+                (Some(d), Some(v)) => format!(", result {}: {v}", &d[..d.len().min(SHORT_DIGEST)]),
+                (Some(d), None) => format!(", result {}", &d[..d.len().min(SHORT_DIGEST)]),
+                (None, _) => String::new(),
+            };
+            outln!("          {}. {} from {} to {ended}: {end}{judged}", a.number, a.node, when::moment(a.started_ms))?;
+        }
+        if j.quorum > 0 {
+            outln!("quorum    {} replicas on distinct nodes must agree", j.quorum)?;
         }
         outln!("submitted {}", when::moment(j.submitted_ms))?;
         if let Some(started) = j.started_ms {

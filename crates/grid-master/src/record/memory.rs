@@ -5,7 +5,7 @@ use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfi
 use crate::error::Result;
 use crate::model::{JobId, NodeRecord, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
-use grid_core::{Attempt, AttemptEnd, JobReport, JobState, OutputStream};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobState, OutputStream, Verdict};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
@@ -126,6 +126,34 @@ impl JobStore for MemoryStore {
         }
         inner.output.remove(id);
         inner.end_attempt(id, end, now_ms());
+    }
+
+    fn replica(&self, id: &str, number: u32, end: Option<AttemptEnd>, digest: Option<&str>, verdict: Option<Verdict>) {
+        let mut inner = self.lock();
+        let now = now_ms();
+        let Some(a) = inner.attempts.get_mut(id).and_then(|all| all.iter_mut().find(|a| a.number == number)) else {
+            return;
+        };
+        if let Some(end) = end {
+            a.ended_ms = a.ended_ms.or(Some(now));
+            a.end = a.end.or(Some(end));
+        }
+        if let Some(digest) = digest {
+            a.digest = Some(digest.to_owned());
+        }
+        a.verdict = verdict.or(a.verdict);
+    }
+
+    fn billed(&self, id: &str, runs: u64, fuel: u64) {
+        let mut inner = self.lock();
+        if let Some(tenant) = inner.get_mut(id).map(|j| j.tenant.clone()) {
+            let used = inner
+                .tenant_use
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantUse { name: tenant, ..Default::default() });
+            used.jobs_run = used.jobs_run.saturating_add(runs);
+            used.fuel_burned = used.fuel_burned.saturating_add(fuel);
+        }
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {

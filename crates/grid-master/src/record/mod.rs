@@ -17,7 +17,7 @@ pub use sqlite::SqliteStore;
 use crate::error::Result;
 use crate::model::{JobId, NodeRecord, StoredJob, TenantUse};
 use futures::future::BoxFuture;
-use grid_core::{Attempt, AttemptEnd, JobReport, JobSpec, JobState, OutputStream, Submission};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobSpec, JobState, OutputStream, Submission, Verdict};
 
 /// Inputs (stdin, directories, args and env) a queued job keeps in memory
 /// when they are this small together; args and env are kept up to this
@@ -37,8 +37,8 @@ pub fn light_spec(spec: JobSpec) -> (JobSpec, bool) {
     }
     let (args, env) = if args_env <= INPUT_KEPT { (spec.args, spec.env) } else { (cut_args(spec.args), Vec::new()) };
     let light = JobSpec {
-        deterministic: false,
-        replicas: 0,
+        deterministic: spec.deterministic,
+        replicas: spec.replicas,
         module: spec.module,
         args,
         env,
@@ -161,6 +161,16 @@ pub trait JobStore: Send + Sync + 'static {
     /// The job is back in the queue after `attempts` attempts, the last of
     /// which ended as `end`; its output so far is dropped.
     fn requeued(&self, id: &str, attempts: u32, end: AttemptEnd);
+
+    /// Replica `number` of a verified job: it ended as `end`, its result's
+    /// digest is `digest`, and it `verdict` against the quorum; each given
+    /// part is set, the others are left as they are. The job's own state
+    /// does not change.
+    fn replica(&self, id: &str, number: u32, end: Option<AttemptEnd>, digest: Option<&str>, verdict: Option<Verdict>);
+
+    /// The job's tenant used `runs` more runs and `fuel` more fuel than its
+    /// end counts: the other replicas of a verified job.
+    fn billed(&self, id: &str, runs: u64, fuel: u64);
 
     /// A chunk of output, number `seq` of the job (numbers are not reused
     /// across attempts; the caller keeps a job's chunks within its output

@@ -7,7 +7,7 @@ use crate::error::{MasterError, Result};
 use crate::model::{JobId, NodeRecord, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
-use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Submission};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Submission, Verdict};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     started_ms INTEGER NOT NULL,
     ended_ms INTEGER,
     ending TEXT,
+    digest TEXT,
+    verdict TEXT,
     PRIMARY KEY (job_id, number)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS output (
@@ -67,6 +69,19 @@ CREATE TABLE IF NOT EXISTS tenant_use (
 
 /// A change to the record.
 enum Op {
+    Replica {
+        id: JobId,
+        number: u32,
+        end: Option<AttemptEnd>,
+        digest: Option<String>,
+        verdict: Option<Verdict>,
+        at_ms: u64,
+    },
+    Billed {
+        id: JobId,
+        runs: u64,
+        fuel: u64,
+    },
     Insert {
         id: JobId,
         meta: Submission,
@@ -149,6 +164,13 @@ impl SqliteStore {
             "fingerprint TEXT",
         ] {
             match writer.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []) {
+                Err(e) if !e.to_string().contains("duplicate column name") => return Err(db_err(path)(e)),
+                _ => {}
+            }
+        }
+        // Records made before replicas were verified.
+        for column in ["digest TEXT", "verdict TEXT"] {
+            match writer.execute(&format!("ALTER TABLE attempts ADD COLUMN {column}"), []) {
                 Err(e) if !e.to_string().contains("duplicate column name") => return Err(db_err(path)(e)),
                 _ => {}
             }
@@ -323,6 +345,21 @@ impl JobStore for SqliteStore {
         self.send(Op::Requeued { id: id.to_owned(), attempts, end, at_ms: now_ms() });
     }
 
+    fn replica(&self, id: &str, number: u32, end: Option<AttemptEnd>, digest: Option<&str>, verdict: Option<Verdict>) {
+        self.send(Op::Replica {
+            id: id.to_owned(),
+            number,
+            end,
+            digest: digest.map(str::to_owned),
+            verdict,
+            at_ms: now_ms(),
+        });
+    }
+
+    fn billed(&self, id: &str, runs: u64, fuel: u64) {
+        self.send(Op::Billed { id: id.to_owned(), runs, fuel });
+    }
+
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
         self.send(Op::Output { id: id.to_owned(), seq, stream, data });
     }
@@ -355,7 +392,8 @@ impl JobStore for SqliteStore {
     fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
         let rows = self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT number, node, started_ms, ended_ms, ending FROM attempts WHERE job_id = ?1 ORDER BY number",
+                "SELECT number, node, started_ms, ended_ms, ending, digest, verdict FROM attempts
+                 WHERE job_id = ?1 ORDER BY number",
             )?;
             let rows = stmt.query_map(params![id], |r| {
                 Ok((
@@ -364,16 +402,18 @@ impl JobStore for SqliteStore {
                     r.get::<_, i64>(2)?,
                     r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter()
-            .map(|(number, node, started, ended, ending)| {
+            .map(|(number, node, started, ended, ending, digest, verdict)| {
                 let end = ending.map(|e| e.parse::<AttemptEnd>()).transpose();
                 Ok(Attempt {
-                    digest: None,
-                    verdict: None,
+                    digest,
+                    verdict: verdict.and_then(|v| v.parse::<Verdict>().ok()),
                     number: number as u32,
                     node,
                     started_ms: started as u64,
@@ -576,9 +616,10 @@ const UPSERT_NODE: &str = "INSERT OR REPLACE INTO nodes
 
 /// One more job run, and the fuel it burned, for the tenant of job `?1`.
 const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned)
-    SELECT tenant, 1, ?2 FROM jobs WHERE id = ?1
+    SELECT tenant, ?3, ?2 FROM jobs WHERE id = ?1
     ON CONFLICT (name) DO UPDATE SET
-        jobs_run = CASE WHEN jobs_run >= 9223372036854775807 THEN 9223372036854775807 ELSE jobs_run + 1 END,
+        jobs_run = CASE WHEN jobs_run > 9223372036854775807 - excluded.jobs_run THEN 9223372036854775807
+                   ELSE jobs_run + excluded.jobs_run END,
         fuel_burned = CASE WHEN fuel_burned > 9223372036854775807 - excluded.fuel_burned THEN 9223372036854775807
                       ELSE fuel_burned + excluded.fuel_burned END";
 
@@ -735,6 +776,31 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         tx.prepare_cached("DELETE FROM output WHERE job_id = ?1")?.execute(params![id])?;
                         end_attempt(&tx, &id, end, at_ms)?;
                     }
+                    Op::Replica { id, number, end, digest, verdict, at_ms } => {
+                        tx.prepare_cached(
+                            "UPDATE attempts SET
+                                ended_ms = CASE WHEN ?3 IS NULL THEN ended_ms ELSE COALESCE(ended_ms, ?6) END,
+                                ending = COALESCE(ending, ?3),
+                                digest = COALESCE(?4, digest),
+                                verdict = COALESCE(?5, verdict)
+                             WHERE job_id = ?1 AND number = ?2",
+                        )?
+                        .execute(params![
+                            id,
+                            number as i64,
+                            end.map(AttemptEnd::as_str),
+                            digest,
+                            verdict.map(Verdict::as_str),
+                            at_ms as i64
+                        ])?;
+                    }
+                    Op::Billed { id, runs, fuel } => {
+                        tx.prepare_cached(ADD_TENANT_USE)?.execute(params![
+                            id,
+                            i64::try_from(fuel).unwrap_or(i64::MAX),
+                            i64::try_from(runs).unwrap_or(i64::MAX)
+                        ])?;
+                    }
                     Op::Output { id, seq, stream, data } => {
                         let stream = if stream == OutputStream::Stderr { 2 } else { 1 };
                         tx.prepare_cached(
@@ -746,8 +812,11 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                         tx.prepare_cached("UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4 WHERE id = ?1")?
                             .execute(params![id, state.as_str(), result, at_ms as i64])?;
                         if let Some(fuel) = ran {
-                            tx.prepare_cached(ADD_TENANT_USE)?
-                                .execute(params![id, i64::try_from(fuel).unwrap_or(i64::MAX)])?;
+                            tx.prepare_cached(ADD_TENANT_USE)?.execute(params![
+                                id,
+                                i64::try_from(fuel).unwrap_or(i64::MAX),
+                                1
+                            ])?;
                         }
                         end_attempt(&tx, &id, end, at_ms)?;
                         if drop_input {
