@@ -221,7 +221,8 @@ impl Job {
 
     /// A replica started on `node` (named `name`, with `owner`) as the next
     /// attempt. Returns its number.
-    pub fn add_replica(&mut self, node: NodeId, name: &str, owner: Option<&str>) -> u32 {
+    /// Its output goes to `spool`.
+    pub fn add_replica(&mut self, node: NodeId, name: &str, owner: Option<&str>, spool: Spool) -> u32 {
         let first = self.verify.as_ref().is_some_and(|v| v.replicas.is_empty() && v.void.is_empty());
         self.attempts += 1;
         self.started_ms = now_ms();
@@ -236,7 +237,7 @@ impl Job {
             number,
             assigned_at: Instant::now(),
             started_ms: self.started_ms,
-            spool: Spool::default(),
+            spool,
             done: None,
             verdict: None,
             ended: None,

@@ -166,8 +166,9 @@ impl Master {
         let tls = tls::prepare(&config.tls, &config.data_dir)?;
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
-        let live =
-            state::LiveState::new(record.clone(), config.max_attempts).with_bounds(config.grace, config.max_queued);
+        let live = state::LiveState::new(record.clone(), config.max_attempts)
+            .with_bounds(config.grace, config.max_queued)
+            .with_spool_dir(&config.data_dir);
         match &config.recovery {
             Recovery::Resume => {
                 let recovered = live.recover(record.unfinished()?);

@@ -8,12 +8,17 @@ use grid_core::OutputStream;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Arc;
 
 /// The write buffer of one replica's spool file.
 const BUFFER: usize = 16 << 10;
 
 /// One replica's output so far.
 pub struct Spool {
+    /// Where its file goes (the master's data dir); the system's temporary
+    /// dir when `None`.
+    dir: Option<Arc<Path>>,
     file: Option<BufWriter<File>>,
     stdout: Sha256,
     stderr: Sha256,
@@ -25,11 +30,16 @@ pub struct Spool {
 
 impl Default for Spool {
     fn default() -> Self {
-        Self { file: None, stdout: Sha256::new(), stderr: Sha256::new(), lengths: (0, 0), failed: None }
+        Self { dir: None, file: None, stdout: Sha256::new(), stderr: Sha256::new(), lengths: (0, 0), failed: None }
     }
 }
 
 impl Spool {
+    /// A spool whose file, once output comes, is made in `dir`.
+    pub fn in_dir(dir: Option<Arc<Path>>) -> Self {
+        Self { dir, ..Self::default() }
+    }
+
     /// Bytes of output so far, both streams.
     pub fn bytes(&self) -> u64 {
         self.lengths.0 + self.lengths.1
@@ -62,7 +72,11 @@ impl Spool {
 
     fn append(&mut self, stream: OutputStream, data: &[u8]) -> io::Result<()> {
         if self.file.is_none() {
-            self.file = Some(BufWriter::with_capacity(BUFFER, tempfile::tempfile()?));
+            let file = match &self.dir {
+                Some(dir) => tempfile::tempfile_in(dir)?,
+                None => tempfile::tempfile()?,
+            };
+            self.file = Some(BufWriter::with_capacity(BUFFER, file));
         }
         let file = self.file.as_mut().expect("made above");
         let tag = if stream == OutputStream::Stderr { 2u8 } else { 1u8 };

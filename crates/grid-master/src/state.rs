@@ -109,6 +109,8 @@ pub struct LiveState {
     max_queued: usize,
     /// How nodes' results are verified.
     policy: VerifyPolicy,
+    /// Where replicas' output is kept aside until a quorum decides.
+    spool_dir: Option<Arc<std::path::Path>>,
 }
 
 impl Default for LiveState {
@@ -138,6 +140,7 @@ impl LiveState {
             grace: DEFAULT_GRACE,
             max_queued: DEFAULT_MAX_QUEUED,
             policy: VerifyPolicy::off(),
+            spool_dir: None,
         }
     }
 
@@ -150,6 +153,12 @@ impl LiveState {
     /// The same state verifying nodes' results as `policy` says.
     pub fn with_policy(self, policy: VerifyPolicy) -> Self {
         Self { policy, ..self }
+    }
+
+    /// The same state keeping replicas' output aside in files in `dir`
+    /// (the system's temporary dir otherwise).
+    pub fn with_spool_dir(self, dir: &std::path::Path) -> Self {
+        Self { spool_dir: Some(dir.into()), ..self }
     }
 
     /// How nodes' results are verified.
@@ -1064,7 +1073,8 @@ impl LiveState {
                 }
                 node.reserve(&id, &job.spec);
                 if job.verify.is_some() {
-                    let number = job.add_replica(node_id, &node.reg.name, node.reg.owner.as_deref());
+                    let spool = crate::spool::Spool::in_dir(self.spool_dir.clone());
+                    let number = job.add_replica(node_id, &node.reg.name, node.reg.owner.as_deref(), spool);
                     self.store.running(&id, &node.reg.name, number);
                     if job.verify.as_ref().is_some_and(|v| v.wanted > 0) {
                         again = true;
