@@ -95,6 +95,9 @@ pub struct MasterConfig {
     /// How the master speaks on TCP: TLS with its own CA (the default), with
     /// the operator's certificate, or plaintext.
     pub tls: TlsSetup,
+    /// How nodes' results are verified: replicas for nodes not yet
+    /// trusted, strikes and quarantine (see `trust`).
+    pub verify: trust::VerifyPolicy,
 }
 
 /// What a starting master does with the jobs its record holds unfinished
@@ -140,6 +143,7 @@ impl MasterConfig {
             upload_idle: Duration::from_secs(30),
             recovery: Recovery::Resume,
             tls: TlsSetup::Auto { names: vec![] },
+            verify: trust::VerifyPolicy::default(),
         }
     }
 }
@@ -164,8 +168,9 @@ impl Master {
         let tls = tls::prepare(&config.tls, &config.data_dir)?;
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
-        let live =
-            state::LiveState::new(record.clone(), config.max_attempts).with_bounds(config.grace, config.max_queued);
+        let live = state::LiveState::new(record.clone(), config.max_attempts)
+            .with_bounds(config.grace, config.max_queued)
+            .with_policy(config.verify);
         match &config.recovery {
             Recovery::Resume => {
                 let recovered = live.recover(record.unfinished()?);
