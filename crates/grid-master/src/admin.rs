@@ -204,6 +204,8 @@ impl Admin for AdminService {
         let owned = name.clone();
         let recorded = blocking(move || store.node(&owned)).await?;
         let cleared = self.live.clear_quarantine(&name, recorded)?;
+        // The answer promises the clear: it is in the record first.
+        self.live.store().flush().await?;
         Ok(Response::new(pb::ClearQuarantineResponse { cleared }))
     }
 }
