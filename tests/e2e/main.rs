@@ -22,6 +22,7 @@ mod sdk;
 mod sharing;
 mod shutdown;
 mod signals;
+mod standing;
 mod tenants;
 mod trust;
 mod verbs;

@@ -55,6 +55,20 @@ pub struct NodeRow {
     pub last_seen_ms: u64,
     /// The tenant whose jobs alone it runs; empty for a public node.
     pub owner: String,
+    /// Fuel of its results the grid accepted: what it earned.
+    pub credit: u64,
+    /// Results in a row that agreed with other replicas.
+    pub trust: u32,
+    /// Whether the master takes its results without a second replica now.
+    pub trusted: bool,
+    /// It gets no jobs until an admin clears it.
+    pub quarantined: bool,
+    /// Disagreements and overdue jobs since it was last cleared.
+    pub strikes: u32,
+    /// The streak past which the master trusts a node; 0 when no streak
+    /// decides it.
+    #[serde(skip)]
+    pub trust_after: u32,
 }
 
 /// A job as `status` and `jobs` show it.
@@ -308,8 +322,10 @@ impl Client {
     /// The nodes connected to the master; with `all`, also those that left
     /// or were lost, the most recently seen first.
     pub async fn nodes(&mut self, all: bool) -> Result<Vec<NodeRow>> {
-        let nodes = self.master.list_nodes(pb::ListNodesRequest { all }).await.map_err(status)?.into_inner().nodes;
-        Ok(nodes
+        let list = self.master.list_nodes(pb::ListNodesRequest { all }).await.map_err(status)?.into_inner();
+        let trust_after = list.trust_after;
+        Ok(list
+            .nodes
             .into_iter()
             .map(|n| NodeRow {
                 name: n.name,
@@ -328,6 +344,12 @@ impl Client {
                 first_seen_ms: n.first_seen_ms,
                 last_seen_ms: n.last_seen_ms,
                 owner: n.owner,
+                credit: n.credit,
+                trust: n.trust,
+                trusted: n.trusted,
+                quarantined: n.quarantined,
+                strikes: n.strikes,
+                trust_after,
             })
             .collect())
     }

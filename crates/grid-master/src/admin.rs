@@ -199,6 +199,13 @@ impl Admin for AdminService {
         req: Request<pb::ClearQuarantineRequest>,
     ) -> Result<Response<pb::ClearQuarantineResponse>, Status> {
         admin_only(&req)?;
-        Err(Status::unimplemented("clearing a quarantine is not built yet"))
+        let name = req.into_inner().name;
+        let store = self.live.store();
+        let owned = name.clone();
+        let recorded = blocking(move || store.node(&owned)).await?;
+        let cleared = self.live.clear_quarantine(&name, recorded)?;
+        // The answer promises the clear: it is in the record first.
+        self.live.store().flush().await?;
+        Ok(Response::new(pb::ClearQuarantineResponse { cleared }))
     }
 }

@@ -97,6 +97,9 @@ pub struct MasterConfig {
     /// How the master speaks on TCP: TLS with its own CA (the default), with
     /// the operator's certificate, or plaintext.
     pub tls: TlsSetup,
+    /// How nodes' results are verified: replicas for nodes not yet
+    /// trusted, strikes and quarantine (see `trust`).
+    pub verify: trust::VerifyPolicy,
 }
 
 /// What a starting master does with the jobs its record holds unfinished
@@ -142,6 +145,7 @@ impl MasterConfig {
             upload_idle: Duration::from_secs(30),
             recovery: Recovery::Resume,
             tls: TlsSetup::Auto { names: vec![] },
+            verify: trust::VerifyPolicy::default(),
         }
     }
 }
@@ -168,6 +172,7 @@ impl Master {
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
         let live = state::LiveState::new(record.clone(), config.max_attempts)
             .with_bounds(config.grace, config.max_queued)
+            .with_policy(config.verify)
             .with_spool_dir(&config.data_dir);
         match &config.recovery {
             Recovery::Resume => {

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use grid_master::trust::{VerifyMode, VerifyPolicy};
 use grid_master::{Master, MasterConfig, TlsSetup};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +81,57 @@ struct Args {
     /// The key of `--tls-cert` (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// How nodes' results are checked against other nodes'.
+    #[arg(long, value_enum, default_value_t = Verify::Adaptive, value_name = "MODE")]
+    verify: Verify,
+    /// Agreeing results in a row after which a node may run jobs alone
+    /// (then checked now and then, less as its streak grows).
+    #[arg(long, default_value_t = VerifyPolicy::DEFAULT_TRUST_AFTER, value_name = "N")]
+    trust_after: u32,
+    /// The most replicas one job runs, those that disagreed included,
+    /// before it fails with no quorum; also the most `--replicas` a job may
+    /// ask for.
+    #[arg(long, default_value_t = VerifyPolicy::DEFAULT_MAX_REPLICAS, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(2..))]
+    max_replicas: u32,
+    /// Strikes (results that disagreed, jobs held past their deadline) that
+    /// quarantine a node until `grid-cli admin nodes unquarantine`.
+    #[arg(long, default_value_t = VerifyPolicy::DEFAULT_QUARANTINE_AFTER, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    quarantine_after: u32,
+    /// Slots a node not yet trusted may fill, whatever it declares; each
+    /// agreeing result in its streak adds one.
+    #[arg(long, default_value_t = VerifyPolicy::DEFAULT_UNTRUSTED_SLOTS, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    untrusted_slots: u32,
+}
+
+/// `--verify`: how nodes' results are checked.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Verify {
+    /// Take every result as its node reports it (a grid of one's own machines).
+    Off,
+    /// Check a node's results with a second replica until it is trusted, then now and then.
+    Adaptive,
+    /// Run every job on a public node on two nodes at least.
+    Always,
+}
+
+impl Args {
+    /// The verification policy the flags describe.
+    fn verify(&self) -> VerifyPolicy {
+        VerifyPolicy {
+            mode: match self.verify {
+                Verify::Off => VerifyMode::Off,
+                Verify::Adaptive => VerifyMode::Adaptive,
+                Verify::Always => VerifyMode::Always,
+            },
+            trust_after: self.trust_after,
+            max_replicas: self.max_replicas,
+            quarantine_after: self.quarantine_after,
+            untrusted_slots: self.untrusted_slots,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -100,6 +152,7 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
+    let verify = args.verify();
     let data_dir = args
         .data_dir
         .unwrap_or_else(|| dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("wasm-grid").join("master"));
@@ -125,6 +178,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (false, Some(cert), Some(key)) => TlsSetup::Files { cert, key },
             _ => TlsSetup::Auto { names: args.tls_name },
         },
+        verify,
     };
     let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)

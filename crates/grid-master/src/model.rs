@@ -167,10 +167,16 @@ pub struct NodeSummary {
     pub state: NodeState,
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
+    /// Its standing, by name.
+    pub standing: Standing,
+    /// Whether the master's policy takes its results without a second
+    /// replica now (never while it is quarantined).
+    pub trusted: bool,
 }
 
 impl NodeSummary {
-    /// A node not connected, as its history shows it.
+    /// A node not connected, as its history shows it (not trusted until a
+    /// policy says so).
     pub fn from_record(r: NodeRecord) -> Self {
         let state = if r.state.is_connected() { NodeState::Gone } else { r.state };
         NodeSummary {
@@ -190,6 +196,8 @@ impl NodeSummary {
             state,
             first_seen_ms: r.first_seen_ms,
             last_seen_ms: r.last_seen_ms,
+            standing: r.standing,
+            trusted: false,
         }
     }
 }

@@ -178,7 +178,7 @@ impl Node {
     }
 
     /// As `grid-cli nodes` shows it, with what its `history` (by name) has
-    /// counted, seen at `now_ms`.
+    /// counted, seen at `now_ms` (not trusted until a policy says so).
     pub fn summary(&self, id: NodeId, history: &NodeRecord, now_ms: u64) -> NodeSummary {
         NodeSummary {
             id,
@@ -197,6 +197,8 @@ impl Node {
             state: self.state(),
             first_seen_ms: history.first_seen_ms,
             last_seen_ms: now_ms,
+            standing: history.standing,
+            trusted: false,
         }
     }
 }

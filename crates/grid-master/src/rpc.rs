@@ -11,6 +11,7 @@ use crate::modules::ModuleStore;
 use crate::nodes::MAX_CACHED_PER_NODE;
 use crate::record::{Filter, JobStore};
 use crate::state::{LiveState, blocking};
+use crate::trust::VerifyMode;
 use crate::watch::{EventLog, JobWatch};
 use futures::Stream as FutStream;
 use grid_core::{JobReport, JobSpec, JobState, ModuleHash};
@@ -479,11 +480,11 @@ impl Master for MasterService {
             // A tenant sees the public nodes and its own private ones.
             .filter(|(owner, _)| mine.is_none() || owner.is_none() || owner.as_deref() == mine)
             .map(|(owner, n)| pb::NodeInfo {
-                credit: 0,
-                trust: 0,
-                trusted: false,
-                quarantined: false,
-                strikes: 0,
+                credit: n.standing.credit,
+                trust: n.standing.streak,
+                trusted: n.trusted,
+                quarantined: n.standing.quarantined,
+                strikes: n.standing.strikes,
                 id: n.id.to_string(),
                 name: listing::cut_chars(n.name, listing::NAME_LISTED),
                 // Where a volunteer's machine is on the network is the
@@ -509,7 +510,9 @@ impl Master for MasterService {
                 owner: owner.unwrap_or_default(),
             })
             .collect();
-        Ok(Response::new(pb::ListNodesResponse { nodes }))
+        let policy = self.live.policy();
+        let trust_after = if policy.mode == VerifyMode::Adaptive { policy.trust_after } else { 0 };
+        Ok(Response::new(pb::ListNodesResponse { nodes, trust_after }))
     }
 
     type NodeSessionStream = BoxStream<pb::MasterMessage>;
@@ -771,7 +774,9 @@ mod tests {
         let assigned = assigned.expect("the job was not sent");
         assert_eq!(assigned.job_id, id);
         let sent = JobSpec::try_from(assigned.spec.unwrap()).unwrap();
-        assert!(sent == spec, "the node got another spec than the one submitted");
+        // A new node's job is verified, so it runs deterministically: the
+        // master's word on that stands over the record's spec.
+        assert!(sent == JobSpec { deterministic: true, ..spec }, "the node got another spec than the one submitted");
         let _ = stop.send(());
         drop(orders);
         drop(_keep);

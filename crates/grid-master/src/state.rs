@@ -522,6 +522,32 @@ impl LiveState {
         self.lock().history.recall(recorded);
     }
 
+    /// An admin clears node `name`'s quarantine: it may run jobs again, its
+    /// trust from zero, its credit kept. `recorded` is what the record
+    /// holds of it, for a node memory does not know. Returns whether it
+    /// was quarantined; a name neither knows is not found. A connected
+    /// node of that name may take jobs at once.
+    pub fn clear_quarantine(&self, name: &str, recorded: Option<NodeRecord>) -> Result<bool> {
+        let mut inner = self.lock();
+        if inner.history.get(name).is_none() {
+            let Some(recorded) = recorded.filter(|r| r.name == name) else {
+                let shown = cut(name, crate::auth::tokens::MAX_NAME);
+                return Err(MasterError::NotFound(format!("no node `{shown}` has been seen")));
+            };
+            inner.history.recall(recorded);
+        }
+        let was = inner.history.update_standing(name, VerifyPolicy::clear);
+        if was {
+            tracing::info!(node = %name, "node's quarantine cleared; it may run jobs again");
+            // Its sessions take jobs again, and parked ones come back.
+            self.restand(&mut inner, name);
+            self.dispatch(&mut inner);
+        }
+        drop(inner);
+        self.record_nodes();
+        Ok(was)
+    }
+
     /// Writes the node histories changed since the last call to the record
     /// (write-behind, in its batches).
     pub fn record_nodes(&self) {
@@ -949,7 +975,15 @@ impl LiveState {
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        self.judge(&mut out);
         out
+    }
+
+    /// Applies the policy to each node listed: whether it is trusted now.
+    fn judge(&self, nodes: &mut [NodeSummary]) {
+        for n in nodes {
+            n.trusted = !n.standing.quarantined && self.policy.trusted(&n.standing);
+        }
     }
 
     /// The nodes connected now (by name), then those that are not, most
@@ -968,6 +1002,7 @@ impl LiveState {
             .collect();
         drop(inner);
         others.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then_with(|| a.name.cmp(&b.name)));
+        self.judge(&mut others);
         out.extend(others);
         out.truncate(NODES_LISTED);
         out
@@ -1724,6 +1759,83 @@ mod tests {
         next.register_node(node("a")).unwrap();
         let a_again = next.nodes().into_iter().find(|n| n.name == "a").unwrap();
         assert_eq!((a_again.state, a_again.jobs_run, a_again.fuel_burned), (NodeState::Ready, 1, 42));
+    }
+
+    /// Node `name`'s standing as the live state lists it (all nodes).
+    fn listed(live: &LiveState, store: &MemoryStore, name: &str) -> NodeSummary {
+        live.all_nodes(store.nodes(10).unwrap()).into_iter().find(|n| n.name == name).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_node_standing_survives_a_restart_and_its_trust_follows_the_policy() {
+        use crate::model::Standing;
+        use crate::trust::VerifyMode;
+        let store = Arc::new(MemoryStore::new());
+        let live = LiveState::new(store.clone(), 3).with_policy(VerifyPolicy::default());
+        let (a, _rx) = live.register_node(node("a")).unwrap();
+        assert!(!live.nodes()[0].trusted, "a new node is trusted under the default policy");
+        let earned = Standing { streak: 12, strikes: 1, quarantined: false, credit: 500 };
+        live.lock().history.update_standing("a", |s| *s = earned);
+        assert!(live.nodes()[0].trusted);
+        live.node_gone(a, "stream closed", NodeState::Gone);
+        live.record_nodes();
+        // The next master reads it back, and applies its own policy.
+        let strict = VerifyPolicy { mode: VerifyMode::Always, ..VerifyPolicy::default() };
+        let next = LiveState::new(store.clone(), 3).with_policy(strict);
+        let gone = listed(&next, &store, "a");
+        assert_eq!((gone.standing, gone.trusted), (earned, false));
+        next.recall_node(store.node("a").unwrap().unwrap());
+        next.register_node(node("a")).unwrap();
+        assert_eq!(next.nodes()[0].standing, earned);
+        let lenient = LiveState::new(store.clone(), 3).with_policy(VerifyPolicy::off());
+        assert!(listed(&lenient, &store, "a").trusted);
+        // A quarantined node is trusted by no policy.
+        let mut held = store.node("a").unwrap().unwrap();
+        held.standing.quarantined = true;
+        store.nodes_seen(vec![held]);
+        assert!(!listed(&lenient, &store, "a").trusted);
+    }
+
+    #[tokio::test]
+    async fn clearing_a_quarantine_starts_a_connected_node_over_and_is_recorded() {
+        let store = Arc::new(MemoryStore::new());
+        let live = LiveState::new(store.clone(), 3).with_policy(VerifyPolicy::default());
+        let (_a, _rx) = live.register_node(node("a")).unwrap();
+        let policy = live.policy();
+        for _ in 0..policy.quarantine_after {
+            live.lock().history.update_standing("a", |s| {
+                VerifyPolicy::agreed(s, 10);
+                policy.struck(s)
+            });
+        }
+        assert!(live.nodes()[0].standing.quarantined);
+        assert!(live.clear_quarantine("a", None).unwrap());
+        let a = &live.nodes()[0];
+        assert_eq!((a.standing.quarantined, a.standing.strikes, a.standing.streak), (false, 0, 0));
+        assert_eq!(a.standing.credit, 10 * u64::from(policy.quarantine_after), "clearing took its credit");
+        // Written at once: a restart keeps the clear.
+        assert!(!store.node("a").unwrap().unwrap().standing.quarantined);
+        assert!(!live.clear_quarantine("a", None).unwrap(), "cleared twice");
+    }
+
+    #[tokio::test]
+    async fn a_node_only_the_record_knows_is_cleared_and_an_unknown_one_is_not_found() {
+        use crate::model::Standing;
+        let store = Arc::new(MemoryStore::new());
+        let mut recorded = NodeRecord::new("old", "id-old", 1);
+        recorded.state = NodeState::Gone;
+        recorded.standing = Standing { streak: 0, strikes: 3, quarantined: true, credit: 77 };
+        store.nodes_seen(vec![recorded.clone()]);
+        let live = LiveState::new(store.clone(), 3);
+        assert!(live.clear_quarantine("old", Some(recorded)).unwrap());
+        assert_eq!(store.node("old").unwrap().unwrap().standing, Standing { credit: 77, ..Standing::default() });
+        assert_eq!(listed(&live, &store, "old").state, NodeState::Gone);
+        let err = live.clear_quarantine("nobody", None).unwrap_err();
+        assert!(matches!(err, MasterError::NotFound(_)), "{err:?}");
+        assert_eq!(err.to_string(), "no node `nobody` has been seen");
+        // A record's answer for another name is not taken for this one.
+        let other = NodeRecord::new("someone", "id", 1);
+        assert!(matches!(live.clear_quarantine("nobody", Some(other)), Err(MasterError::NotFound(_))));
     }
 
     /// A node with `slots` slots and room for as many jobs.

@@ -14,9 +14,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Each with its name, state (`ready`, or `draining` while it shuts down),
 /// owner (the tenant whose jobs alone a private node runs),
 /// address, slots in use, memory, fuel capacity, cached modules, what it has
-/// given so far, and how many jobs lost on it ran to their end elsewhere (a
-/// node that keeps losing jobs stands out). The counts are kept by name
-/// across the node's sessions and the master's restarts.
+/// given so far, how many jobs lost on it ran to their end elsewhere (a
+/// node that keeps losing jobs stands out), its trust (`trusted`,
+/// `quarantined`, or `N/T`: N results in a row agreed with other replicas,
+/// T make it trusted) and its credit (fuel of its results the grid
+/// accepted). The counts are kept by name across the node's sessions and
+/// the master's restarts.
 #[derive(Parser, Debug)]
 pub struct NodesCommand {
     /// Also list nodes that are not connected: `gone` (they left, or the
@@ -51,9 +54,11 @@ impl NodesCommand {
             "JOBS",
             "FUEL BURNED",
             "LOST",
+            "TRUST",
+            "CREDIT",
             "LAST SEEN",
         ];
-        let rows: Vec<[String; 13]> = nodes.iter().map(row).collect();
+        let rows: Vec<[String; 15]> = nodes.iter().map(row).collect();
         crate::table::print_table(&header, &rows)?;
         if rows.is_empty() && global.master.is_none() && !self.all {
             errln!("no nodes connected (the embedded grid starts its node only for `run`)");
@@ -65,7 +70,7 @@ impl NodesCommand {
 }
 
 /// One node's row; a node not connected shows only its history.
-fn row(n: &NodeRow) -> [String; 13] {
+fn row(n: &NodeRow) -> [String; 15] {
     let connected = matches!(n.state.as_str(), "ready" | "draining");
     let live = |s: String| if connected { s } else { "-".to_owned() };
     [
@@ -81,8 +86,25 @@ fn row(n: &NodeRow) -> [String; 13] {
         n.jobs_run.to_string(),
         format_fuel(n.fuel_burned),
         n.lost_jobs.to_string(),
+        trust(n),
+        format_fuel(n.credit),
         if connected { "now".to_owned() } else { ago(n.last_seen_ms) },
     ]
+}
+
+/// Where a node stands: `quarantined`, `trusted`, or its streak out of
+/// the master's threshold while it earns trust (the streak alone when no
+/// streak makes a node trusted).
+fn trust(n: &NodeRow) -> String {
+    if n.quarantined {
+        "quarantined".to_owned()
+    } else if n.trusted {
+        "trusted".to_owned()
+    } else if n.trust_after > 0 {
+        format!("{}/{}", n.trust, n.trust_after)
+    } else {
+        n.trust.to_string()
+    }
 }
 
 /// How long ago `ms` (since the epoch) was, to the second.

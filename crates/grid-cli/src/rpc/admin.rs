@@ -122,6 +122,13 @@ impl Admin {
         let req = pb::RevokeNodeRequest { name: name.to_owned() };
         Ok(self.0.revoke_node(req).await.map_err(status)?.into_inner().revoked)
     }
+
+    /// Clears node `name`'s quarantine, so that it may run jobs again;
+    /// whether it was quarantined.
+    pub async fn clear_quarantine(&mut self, name: &str) -> Result<bool> {
+        let req = pb::ClearQuarantineRequest { name: name.to_owned() };
+        Ok(self.0.clear_quarantine(req).await.map_err(status)?.into_inner().cleared)
+    }
 }
 
 fn created(c: pb::CreatedToken) -> Created {

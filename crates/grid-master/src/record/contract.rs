@@ -437,6 +437,25 @@ macro_rules! job_store_contract {
             }
 
             #[tokio::test]
+            async fn a_node_standing_survives_in_the_record() {
+                use crate::model::{NodeRecord, Standing};
+                let f = open();
+                let s = &*f.store;
+                let mut a = NodeRecord::new("a", "id-a", 10);
+                a.standing = Standing { streak: 7, strikes: 2, quarantined: true, credit: u64::MAX >> 2 };
+                let b = NodeRecord::new("b", "id-b", 20);
+                s.nodes_seen(vec![a.clone(), b.clone()]);
+                s.flush().await.unwrap();
+                assert_eq!(s.node("a").unwrap().unwrap().standing, a.standing);
+                assert_eq!(s.node("b").unwrap().unwrap().standing, Standing::default());
+                // A clear writes the node again, quarantine gone, credit kept.
+                a.standing = Standing { credit: a.standing.credit, ..Standing::default() };
+                s.nodes_seen(vec![a.clone()]);
+                s.flush().await.unwrap();
+                assert_eq!(s.nodes(10).unwrap(), [b, a]);
+            }
+
+            #[tokio::test]
             async fn a_job_a_node_ran_to_its_end_counts_for_its_tenant_and_pruning_keeps_the_count() {
                 use crate::model::TenantUse;
                 let f = open();

@@ -4,7 +4,7 @@
 
 use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
-use crate::model::{JobId, NodeRecord, StoredJob, TenantUse, now_ms};
+use crate::model::{JobId, NodeRecord, Standing, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
 use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Submission, Verdict};
@@ -57,7 +57,11 @@ CREATE TABLE IF NOT EXISTS nodes (
     fuel_burned INTEGER NOT NULL DEFAULT 0,
     lost_jobs INTEGER NOT NULL DEFAULT 0,
     first_seen_ms INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL
+    last_seen_ms INTEGER NOT NULL,
+    streak INTEGER NOT NULL DEFAULT 0,
+    strikes INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    credit INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS nodes_last_seen ON nodes(last_seen_ms);
 CREATE TABLE IF NOT EXISTS tenant_use (
@@ -138,6 +142,14 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> MasterError + '_ {
     move |e| MasterError::Db(format!("`{}`: {e}", path.display()))
 }
 
+/// Adds `column` (its definition) to `table`, unless the table has it.
+fn add_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<()> {
+    match conn.execute(&format!("ALTER TABLE {table} ADD COLUMN {column}"), []) {
+        Err(e) if !e.to_string().contains("duplicate column name") => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn open_conn(path: &Path, fsync: bool) -> Result<Connection> {
     let conn = Connection::open(path).map_err(db_err(path))?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err(path))?;
@@ -163,10 +175,16 @@ impl SqliteStore {
             "started_ms INTEGER",
             "fingerprint TEXT",
         ] {
-            match writer.execute(&format!("ALTER TABLE jobs ADD COLUMN {column}"), []) {
-                Err(e) if !e.to_string().contains("duplicate column name") => return Err(db_err(path)(e)),
-                _ => {}
-            }
+            add_column(&writer, "jobs", column).map_err(db_err(path))?;
+        }
+        // Records made before nodes had a standing.
+        for column in [
+            "streak INTEGER NOT NULL DEFAULT 0",
+            "strikes INTEGER NOT NULL DEFAULT 0",
+            "quarantined INTEGER NOT NULL DEFAULT 0",
+            "credit INTEGER NOT NULL DEFAULT 0",
+        ] {
+            add_column(&writer, "nodes", column).map_err(db_err(path))?;
         }
         // Records made before replicas were verified.
         for column in ["digest TEXT", "verdict TEXT"] {
@@ -586,8 +604,8 @@ impl JobStore for SqliteStore {
     }
 }
 
-const NODE_COLUMNS: &str =
-    "SELECT name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms FROM nodes";
+const NODE_COLUMNS: &str = "SELECT name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms,
+    last_seen_ms, streak, strikes, quarantined, credit FROM nodes";
 
 /// A node's history from a row of [`NODE_COLUMNS`].
 fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord>> {
@@ -597,6 +615,8 @@ fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord>> {
     let (jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms) =
         (count(3)?, count(4)?, count(5)?, count(6)?, count(7)?);
     let identity = r.get(1)?;
+    let small = |i| count(i).map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+    let standing = Standing { streak: small(8)?, strikes: small(9)?, quarantined: count(10)? != 0, credit: count(11)? };
     Ok(state.map_err(|e| MasterError::Db(format!("node `{name}`: {e}"))).map(|state| NodeRecord {
         name,
         identity,
@@ -606,13 +626,14 @@ fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<NodeRecord>> {
         lost_jobs,
         first_seen_ms,
         last_seen_ms,
-        standing: Default::default(),
+        standing,
     }))
 }
 
 const UPSERT_NODE: &str = "INSERT OR REPLACE INTO nodes
-    (name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    (name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms,
+     streak, strikes, quarantined, credit)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 /// One more job run, and the fuel it burned, for the tenant of job `?1`.
 const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned)
@@ -838,7 +859,11 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                                 int(n.fuel_burned),
                                 int(n.lost_jobs),
                                 int(n.first_seen_ms),
-                                int(n.last_seen_ms)
+                                int(n.last_seen_ms),
+                                n.standing.streak,
+                                n.standing.strikes,
+                                n.standing.quarantined,
+                                int(n.standing.credit)
                             ])?;
                         }
                     }
@@ -955,6 +980,34 @@ mod tests {
         db.flush().await.unwrap();
         assert_eq!(db.attempts("old").unwrap()[0].node, "node-a");
         assert!(db.job("old").unwrap().unwrap().started_ms.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_record_made_before_node_standings_opens_and_keeps_them_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE nodes (
+                    name TEXT PRIMARY KEY, identity TEXT NOT NULL DEFAULT '', state TEXT NOT NULL,
+                    jobs_run INTEGER NOT NULL DEFAULT 0, fuel_burned INTEGER NOT NULL DEFAULT 0,
+                    lost_jobs INTEGER NOT NULL DEFAULT 0, first_seen_ms INTEGER NOT NULL,
+                    last_seen_ms INTEGER NOT NULL);
+                INSERT INTO nodes (name, identity, state, jobs_run, first_seen_ms, last_seen_ms)
+                    VALUES ('old', 'id-old', 'gone', 4, 1, 2);",
+            )
+            .unwrap();
+        }
+        let db = SqliteStore::open(&path, false).unwrap();
+        let mut old = db.node("old").unwrap().unwrap();
+        assert_eq!((old.jobs_run, old.standing), (4, Standing::default()));
+        old.standing = Standing { streak: 3, strikes: 1, quarantined: false, credit: 99 };
+        db.nodes_seen(vec![old.clone()]);
+        db.flush().await.unwrap();
+        drop(db);
+        let db = SqliteStore::open(&path, false).unwrap();
+        assert_eq!(db.node("old").unwrap(), Some(old));
     }
 
     #[test]

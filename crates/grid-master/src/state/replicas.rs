@@ -36,7 +36,7 @@ impl LiveState {
     /// node let out of quarantine.
     pub(super) fn restand(&self, inner: &mut Inner, name: &str) {
         let standing = inner.history.standing(name);
-        let quarantined = standing.quarantined && self.policy.verifies();
+        let quarantined = standing.quarantined;
         let Inner { queue, jobs, nodes, .. } = inner;
         for (id, n) in nodes.iter_mut().filter(|(_, n)| n.reg.name == name) {
             // A private node runs its owner's jobs, on its owner's trust.

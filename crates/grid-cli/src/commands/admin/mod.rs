@@ -1,5 +1,5 @@
 //! `grid-cli admin`: what only an admin token may do: tenants and their
-//! quotas, tokens, and nodes' credentials.
+//! quotas, tokens, nodes' credentials and quarantines.
 
 pub mod node_token;
 pub mod tenant;
@@ -47,7 +47,7 @@ impl AdminCommand {
     }
 }
 
-/// Nodes' credentials.
+/// Nodes' credentials and quarantines.
 #[derive(Parser, Debug)]
 struct NodesCommand {
     #[command(subcommand)]
@@ -61,15 +61,31 @@ enum NodesVerb {
         /// The node's name, as `grid-cli nodes` shows it.
         name: String,
     },
+    /// Clear a node's quarantine: it may run jobs again, earning trust
+    /// from zero (its credit is kept).
+    Unquarantine {
+        /// The node's name, as `grid-cli nodes --all` shows it.
+        name: String,
+    },
 }
 
 impl NodesCommand {
     async fn execute(self, admin: &mut Admin, remote: &Remote) -> anyhow::Result<ExitCode> {
-        let NodesVerb::Revoke { name } = self.verb;
-        if admin.revoke_node(&name).await? {
-            outln!("revoked node `{name}`: its session on `{}` has ended", remote.url)?;
-        } else {
-            outln!("node `{name}` had no live credential")?;
+        match self.verb {
+            NodesVerb::Revoke { name } => {
+                if admin.revoke_node(&name).await? {
+                    outln!("revoked node `{name}`: its session on `{}` has ended", remote.url)?;
+                } else {
+                    outln!("node `{name}` had no live credential")?;
+                }
+            }
+            NodesVerb::Unquarantine { name } => {
+                if admin.clear_quarantine(&name).await? {
+                    outln!("node `{name}` may run jobs again")?;
+                } else {
+                    outln!("node `{name}` was not quarantined")?;
+                }
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
