@@ -25,3 +25,4 @@ mod signals;
 mod tenants;
 mod trust;
 mod verbs;
+mod verification;
