@@ -202,7 +202,6 @@ fn a_node_that_holds_a_replica_loses_it_at_the_deadline_and_takes_a_strike() {
     assert_eq!(holder.assigned(), std::slice::from_ref(&id));
     let s = standing(&grid, "holder");
     assert!(s.strikes >= 1 && s.trust == 0 && s.credit == 0, "{s:?}");
-    assert_eq!(number(&grid.node("holder")["lost_jobs"]), 1);
 }
 
 #[test]
@@ -227,7 +226,7 @@ fn a_new_node_is_checked_and_a_trusted_one_mostly_runs_alone() {
         assert!(s.trusted && s.trust == 2 && s.strikes == 0, "{name}: {s:?}");
     }
     // Trusted, a node's job is still checked with probability 2/streak:
-    // that every one of 20 jobs is checked has odds of 2^20/21! (1e-13).
+    // that every one of 20 jobs is checked has odds of 2^20/21! (2e-14).
     let mut alone = 0;
     for _ in 0..20 {
         let job = run_one();
@@ -267,8 +266,8 @@ fn a_quarantined_node_gets_no_jobs_until_an_admin_clears_it() {
     assert!(s.quarantined && s.strikes == 1, "{s:?}");
     assert!(grid.run(&["nodes"]).stdout.contains("quarantined"));
     // It still claims the most fuel of any node, and gets nothing.
-    for replicas in ["1", "2", "1", "2"] {
-        let run = grid.run(&["run", "--replicas", replicas, &module]);
+    for args in [&["run"][..], &["run", "--replicas", "2"], &["run"], &["run", "--replicas", "2"]] {
+        let run = grid.run(&[args, &[module.as_str()]].concat());
         run.assert_clean_success();
         assert_eq!(run.stdout, HELLO);
     }
