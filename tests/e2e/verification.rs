@@ -280,7 +280,8 @@ fn a_quarantined_node_gets_no_jobs_until_an_admin_clears_it() {
     let again = grid.run(&["admin", "nodes", "unquarantine", "forger"]);
     again.assert_clean_success();
     assert!(again.stdout.contains("node `forger` was not quarantined"), "{again:#?}");
-    grid.run(&["admin", "nodes", "unquarantine", "nobody"]).assert_grid_failure(125, "grid: not found");
+    // An unknown node is NOT_FOUND: one line naming it.
+    grid.run(&["admin", "nodes", "unquarantine", "nobody"]).assert_grid_failure(125, "nobody");
 }
 
 /// Prints, in hex, the wall clock and the monotonic clock (8 bytes each,
