@@ -26,3 +26,4 @@ mod standing;
 mod tenants;
 mod trust;
 mod verbs;
+mod verification;

@@ -274,6 +274,30 @@ pub enum OnAssign {
     Reject { reason: String },
     /// Reports the job finished with this result.
     Finish(pb::JobResult),
+    /// Forges a result without running anything: sends `stdout`, then
+    /// reports that the job exited 0 having burned `fuel`. Two forgers
+    /// with the same `stdout` and `fuel` agree with each other.
+    Forge { stdout: Vec<u8>, fuel: u64 },
+}
+
+/// What a forger prints unless told otherwise.
+pub const FORGED: &str = "forged\n";
+
+/// The fuel a forger claims each job burned.
+pub const FORGED_FUEL: u64 = 12_345;
+
+impl OnAssign {
+    /// A forger: answers every job with [`FORGED`] on stdout, exit 0 and
+    /// [`FORGED_FUEL`].
+    pub fn forge() -> Self {
+        Self::forge_text(FORGED)
+    }
+
+    /// A forger answering every job with `stdout`, exit 0 and
+    /// [`FORGED_FUEL`]: forgers with the same text agree, others do not.
+    pub fn forge_text(stdout: &str) -> Self {
+        Self::Forge { stdout: stdout.as_bytes().to_vec(), fuel: FORGED_FUEL }
+    }
 }
 
 /// What the master told a rogue node.
@@ -320,6 +344,18 @@ pub fn registration(name: &str, cached: Vec<String>) -> pb::Register {
         cached_hashes: cached,
         identity: format!("rogue-{:x}", NEXT_IDENTITY.fetch_add(1, Ordering::Relaxed)),
     }
+}
+
+/// A registration as [`registration`]'s, claiming far more than any
+/// machine has: 64 slots, 1000T fuel an hour and 1 TiB of memory. Routing
+/// that believed it would send such a node every job.
+pub fn greedy_registration(name: &str, cached: Vec<String>) -> pb::Register {
+    let mut register = registration(name, cached);
+    let capacity = register.capacity.as_mut().expect("a capacity");
+    capacity.slots = 64;
+    capacity.memory_bytes = 1 << 40;
+    capacity.max_job_memory = 1 << 40;
+    register
 }
 
 /// Each registration a rogue identity of its own.
@@ -490,6 +526,20 @@ async fn act(on_assign: OnAssign, job_id: String, tx: mpsc::Sender<pb::NodeMessa
         }
         OnAssign::Reject { reason } => tx.send(rejected(reason)).await,
         OnAssign::Finish(result) => tx.send(finished(result)).await,
+        OnAssign::Forge { stdout, fuel } => {
+            async {
+                tx.send(output(stdout)).await?;
+                let result = pb::JobResult {
+                    kind: pb::OutcomeKind::Exited as i32,
+                    exit_code: 0,
+                    fuel_used: fuel,
+                    wall_us: 1_000,
+                    ..Default::default()
+                };
+                tx.send(finished(result)).await
+            }
+            .await
+        }
     };
     // A closed session ends the rogue's part; the test looks at the master.
     let _ = sent;
