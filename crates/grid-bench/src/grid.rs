@@ -6,6 +6,7 @@
 use anyhow::{Context, Result, anyhow};
 use grid_core::connect::{Conn, Trust};
 use grid_core::{JobReport, JobSpec, Limits, ModuleHash, Submission};
+use grid_master::trust::{VerifyMode, VerifyPolicy};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 
@@ -20,6 +21,8 @@ pub struct Setup {
     /// Plaintext instead of TLS (`grid-master --insecure`; with the grid
     /// in processes only: in-process, the master serves as it is set up).
     pub insecure: bool,
+    /// How the master verifies its nodes' results (`grid-master --verify`).
+    pub verify: VerifyMode,
 }
 
 /// A grid the benchmark starts and measures, in this process or as
@@ -69,7 +72,7 @@ impl BenchGrid {
         };
         let dir = grid._dir.path().to_owned();
         if setup.processes {
-            let (master, remote) = spawn_master(&dir.join("master"), setup.fsync, setup.insecure).await?;
+            let (master, remote) = spawn_master(&dir.join("master"), setup).await?;
             grid.children.push(master);
             let join = remote.join_token(nodes as u32).await?;
             for i in 0..nodes {
@@ -87,6 +90,7 @@ impl BenchGrid {
             if setup.insecure {
                 config.tls = grid_master::TlsSetup::Off;
             }
+            config.verify = VerifyPolicy { mode: setup.verify, ..VerifyPolicy::default() };
             let master = grid_master::Master::open(config)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let tls = master.ca_pin().is_some();
@@ -184,10 +188,12 @@ impl Remote {
 
 /// A `grid-master` process with its data in `dir`, and how to call it
 /// once it is ready.
-pub async fn spawn_master(dir: &std::path::Path, fsync: bool, insecure: bool) -> Result<(std::process::Child, Remote)> {
+pub async fn spawn_master(dir: &std::path::Path, setup: Setup) -> Result<(std::process::Child, Remote)> {
     use std::io::BufRead;
+    let Setup { fsync, insecure, verify, .. } = setup;
     let mut cmd = std::process::Command::new(sibling("grid-master")?);
     cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir);
+    cmd.args(["--verify", verify_flag(verify)]);
     if !fsync {
         cmd.arg("--no-fsync");
     }
@@ -202,6 +208,15 @@ pub async fn spawn_master(dir: &std::path::Path, fsync: bool, insecure: bool) ->
     let url = format!("{}://{addr}", if insecure { "http" } else { "https" });
     let ca = (!insecure).then(|| dir.join("ca.pem"));
     Ok((master, Remote { url, token, trust, ca }))
+}
+
+/// `grid-master --verify`'s word for `mode`.
+pub fn verify_flag(mode: VerifyMode) -> &'static str {
+    match mode {
+        VerifyMode::Off => "off",
+        VerifyMode::Adaptive => "adaptive",
+        VerifyMode::Always => "always",
+    }
 }
 
 /// A connection to a master.

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use grid::{BenchGrid, Client, Setup};
 use grid_core::Limits;
+use grid_master::trust::VerifyMode;
 use stats::Samples;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,11 @@ struct Args {
     /// TLS: to measure what TLS costs.
     #[arg(long)]
     insecure: bool,
+    /// How the master verifies its nodes' results: `off`, `adaptive` (the
+    /// master's default: new nodes' results are checked by a second
+    /// replica, trusted ones now and then) or `always`.
+    #[arg(long, default_value = "adaptive", value_parser = ["off", "adaptive", "always"])]
+    verify: String,
     /// How many jobs `soak` runs through one master (`--quick`: 20,000).
     #[arg(long, default_value_t = 2_000_000, value_name = "N")]
     jobs: usize,
@@ -75,30 +81,39 @@ async fn run(args: Args) -> Result<()> {
                 .to_owned()))
             .unwrap_or_default()
     );
-    let setup = Setup { processes: args.processes, fsync: true, insecure: args.insecure };
+    let verify = match args.verify.as_str() {
+        "off" => VerifyMode::Off,
+        "always" => VerifyMode::Always,
+        _ => VerifyMode::Adaptive,
+    };
+    let setup = Setup { processes: args.processes, fsync: true, insecure: args.insecure, verify };
+    // Only throughput measures verification: the other figures are of one
+    // run of each job, on grids that may have a single node.
+    let own = Setup { verify: VerifyMode::Off, ..setup };
     println!(
-        "# wasm-grid benchmarks ({machine}; master and nodes {}){}",
+        "# wasm-grid benchmarks ({machine}; master and nodes {}; verification {} in throughput, off elsewhere){}",
         if setup.processes { "as processes" } else { "in-process" },
+        grid::verify_flag(verify),
         if q { " — quick smoke run, not a measurement" } else { "" }
     );
     let all = args.what == What::All;
     if all || args.what == What::Latency || args.what == What::Startup {
-        latency_and_startup(q, setup).await?;
+        latency_and_startup(q, own).await?;
     }
     if all || args.what == What::Throughput {
         throughput(q, setup).await?;
     }
     if all || args.what == What::Compute {
-        compute(q, setup).await?;
+        compute(q, own).await?;
     }
     if all || args.what == What::Process {
-        whole_process(q, setup).await?;
+        whole_process(q, own).await?;
     }
     if all || args.what == What::Memory {
-        memory(q).await?;
+        memory(q, Setup { fsync: true, insecure: false, ..own }).await?;
     }
     if args.what == What::Soak {
-        soak::soak(if q { 20_000 } else { args.jobs }, if q { 2_000 } else { 100_000 }, setup).await?;
+        soak::soak(if q { 20_000 } else { args.jobs }, if q { 2_000 } else { 100_000 }, own).await?;
     }
     Ok(())
 }
@@ -168,7 +183,16 @@ async fn throughput(q: bool, setup: Setup) -> Result<()> {
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
     client.run(&hello, &[], small()).await?;
     let total = if q { 200 } else { 5000 };
-    println!("\n## 2. Throughput (hello, one master, two nodes of two slots)");
+    if setup.verify == VerifyMode::Adaptive {
+        // New nodes earn trust first, as on a grid that has run a while:
+        // past the threshold a job is checked with probability
+        // threshold / streak.
+        spread(&grid, &hello, if q { 200 } else { 2000 }, 4).await?;
+    }
+    println!(
+        "\n## 2. Throughput (hello, one master, two nodes of two slots, verification {})",
+        grid::verify_flag(setup.verify)
+    );
     for clients in [1usize, 4] {
         let mut rates = Samples::default();
         let cpu_before =
@@ -384,13 +408,13 @@ async fn timed(cmd: &mut std::process::Command) -> Result<Duration> {
 }
 
 /// 6: the master's memory with many queued jobs, and a node's idle and busy.
-async fn memory(q: bool) -> Result<()> {
+async fn memory(q: bool, setup: Setup) -> Result<()> {
     let (Ok(_), Ok(node_bin)) = (grid::sibling("grid-master"), grid::sibling("grid-node")) else {
         println!("\n## 6. Memory\nskipped: build the binaries first (`cargo build --release --workspace`)");
         return Ok(());
     };
     let data = tempfile::tempdir()?;
-    let (master, remote) = grid::spawn_master(&data.path().join("m"), true, false).await?;
+    let (master, remote) = grid::spawn_master(&data.path().join("m"), setup).await?;
     let master = Reaped(master);
     let mut client = remote.client().await?;
     let hello = client.upload(&wat::parse_str(guests::HELLO)?).await?;
@@ -407,7 +431,7 @@ async fn memory(q: bool) -> Result<()> {
     drop(master);
 
     // A node, idle and with every slot busy (against a fresh master).
-    let (master, remote) = grid::spawn_master(&data.path().join("m2"), true, false).await?;
+    let (master, remote) = grid::spawn_master(&data.path().join("m2"), setup).await?;
     let _master = Reaped(master);
     let mut node = std::process::Command::new(&node_bin);
     remote.node_args(&mut node, &remote.join_token(1).await?);
