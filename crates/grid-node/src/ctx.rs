@@ -1,6 +1,7 @@
 //! `JobCtx`, what a job's store holds: its WASI context, its memory
-//! limiter and its count of open files.
+//! limiter, its count of open files, and a deterministic job's virtual clock.
 
+use crate::determinism::VirtualTime;
 use crate::limits::JobLimiter;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtxView, WasiView};
@@ -15,12 +16,16 @@ pub struct JobCtx {
     pub(crate) limiter: JobLimiter,
     /// Files the guest holds open (counted by the wrappers in `linker`).
     pub(crate) open_files: u32,
+    /// A deterministic job's virtual clock, which the linker brings up to
+    /// date from the store's fuel before each call that reads the time;
+    /// `None` for a job that sees the host's clocks.
+    pub(crate) clock: Option<VirtualTime>,
 }
 
 impl JobCtx {
     /// A job's context, with no files open yet.
-    pub(crate) fn new(wasi: WasiP1Ctx, limiter: JobLimiter) -> Self {
-        Self { wasi, limiter, open_files: 0 }
+    pub(crate) fn new(wasi: WasiP1Ctx, limiter: JobLimiter, clock: Option<VirtualTime>) -> Self {
+        Self { wasi, limiter, open_files: 0, clock }
     }
 }
 

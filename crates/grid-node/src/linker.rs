@@ -7,13 +7,22 @@
 //! `EMFILE`. For a component, preview 2's `open-at` is wrapped to count the
 //! descriptors in the job's resource table, and fails with
 //! `insufficient-memory` (preview 2 has no `EMFILE`).
+//!
+//! A deterministic job's clocks are virtual (`determinism`) and advance with
+//! the fuel it burns, which only the store knows: every call that reads the
+//! time (preview 1's `clock_time_get` and `poll_oneoff`, preview 2's
+//! `wall-clock.now`, `monotonic-clock.now` and `subscribe-instant`) is
+//! wrapped to bring the job's clock up to date from the store's fuel first.
 
 use crate::ctx::JobCtx;
 use wasmtime::component::{self, Resource};
 use wasmtime::{AsContextMut, Caller, Engine, Linker, StoreContextMut};
 use wasmtime_wasi::WasiView;
+use wasmtime_wasi::clocks::WasiClocksView;
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::p2::bindings::clocks::{monotonic_clock, wall_clock};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     DescriptorFlags, ErrorCode, Host as _, HostDescriptor as _, OpenFlags, PathFlags,
 };
@@ -27,6 +36,7 @@ pub fn for_modules(engine: &Engine) -> anyhow::Result<Linker<JobCtx>> {
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
         .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
     cap_module_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+    module_clocks(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
     Ok(linker)
 }
 
@@ -36,6 +46,7 @@ pub fn for_components(engine: &Engine) -> anyhow::Result<component::Linker<JobCt
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     cap_component_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    component_clocks(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     Ok(linker)
 }
 
@@ -149,6 +160,85 @@ fn cap_component_files(linker: &mut component::Linker<JobCtx>) -> wasmtime::Resu
                 };
                 Ok((opened,))
             })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Brings a deterministic job's virtual clock up to date with the fuel it
+/// has burned so far; nothing for a job on the host's clocks.
+fn sync_clock(mut store: impl AsContextMut<Data = JobCtx>) {
+    let store = store.as_context_mut();
+    if store.data().clock.is_none() {
+        return;
+    }
+    let left = store.get_fuel().unwrap_or(0);
+    if let Some(clock) = &store.data().clock {
+        clock.sync(left);
+    }
+}
+
+/// Replaces the preview 1 calls that read the time in `linker` (which
+/// already holds WASI preview 1) with ones that first bring a deterministic
+/// job's clock up to date.
+fn module_clocks(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        MODULE,
+        "clock_time_get",
+        |mut caller: Caller<'_, JobCtx>, id: i32, precision: i64, out: i32| -> wasmtime::Result<i32> {
+            sync_clock(&mut caller);
+            let (ctx, mut guest) = enter(&mut caller)?;
+            p1::clock_time_get(&mut ctx.wasi, &mut guest, id, precision, out)
+        },
+    )?;
+    linker.func_wrap_async(
+        MODULE,
+        "poll_oneoff",
+        |mut caller: Caller<'_, JobCtx>, (subscriptions, events, count, written): (i32, i32, i32, i32)| {
+            Box::new(async move {
+                sync_clock(&mut caller);
+                let (ctx, mut guest) = enter(&mut caller)?;
+                p1::poll_oneoff(&mut ctx.wasi, &mut guest, subscriptions, events, count, written).await
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The interfaces of preview 2's clocks, as `wasmtime-wasi` defines them.
+const WALL_CLOCK: &str = "wasi:clocks/wall-clock@0.2.12";
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces the preview 2 calls that read the time in `linker` (which
+/// already holds WASI preview 2) with ones that first bring a deterministic
+/// job's clock up to date.
+fn component_clocks(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.instance(WALL_CLOCK)?.func_wrap(
+        "now",
+        |mut store: StoreContextMut<'_, JobCtx>, (): ()| -> wasmtime::Result<(wall_clock::Datetime,)> {
+            sync_clock(&mut store);
+            Ok((wall_clock::Host::now(&mut store.data_mut().clocks())?,))
+        },
+    )?;
+    let mut monotonic = linker.instance(MONOTONIC_CLOCK)?;
+    monotonic.func_wrap(
+        "now",
+        |mut store: StoreContextMut<'_, JobCtx>, (): ()| -> wasmtime::Result<(monotonic_clock::Instant,)> {
+            sync_clock(&mut store);
+            Ok((monotonic_clock::Host::now(&mut store.data_mut().clocks())?,))
+        },
+    )?;
+    monotonic.func_wrap(
+        "subscribe-instant",
+        |mut store: StoreContextMut<'_, JobCtx>,
+         (when,): (monotonic_clock::Instant,)|
+         -> wasmtime::Result<(Resource<DynPollable>,)> {
+            sync_clock(&mut store);
+            Ok((monotonic_clock::Host::subscribe_instant(&mut store.data_mut().clocks(), when)?,))
         },
     )?;
     linker.allow_shadowing(false);
