@@ -43,16 +43,39 @@ fn spec(module: ModuleHash, args: &[&str], deterministic: bool) -> JobSpec {
     }
 }
 
-/// What the observer saw: wall clock (ns since the epoch), monotonic clock,
-/// random bytes; and the fuel it burned.
-async fn observe(args: &[&str], deterministic: bool) -> (u64, u64, Vec<u8>, u64) {
+/// A command component whose `run` succeeds if the wall clock says
+/// 2000-01-01T00:00:00 (to the second), and fails otherwise.
+const IN_2000: &str = r#"(component
+  (import "wasi:clocks/wall-clock@0.2.0" (instance $wall
+    (type $datetime (record (field "seconds" u64) (field "nanoseconds" u32)))
+    (export "datetime" (type $dt (eq $datetime)))
+    (export "now" (func (result $dt)))))
+  (core module $memory (memory (export "memory") 1))
+  (core instance $memory (instantiate $memory))
+  (alias export $wall "now" (func $wall-now))
+  (alias core export $memory "memory" (core memory $mem))
+  (core func $now (canon lower (func $wall-now) (memory $mem)))
+  (core instance $host (export "now" (func $now)) (export "memory" (memory $mem)))
+  (core module $m
+    (import "host" "now" (func $now (param i32)))
+    (import "host" "memory" (memory 1))
+    (func (export "run") (result i32)
+      (call $now (i32.const 0))
+      (i64.ne (i64.load (i32.const 0)) (i64.const 946684800))))
+  (core instance $i (instantiate $m (with "host" (instance $host))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run)))"#;
+
+/// Runs the guest `text` with `args` to its end: its report and stdout.
+async fn run(text: &str, args: &[&str], deterministic: bool) -> (grid_core::JobReport, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let mut capacity = NodeConfig::new("http://unused", dir.path()).capacity;
     capacity.slots = 1;
     capacity.per_job.memory = 64 << 20;
     let engine = new_engine(&capacity).unwrap();
     let cache = ModuleCache::open(&engine, dir.path(), 1 << 30).unwrap();
-    let bytes = wat::parse_str(OBSERVER).unwrap();
+    let bytes = wat::parse_str(text).unwrap();
     let hash = ModuleHash::of(&bytes);
     let pre = cache.get(&hash, || async move { Ok(bytes) }).await.unwrap();
     let spec = spec(hash, args, deterministic);
@@ -67,11 +90,18 @@ async fn observe(args: &[&str], deterministic: bool) -> (u64, u64, Vec<u8>, u64)
         received: Instant::now(),
     })
     .await;
-    assert_eq!(report.outcome, Outcome::Exited(0), "{report:?}");
     let mut out = Vec::new();
     while let Some(chunk) = rx.recv().await {
         out.extend_from_slice(&chunk.data);
     }
+    (report, out)
+}
+
+/// What the observer saw: wall clock (ns since the epoch), monotonic clock,
+/// random bytes; and the fuel it burned.
+async fn observe(args: &[&str], deterministic: bool) -> (u64, u64, Vec<u8>, u64) {
+    let (report, out) = run(OBSERVER, args, deterministic).await;
+    assert_eq!(report.outcome, Outcome::Exited(0), "{report:?}");
     assert_eq!(out.len(), 32);
     let word = |i: usize| u64::from_le_bytes(out[i..i + 8].try_into().unwrap());
     (word(0), word(8), out[16..].to_vec(), report.fuel_used)
@@ -104,4 +134,12 @@ async fn a_plain_job_sees_the_host() {
     assert_ne!(bytes, again);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     assert!(wall > now - 60_000_000_000, "{wall}");
+}
+
+#[tokio::test]
+async fn a_deterministic_component_lives_in_2000() {
+    let (report, _) = run(IN_2000, &["app"], true).await;
+    assert_eq!(report.outcome, Outcome::Exited(0), "{report:?}");
+    let (report, _) = run(IN_2000, &["app"], false).await;
+    assert_eq!(report.outcome, Outcome::Exited(1), "{report:?}");
 }
