@@ -6,7 +6,8 @@ use crate::cache::ModuleCache;
 use crate::config::NodeConfig;
 use crate::engine::new_engine;
 use crate::executor::{self, Run};
-use grid_core::{JobSpec, Limits, ModuleHash, Outcome};
+use grid_core::archive::{self, Escape};
+use grid_core::{JobSpec, Limits, MappedDir, ModuleHash, Outcome};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -69,6 +70,16 @@ const IN_2000: &str = r#"(component
 
 /// Runs the guest `text` with `args` to its end: its report and stdout.
 async fn run(text: &str, args: &[&str], deterministic: bool) -> (grid_core::JobReport, Vec<u8>) {
+    run_with_dirs(text, args, deterministic, vec![]).await
+}
+
+/// Runs the guest `text` with `args` and directories `dirs` to its end.
+async fn run_with_dirs(
+    text: &str,
+    args: &[&str],
+    deterministic: bool,
+    dirs: Vec<MappedDir>,
+) -> (grid_core::JobReport, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let mut capacity = NodeConfig::new("http://unused", dir.path()).capacity;
     capacity.slots = 1;
@@ -78,14 +89,16 @@ async fn run(text: &str, args: &[&str], deterministic: bool) -> (grid_core::JobR
     let bytes = wat::parse_str(text).unwrap();
     let hash = ModuleHash::of(&bytes);
     let pre = cache.get(&hash, || async move { Ok(bytes) }).await.unwrap();
-    let spec = spec(hash, args, deterministic);
+    let spec = JobSpec { dirs, ..spec(hash, args, deterministic) };
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
     let (tx, mut rx) = mpsc::channel(16);
     let report = executor::run(Run {
         spec: &spec,
         pre,
         output: tx,
         cancelled: Box::pin(std::future::pending()),
-        scratch: None,
+        scratch: Some(&scratch),
         node: "test",
         received: Instant::now(),
     })
@@ -142,4 +155,48 @@ async fn a_deterministic_component_lives_in_2000() {
     assert_eq!(report.outcome, Outcome::Exited(0), "{report:?}");
     let (report, _) = run(IN_2000, &["app"], false).await;
     assert_eq!(report.outcome, Outcome::Exited(1), "{report:?}");
+}
+
+/// Lists its directory (preopened as fd 3) with `fd_readdir` and writes the
+/// raw listing, then the raw `filestat` of its file `b`.
+const LISTER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get" (func $stat (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 600) "b")
+  (func $write (param $at i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $at))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start")
+    (drop (call $readdir (i32.const 3) (i32.const 1024) (i32.const 4096) (i64.const 0) (i32.const 16)))
+    (call $write (i32.const 1024) (i32.load (i32.const 16)))
+    (if (call $stat (i32.const 3) (i32.const 0) (i32.const 600) (i32.const 1) (i32.const 512)) (then unreachable))
+    (call $write (i32.const 512) (i32.const 64))))"#;
+
+#[tokio::test]
+async fn a_deterministic_job_lists_its_files_by_name_and_sees_no_host_times() {
+    let tree = tempfile::tempdir().unwrap();
+    for name in ["c", "a", "b", "e", "d"] {
+        std::fs::write(tree.path().join(name), name).unwrap();
+    }
+    let dirs = vec![MappedDir { guest_path: "/d".into(), archive: archive::pack(tree.path(), Escape::Fail).unwrap() }];
+    let (report, out) = run_with_dirs(LISTER, &["app"], true, dirs).await;
+    assert_eq!(report.outcome, Outcome::Exited(0), "{report:?}");
+    let (listing, stat) = out.split_at(out.len() - 64);
+    let (mut names, mut at) = (Vec::new(), 0);
+    while at < listing.len() {
+        let word = |i: usize| u64::from_le_bytes(listing[at + i..at + i + 8].try_into().unwrap());
+        assert_eq!(word(0), names.len() as u64 + 1, "entries are numbered in order");
+        assert_eq!(word(8), 0, "an inode");
+        let len = u32::from_le_bytes(listing[at + 16..at + 20].try_into().unwrap()) as usize;
+        names.push(String::from_utf8(listing[at + 24..at + 24 + len].to_vec()).unwrap());
+        at += 24 + len;
+    }
+    assert_eq!(names, [".", "..", "a", "b", "c", "d", "e"]);
+    let word = |i: usize| u64::from_le_bytes(stat[i..i + 8].try_into().unwrap());
+    let start = crate::determinism::WALL_CLOCK_START.as_nanos() as u64;
+    assert_eq!((word(0), word(8), word(32)), (0, 0, 1), "device, inode, size");
+    assert_eq!((word(40), word(48), word(56)), (start, start, start), "times");
 }

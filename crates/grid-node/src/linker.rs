@@ -13,8 +13,13 @@
 //! time (preview 1's `clock_time_get` and `poll_oneoff`, preview 2's
 //! `wall-clock.now`, `monotonic-clock.now` and `subscribe-instant`) is
 //! wrapped to bring the job's clock up to date from the store's fuel first.
+//! What preview 1 tells a deterministic job about its files is made the same
+//! on every node: `fd_filestat_get` and `path_filestat_get` give device and
+//! inode 0, every time as the clock's start, and a directory's size as 0;
+//! `fd_readdir` lists entries by name, with inode 0.
 
 use crate::ctx::JobCtx;
+use crate::determinism::WALL_CLOCK_START;
 use wasmtime::component::{self, Resource};
 use wasmtime::{AsContextMut, Caller, Engine, Linker, StoreContextMut};
 use wasmtime_wasi::WasiView;
@@ -37,6 +42,7 @@ pub fn for_modules(engine: &Engine) -> anyhow::Result<Linker<JobCtx>> {
         .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
     cap_module_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
     module_clocks(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+    module_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
     Ok(linker)
 }
 
@@ -243,4 +249,162 @@ fn component_clocks(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// WASI preview 1 `errno::fault`: a pointer outside the guest's memory.
+const ERRNO_FAULT: i32 = 21;
+/// WASI preview 1 `errno::nomem`.
+const ERRNO_NOMEM: i32 = 48;
+/// WASI preview 1 `filetype::directory`.
+const FILETYPE_DIRECTORY: u8 = 3;
+/// The size of a preview 1 `filestat`, and of a `dirent` before its name.
+const FILESTAT_SIZE: usize = 64;
+const DIRENT_SIZE: usize = 24;
+/// The most bytes of listing one deterministic `fd_readdir` gathers: more
+/// than the names of every entry a job's disk limit allows.
+const MAX_LISTING: usize = 64 << 20;
+
+/// Writes `bytes` into the guest's memory at `at`; false if they do not fit.
+fn write_guest(caller: &mut Caller<'_, JobCtx>, at: i32, bytes: &[u8]) -> bool {
+    let Some(wasmtime::Extern::Memory(mem)) = caller.get_export("memory") else {
+        return false;
+    };
+    mem.write(caller, at as u32 as usize, bytes).is_ok()
+}
+
+/// Rewrites the `filestat` a deterministic job was just given at `at`:
+/// device and inode 0, every time the clock's start, a directory's size 0.
+fn stable_filestat(caller: &mut Caller<'_, JobCtx>, at: i32) -> i32 {
+    let Some(wasmtime::Extern::Memory(mem)) = caller.get_export("memory") else {
+        return ERRNO_FAULT;
+    };
+    let mut stat = [0u8; FILESTAT_SIZE];
+    if mem.read(&mut *caller, at as u32 as usize, &mut stat).is_err() {
+        return ERRNO_FAULT;
+    }
+    stat[0..16].fill(0);
+    if stat[16] == FILETYPE_DIRECTORY {
+        stat[32..40].fill(0);
+    }
+    let start = (WALL_CLOCK_START.as_nanos() as u64).to_le_bytes();
+    for time in stat[40..64].chunks_mut(8) {
+        time.copy_from_slice(&start);
+    }
+    if write_guest(caller, at, &stat) { ERRNO_SUCCESS } else { ERRNO_FAULT }
+}
+
+/// Replaces `fd_filestat_get`, `path_filestat_get` and `fd_readdir` in
+/// `linker` (which already holds WASI preview 1) with ones that tell a
+/// deterministic job the same on every node.
+fn module_files(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap_async(MODULE, "fd_filestat_get", |mut caller: Caller<'_, JobCtx>, (fd, out): (i32, i32)| {
+        Box::new(async move {
+            let (ctx, mut guest) = enter(&mut caller)?;
+            let errno = p1::fd_filestat_get(&mut ctx.wasi, &mut guest, fd, out).await?;
+            if errno != ERRNO_SUCCESS || caller.data().clock.is_none() {
+                return Ok(errno);
+            }
+            Ok(stable_filestat(&mut caller, out))
+        })
+    })?;
+    linker.func_wrap_async(
+        MODULE,
+        "path_filestat_get",
+        |mut caller: Caller<'_, JobCtx>, (fd, flags, path, path_len, out): (i32, i32, i32, i32, i32)| {
+            Box::new(async move {
+                let (ctx, mut guest) = enter(&mut caller)?;
+                let errno = p1::path_filestat_get(&mut ctx.wasi, &mut guest, fd, flags, path, path_len, out).await?;
+                if errno != ERRNO_SUCCESS || caller.data().clock.is_none() {
+                    return Ok(errno);
+                }
+                Ok(stable_filestat(&mut caller, out))
+            })
+        },
+    )?;
+    linker.func_wrap_async(
+        MODULE,
+        "fd_readdir",
+        |mut caller: Caller<'_, JobCtx>, (fd, buf, buf_len, cookie, used): (i32, i32, i32, i64, i32)| {
+            Box::new(async move {
+                if caller.data().clock.is_none() {
+                    let (ctx, mut guest) = enter(&mut caller)?;
+                    return p1::fd_readdir(&mut ctx.wasi, &mut guest, fd, buf, buf_len, cookie, used).await;
+                }
+                let listing = match sorted_listing(&mut caller, fd).await? {
+                    Ok(listing) => listing,
+                    Err(errno) => return Ok(errno),
+                };
+                let (start, mut out) = (entry_offset(&listing, cookie as u64), Vec::new());
+                out.extend_from_slice(&listing[start.min(listing.len())..]);
+                out.truncate(buf_len as u32 as usize);
+                let written = (out.len() as u32).to_le_bytes();
+                if !write_guest(&mut caller, buf, &out) || !write_guest(&mut caller, used, &written) {
+                    return Ok(ERRNO_FAULT);
+                }
+                Ok(ERRNO_SUCCESS)
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The whole listing of directory `fd` as preview 1's `fd_readdir` writes
+/// it, but with `.` and `..` first, then the entries sorted by name,
+/// numbered in that order, and every inode 0; or the errno of the failure.
+async fn sorted_listing(caller: &mut Caller<'_, JobCtx>, fd: i32) -> wasmtime::Result<Result<Vec<u8>, i32>> {
+    let mut cap = 64 << 10;
+    let raw = loop {
+        // The whole listing, read into a buffer of the host's with `used` after it.
+        let mut scratch = vec![0u8; cap + 4];
+        let fuel = caller.as_context_mut().hostcall_fuel();
+        let ctx = caller.data_mut();
+        ctx.wasi.set_hostcall_fuel(fuel);
+        let mut memory = wiggle::GuestMemory::Unshared(&mut scratch);
+        let errno = p1::fd_readdir(&mut ctx.wasi, &mut memory, fd, 0, cap as i32, 0, cap as i32).await?;
+        if errno != ERRNO_SUCCESS {
+            return Ok(Err(errno));
+        }
+        let used = u32::from_le_bytes(scratch[cap..cap + 4].try_into().expect("four bytes")) as usize;
+        if used < cap {
+            scratch.truncate(used);
+            break scratch;
+        }
+        if cap >= MAX_LISTING {
+            return Ok(Err(ERRNO_NOMEM));
+        }
+        cap *= 4;
+    };
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at + DIRENT_SIZE <= raw.len() {
+        let namlen = u32::from_le_bytes(raw[at + 16..at + 20].try_into().expect("four bytes")) as usize;
+        let end = (at + DIRENT_SIZE + namlen).min(raw.len());
+        entries.push(raw[at..end].to_vec());
+        at = end;
+    }
+    let name = |entry: &Vec<u8>| entry[DIRENT_SIZE..].to_vec();
+    let dots = entries.len().min(2);
+    entries[dots..].sort_by_key(name);
+    let mut listing = Vec::with_capacity(raw.len());
+    for (i, mut entry) in entries.into_iter().enumerate() {
+        entry[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        entry[8..16].fill(0);
+        listing.extend_from_slice(&entry);
+    }
+    Ok(Ok(listing))
+}
+
+/// Where the entry after `cookie` entries starts in a listing.
+fn entry_offset(listing: &[u8], cookie: u64) -> usize {
+    let mut at = 0;
+    for _ in 0..cookie {
+        if at + DIRENT_SIZE > listing.len() {
+            return listing.len();
+        }
+        let namlen = u32::from_le_bytes(listing[at + 16..at + 20].try_into().expect("four bytes")) as usize;
+        at += DIRENT_SIZE + namlen;
+    }
+    at
 }
