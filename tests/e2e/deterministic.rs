@@ -142,3 +142,19 @@ fn a_job_run_without_deterministic_gets_fresh_random_bytes() {
     let wall = field(first.lines().next().unwrap(), 0);
     assert!(wall > 1_600_000_000 * 1_000_000_000u64, "{first}");
 }
+
+#[test]
+fn a_deterministic_component_reads_writes_and_sleeps() {
+    let grid = GridSandbox::start(1);
+    let probe = grid_tests::wasip2_example("probe-p2");
+    let data = grid.dir().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("in.txt"), "shout\n").unwrap();
+    let dir = format!("{}::/data", data.display());
+    let probe = probe.to_str().unwrap();
+    let run =
+        grid.run(&["run", "--deterministic", "--dir", &dir, probe, "--", "copy", "/data/in.txt", "/data/out.txt"]);
+    run.assert_clean_success();
+    assert_eq!(std::fs::read_to_string(data.join("out.txt")).unwrap(), "SHOUT\n");
+    grid.run(&["run", "--deterministic", probe, "--", "sleep", "1"]).assert_clean_success();
+}

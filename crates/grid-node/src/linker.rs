@@ -16,7 +16,9 @@
 //! What preview 1 tells a deterministic job about its files is made the same
 //! on every node: `fd_filestat_get` and `path_filestat_get` give device and
 //! inode 0, every time as the clock's start, and a directory's size as 0;
-//! `fd_readdir` lists entries by name, with inode 0.
+//! `fd_readdir` lists entries by name, with inode 0. Preview 2's `stat` and
+//! `stat-at` give it the same times and directory sizes, and its
+//! `metadata-hash` and `metadata-hash-at` give 0.
 
 use crate::ctx::JobCtx;
 use crate::determinism::WALL_CLOCK_START;
@@ -29,7 +31,8 @@ use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::p2::bindings::clocks::{monotonic_clock, wall_clock};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    DescriptorFlags, ErrorCode, Host as _, HostDescriptor as _, OpenFlags, PathFlags,
+    DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, Host as _, HostDescriptor as _, MetadataHashValue,
+    OpenFlags, PathFlags,
 };
 
 /// Files one job may hold open at once.
@@ -53,6 +56,7 @@ pub fn for_components(engine: &Engine) -> anyhow::Result<component::Linker<JobCt
         .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     cap_component_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     component_clocks(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    component_stats(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     Ok(linker)
 }
 
@@ -407,4 +411,96 @@ fn entry_offset(listing: &[u8], cookie: u64) -> usize {
         at += DIRENT_SIZE + namlen;
     }
     at
+}
+
+/// A deterministic job's view of a preview 2 `stat`: every time the
+/// clock's start, a directory's size 0.
+fn stable_stat(mut stat: DescriptorStat) -> DescriptorStat {
+    let start = wall_clock::Datetime { seconds: WALL_CLOCK_START.as_secs(), nanoseconds: 0 };
+    stat.data_access_timestamp = Some(start);
+    stat.data_modification_timestamp = Some(start);
+    stat.status_change_timestamp = Some(start);
+    if stat.type_ == DescriptorType::Directory {
+        stat.size = 0;
+    }
+    stat
+}
+
+/// The result of a preview 2 `stat` or `stat-at` as the job sees it.
+type StatResult = wasmtime::Result<(Result<DescriptorStat, ErrorCode>,)>;
+/// The result of a preview 2 `metadata-hash` or `metadata-hash-at`.
+type HashResult = wasmtime::Result<(Result<MetadataHashValue, ErrorCode>,)>;
+
+/// Replaces `stat`, `stat-at`, `metadata-hash` and `metadata-hash-at` in
+/// `linker` (which already holds WASI preview 2) with ones that tell a
+/// deterministic job no host times, directory sizes or inode hashes.
+fn component_stats(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut types = linker.instance(FILESYSTEM_TYPES)?;
+    types.func_wrap_async(
+        "[method]descriptor.stat",
+        |mut store: StoreContextMut<'_, JobCtx>, (fd,): (Resource<Descriptor>,)| {
+            Box::new(async move {
+                let ctx = store.data_mut();
+                let deterministic = ctx.clock.is_some();
+                let mut fs = ctx.filesystem();
+                let stat: StatResult = match fs.stat(fd).await {
+                    Ok(stat) if deterministic => Ok((Ok(stable_stat(stat)),)),
+                    Ok(stat) => Ok((Ok(stat),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                };
+                stat
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.stat-at",
+        |mut store: StoreContextMut<'_, JobCtx>, (fd, flags, path): (Resource<Descriptor>, PathFlags, String)| {
+            Box::new(async move {
+                let ctx = store.data_mut();
+                let deterministic = ctx.clock.is_some();
+                let mut fs = ctx.filesystem();
+                let stat: StatResult = match fs.stat_at(fd, flags, path).await {
+                    Ok(stat) if deterministic => Ok((Ok(stable_stat(stat)),)),
+                    Ok(stat) => Ok((Ok(stat),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                };
+                stat
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.metadata-hash",
+        |mut store: StoreContextMut<'_, JobCtx>, (fd,): (Resource<Descriptor>,)| {
+            Box::new(async move {
+                let ctx = store.data_mut();
+                let deterministic = ctx.clock.is_some();
+                let mut fs = ctx.filesystem();
+                let hash: HashResult = match fs.metadata_hash(fd).await {
+                    Ok(_) if deterministic => Ok((Ok(MetadataHashValue { lower: 0, upper: 0 }),)),
+                    Ok(hash) => Ok((Ok(hash),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                };
+                hash
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]descriptor.metadata-hash-at",
+        |mut store: StoreContextMut<'_, JobCtx>, (fd, flags, path): (Resource<Descriptor>, PathFlags, String)| {
+            Box::new(async move {
+                let ctx = store.data_mut();
+                let deterministic = ctx.clock.is_some();
+                let mut fs = ctx.filesystem();
+                let hash: HashResult = match fs.metadata_hash_at(fd, flags, path).await {
+                    Ok(_) if deterministic => Ok((Ok(MetadataHashValue { lower: 0, upper: 0 }),)),
+                    Ok(hash) => Ok((Ok(hash),)),
+                    Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                };
+                hash
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
