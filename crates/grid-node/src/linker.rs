@@ -18,10 +18,12 @@
 //! inode 0, every time as the clock's start, and a directory's size as 0;
 //! `fd_readdir` lists entries by name, with inode 0. Preview 2's `stat` and
 //! `stat-at` give it the same times and directory sizes, and its
-//! `metadata-hash` and `metadata-hash-at` give 0.
+//! `metadata-hash` and `metadata-hash-at` give 0, and its directory streams
+//! give their entries sorted by name.
 
 use crate::ctx::JobCtx;
 use crate::determinism::WALL_CLOCK_START;
+use std::collections::VecDeque;
 use wasmtime::component::{self, Resource};
 use wasmtime::{AsContextMut, Caller, Engine, Linker, StoreContextMut};
 use wasmtime_wasi::WasiView;
@@ -29,10 +31,11 @@ use wasmtime_wasi::clocks::WasiClocksView;
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::p2::ReaddirIterator;
 use wasmtime_wasi::p2::bindings::clocks::{monotonic_clock, wall_clock};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, Host as _, HostDescriptor as _, MetadataHashValue,
-    OpenFlags, PathFlags,
+    DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, ErrorCode, Host as _, HostDescriptor as _,
+    HostDirectoryEntryStream as _, MetadataHashValue, OpenFlags, PathFlags,
 };
 
 /// Files one job may hold open at once.
@@ -57,6 +60,7 @@ pub fn for_components(engine: &Engine) -> anyhow::Result<component::Linker<JobCt
     cap_component_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     component_clocks(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     component_stats(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    component_listings(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     Ok(linker)
 }
 
@@ -498,6 +502,79 @@ fn component_stats(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<(
                     Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
                 };
                 hash
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The most directory entries a deterministic component may hold read
+/// ahead, over all its directory streams.
+const MAX_LISTED: usize = 1 << 20;
+
+/// The result of a preview 2 `read-directory-entry` as the job sees it.
+type EntryResult = wasmtime::Result<(Result<Option<DirectoryEntry>, ErrorCode>,)>;
+
+/// Replaces `read-directory` and `read-directory-entry` in `linker` (which
+/// already holds WASI preview 2) with ones that give a deterministic job
+/// each directory's entries sorted by name: its stream is read to its end
+/// at the first entry asked for, and served from `JobCtx::listings`.
+fn component_listings(linker: &mut component::Linker<JobCtx>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut types = linker.instance(FILESYSTEM_TYPES)?;
+    types.func_wrap_async(
+        "[method]descriptor.read-directory",
+        |mut store: StoreContextMut<'_, JobCtx>, (fd,): (Resource<Descriptor>,)| {
+            Box::new(async move {
+                let ctx = store.data_mut();
+                let mut fs = ctx.filesystem();
+                let stream = match fs.read_directory(fd).await {
+                    Ok(stream) => stream,
+                    Err(e) => return Ok((Err(fs.convert_error_code(e)?),)),
+                };
+                // A new stream: nothing left of an old one with its id.
+                ctx.listings.remove(&stream.rep());
+                Ok((Ok(stream),))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]directory-entry-stream.read-directory-entry",
+        |mut store: StoreContextMut<'_, JobCtx>, (stream,): (Resource<ReaddirIterator>,)| {
+            Box::new(async move {
+                let ctx = store.data_mut();
+                let rep = stream.rep();
+                if ctx.clock.is_none() {
+                    let mut fs = ctx.filesystem();
+                    let entry: EntryResult = match fs.read_directory_entry(stream).await {
+                        Ok(entry) => Ok((Ok(entry),)),
+                        Err(e) => Ok((Err(fs.convert_error_code(e)?),)),
+                    };
+                    return entry;
+                }
+                if !ctx.listings.contains_key(&rep) {
+                    let held: usize = ctx.listings.values().map(VecDeque::len).sum();
+                    let mut entries = Vec::new();
+                    loop {
+                        let mut fs = ctx.filesystem();
+                        match fs.read_directory_entry(Resource::new_borrow(rep)).await {
+                            Ok(Some(entry)) => entries.push(entry),
+                            Ok(None) => break,
+                            Err(e) => return Ok((Err(fs.convert_error_code(e)?),)),
+                        }
+                        if held + entries.len() > MAX_LISTED {
+                            return Ok((Err(ErrorCode::InsufficientMemory),));
+                        }
+                    }
+                    entries.sort_by(|a, b| a.name.cmp(&b.name));
+                    ctx.listings.insert(rep, entries.into());
+                }
+                let next = ctx.listings.get_mut(&rep).and_then(VecDeque::pop_front);
+                if next.is_none() {
+                    ctx.listings.remove(&rep);
+                }
+                Ok((Ok(next),))
             })
         },
     )?;
