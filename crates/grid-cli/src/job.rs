@@ -171,11 +171,15 @@ impl JobArgs {
             })
             .collect();
         let mut dirs = Vec::new();
+        // A deterministic job's directories travel without times or owners,
+        // so its seed depends on their contents alone.
+        let deterministic = self.deterministic || self.replicas.is_some_and(|n| n > 1);
+        let pack = if deterministic { archive::pack_deterministic } else { archive::pack };
         for (host, guest) in &self.dirs {
             if !host.is_dir() {
                 return Err(Failure::with(exit::GRID_ERROR, format!("`{}` is not a directory", host.display())));
             }
-            let archive = archive::pack(host, Escape::Fail)
+            let archive = pack(host, Escape::Fail)
                 .map_err(|e| Failure::with(exit::GRID_ERROR, format!("failed to pack `{}`: {e}", host.display())))?;
             dirs.push(MappedDir { guest_path: guest.clone(), archive });
         }
