@@ -3,6 +3,7 @@
 
 mod abuse;
 mod components;
+mod deterministic;
 mod embedded;
 mod errors;
 mod flags;

@@ -63,6 +63,17 @@ pub struct JobArgs {
     /// creates, changes or deletes there is written back when it ends.
     #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     pub dirs: Vec<(PathBuf, String)>,
+    /// Run deterministically: the guest sees a virtual clock that starts at
+    /// 2000-01-01T00:00:00Z and advances with the fuel it burns, random
+    /// bytes seeded by the job, and canonical NaNs, so every run of the same
+    /// job gives the same output, files and fuel, on any node.
+    #[arg(long)]
+    pub deterministic: bool,
+    /// Run the job on N distinct nodes, deterministically, and keep the
+    /// result they agree on (more run while they disagree, up to the
+    /// master's bound); 1 runs it once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: Option<u32>,
     /// Whose job this is, for admin tokens only: a tenant's token submits
     /// as its tenant, and an admin's as `default` unless this names another.
     #[arg(long, value_name = "NAME")]
@@ -160,18 +171,22 @@ impl JobArgs {
             })
             .collect();
         let mut dirs = Vec::new();
+        // A deterministic job's directories travel without times or owners,
+        // so its seed depends on their contents alone.
+        let deterministic = self.deterministic || self.replicas.is_some_and(|n| n > 1);
+        let pack = if deterministic { archive::pack_deterministic } else { archive::pack };
         for (host, guest) in &self.dirs {
             if !host.is_dir() {
                 return Err(Failure::with(exit::GRID_ERROR, format!("`{}` is not a directory", host.display())));
             }
-            let archive = archive::pack(host, Escape::Fail)
+            let archive = pack(host, Escape::Fail)
                 .map_err(|e| Failure::with(exit::GRID_ERROR, format!("failed to pack `{}`: {e}", host.display())))?;
             dirs.push(MappedDir { guest_path: guest.clone(), archive });
         }
         let limits = self.limits();
         Ok(JobSpec {
-            deterministic: false,
-            replicas: 0,
+            deterministic: self.deterministic,
+            replicas: self.replicas.unwrap_or(0),
             module: grid_core::ModuleHash::of(&[]),
             args,
             env,
@@ -213,6 +228,21 @@ mod tests {
         }
         let job = Cmd::try_parse_from(["run", "--fuel", "1.5G", "--memory", "1.5G", "app.wasm"]).unwrap().job;
         assert_eq!((job.fuel, job.memory), (1_500_000_000, 1_500_000_000));
+    }
+
+    #[test]
+    fn deterministic_and_replicas_go_into_the_spec() {
+        let job = Cmd::try_parse_from(["run", "app.wasm"]).unwrap().job;
+        let spec = job.spec(&[]).unwrap();
+        assert_eq!((spec.deterministic, spec.replicas), (false, 0));
+        let job = Cmd::try_parse_from(["run", "--deterministic", "--replicas", "3", "app.wasm"]).unwrap().job;
+        let spec = job.spec(&[]).unwrap();
+        assert_eq!((spec.deterministic, spec.replicas), (true, 3));
+        for bad in ["0", "17", "-1", "two"] {
+            let err = Cmd::try_parse_from(["run", "--replicas", bad, "app.wasm"]).map(|_| ()).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "--replicas {bad}");
+        }
+        assert!(Cmd::try_parse_from(["run", "--replicas", "16", "app.wasm"]).is_ok());
     }
 
     #[test]

@@ -23,9 +23,22 @@ fn other(msg: String) -> io::Error {
 /// Packs the contents of `dir` (not `dir` itself) into a tar archive, in a
 /// stable order.
 pub fn pack(dir: &Path, escape: Escape) -> io::Result<Vec<u8>> {
+    pack_in(dir, escape, tar::HeaderMode::Complete)
+}
+
+/// Packs like [`pack`], but keeps only what a file's contents and kind say:
+/// every entry gets one fixed mtime, owner 0:0 and mode 0644 (0755 for a
+/// directory or an executable), so the same tree gives the same bytes on
+/// every machine, whoever wrote it and when.
+pub fn pack_deterministic(dir: &Path, escape: Escape) -> io::Result<Vec<u8>> {
+    pack_in(dir, escape, tar::HeaderMode::Deterministic)
+}
+
+fn pack_in(dir: &Path, escape: Escape, mode: tar::HeaderMode) -> io::Result<Vec<u8>> {
     let root = dir.canonicalize()?;
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
+    builder.mode(mode);
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let mut entries: Vec<_> = fs::read_dir(dir.join(&rel))?.collect::<io::Result<_>>()?;
@@ -289,6 +302,33 @@ mod tests {
         assert_eq!(fs::read_to_string(src.path().join("new.txt")).unwrap(), "new");
         assert!(!src.path().join("sub/deeper/c.txt").exists());
         assert_eq!(fs::read_to_string(src.path().join("sub/b.txt")).unwrap(), "beta");
+    }
+
+    #[test]
+    fn deterministic_packing_ignores_times_and_owners() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        tree(a.path());
+        // The same tree, written in another order, a moment later, with other permissions.
+        std::os::unix::fs::symlink("sub/b.txt", b.path().join("link")).unwrap();
+        fs::create_dir_all(b.path().join("sub/deeper")).unwrap();
+        fs::write(b.path().join("sub/deeper/c.txt"), "gamma").unwrap();
+        fs::write(b.path().join("sub/b.txt"), "beta").unwrap();
+        fs::write(b.path().join("a.txt"), "alpha").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        fs::File::options().write(true).open(b.path().join("a.txt")).unwrap().set_modified(old).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(b.path().join("sub/b.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            pack_deterministic(a.path(), Escape::Fail).unwrap(),
+            pack_deterministic(b.path(), Escape::Fail).unwrap()
+        );
+        assert_ne!(pack(a.path(), Escape::Fail).unwrap(), pack(b.path(), Escape::Fail).unwrap());
+        // Contents still count.
+        fs::write(b.path().join("a.txt"), "ALPHA").unwrap();
+        assert_ne!(
+            pack_deterministic(a.path(), Escape::Fail).unwrap(),
+            pack_deterministic(b.path(), Escape::Fail).unwrap()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod job;
 pub mod node_state;
 pub mod quota;
+pub mod seed;
 pub mod state;
 pub mod submission;
 pub mod tenant;

@@ -1,8 +1,11 @@
 //! `JobCtx`, what a job's store holds: its WASI context, its memory
-//! limiter and its count of open files.
+//! limiter, its count of open files, and a deterministic job's virtual clock.
 
+use crate::determinism::VirtualTime;
 use crate::limits::JobLimiter;
+use std::collections::{HashMap, VecDeque};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::filesystem::types::DirectoryEntry;
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
 /// What a job's store holds.
@@ -15,12 +18,19 @@ pub struct JobCtx {
     pub(crate) limiter: JobLimiter,
     /// Files the guest holds open (counted by the wrappers in `linker`).
     pub(crate) open_files: u32,
+    /// A deterministic job's virtual clock, which the linker brings up to
+    /// date from the store's fuel before each call that reads the time;
+    /// `None` for a job that sees the host's clocks.
+    pub(crate) clock: Option<VirtualTime>,
+    /// A deterministic component's directory streams, read to their end and
+    /// sorted by name, by the stream's resource id: what each has left.
+    pub(crate) listings: HashMap<u32, VecDeque<DirectoryEntry>>,
 }
 
 impl JobCtx {
     /// A job's context, with no files open yet.
-    pub(crate) fn new(wasi: WasiP1Ctx, limiter: JobLimiter) -> Self {
-        Self { wasi, limiter, open_files: 0 }
+    pub(crate) fn new(wasi: WasiP1Ctx, limiter: JobLimiter, clock: Option<VirtualTime>) -> Self {
+        Self { wasi, limiter, open_files: 0, clock, listings: HashMap::new() }
     }
 }
 

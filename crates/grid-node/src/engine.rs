@@ -13,7 +13,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// and of time-slicing between jobs.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Builds the engine every job runs in, with a pooling instance allocator
+/// Builds the engine every job runs in, configured for determinism (NaNs
+/// canonicalised, relaxed SIMD deterministic, no threads) so that a
+/// deterministic job gives the same result on every node and every module
+/// compiles once whichever way it runs; with a pooling instance allocator
 /// sized from what the node gives: per slot one component instance, the
 /// core instances, memories and tables one job may hold, and an async
 /// stack; each memory as large as the per-job ceiling. Falls back to
@@ -24,6 +27,12 @@ pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
     config.epoch_interruption(true);
     config.wasm_component_model(true);
     config.max_wasm_stack(1 << 20);
+    // Determinism: every NaN a float operation makes has the one canonical
+    // bit pattern, relaxed SIMD gives the same answer on every CPU, and no
+    // guest may share memory between threads.
+    config.cranelift_nan_canonicalization(true);
+    config.relaxed_simd_deterministic(true);
+    config.wasm_features(wasmtime::WasmFeatures::THREADS, false);
     let slots = capacity.slots;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)

@@ -5,6 +5,7 @@
 
 use crate::cache::Prepared;
 use crate::ctx::JobCtx;
+use crate::determinism;
 use crate::disk;
 use crate::error::one_line;
 use crate::limits::{JobLimiter, MAX_RESOURCES_PER_JOB, MemoryLimitHit};
@@ -82,7 +83,9 @@ pub async fn run(job: Run<'_>) -> JobReport {
         .stdin(MemoryInputPipe::new(spec.stdin.clone()))
         .stdout(budget.sink(OutputStream::Stdout))
         .stderr(budget.sink(OutputStream::Stderr));
-    let mut ctx = JobCtx::new(builder.build_p1(), JobLimiter::new(spec.limits.memory));
+    // A deterministic job sees a virtual clock and seeded random bytes.
+    let clock = spec.deterministic.then(|| determinism::configure(&mut builder, spec));
+    let mut ctx = JobCtx::new(builder.build_p1(), JobLimiter::new(spec.limits.memory), clock);
     ctx.ctx().table.set_max_capacity(MAX_RESOURCES_PER_JOB);
 
     let mut store = Store::new(job.pre.engine(), ctx);
@@ -151,7 +154,7 @@ pub async fn run(job: Run<'_>) -> JobReport {
     {
         outcome = Outcome::DiskLimit;
     }
-    let mut report = finish(report(outcome), &store, started, &dirs);
+    let mut report = finish(report(outcome), &store, started, &dirs, spec.deterministic);
     report.startup = startup;
     report
 }
@@ -192,6 +195,7 @@ fn finish(
     store: &Store<JobCtx>,
     started: Instant,
     dirs: &[(std::path::PathBuf, String)],
+    deterministic: bool,
 ) -> JobReport {
     report.wall = started.elapsed();
     report.fuel_used = report.fuel_limit.saturating_sub(store.get_fuel().unwrap_or(0));
@@ -200,8 +204,11 @@ fn finish(
         // Over its limit: nothing of it travels back.
         return report;
     }
+    // A deterministic job's directories travel without times or owners, so
+    // the same files give the same bytes on every node.
+    let pack = if deterministic { archive::pack_deterministic } else { archive::pack };
     for (host, guest_path) in dirs {
-        match archive::pack(host, Escape::Skip) {
+        match pack(host, Escape::Skip) {
             Ok(archive) => report.dirs.push(MappedDir { guest_path: guest_path.clone(), archive }),
             Err(e) => {
                 report.outcome = Outcome::NodeError(format!("failed to pack `{guest_path}` for write-back: {e}"));

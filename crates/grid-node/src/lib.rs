@@ -10,6 +10,9 @@ pub mod cache;
 pub mod config;
 pub mod credential;
 pub mod ctx;
+pub mod determinism;
+#[cfg(test)]
+mod determinism_tests;
 pub mod disk;
 pub mod engine;
 pub mod error;

@@ -6,9 +6,13 @@
 //! each job counts its own descriptors, and an open past the cap fails with
 //! `EMFILE`. For a component, preview 2's `open-at` is wrapped to count the
 //! descriptors in the job's resource table, and fails with
-//! `insufficient-memory` (preview 2 has no `EMFILE`).
+//! `insufficient-memory` (preview 2 has no `EMFILE`). `stable` wraps what
+//! a deterministic job could tell nodes apart by.
+
+mod stable;
 
 use crate::ctx::JobCtx;
+use stable::{component_clocks, component_listings, component_stats, module_clocks, module_files};
 use wasmtime::component::{self, Resource};
 use wasmtime::{AsContextMut, Caller, Engine, Linker, StoreContextMut};
 use wasmtime_wasi::WasiView;
@@ -27,6 +31,8 @@ pub fn for_modules(engine: &Engine) -> anyhow::Result<Linker<JobCtx>> {
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |ctx: &mut JobCtx| &mut ctx.wasi)
         .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
     cap_module_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+    module_clocks(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+    module_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
     Ok(linker)
 }
 
@@ -36,6 +42,9 @@ pub fn for_components(engine: &Engine) -> anyhow::Result<component::Linker<JobCt
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     cap_component_files(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    component_clocks(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    component_stats(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
+    component_listings(&mut linker).map_err(|e| anyhow::anyhow!("failed to link WASI preview 2: {e}"))?;
     Ok(linker)
 }
 
