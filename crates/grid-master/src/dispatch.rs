@@ -65,6 +65,12 @@ fn open<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<Ite
     serving(nodes, job).filter(|(_, n)| !job.conflicts(&n.reg.name, n.reg.owner.as_deref()))
 }
 
+/// How many connected nodes could run a replica of `job`: those serving
+/// its tenant, less those of its replicas' names or owners.
+pub fn independent(nodes: &HashMap<NodeId, Node>, job: &Job) -> usize {
+    open(nodes, job).count()
+}
+
 /// The nodes as the scheduler sees them for `job`, each with its `room`,
 /// leaving out those that refused the job and have not sent a heartbeat
 /// since, those that lost it, and those private to other tenants.
@@ -216,6 +222,15 @@ pub fn waiting_reason(
     }
     if let Some(v) = &job.verify {
         let independent = open(nodes, job).count();
+        if v.replicas.is_empty() && (independent as u32) < v.quorum {
+            let can =
+                if independent == 1 { "1 connected node".to_owned() } else { format!("{independent} connected nodes") };
+            return format!(
+                "waiting: {} replicas on distinct nodes must agree on its result, and {can} can run one; \
+                 it starts when {} can",
+                v.quorum, v.quorum
+            );
+        }
         if independent == 0 {
             let more = if v.wanted == 1 { "another replica".to_owned() } else { format!("{} more replicas", v.wanted) };
             return format!(

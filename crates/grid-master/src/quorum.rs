@@ -10,56 +10,51 @@ use sha2::{Digest as _, Sha256};
 /// How many hex digits of a digest people are shown.
 pub const SHORT: usize = 12;
 
-/// A replica's result as a digest (lowercase hex sha256) of what every
-/// honest run of a deterministic job gives alike: its outcome (and exit
-/// code or trap message), stdout, stderr, written-back directories and the
-/// fuel it burned. What depends on the host's clock is left out: a timeout
-/// is only a timeout, and output cut at the output limit has no fuel to
-/// compare. `None` for an end that is no result of the job's (cancelled, or
-/// the node's own error): such a replica is void.
+/// A replica's result as a digest (lowercase hex sha256) of everything the
+/// job's result would deliver: its outcome (with exit code or message),
+/// stdout, stderr, written-back directories and the fuel it burned. A
+/// timeout depends on the host's speed, not on the job: its digest is the
+/// outcome alone, and a timeout the quorum accepts delivers nothing else
+/// (see [`delivered`]). `None` for an end that is no result of the job's
+/// (cancelled, or the node's own error): such a replica is void.
 pub fn digest(report: &JobReport, spool: &Spool) -> Option<String> {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    let (out, err) = spool.hashes();
-    let output = |field: &mut dyn FnMut(&[u8])| {
+    match &report.outcome {
+        Outcome::Cancelled | Outcome::NodeError(_) | Outcome::NoQuorum(_) => return None,
+        Outcome::Timeout => field(b"timeout"),
+        Outcome::Exited(code) => {
+            field(b"exited");
+            field(&code.to_le_bytes());
+        }
+        other => field(other.to_string().as_bytes()),
+    }
+    if report.outcome != Outcome::Timeout {
+        let (out, err) = spool.hashes();
         field(&out);
         field(&err);
-    };
-    let fuel_and_dirs = |field: &mut dyn FnMut(&[u8])| {
         field(&report.fuel_used.to_le_bytes());
         field(&(report.dirs.len() as u64).to_le_bytes());
         for dir in &report.dirs {
             field(dir.guest_path.as_bytes());
             field(&dir.archive);
         }
-    };
-    match &report.outcome {
-        Outcome::Cancelled | Outcome::NodeError(_) | Outcome::NoQuorum(_) => return None,
-        Outcome::Timeout => field(b"timeout"),
-        Outcome::OutputLimit => {
-            field(b"output limit");
-            output(&mut field);
-        }
-        Outcome::InvalidModule(why) | Outcome::LinkError(why) => {
-            field(report.outcome.to_string().as_bytes());
-            field(why.as_bytes());
-        }
-        Outcome::Exited(code) => {
-            field(b"exited");
-            field(&code.to_le_bytes());
-            output(&mut field);
-            fuel_and_dirs(&mut field);
-        }
-        other => {
-            field(other.to_string().as_bytes());
-            output(&mut field);
-            fuel_and_dirs(&mut field);
-        }
     }
     Some(hex::encode(h.finalize()))
+}
+
+/// What of an accepted replica's `report` the job delivers: all of it,
+/// but for a timeout only the outcome, since nothing else was compared.
+pub fn delivered(mut report: JobReport) -> JobReport {
+    if report.outcome == Outcome::Timeout {
+        report.fuel_used = 0;
+        report.peak_memory = 0;
+        report.dirs = Vec::new();
+    }
+    report
 }
 
 /// A finished replica, as the decision sees it.
@@ -184,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn digests_cover_output_exit_code_and_fuel_but_not_a_timeout_s_moment() {
+    fn digests_cover_everything_delivered_but_not_a_timeout_s_moment() {
         let a = digest(&report(Outcome::Exited(0), 10), &spool(b"hello")).unwrap();
         assert_eq!(a, digest(&report(Outcome::Exited(0), 10), &spool(b"hello")).unwrap());
         assert_ne!(a, digest(&report(Outcome::Exited(0), 10), &spool(b"forged")).unwrap());
@@ -194,6 +189,12 @@ mod tests {
             digest(&report(Outcome::Timeout, 10), &spool(b"x")),
             digest(&report(Outcome::Timeout, 99), &spool(b"xyz"))
         );
+        // An output limit delivers output, fuel and directories: all compared.
+        let cut = digest(&report(Outcome::OutputLimit, 10), &spool(b"x"));
+        assert_ne!(cut, digest(&report(Outcome::OutputLimit, 11), &spool(b"x")));
+        let mut with_dirs = report(Outcome::OutputLimit, 10);
+        with_dirs.dirs.push(grid_core::MappedDir { guest_path: "/out".into(), archive: b"forged".to_vec() });
+        assert_ne!(cut, digest(&with_dirs, &spool(b"x")));
         assert_eq!(digest(&report(Outcome::NodeError("disk".into()), 0), &spool(b"")), None);
         assert_eq!(digest(&report(Outcome::Cancelled, 0), &spool(b"")), None);
     }

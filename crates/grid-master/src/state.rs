@@ -192,7 +192,14 @@ impl LiveState {
             if let Some(key) = &job.submission.key {
                 inner.keys.insert(key.clone(), id.clone());
             }
-            let out_of_attempts = was_running && job.attempts >= self.max_attempts;
+            // Each replica of a verified job is an attempt of its own: such
+            // a job may have run as many as its replicas times the bound.
+            let bound = if self.policy.verifies() || job.spec.replicas >= 2 {
+                self.max_attempts.saturating_mul(self.policy.max_replicas.max(job.spec.replicas).max(1))
+            } else {
+                self.max_attempts
+            };
+            let out_of_attempts = was_running && job.attempts >= bound;
             let limits = job.spec.limits;
             inner.jobs.insert(id.clone(), job);
             if out_of_attempts {
@@ -1100,6 +1107,15 @@ impl LiveState {
                 let job = inner.jobs.get_mut(&id).expect("planned job exists");
                 if verify {
                     job.verify(2);
+                }
+                // A verified job starts only once enough independent nodes
+                // are connected to make its quorum: until then no replica
+                // runs and holds its result in the master, waiting.
+                if let Some(v) = job.verify.as_deref()
+                    && v.replicas.is_empty()
+                    && (dispatch::independent(&inner.nodes, job) as u32) < v.quorum
+                {
+                    continue;
                 }
                 let node = inner.nodes.get_mut(&node_id).expect("planned node exists");
                 if node.tx.send(ToNode::Assign(id.clone(), job.spec.clone())).is_err() {

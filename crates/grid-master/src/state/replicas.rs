@@ -90,6 +90,11 @@ impl LiveState {
         let Some(r) = inner.jobs.get_mut(id).and_then(|j| j.verify.as_mut()).and_then(|v| v.running_on(node)) else {
             return;
         };
+        if let Some(why) = r.spool.failed.clone() {
+            // Its output is lost: no result of it can be delivered.
+            self.void_replica(inner, node, id, AttemptEnd::Finished, &why);
+            return;
+        }
         match quorum::digest(&report, &r.spool) {
             Some(digest) => {
                 r.ended = Some((now_ms(), AttemptEnd::Finished));
@@ -179,33 +184,97 @@ impl LiveState {
     /// strike, replicas still running stop, and the job ends with the first
     /// agreeing replica's result and output.
     fn accept(&self, inner: &mut Inner, id: &str, digest: &str) {
-        let Some(v) = inner.jobs.get_mut(id).and_then(|j| j.verify.as_mut()) else { return };
+        let Some(job) = inner.jobs.get_mut(id) else { return };
+        let tenant = job.tenant().to_owned();
+        let Some(v) = job.verify.as_mut() else { return };
         let mut winner: Option<(Spool, JobReport)> = None;
+        // Per judged replica: its node, verdict, whether its outcome was a
+        // timeout, and whether a node not of the job's tenant agreed
+        // besides it.
         let mut judged = Vec::new();
+        let agreeing: Vec<(String, Option<String>)> = v
+            .replicas
+            .iter()
+            .filter(|r| r.done.as_ref().is_some_and(|(d, _)| d == digest))
+            .map(|r| (r.name.clone(), r.owner.clone()))
+            .collect();
         for r in v.replicas.iter_mut() {
             let Some((d, report)) = &r.done else { continue };
             let verdict = if d == digest { Verdict::Agreed } else { Verdict::Disagreed };
             r.verdict = Some(verdict);
             self.store.replica(id, r.number, None, None, Some(verdict));
-            judged.push((r.name.clone(), verdict));
+            let checked = agreeing.iter().any(|(name, owner)| *name != r.name && owner.as_deref() != Some(&tenant));
+            judged.push((r.name.clone(), verdict, report.outcome == Outcome::Timeout, checked));
             if verdict == Verdict::Agreed && winner.is_none() {
                 winner = Some((std::mem::take(&mut r.spool), report.clone()));
             }
         }
         let (spool, report) = winner.expect("a quorum agreed");
-        for (name, verdict) in judged {
+        let timed_out = report.outcome == Outcome::Timeout;
+        for (name, verdict, timeout, checked) in judged {
+            // How long a job takes is the host's, not the node's word: a
+            // timeout on either side moves no standing.
+            if timed_out || timeout {
+                continue;
+            }
             match verdict {
-                Verdict::Agreed => inner.history.update_standing(&name, |s| VerifyPolicy::agreed(s, report.fuel_used)),
+                // Agreement earns trust only when someone independent of
+                // the job's tenant agreed: a tenant's own node vouches for
+                // no one.
+                Verdict::Agreed if checked => {
+                    inner.history.update_standing(&name, |s| VerifyPolicy::agreed(s, report.fuel_used))
+                }
+                Verdict::Agreed => {
+                    inner.history.update_standing(&name, |s| VerifyPolicy::accepted(s, report.fuel_used))
+                }
                 Verdict::Disagreed => {
                     tracing::warn!(job = id, node = %name, "a replica's result disagreed with the quorum");
                     if inner.history.update_standing(&name, |s| self.policy.struck(s)) {
                         tracing::warn!(node = %name, "node quarantined: its results disagreed too often");
                     }
+                    self.recheck(inner, &name);
                 }
             }
             self.restand(inner, &name);
         }
-        self.end_verified(inner, id, report, Some(spool));
+        // A timeout delivers its outcome alone: nothing else was compared.
+        let spool = (!timed_out).then_some(spool);
+        self.end_verified(inner, id, quorum::delivered(report), spool);
+    }
+
+    /// Node `name` was caught out: the jobs it runs alone, on trust, go
+    /// back to the queue to be run again with a check, so that no result
+    /// of its reaches a user unchecked from now on.
+    fn recheck(&self, inner: &mut Inner, name: &str) {
+        let running: Vec<(NodeId, String)> = inner
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.reg.name == name)
+            .flat_map(|(nid, n)| n.running.iter().map(move |id| (*nid, id.clone())))
+            .filter(|(_, id)| inner.jobs.get(id).is_some_and(|j| j.verify.is_none() && !j.cancel_requested))
+            .collect();
+        for (node, id) in running {
+            let Some(job) = inner.jobs.get(&id) else { continue };
+            let spec = job.spec.clone();
+            if let Some(n) = inner.nodes.get_mut(&node) {
+                if n.reg.owner.as_deref() == Some(job.tenant()) {
+                    continue;
+                }
+                let _ = n.tx.send(ToNode::Cancel(id.clone()));
+                n.release(&id, &spec, None);
+            }
+            inner.stopped_running(&id, None);
+            tracing::warn!(job = %id, node = %name, "running it again with a check: its node was caught out");
+            let job = inner.jobs.get_mut(&id).expect("checked above");
+            // The stopped run does not count against the job: the next
+            // takes its number.
+            job.attempts = job.attempts.saturating_sub(1);
+            job.requeue(job.recorded.0 > 0);
+            job.verify(2);
+            let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
+            self.store.requeued(&id, attempts, AttemptEnd::HandedBack);
+            inner.queue.push_front(id, priority, &tenant);
+        }
     }
 
     /// Ends verified job `id` with `report`: replicas still running stop,
@@ -399,13 +468,20 @@ mod tests {
         let (live, _store) = live(VerifyPolicy::default());
         let (a, mut ra) = live.register_node(node("a")).unwrap();
         let id = live.submit(spec(&["app"]), Submission::default()).await.unwrap();
-        assert_eq!(sent(&mut ra), [(id.clone(), true)], "a verified job runs deterministically");
-        answer(&live, a, &id, "out\n", 10);
+        // No replica starts before a quorum's worth of nodes is there: none
+        // waits in the master holding its result.
+        assert!(sent(&mut ra).is_empty(), "a new node ran a job no other node could check");
         let summary = live.summary(&id).unwrap();
         assert_eq!(summary.state, JobState::Queued);
-        assert!(summary.waiting.as_deref().unwrap().contains("2 must agree"), "{:?}", summary.waiting);
+        let waiting = summary.waiting.unwrap();
+        assert!(
+            waiting.contains("2 replicas on distinct nodes must agree") && waiting.contains("1 connected node"),
+            "{waiting}"
+        );
         let (b, mut rb) = live.register_node(node("b")).unwrap();
+        assert_eq!(sent(&mut ra), [(id.clone(), true)], "a verified job runs deterministically");
         assert_eq!(sent(&mut rb).len(), 1);
+        answer(&live, a, &id, "out\n", 10);
         answer(&live, b, &id, "out\n", 10);
         assert_eq!(live.summary(&id).unwrap().state, JobState::Succeeded);
     }
@@ -434,6 +510,9 @@ mod tests {
         let mut greedy = node("greedy");
         greedy.capacity.slots = 64;
         let (g, mut rg) = live.register_node(greedy).unwrap();
+        let mut other = node("other");
+        other.capacity.slots = 64;
+        let (_o, _ro) = live.register_node(other).unwrap();
         for _ in 0..10 {
             live.submit(spec(&["app"]), Submission::default()).await.unwrap();
         }
@@ -466,5 +545,78 @@ mod tests {
         }
         assert_eq!(live.summary(&id).unwrap().state, JobState::Cancelled);
         assert!(live.nodes().iter().all(|n| n.slots_used == 0));
+    }
+
+    #[tokio::test]
+    async fn agreeing_timeouts_deliver_only_the_outcome_and_move_no_standing() {
+        let (live, _store) = live(VerifyPolicy::off());
+        let (a, _ra) = live.register_node(node("a")).unwrap();
+        let (b, _rb) = live.register_node(node("b")).unwrap();
+        let id = live.submit(replicated(2), Submission::default()).await.unwrap();
+        for (n, text) in [(a, "forged\n"), (b, "other\n")] {
+            live.job_output(n, &id, OutputStream::Stdout, text.as_bytes().to_vec());
+            let mut report = JobReport::before_start(Outcome::Timeout, "", &Limits::default());
+            report.fuel_used = 999;
+            report.dirs.push(grid_core::MappedDir { guest_path: "/out".into(), archive: b"forged".to_vec() });
+            live.job_finished(n, &id, report);
+        }
+        let summary = live.summary(&id).unwrap();
+        let result = summary.result.unwrap();
+        assert_eq!((result.outcome, result.fuel_used), (Outcome::Timeout, 0));
+        assert!(result.dirs.is_empty());
+        assert!(output(&events(&live, &id).await).is_empty(), "a timeout's unchecked output was delivered");
+        assert_eq!(standing(&live, "a"), Default::default());
+    }
+
+    #[tokio::test]
+    async fn a_node_caught_out_has_its_unchecked_jobs_run_again_with_a_check() {
+        let policy = VerifyPolicy { trust_after: 1, ..VerifyPolicy::default() };
+        let (live, _store) = live(policy);
+        let mut big = node("liar");
+        big.capacity.slots = 4;
+        let (liar, mut rl) = live.register_node(big).unwrap();
+        live.lock().history.update_standing("liar", |s| s.streak = u32::MAX);
+        {
+            let mut inner = live.lock();
+            live.restand(&mut inner, "liar");
+        }
+        let alone = live.submit(spec(&["alone"]), Submission::default()).await.unwrap();
+        assert_eq!(sent(&mut rl), [(alone.clone(), false)], "a trusted node's job was checked");
+        let (h1, mut r1) = live.register_node(node("h1")).unwrap();
+        let checked = live.submit(replicated(2), Submission::default()).await.unwrap();
+        assert_eq!(sent(&mut rl), [(checked.clone(), true)]);
+        assert_eq!(sent(&mut r1), [(checked.clone(), true)]);
+        answer(&live, liar, &checked, "forged\n", 5);
+        answer(&live, h1, &checked, "honest\n", 5);
+        let (h2, mut r2) = live.register_node(node("h2")).unwrap();
+        assert_eq!(sent(&mut r2), [(checked.clone(), true)], "the third replica went elsewhere");
+        answer(&live, h2, &checked, "honest\n", 5);
+        assert_eq!(output(&events(&live, &checked).await), b"honest\n");
+        assert_eq!(standing(&live, "liar").strikes, 1);
+        // Its job running alone went back, to run again with a check.
+        let summary = live.summary(&alone).unwrap();
+        assert_eq!(summary.quorum, 2, "the caught node's unchecked job kept running unchecked");
+        assert_ne!(summary.state, JobState::Succeeded);
+        assert!(
+            std::iter::from_fn(|| rl.try_recv().ok()).any(|o| matches!(o, ToNode::Cancel(j) if j == alone)),
+            "the caught node was not told to stop its unchecked job"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tenant_s_own_node_vouches_for_no_one() {
+        let (live, _store) = live(VerifyPolicy::default());
+        let mut own = node("own");
+        own.owner = Some("alice".into());
+        let (o, _ro) = live.register_node(own).unwrap();
+        let (p, _rp) = live.register_node(node("public")).unwrap();
+        let alice = Submission { tenant: "alice".into(), ..Submission::default() };
+        let id = live.submit(replicated(2), alice).await.unwrap();
+        answer(&live, o, &id, "same\n", 5);
+        answer(&live, p, &id, "same\n", 5);
+        assert_eq!(live.summary(&id).unwrap().state, JobState::Succeeded);
+        let public = standing(&live, "public");
+        assert_eq!((public.streak, public.credit), (0, 5), "agreeing with the tenant's own node earned trust");
+        assert_eq!(standing(&live, "own").streak, 1);
     }
 }
