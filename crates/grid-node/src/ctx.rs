@@ -1,5 +1,6 @@
 //! `JobCtx`, what a job's store holds: its WASI context, its memory
-//! limiter, its count of open files, and a deterministic job's virtual clock.
+//! limiter, its count of open files, a deterministic job's virtual clock,
+//! and the sorted directory listings the linker serves such a job from.
 
 use crate::determinism::VirtualTime;
 use crate::limits::JobLimiter;
@@ -25,12 +26,38 @@ pub struct JobCtx {
     /// A deterministic component's directory streams, read to their end and
     /// sorted by name, by the stream's resource id: what each has left.
     pub(crate) listings: HashMap<u32, VecDeque<DirectoryEntry>>,
+    /// A deterministic module's directory listings, sorted by name, by
+    /// file descriptor: read when it lists from cookie 0, kept until it has
+    /// been given the last entry, starts over, or closes the descriptor.
+    pub(crate) fd_listings: HashMap<i32, FdListing>,
+}
+
+/// One directory's listing as preview 1's `fd_readdir` writes it, sorted
+/// by name.
+pub(crate) struct FdListing {
+    /// The entries (`dirent` and name) back to back.
+    pub(crate) bytes: Vec<u8>,
+    /// Where each entry starts in `bytes`: entry `n` is the one after
+    /// cookie `n`.
+    pub(crate) starts: Vec<usize>,
 }
 
 impl JobCtx {
     /// A job's context, with no files open yet.
     pub(crate) fn new(wasi: WasiP1Ctx, limiter: JobLimiter, clock: Option<VirtualTime>) -> Self {
-        Self { wasi, limiter, open_files: 0, clock, listings: HashMap::new() }
+        Self { wasi, limiter, open_files: 0, clock, listings: HashMap::new(), fd_listings: HashMap::new() }
+    }
+
+    /// The directory entries held in `listings` and `fd_listings`.
+    pub(crate) fn listed_entries(&self) -> usize {
+        let streams: usize = self.listings.values().map(VecDeque::len).sum();
+        let fds: usize = self.fd_listings.values().map(|listing| listing.starts.len()).sum();
+        streams + fds
+    }
+
+    /// The bytes of listing held in `fd_listings`.
+    pub(crate) fn listed_bytes(&self) -> usize {
+        self.fd_listings.values().map(|listing| listing.bytes.len()).sum()
     }
 }
 

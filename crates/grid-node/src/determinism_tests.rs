@@ -200,3 +200,54 @@ async fn a_deterministic_job_lists_its_files_by_name_and_sees_no_host_times() {
     assert_eq!((word(0), word(8), word(32)), (0, 0, 1), "device, inode, size");
     assert_eq!((word(40), word(48), word(56)), (start, start, start), "times");
 }
+
+/// Lists its directory (preopened as fd 3) twice, each time from cookie 0
+/// through a 40-byte buffer, one entry a call, and then writes each name it
+/// was given on a line of its own.
+const SMALL_LISTER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (local $round i32) (local $cookie i64) (local $used i32) (local $at i32) (local $len i32) (local $out i32)
+    (local.set $out (i32.const 8192))
+    (loop $rounds
+      (local.set $cookie (i64.const 0))
+      (loop $calls
+        (if (call $readdir (i32.const 3) (i32.const 1024) (i32.const 40) (local.get $cookie) (i32.const 16))
+          (then unreachable))
+        (local.set $used (i32.load (i32.const 16)))
+        (local.set $at (i32.const 0))
+        (block $done
+          (loop $entries
+            (br_if $done (i32.gt_u (i32.add (local.get $at) (i32.const 24)) (local.get $used)))
+            (local.set $len (i32.load (i32.add (i32.const 1040) (local.get $at))))
+            (br_if $done (i32.gt_u (i32.add (i32.add (local.get $at) (i32.const 24)) (local.get $len)) (local.get $used)))
+            (memory.copy (local.get $out) (i32.add (i32.const 1048) (local.get $at)) (local.get $len))
+            (i32.store8 (i32.add (local.get $out) (local.get $len)) (i32.const 10))
+            (local.set $out (i32.add (i32.add (local.get $out) (local.get $len)) (i32.const 1)))
+            (local.set $cookie (i64.load (i32.add (i32.const 1024) (local.get $at))))
+            (local.set $at (i32.add (i32.add (local.get $at) (i32.const 24)) (local.get $len)))
+            (br $entries)))
+        (br_if $calls (i32.eq (local.get $used) (i32.const 40))))
+      (local.set $round (i32.add (local.get $round) (i32.const 1)))
+      (br_if $rounds (i32.lt_u (local.get $round) (i32.const 2))))
+    (i32.store (i32.const 0) (i32.const 8192))
+    (i32.store (i32.const 4) (i32.sub (local.get $out) (i32.const 8192)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 20)))))"#;
+
+#[tokio::test]
+async fn a_deterministic_job_lists_a_large_directory_a_few_entries_a_call() {
+    let tree = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..300).map(|i| format!("f{i:03}")).collect();
+    for name in names.iter().rev() {
+        std::fs::write(tree.path().join(name), name).unwrap();
+    }
+    let dirs = vec![MappedDir { guest_path: "/d".into(), archive: archive::pack(tree.path(), Escape::Fail).unwrap() }];
+    let (report, out) = run_with_dirs(SMALL_LISTER, &["app"], true, dirs).await;
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    let listing: Vec<&str> = [".", ".."].into_iter().chain(names.iter().map(String::as_str)).collect();
+    let expected: Vec<&str> = listing.iter().chain(listing.iter()).copied().collect();
+    let seen: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
+    assert_eq!(seen, expected, "every name once a listing, in order, from cookie 0 each time");
+}

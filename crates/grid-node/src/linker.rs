@@ -116,6 +116,7 @@ fn cap_module_files(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
         Box::new(async move {
             let (ctx, mut guest) = enter(&mut caller)?;
             let errno = p1::fd_close(&mut ctx.wasi, &mut guest, fd).await?;
+            ctx.fd_listings.remove(&fd);
             // The preopens and stdio were never counted.
             if errno == ERRNO_SUCCESS && fd > 2 {
                 ctx.open_files = ctx.open_files.saturating_sub(1);

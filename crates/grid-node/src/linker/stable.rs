@@ -12,7 +12,7 @@
 //! give their entries sorted by name.
 
 use super::{ERRNO_SUCCESS, FILESYSTEM_TYPES, MODULE, enter};
-use crate::ctx::JobCtx;
+use crate::ctx::{FdListing, JobCtx};
 use crate::determinism::WALL_CLOCK_START;
 use std::collections::VecDeque;
 use wasmtime::component::{self, Resource};
@@ -115,8 +115,9 @@ const FILETYPE_DIRECTORY: u8 = 3;
 /// The size of a preview 1 `filestat`, and of a `dirent` before its name.
 const FILESTAT_SIZE: usize = 64;
 const DIRENT_SIZE: usize = 24;
-/// The most bytes of listing one deterministic `fd_readdir` gathers: more
-/// than the names of every entry a job's disk limit allows.
+/// The most bytes of listing one deterministic `fd_readdir` gathers, and a
+/// deterministic module holds over all its directories: more than the names
+/// of every entry a job's disk limit allows.
 const MAX_LISTING: usize = 64 << 20;
 
 /// Writes `bytes` into the guest's memory at `at`; false if they do not fit.
@@ -150,7 +151,10 @@ fn stable_filestat(caller: &mut Caller<'_, JobCtx>, at: i32) -> i32 {
 
 /// Replaces `fd_filestat_get`, `path_filestat_get` and `fd_readdir` in
 /// `linker` (which already holds WASI preview 1) with ones that tell a
-/// deterministic job the same on every node.
+/// deterministic job the same on every node. A directory is read and sorted
+/// once, when the job lists it from cookie 0, and later cookies are served
+/// from `JobCtx::fd_listings`; `fd_renumber` is wrapped to drop the
+/// listings of the descriptors it moves.
 pub(super) fn module_files(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     linker.func_wrap_async(MODULE, "fd_filestat_get", |mut caller: Caller<'_, JobCtx>, (fd, out): (i32, i32)| {
@@ -186,29 +190,66 @@ pub(super) fn module_files(linker: &mut Linker<JobCtx>) -> wasmtime::Result<()> 
                     let (ctx, mut guest) = enter(&mut caller)?;
                     return p1::fd_readdir(&mut ctx.wasi, &mut guest, fd, buf, buf_len, cookie, used).await;
                 }
-                let listing = match sorted_listing(&mut caller, fd).await? {
-                    Ok(listing) => listing,
-                    Err(errno) => return Ok(errno),
-                };
-                let (start, mut out) = (entry_offset(&listing, cookie as u64), Vec::new());
-                out.extend_from_slice(&listing[start.min(listing.len())..]);
-                out.truncate(buf_len as u32 as usize);
-                let written = (out.len() as u32).to_le_bytes();
-                if !write_guest(&mut caller, buf, &out) || !write_guest(&mut caller, used, &written) {
-                    return Ok(ERRNO_FAULT);
+                if cookie == 0 || !caller.data().fd_listings.contains_key(&fd) {
+                    // Starting over: a listing held for `fd` is not counted
+                    // against the one read in its place.
+                    caller.data_mut().fd_listings.remove(&fd);
+                    match sorted_listing(&mut caller, fd).await? {
+                        Ok(listing) => caller.data_mut().fd_listings.insert(fd, listing),
+                        Err(errno) => return Ok(errno),
+                    };
                 }
-                Ok(ERRNO_SUCCESS)
+                Ok(serve_listing(&mut caller, fd, buf, buf_len, cookie as u64, used))
             })
         },
     )?;
+    linker.func_wrap_async(MODULE, "fd_renumber", |mut caller: Caller<'_, JobCtx>, (from, to): (i32, i32)| {
+        Box::new(async move {
+            let (ctx, mut guest) = enter(&mut caller)?;
+            let errno = p1::fd_renumber(&mut ctx.wasi, &mut guest, from, to).await?;
+            // `to` now names what `from` did, and `from` nothing.
+            ctx.fd_listings.remove(&from);
+            ctx.fd_listings.remove(&to);
+            Ok(errno)
+        })
+    })?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
+/// Writes into the guest's `buf` as much of `fd`'s listing (held in
+/// `JobCtx::fd_listings`) after `cookie` entries as `buf_len` bytes hold,
+/// and the bytes written at `used`; drops the listing once its last byte
+/// has been given.
+fn serve_listing(caller: &mut Caller<'_, JobCtx>, fd: i32, buf: i32, buf_len: i32, cookie: u64, used: i32) -> i32 {
+    let Some(wasmtime::Extern::Memory(mem)) = caller.get_export("memory") else {
+        return ERRNO_FAULT;
+    };
+    let (memory, ctx) = mem.data_and_store_mut(caller);
+    let Some(listing) = ctx.fd_listings.get(&fd) else {
+        return ERRNO_FAULT;
+    };
+    let len = listing.bytes.len();
+    let start = usize::try_from(cookie).ok().and_then(|n| listing.starts.get(n)).copied().unwrap_or(len);
+    let end = start.saturating_add(buf_len as u32 as usize).min(len);
+    let (buf, used) = (buf as u32 as usize, used as u32 as usize);
+    if buf + (end - start) > memory.len() || used + 4 > memory.len() {
+        return ERRNO_FAULT;
+    }
+    memory[buf..buf + (end - start)].copy_from_slice(&listing.bytes[start..end]);
+    memory[used..used + 4].copy_from_slice(&((end - start) as u32).to_le_bytes());
+    if end == len {
+        ctx.fd_listings.remove(&fd);
+    }
+    ERRNO_SUCCESS
+}
+
 /// The whole listing of directory `fd` as preview 1's `fd_readdir` writes
 /// it, but with `.` and `..` first, then the entries sorted by name,
-/// numbered in that order, and every inode 0; or the errno of the failure.
-async fn sorted_listing(caller: &mut Caller<'_, JobCtx>, fd: i32) -> wasmtime::Result<Result<Vec<u8>, i32>> {
+/// numbered in that order, and every inode 0; or the errno of the failure,
+/// `nomem` if the job's listings would hold more than [`MAX_LISTED`]
+/// entries or [`MAX_LISTING`] bytes with it.
+async fn sorted_listing(caller: &mut Caller<'_, JobCtx>, fd: i32) -> wasmtime::Result<Result<FdListing, i32>> {
     let mut cap = 64 << 10;
     let raw = loop {
         // The whole listing, read into a buffer of the host's with `used` after it.
@@ -236,32 +277,24 @@ async fn sorted_listing(caller: &mut Caller<'_, JobCtx>, fd: i32) -> wasmtime::R
     while at + DIRENT_SIZE <= raw.len() {
         let namlen = u32::from_le_bytes(raw[at + 16..at + 20].try_into().expect("four bytes")) as usize;
         let end = (at + DIRENT_SIZE + namlen).min(raw.len());
-        entries.push(raw[at..end].to_vec());
+        entries.push(&raw[at..end]);
         at = end;
     }
-    let name = |entry: &Vec<u8>| entry[DIRENT_SIZE..].to_vec();
+    let ctx = caller.data();
+    if ctx.listed_entries() + entries.len() > MAX_LISTED || ctx.listed_bytes() + raw.len() > MAX_LISTING {
+        return Ok(Err(ERRNO_NOMEM));
+    }
     let dots = entries.len().min(2);
-    entries[dots..].sort_by_key(name);
-    let mut listing = Vec::with_capacity(raw.len());
-    for (i, mut entry) in entries.into_iter().enumerate() {
-        entry[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        entry[8..16].fill(0);
-        listing.extend_from_slice(&entry);
+    entries[dots..].sort_by(|a, b| a[DIRENT_SIZE..].cmp(&b[DIRENT_SIZE..]));
+    let mut listing = FdListing { bytes: Vec::with_capacity(raw.len()), starts: Vec::with_capacity(entries.len()) };
+    for (i, entry) in entries.into_iter().enumerate() {
+        let start = listing.bytes.len();
+        listing.starts.push(start);
+        listing.bytes.extend_from_slice(entry);
+        listing.bytes[start..start + 8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        listing.bytes[start + 8..start + 16].fill(0);
     }
     Ok(Ok(listing))
-}
-
-/// Where the entry after `cookie` entries starts in a listing.
-fn entry_offset(listing: &[u8], cookie: u64) -> usize {
-    let mut at = 0;
-    for _ in 0..cookie {
-        if at + DIRENT_SIZE > listing.len() {
-            return listing.len();
-        }
-        let namlen = u32::from_le_bytes(listing[at + 16..at + 20].try_into().expect("four bytes")) as usize;
-        at += DIRENT_SIZE + namlen;
-    }
-    at
 }
 
 /// A deterministic job's view of a preview 2 `stat`: every time the
@@ -356,8 +389,8 @@ pub(super) fn component_stats(linker: &mut component::Linker<JobCtx>) -> wasmtim
     Ok(())
 }
 
-/// The most directory entries a deterministic component may hold read
-/// ahead, over all its directory streams.
+/// The most directory entries a deterministic job may hold read ahead,
+/// over all its directory streams and descriptors.
 const MAX_LISTED: usize = 1 << 20;
 
 /// The result of a preview 2 `read-directory-entry` as the job sees it.
@@ -401,7 +434,7 @@ pub(super) fn component_listings(linker: &mut component::Linker<JobCtx>) -> wasm
                     return entry;
                 }
                 if !ctx.listings.contains_key(&rep) {
-                    let held: usize = ctx.listings.values().map(VecDeque::len).sum();
+                    let held = ctx.listed_entries();
                     let mut entries = Vec::new();
                     loop {
                         let mut fs = ctx.filesystem();
