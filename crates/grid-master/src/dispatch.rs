@@ -65,10 +65,26 @@ fn open<'a>(nodes: &'a HashMap<NodeId, Node>, job: &'a Job) -> impl Iterator<Ite
     serving(nodes, job).filter(|(_, n)| !job.conflicts(&n.reg.name, n.reg.owner.as_deref()))
 }
 
-/// How many connected nodes could run a replica of `job`: those serving
-/// its tenant, less those of its replicas' names or owners.
+/// How many independent connected nodes could run a replica of `job`
+/// (with nothing else running): those that serve its tenant, take jobs
+/// (not draining, not quarantined), admit it and did not lose it, less
+/// those of its replicas' names or owners; private nodes of one owner count
+/// once.
 pub fn independent(nodes: &HashMap<NodeId, Node>, job: &Job) -> usize {
-    open(nodes, job).count()
+    let mut owners = HashSet::new();
+    nodes
+        .iter()
+        .filter(|(id, n)| could_take(**id, n, job))
+        .filter(|(_, n)| n.reg.owner.as_deref().is_none_or(|owner| owners.insert(owner)))
+        .count()
+}
+
+/// Whether `job` is verified, has no replica started, and too few
+/// independent nodes are connected to make its quorum: it does not start,
+/// so that no result of it waits in the master for nodes that may never
+/// come.
+pub fn short_of_quorum(nodes: &HashMap<NodeId, Node>, job: &Job) -> bool {
+    job.verify.as_deref().is_some_and(|v| v.replicas.is_empty() && (independent(nodes, job) as u32) < v.quorum)
 }
 
 /// The nodes as the scheduler sees them for `job`, each with its `room`,
@@ -148,6 +164,13 @@ pub fn plan(
             plan.fuel_held = true;
             continue;
         }
+        if short_of_quorum(nodes, job) {
+            misses += 1;
+            if !nodes.iter().any(|(nid, n)| could_take(*nid, n, job)) {
+                plan.park.push(id.clone());
+            }
+            continue;
+        }
         let candidates: Vec<_> =
             views(nodes, job, |nid, _| (room[&nid], placed.contains(&(nid, &job.spec.module)))).collect();
         let Some(node) = scheduler::choose(&demand, &candidates) else {
@@ -221,7 +244,7 @@ pub fn waiting_reason(
         );
     }
     if let Some(v) = &job.verify {
-        let independent = open(nodes, job).count();
+        let independent = independent(nodes, job);
         if v.replicas.is_empty() && (independent as u32) < v.quorum {
             let can =
                 if independent == 1 { "1 connected node".to_owned() } else { format!("{independent} connected nodes") };
@@ -231,7 +254,7 @@ pub fn waiting_reason(
                 v.quorum, v.quorum
             );
         }
-        if independent == 0 {
+        if open(nodes, job).count() == 0 {
             let more = if v.wanted == 1 { "another replica".to_owned() } else { format!("{} more replicas", v.wanted) };
             return format!(
                 "waiting: needs {more} on a distinct node ({} must agree), and every connected node that takes it \

@@ -192,10 +192,10 @@ impl LiveState {
             if let Some(key) = &job.submission.key {
                 inner.keys.insert(key.clone(), id.clone());
             }
-            // Each replica of a verified job is an attempt of its own: such
-            // a job may have run as many as its replicas times the bound.
-            let bound = if self.policy.verifies() || job.spec.replicas >= 2 {
-                self.max_attempts.saturating_mul(self.policy.max_replicas.max(job.spec.replicas).max(1))
+            // Each replica of a job run on several nodes is an attempt of its
+            // own: it may have run as many as its replicas times the bound.
+            let bound = if job.spec.replicas >= 2 {
+                self.max_attempts.saturating_mul(job.spec.replicas)
             } else {
                 self.max_attempts
             };
@@ -1108,13 +1108,13 @@ impl LiveState {
                 if verify {
                     job.verify(2);
                 }
-                // A verified job starts only once enough independent nodes
-                // are connected to make its quorum: until then no replica
-                // runs and holds its result in the master, waiting.
-                if let Some(v) = job.verify.as_deref()
-                    && v.replicas.is_empty()
-                    && (dispatch::independent(&inner.nodes, job) as u32) < v.quorum
-                {
+                // A job just made verified starts only once enough
+                // independent nodes are connected to make its quorum (the
+                // plan leaves out those already verified): until then no
+                // replica runs and holds its result in the master, waiting.
+                // Another plan gives its node's slot to another job.
+                if dispatch::short_of_quorum(&inner.nodes, job) {
+                    again = true;
                     continue;
                 }
                 let node = inner.nodes.get_mut(&node_id).expect("planned node exists");

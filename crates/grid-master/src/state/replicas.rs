@@ -24,11 +24,18 @@ impl LiveState {
     /// Whether `job`, about to be placed on `node`, is to be verified by
     /// replicas: the policy verifies, the node is not the job's tenant's
     /// own, and the node's standing does not let it run the job alone.
+    /// A trusted node's job picked for a check runs alone when no other
+    /// node could check it: the check is a sample, and waiting for a node
+    /// that may never come would cost the job.
     pub(super) fn wants_verifying(&self, inner: &Inner, job: &Job, node: &Node) -> bool {
         if job.verify.is_some() || !self.policy.verifies() || node.reg.owner.as_deref() == Some(job.tenant()) {
             return false;
         }
-        !self.policy.runs_alone(&inner.history.standing(&node.reg.name), fastrand::u64(..))
+        let standing = inner.history.standing(&node.reg.name);
+        if self.policy.runs_alone(&standing, fastrand::u64(..)) {
+            return false;
+        }
+        !self.policy.trusted(&standing) || crate::dispatch::independent(&inner.nodes, job) >= 2
     }
 
     /// Node `name`'s standing may have changed: its sessions take on its
@@ -266,9 +273,8 @@ impl LiveState {
             inner.stopped_running(&id, None);
             tracing::warn!(job = %id, node = %name, "running it again with a check: its node was caught out");
             let job = inner.jobs.get_mut(&id).expect("checked above");
-            // The stopped run does not count against the job: the next
-            // takes its number.
-            job.attempts = job.attempts.saturating_sub(1);
+            // Not on that node again: its stopped run may still be ending.
+            job.avoid(node);
             job.requeue(job.recorded.0 > 0);
             job.verify(2);
             let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
@@ -618,5 +624,41 @@ mod tests {
         let public = standing(&live, "public");
         assert_eq!((public.streak, public.credit), (0, 5), "agreeing with the tenant's own node earned trust");
         assert_eq!(standing(&live, "own").streak, 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_short_of_its_quorum_leaves_the_slot_to_others_and_a_lone_trusted_node_runs_alone() {
+        let policy = VerifyPolicy { trust_after: 1, ..VerifyPolicy::default() };
+        let (live, _store) = live(policy);
+        let (_a, mut ra) = live.register_node(node("a")).unwrap();
+        live.lock().history.update_standing("a", |s| s.streak = 1);
+        {
+            let mut inner = live.lock();
+            live.restand(&mut inner, "a");
+        }
+        // Two replicas cannot run on the one node: the job waits, and the
+        // node's only slot goes to the next job.
+        let waits = live.submit(replicated(2), Submission::default()).await.unwrap();
+        let runs = live.submit(spec(&["next"]), Submission::default()).await.unwrap();
+        assert_eq!(sent(&mut ra), [(runs.clone(), false)], "a job short of its quorum held the node's slot");
+        assert_eq!(live.summary(&waits).unwrap().state, JobState::Queued);
+        // At a streak of 1 with a threshold of 1 every job is picked for a
+        // check; with no other node to check it, the trusted node runs it.
+        assert_eq!(live.summary(&runs).unwrap().quorum, 0);
+    }
+
+    #[tokio::test]
+    async fn a_quarantined_node_does_not_count_towards_a_quorum() {
+        let (live, _store) = live(VerifyPolicy::off());
+        let (_a, mut ra) = live.register_node(node("a")).unwrap();
+        let (_b, mut rb) = live.register_node(node("b")).unwrap();
+        live.lock().history.update_standing("b", |s| s.quarantined = true);
+        {
+            let mut inner = live.lock();
+            live.restand(&mut inner, "b");
+        }
+        let id = live.submit(replicated(2), Submission::default()).await.unwrap();
+        assert!(sent(&mut ra).is_empty() && sent(&mut rb).is_empty(), "a replica started with no quorum in reach");
+        assert!(live.summary(&id).unwrap().waiting.unwrap().contains("1 connected node can run one"));
     }
 }
