@@ -2,6 +2,7 @@
 //! anything, and the output in a list of events.
 
 use crate::model::{JobEvent, NodeRegistration};
+use crate::state::LiveState;
 use grid_core::{Capacity, Ceilings, FuelQuota, JobSpec, Limits, ModuleHash};
 use std::time::Duration;
 
@@ -37,6 +38,16 @@ pub fn node(name: &str) -> NodeRegistration {
         identity: format!("id-{name}"),
         owner: None,
     }
+}
+
+/// Every event of job `id` from the first, to its end.
+pub async fn events(live: &LiveState, id: &str) -> Vec<JobEvent> {
+    let mut watch = live.watch(id).unwrap();
+    let mut all = Vec::new();
+    while let Some(batch) = watch.next().await.unwrap() {
+        all.extend(batch);
+    }
+    all
 }
 
 /// The output bytes among `events`, in order.

@@ -445,15 +445,6 @@ mod tests {
         }
     }
 
-    async fn all_events(live: &LiveState, id: &str) -> Vec<JobEvent> {
-        let mut watch = live.watch(id).unwrap();
-        let mut all = Vec::new();
-        while let Some(batch) = watch.next().await.unwrap() {
-            all.extend(batch);
-        }
-        all
-    }
-
     #[tokio::test]
     async fn output_past_the_limit_ends_the_job_and_keeps_only_the_limit() {
         let (live, store) = live();
@@ -471,7 +462,7 @@ mod tests {
         assert_eq!(summary.result.unwrap().outcome, Outcome::OutputLimit);
         let kept: usize = store.output_of(&id).unwrap().iter().map(|(_, d)| d.len()).sum();
         assert_eq!(kept, 1000);
-        let events = all_events(&live, &id).await;
+        let events = crate::fixtures::events(&live, &id).await;
         assert_eq!(output(&events), [vec![b'x'; 600], vec![b'y'; 400]].concat());
         assert!(matches!(events.last(), Some(JobEvent::Finished(r)) if r.outcome == Outcome::OutputLimit));
         assert_eq!(live.nodes()[0].slots_used, 0, "the node's slot was not released");
@@ -505,7 +496,7 @@ mod tests {
         assert!(matches!(got.first(), Some(JobEvent::Assigned(_))));
         assert!(matches!(got.last(), Some(JobEvent::Finished(_))));
         // A new watcher of the ended job reads it all from the record.
-        assert!(output(&all_events(&live, &id).await) == sent);
+        assert!(output(&crate::fixtures::events(&live, &id).await) == sent);
     }
 
     #[tokio::test]
@@ -527,7 +518,7 @@ mod tests {
         assert!(job);
         assert!(live.summary(&id).unwrap().result.unwrap().dirs.is_empty());
         // Watchers get the output and the dirs from the record.
-        let events = all_events(&live, &id).await;
+        let events = crate::fixtures::events(&live, &id).await;
         assert_eq!(output(&events).len(), 200 << 10);
         assert!(matches!(events.last(), Some(JobEvent::Finished(r)) if r.dirs == dirs));
         assert_eq!(store.job(&id).unwrap().unwrap().result.unwrap().dirs, dirs);

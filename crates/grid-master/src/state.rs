@@ -80,6 +80,29 @@ impl Inner {
         }
     }
 
+    /// The master takes job `id` back from `node`: the node is told to stop
+    /// it, what it held there is freed, and it no longer counts as running.
+    fn stop_on(&mut self, node: NodeId, id: &str) {
+        let Some(spec) = self.jobs.get(id).map(|j| j.spec.clone()) else { return };
+        if let Some(n) = self.nodes.get_mut(&node) {
+            let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
+            n.release(id, &spec, None);
+        }
+        self.stopped_running(id, None);
+    }
+
+    /// Job `id` (or a replica of it) on `node` wrote past its output limit:
+    /// it is stopped there, and since what it burned is unknown and it was
+    /// the job's own doing, its tenant's bucket pays its whole fuel limit,
+    /// so that output past the limit is no way to burn fuel unbilled.
+    fn stop_over_output(&mut self, node: NodeId, id: &str) {
+        self.stop_on(node, id);
+        if let Some(job) = self.jobs.get(id) {
+            let (tenant, fuel) = (job.tenant().to_owned(), job.spec.limits.fuel);
+            self.tenants.bill(&tenant, fuel, Instant::now());
+        }
+    }
+
     /// Why queued `job` waits, as of now.
     fn waiting_reason(&self, job: &Job) -> String {
         dispatch::waiting_reason(&self.nodes, job, &self.running, &self.tenants, Instant::now())
@@ -618,16 +641,7 @@ impl LiveState {
         if over {
             let (spec, name) = (j.spec.clone(), j.node_name.clone());
             tracing::warn!(job, node = %name, limit, "node sent output past the job's output limit; job ended");
-            if let Some(n) = inner.nodes.get_mut(&node) {
-                let _ = n.tx.send(ToNode::Cancel(job.to_owned()));
-                n.release(job, &spec, None);
-            }
-            inner.stopped_running(job, None);
-            // What it burned is unknown, and it was the job's own doing: its
-            // tenant's bucket pays its whole fuel limit, so that output past
-            // the limit is no way to burn fuel unbilled.
-            let tenant = inner.jobs.get(job).map(|j| j.tenant().to_owned()).unwrap_or_default();
-            inner.tenants.bill(&tenant, spec.limits.fuel, Instant::now());
+            inner.stop_over_output(node, job);
             self.finish(
                 &mut inner,
                 job,
@@ -906,13 +920,9 @@ impl LiveState {
 
     /// One job its node held past the deadline.
     fn overdue(&self, inner: &mut Inner, node_id: NodeId, id: &str) {
-        let job = inner.jobs.get_mut(id).expect("a running job exists");
-        let spec = job.spec.clone();
-        let n = inner.nodes.get_mut(&node_id).expect("the job's node exists");
-        n.release(id, &spec, None);
-        let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
-        let name = n.reg.name.clone();
-        inner.stopped_running(id, None);
+        let spec = inner.jobs.get(id).expect("a running job exists").spec.clone();
+        let name = inner.nodes.get(&node_id).expect("the job's node exists").reg.name.clone();
+        inner.stop_on(node_id, id);
         inner.history.lost_one(&name);
         // Holding a job past its deadline is no way to earn trust.
         if inner.history.update_standing(&name, |s| self.policy.struck(s)) {

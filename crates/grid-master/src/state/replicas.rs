@@ -5,7 +5,7 @@
 
 use super::{Inner, LiveState};
 use crate::jobs::{Job, Phase};
-use crate::model::{NodeId, ToNode, now_ms};
+use crate::model::{NodeId, now_ms};
 use crate::nodes::Node;
 use crate::quorum::{self, Decision};
 use crate::spool::Spool;
@@ -79,13 +79,7 @@ impl LiveState {
         }
         let name = r.name.clone();
         tracing::warn!(job = id, node = %name, "a replica wrote past the job's output limit; it ends there");
-        if let Some(n) = inner.nodes.get_mut(&node) {
-            let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
-            n.release(id, &spec, None);
-        }
-        inner.stopped_running(id, None);
-        let tenant = inner.jobs.get(id).map(|j| j.tenant().to_owned()).unwrap_or_default();
-        inner.tenants.bill(&tenant, spec.limits.fuel, std::time::Instant::now());
+        inner.stop_over_output(node, id);
         self.replica_ended(inner, node, id, JobReport::before_start(Outcome::OutputLimit, &name, &spec.limits));
         self.dispatch(inner);
     }
@@ -262,15 +256,10 @@ impl LiveState {
             .collect();
         for (node, id) in running {
             let Some(job) = inner.jobs.get(&id) else { continue };
-            let spec = job.spec.clone();
-            if let Some(n) = inner.nodes.get_mut(&node) {
-                if n.reg.owner.as_deref() == Some(job.tenant()) {
-                    continue;
-                }
-                let _ = n.tx.send(ToNode::Cancel(id.clone()));
-                n.release(&id, &spec, None);
+            if inner.nodes.get(&node).is_some_and(|n| n.reg.owner.as_deref() == Some(job.tenant())) {
+                continue;
             }
-            inner.stopped_running(&id, None);
+            inner.stop_on(node, &id);
             tracing::warn!(job = %id, node = %name, "running it again with a check: its node was caught out");
             let job = inner.jobs.get_mut(&id).expect("checked above");
             // Not on that node again: its stopped run may still be ending.
@@ -289,7 +278,6 @@ impl LiveState {
     /// the record get that output before the end.
     pub(super) fn end_verified(&self, inner: &mut Inner, id: &str, report: JobReport, spool: Option<Spool>) {
         let Some(job) = inner.jobs.get_mut(id) else { return };
-        let spec = job.spec.clone();
         let Some(v) = job.verify.as_mut() else { return };
         let now = now_ms();
         let mut stopped = Vec::new();
@@ -313,11 +301,7 @@ impl LiveState {
             inner.queue.remove(id);
         }
         for node in stopped {
-            if let Some(n) = inner.nodes.get_mut(&node) {
-                let _ = n.tx.send(ToNode::Cancel(id.to_owned()));
-                n.release(id, &spec, None);
-            }
-            inner.stopped_running(id, None);
+            inner.stop_on(node, id);
         }
         let ran = spool.is_some();
         if let Some(spool) = spool {
@@ -344,8 +328,8 @@ impl LiveState {
 
 #[cfg(test)]
 mod tests {
-    use crate::fixtures::{node, output, spec};
-    use crate::model::{JobEvent, NodeId, ToNode};
+    use crate::fixtures::{events, node, output, spec};
+    use crate::model::{NodeId, ToNode};
     use crate::record::{JobStore, MemoryStore};
     use crate::state::LiveState;
     use crate::trust::{VerifyMode, VerifyPolicy};
@@ -380,15 +364,6 @@ mod tests {
         let report =
             JobReport { fuel_used: fuel, ..JobReport::before_start(Outcome::Exited(0), "", &Limits::default()) };
         live.job_finished(node, id, report);
-    }
-
-    async fn events(live: &LiveState, id: &str) -> Vec<JobEvent> {
-        let mut watch = live.watch(id).unwrap();
-        let mut all = Vec::new();
-        while let Some(batch) = watch.next().await.unwrap() {
-            all.extend(batch);
-        }
-        all
     }
 
     fn standing(live: &LiveState, name: &str) -> crate::model::Standing {
