@@ -14,9 +14,11 @@ pub mod error;
 mod fixtures;
 pub mod gates;
 pub mod history;
+pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod listing;
+pub mod metrics;
 pub mod model;
 pub mod modules;
 pub mod nodes;
@@ -25,6 +27,7 @@ pub mod quorum;
 pub mod record;
 mod rpc;
 pub mod scheduler;
+pub mod series;
 pub mod session;
 pub mod spool;
 pub mod state;
@@ -159,6 +162,9 @@ pub struct Master {
     admin: String,
     config: MasterConfig,
     tls: Option<tls::ServerIdentity>,
+    /// Where to serve HTTP, if anywhere.
+    #[allow(dead_code)]
+    http: Option<http::HttpServe>,
 }
 
 impl Master {
@@ -199,7 +205,21 @@ impl Master {
         } else {
             tracing::info!(path = %path.display(), "admin token kept");
         }
-        Ok(Self { live: Arc::new(live), modules: Arc::new(modules), tokens: Arc::new(tokens), admin, config, tls })
+        Ok(Self {
+            live: Arc::new(live),
+            modules: Arc::new(modules),
+            tokens: Arc::new(tokens),
+            admin,
+            config,
+            tls,
+            http: None,
+        })
+    }
+
+    /// The same master, serving the HTTP API, the dashboard and `/metrics`
+    /// on `http` as well.
+    pub fn with_http(self, http: http::HttpServe) -> Self {
+        Self { http: Some(http), ..self }
     }
 
     /// The live state, for embedding and tests.

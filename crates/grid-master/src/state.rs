@@ -134,6 +134,10 @@ pub struct LiveState {
     policy: VerifyPolicy,
     /// Where replicas' output is kept aside until a quorum decides.
     spool_dir: Option<Arc<std::path::Path>>,
+    /// Counters and histograms for `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Recent samples for the dashboard's charts.
+    series: Arc<crate::series::Series>,
 }
 
 impl Default for LiveState {
@@ -164,7 +168,19 @@ impl LiveState {
             max_queued: DEFAULT_MAX_QUEUED,
             policy: VerifyPolicy::off(),
             spool_dir: None,
+            metrics: Arc::default(),
+            series: Arc::default(),
         }
+    }
+
+    /// The master's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The recent samples the dashboard draws.
+    pub fn series(&self) -> &Arc<crate::series::Series> {
+        &self.series
     }
 
     /// The same state with a running job's `grace` past its timeout, and at
