@@ -16,21 +16,15 @@ mod output_dir;
 mod rpc;
 mod signals;
 mod table;
-mod typo;
 mod waiting;
 mod when;
 
-use clap::{CommandFactory, FromArgMatches};
 use commands::Cli;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    let mut verbs = Cli::command();
-    let mut cli = match verbs.try_get_matches_from_mut(std::env::args_os()) {
-        Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut verbs).exit()),
-        Err(e) => typo::suggest(e, &verbs).exit(),
-    };
+    let mut cli: Cli = grid_core::usage::parse();
     // `new` talks to no master, whatever `$GRID_MASTER` says; `login` and
     // `logout` to none but the one they name.
     use commands::Command::{Login, Logout, New};
