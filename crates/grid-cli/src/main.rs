@@ -14,6 +14,7 @@ mod login;
 mod module;
 mod output_dir;
 mod rpc;
+mod screen;
 mod signals;
 mod table;
 mod waiting;
@@ -25,10 +26,10 @@ use std::time::Duration;
 
 fn main() -> ExitCode {
     let mut cli: Cli = grid_core::usage::parse();
-    // `new` talks to no master, whatever `$GRID_MASTER` says; `login` and
-    // `logout` to none but the one they name.
-    use commands::Command::{Login, Logout, New};
-    let talks_to_master = !matches!(cli.command, New(_) | Login(_) | Logout(_));
+    // `new`, `completions` and `up` talk to no master, whatever
+    // `$GRID_MASTER` says; `login` and `logout` to none but the one they name.
+    use commands::Command::{Completions, Login, Logout, New, Up};
+    let talks_to_master = !matches!(cli.command, New(_) | Login(_) | Logout(_) | Completions(_) | Up(_));
     if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
         errln!("grid: {why}");
         return ExitCode::from(exit::USAGE);
