@@ -18,6 +18,10 @@ use tokio::sync::watch;
 /// How long each node, then the master, gets to stop.
 const STOP_WITHIN: Duration = Duration::from_secs(30);
 
+/// How long running jobs may go on after Ctrl-C before the nodes hand them
+/// back: they run again when the grid is next up.
+const NODE_GRACE: Duration = Duration::from_secs(2);
+
 /// Start a local grid with the dashboard: a master, nodes and the web UI.
 ///
 /// The master listens for gRPC on `--listen` (TLS, with its own CA in the
@@ -25,7 +29,8 @@ const STOP_WITHIN: Duration = Duration::from_secs(30);
 /// HTTP API are served plainly on `--http`, a loopback address. It prints
 /// the dashboard's login link, the `curl` line for the API and the `grid-cli
 /// login` line, then runs until Ctrl-C or SIGTERM, when the nodes hand back
-/// what they run and the master flushes its record. Results are taken as
+/// what they still run after two seconds (those jobs run again at the next `up`)
+/// and the master flushes its record; a second signal exits at once. Results are taken as
 /// the nodes report them (`--verify off`): they are all this machine.
 #[derive(Parser, Debug)]
 pub struct UpCommand {
@@ -86,6 +91,7 @@ impl UpCommand {
             config.trust.ca_pem = Some(ca_pem.clone());
             config.token = Some(master.node_credential(&name)?);
             config.name = name;
+            config.grace = NODE_GRACE;
             nodes.push(Node::new(config)?);
         }
         let master = master.with_http(HttpServe { listener: http, plaintext: true });
@@ -114,6 +120,12 @@ impl UpCommand {
             ended = &mut master => Some(ended),
         };
         let _ = stop.send(true);
+        // A second signal gives up on the clean stop.
+        tokio::spawn(async move {
+            let signal = signals.recv().await;
+            errln!("grid: a second signal: exiting without a clean shutdown");
+            std::process::exit(signal.exit_code().into());
+        });
         let mut failed = false;
         for (i, node) in nodes.into_iter().enumerate() {
             match tokio::time::timeout(STOP_WITHIN, node).await {
