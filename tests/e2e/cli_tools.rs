@@ -96,3 +96,22 @@ fn up_refuses_to_serve_the_dashboard_beyond_loopback() {
     let refused = up(dir.path(), "0.0.0.0:0").finish();
     refused.assert_grid_failure(2, "--http `0.0.0.0:0` is not a loopback address");
 }
+
+#[test]
+fn top_once_reads_the_embedded_grid_too() {
+    let home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = bare_cli();
+        cmd.args(args)
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_CACHE_HOME", home.path().join("cache"));
+        Run::from(cmd.output().unwrap())
+    };
+    let module = home.path().join("hello.wat");
+    std::fs::write(&module, guests::hello()).unwrap();
+    cli(&["run", module.to_str().unwrap()]).assert_clean_success();
+    let top = cli(&["top", "--once"]);
+    top.assert_clean_success();
+    assert!(top.stdout.lines().any(|l| l.contains("✓ succeeded") && l.contains("embedded")), "{top:#?}");
+}
