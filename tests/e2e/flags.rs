@@ -142,7 +142,54 @@ fn usage_errors_exit_2_and_help_and_typos_help() {
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert!(made.join("Cargo.toml").is_file());
 
-    let run = grid.run(&["rnu", "x.wasm"]);
-    assert_eq!(run.code, Some(2), "{run:#?}");
-    assert!(run.stderr.contains("a similar subcommand exists: 'run'"), "{run:#?}");
+    grid.run(&["rnu", "x.wasm"])
+        .assert_grid_failure(2, "unknown command `rnu`; did you mean `run`? (see `grid-cli --help`)");
+}
+
+#[test]
+fn a_wrong_flag_on_any_binary_is_one_grid_line_with_a_hint_and_help_still_helps() {
+    for (binary, args, line) in [
+        (
+            "grid-cli",
+            &["run", "--verbse", "x.wasm"][..],
+            "unexpected flag `--verbse`; did you mean `--verbose`? (see `grid-cli run --help`)",
+        ),
+        ("grid-cli", &["run", "--bogus", "x.wasm"], "unexpected flag `--bogus` (see `grid-cli run --help`)"),
+        (
+            "grid-cli",
+            &["admin", "nodse"],
+            "unknown command `nodse`; did you mean `nodes`? (see `grid-cli admin --help`)",
+        ),
+        (
+            "grid-master",
+            &["--insecur"],
+            "unexpected flag `--insecur`; did you mean `--insecure`? (see `grid-master --help`)",
+        ),
+        (
+            "grid-master",
+            &["--verify", "sometimes"],
+            "invalid value `sometimes` for `--verify <MODE>` (one of `off`, `adaptive`, `always`)",
+        ),
+        ("grid-node", &["--slot", "3"], "unexpected flag `--slot`; did you mean `--slots`? (see `grid-node --help`)"),
+        ("grid-bench", &["--quik"], "unexpected flag `--quik`; did you mean `--quick`? (see `grid-bench --help`)"),
+    ] {
+        let mut cmd = if binary == "grid-cli" { grid_tests::bare_cli() } else { Command::new(bin(binary)) };
+        let run = finish({
+            cmd.args(args);
+            cmd
+        });
+        run.assert_grid_failure(2, line);
+        assert_eq!(run.stderr.lines().count(), 1, "{binary} {args:?}: {run:#?}");
+    }
+    for binary in ["grid-cli", "grid-master", "grid-node", "grid-bench"] {
+        for (flag, shows) in [("--help", "Usage:"), ("--version", binary)] {
+            let run = finish({
+                let mut cmd = Command::new(bin(binary));
+                cmd.arg(flag);
+                cmd
+            });
+            assert_eq!(run.code, Some(0), "{binary} {flag}: {run:#?}");
+            assert!(run.stdout.contains(shows), "{binary} {flag}: {run:#?}");
+        }
+    }
 }

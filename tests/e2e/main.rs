@@ -2,6 +2,7 @@
 //! loopback, driven by the real `grid-cli`.
 
 mod abuse;
+mod cli_tools;
 mod components;
 mod deterministic;
 mod embedded;

@@ -61,7 +61,7 @@ enum What {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let args: Args = grid_core::usage::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(run(args))
 }

@@ -148,7 +148,7 @@ pub async fn start(mode: Mode) -> Result<(String, String)> {
 
 /// Makes `dir` (and its parents), and makes it private: the master's
 /// socket in it takes the admin token of whoever can reach it.
-fn private_dir(dir: &Path) -> Result<()> {
+pub fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))

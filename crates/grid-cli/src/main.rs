@@ -14,27 +14,22 @@ mod login;
 mod module;
 mod output_dir;
 mod rpc;
+mod screen;
 mod signals;
 mod table;
-mod typo;
 mod waiting;
 mod when;
 
-use clap::{CommandFactory, FromArgMatches};
 use commands::Cli;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    let mut verbs = Cli::command();
-    let mut cli = match verbs.try_get_matches_from_mut(std::env::args_os()) {
-        Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut verbs).exit()),
-        Err(e) => typo::suggest(e, &verbs).exit(),
-    };
-    // `new` talks to no master, whatever `$GRID_MASTER` says; `login` and
-    // `logout` to none but the one they name.
-    use commands::Command::{Login, Logout, New};
-    let talks_to_master = !matches!(cli.command, New(_) | Login(_) | Logout(_));
+    let mut cli: Cli = grid_core::usage::parse();
+    // `new`, `completions` and `up` talk to no master, whatever
+    // `$GRID_MASTER` says; `login` and `logout` to none but the one they name.
+    use commands::Command::{Completions, Login, Logout, New, Up};
+    let talks_to_master = !matches!(cli.command, New(_) | Login(_) | Logout(_) | Completions(_) | Up(_));
     if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
         errln!("grid: {why}");
         return ExitCode::from(exit::USAGE);

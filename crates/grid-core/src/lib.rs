@@ -18,6 +18,7 @@ pub mod terminal;
 pub mod text;
 pub mod token;
 pub mod units;
+pub mod usage;
 pub mod wasm;
 pub mod wire;
 

@@ -86,7 +86,7 @@ fn parse_job_disk(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = grid_core::usage::parse();
     // Refused before anything starts: a node would otherwise retry for ever.
     if let Err(why) = grid_core::wire::master_url(&args.master) {
         eprintln!("grid-node: {why}");

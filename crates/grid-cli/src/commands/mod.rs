@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod cancel;
+pub mod completions;
 pub mod jobs;
 pub mod login;
 pub mod logs;
@@ -12,6 +13,8 @@ pub mod result;
 pub mod run;
 pub mod status;
 pub mod submit;
+pub mod top;
+pub mod up;
 pub mod wait;
 
 use clap::{Args, Parser, Subcommand};
@@ -72,6 +75,9 @@ pub enum Command {
     Login(login::LoginCommand),
     Logout(login::LogoutCommand),
     Admin(admin::AdminCommand),
+    Top(top::TopCommand),
+    Up(up::UpCommand),
+    Completions(completions::CompletionsCommand),
 }
 
 impl Command {
@@ -92,6 +98,9 @@ impl Command {
             Command::Login(c) => c.execute(global).await,
             Command::Logout(c) => c.execute().await,
             Command::Admin(c) => c.execute(global).await,
+            Command::Top(c) => c.execute(global).await,
+            Command::Up(c) => c.execute(global).await,
+            Command::Completions(c) => c.execute().await,
         }
     }
 }

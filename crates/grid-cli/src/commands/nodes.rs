@@ -95,7 +95,7 @@ fn row(n: &NodeRow) -> [String; 15] {
 /// Where a node stands: `quarantined`, `trusted`, or its streak out of
 /// the master's threshold while it earns trust (the streak alone when no
 /// streak makes a node trusted).
-fn trust(n: &NodeRow) -> String {
+pub(crate) fn trust(n: &NodeRow) -> String {
     if n.quarantined {
         "quarantined".to_owned()
     } else if n.trusted {
