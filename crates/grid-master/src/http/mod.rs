@@ -26,8 +26,8 @@ use crate::gates::Gate;
 use crate::rpc::MasterService;
 use crate::state::LiveState;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::routing::{MethodRouter, any, get, post, put};
 use error::ApiError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,33 +87,70 @@ impl Api {
     }
 }
 
+/// Routes as they are added, each with its methods: the router is built
+/// from this table, and the OpenAPI document must list the same.
+struct Table {
+    router: Router<Api>,
+    listed: Vec<(String, String)>,
+}
+
+impl Table {
+    fn at(mut self, path: &str, methods: &[&str], route: MethodRouter<Api>) -> Self {
+        self.listed.extend(methods.iter().map(|m| (m.to_string(), path.to_owned())));
+        self.router = self.router.route(path, route);
+        self
+    }
+}
+
+/// Every route but the dashboard's, with its methods.
+fn table() -> Table {
+    let node = |action: &'static str| {
+        post(move |api: State<Api>, who: auth::Who, name: Path<String>| nodes::act(api, who, name, action))
+    };
+    Table { router: Router::new(), listed: Vec::new() }
+        .at("/api/v1/login", &["post"], post(session::login))
+        .at("/api/v1/logout", &["post"], post(session::logout))
+        .at("/api/v1/whoami", &["get"], get(session::whoami))
+        .at(
+            "/api/v1/jobs",
+            &["get", "post"],
+            get(jobs::list).post(jobs::submit).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY)),
+        )
+        .at("/api/v1/jobs/{id}", &["get"], get(jobs::get))
+        .at("/api/v1/jobs/{id}/cancel", &["post"], post(jobs::cancel))
+        .at("/api/v1/jobs/{id}/wait", &["get"], get(jobs::wait))
+        .at("/api/v1/jobs/{id}/logs", &["get"], get(logs::logs))
+        // Streamed into the store under its own size limit.
+        .at("/api/v1/modules", &["put"], put(upload::upload).layer(DefaultBodyLimit::disable()))
+        .at("/api/v1/nodes", &["get"], get(nodes::list))
+        .at("/api/v1/nodes/self", &["get"], get(nodes::me))
+        .at("/api/v1/nodes/{name}", &["get"], get(nodes::get))
+        .at("/api/v1/nodes/{name}/drain", &["post"], node("drain"))
+        .at("/api/v1/nodes/{name}/undrain", &["post"], node("undrain"))
+        .at("/api/v1/nodes/{name}/revoke", &["post"], node("revoke"))
+        .at("/api/v1/nodes/{name}/unquarantine", &["post"], node("unquarantine"))
+        .at("/api/v1/events", &["get"], get(events::events))
+        .at("/api/v1/stats", &["get"], get(grid::stats))
+        .at("/api/v1/tenants", &["get"], get(grid::tenants))
+        .at("/api/v1/openapi.json", &["get"], get(openapi))
+        .at("/healthz", &["get"], get(grid::healthz))
+        .at("/readyz", &["get"], get(grid::readyz))
+        .at("/version", &["get"], get(grid::version))
+        .at("/metrics", &["get"], get(grid::metrics))
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
 /// Every route: the API, health, metrics, and the dashboard.
 pub fn router(api: Api) -> Router {
-    let v1 = Router::new()
-        .route("/login", post(session::login))
-        .route("/logout", post(session::logout))
-        .route("/whoami", get(session::whoami))
-        .route("/jobs", get(jobs::list).post(jobs::submit).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY)))
-        .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/wait", get(jobs::wait))
-        .route("/jobs/{id}/logs", get(logs::logs))
-        // Streamed into the store under its own size limit.
-        .route("/modules", put(upload::upload).layer(DefaultBodyLimit::disable()))
-        .route("/nodes", get(nodes::list))
-        .route("/nodes/self", get(nodes::me))
-        .route("/nodes/{name}", get(nodes::get))
-        .route("/nodes/{name}/{action}", post(nodes::act))
-        .route("/events", get(events::events))
-        .route("/stats", get(grid::stats))
-        .route("/tenants", get(grid::tenants))
-        .fallback(|| async { ApiError::not_found("no such API route") });
-    Router::new()
-        .nest("/api/v1", v1)
-        .route("/healthz", get(grid::healthz))
-        .route("/readyz", get(grid::readyz))
-        .route("/version", get(grid::version))
-        .route("/metrics", get(grid::metrics))
+    table()
+        .router
+        .route("/api/v1/{*rest}", any(|| async { ApiError::not_found("no such API route") }))
         .merge(dashboard::routes::<Api>())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -146,4 +183,23 @@ pub(crate) async fn serve(
         })
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_openapi_document_lists_every_route_and_no_other() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("a path item").keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        let routed: BTreeSet<_> = super::table().listed.into_iter().collect();
+        assert_eq!(documented, routed);
+    }
 }

@@ -74,15 +74,11 @@ pub async fn me(State(api): State<Api>, who: Who) -> ApiResult<Json<Value>> {
     page(&api, &who, &name).await
 }
 
-/// `POST /api/v1/nodes/{name}/{action}`: `drain`, `undrain`, `revoke` or
+/// `POST /api/v1/nodes/{name}/ACTION`: `drain`, `undrain`, `revoke` or
 /// `unquarantine` (the admin's).
-pub async fn act(
-    State(api): State<Api>,
-    who: Who,
-    Path((name, action)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+pub async fn act(State(api): State<Api>, who: Who, Path(name): Path<String>, action: &str) -> ApiResult<Json<Value>> {
     who.admin_only()?;
-    let done = match action.as_str() {
+    let done = match action {
         "drain" | "undrain" => {
             let held = action == "drain";
             if !api.live.hold_node(&name, held) {
