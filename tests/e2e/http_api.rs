@@ -377,3 +377,104 @@ fn a_log_stream_resumes_from_its_last_event_id() {
         admin.send(admin.req(Method::GET, &format!("/api/v1/jobs/{id}/logs")).header("last-event-id", "x"));
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+impl Api {
+    /// The changes of `/api/v1/events` (NDJSON) after `after`, read until
+    /// `done` holds for the one just read; all of them.
+    fn changes_until(&self, after: u64, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+        let req =
+            self.req(Method::GET, &format!("/api/v1/events?after={after}")).header("accept", "application/x-ndjson");
+        self.rt.block_on(async {
+            let resp = req.send().await.expect("request");
+            assert_eq!(resp.status(), StatusCode::OK);
+            let mut body = resp.bytes_stream();
+            let (mut text, mut seen) = (String::new(), Vec::new());
+            let read = async {
+                while let Some(chunk) = body.next().await {
+                    text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+                    while let Some(end) = text.find('\n') {
+                        let line: String = text.drain(..=end).collect();
+                        let change: Value = serde_json::from_str(&line).expect("a JSON line");
+                        let stop = done(&change);
+                        seen.push(change);
+                        if stop {
+                            return;
+                        }
+                    }
+                }
+            };
+            tokio::time::timeout(grid_tests::READY_TIMEOUT, read).await.unwrap_or_else(|_| panic!("{seen:#?}"));
+            seen
+        })
+    }
+}
+
+#[test]
+fn the_events_feed_shows_each_caller_its_own_changes_and_resumes() {
+    let grid = grid();
+    let admin = Api::new(&grid, Some(grid.admin_token()));
+    let alice = Api::new(&grid, Some(&grid.tenant("alice", &[])));
+    let bob = Api::new(&grid, Some(&grid.tenant("bob", &[])));
+    let hash = admin.upload(&guests::hello());
+    let mine = alice.submit(json!({"module": hash}));
+    assert_eq!(alice.wait(&mine)["state"], "succeeded");
+    let theirs = bob.submit(json!({"module": hash}));
+    assert_eq!(bob.wait(&theirs)["state"], "succeeded");
+    let finished = |id: &str| {
+        let id = id.to_owned();
+        move |c: &Value| c["kind"] == "job" && c["job"]["id"] == id.as_str() && c["job"]["state"] == "succeeded"
+    };
+    // Alice reads the feed from its start: her job to its end, never bob's.
+    let seen = alice.changes_until(0, finished(&mine));
+    assert!(seen.iter().all(|c| c["job"]["id"] != theirs.as_str()), "{seen:#?}");
+    assert!(seen.iter().all(|c| c["kind"] == "job" || c["kind"] == "node"), "{seen:#?}");
+    let seqs: Vec<u64> = seen.iter().map(|c| c["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    // The admin sees both, and the node's changes.
+    let seen = admin.changes_until(0, finished(&theirs));
+    assert!(seen.iter().any(|c| c["job"]["id"] == mine.as_str()), "{seen:#?}");
+    let node_change = |c: &Value| c["kind"] == "node" && c["node"]["name"] == "node-0";
+    if !seen.iter().any(node_change) {
+        admin.changes_until(0, node_change);
+    }
+    // Resumed after alice's job ended, bob's end comes, hers does not again.
+    let after = seen.iter().find(|c| c["job"]["id"] == mine.as_str()).unwrap()["seq"].as_u64().unwrap();
+    let resumed = admin.changes_until(after, finished(&theirs));
+    assert!(resumed.iter().all(|c| c["seq"].as_u64().unwrap() > after), "{resumed:#?}");
+    assert!(resumed.iter().all(|c| c["job"]["id"] != mine.as_str()), "{resumed:#?}");
+    // SSE too, with the sequence number as the event id.
+    let (status, _) = admin.send(admin.req(Method::GET, "/api/v1/events").header("last-event-id", "nope"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn the_admin_drains_and_revokes_a_node_and_the_document_lists_the_routes() {
+    let grid = grid();
+    let admin = Api::new(&grid, Some(grid.admin_token()));
+    let hash = admin.upload(&guests::hello());
+    let (status, body) = admin.post("/api/v1/nodes/node-0/drain", json!({}));
+    assert_eq!((status, &body["draining"]), (StatusCode::OK, &json!(true)), "{body}");
+    assert_eq!(admin.get("/api/v1/nodes/node-0").1["node"]["state"], "draining");
+    let id = admin.submit(json!({"module": hash}));
+    let job = admin.get(&format!("/api/v1/jobs/{id}/wait?timeout=1s")).1;
+    assert_eq!(job["state"], "queued", "a drained node takes no job: {job}");
+    assert!(job["waiting"].as_str().unwrap().contains("draining"), "{job}");
+    assert_eq!(admin.post("/api/v1/nodes/node-0/undrain", json!({})).0, StatusCode::OK);
+    assert_eq!(admin.wait(&id)["state"], "succeeded");
+    assert_eq!(admin.post("/api/v1/nodes/nope/drain", json!({})).0, StatusCode::NOT_FOUND);
+    let (status, body) = admin.post("/api/v1/nodes/node-0/unquarantine", json!({}));
+    assert_eq!((status, &body["cleared"]), (StatusCode::OK, &json!(false)), "{body}");
+    // Revoked, the node's credential opens nothing.
+    let credential = std::fs::read_to_string(grid.dir().join("node-0/node.token")).unwrap();
+    let node = Api::new(&grid, Some(credential.trim()));
+    assert_eq!(node.get("/api/v1/whoami").0, StatusCode::OK);
+    let (status, body) = admin.post("/api/v1/nodes/node-0/revoke", json!({}));
+    assert_eq!((status, &body["revoked"]), (StatusCode::OK, &json!(true)), "{body}");
+    assert_eq!(node.get("/api/v1/whoami").0, StatusCode::UNAUTHORIZED);
+    // The OpenAPI document is served, and names every route.
+    let (status, doc) = Api::new(&grid, None).get("/api/v1/openapi.json");
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/api/v1/jobs", "/api/v1/events", "/api/v1/nodes/{name}/drain", "/metrics"] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+}
