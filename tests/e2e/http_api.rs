@@ -23,13 +23,15 @@ struct Api {
 
 impl Api {
     fn new(grid: &GridSandbox, token: Option<&str>) -> Self {
-        let ca = std::fs::read(grid.ca().expect("a TLS master")).expect("read ca.pem");
-        let http = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca.pem"))
-            .build()
-            .expect("client");
+        let base = grid.http_url();
+        let mut http = reqwest::Client::builder();
+        if base.starts_with("https://") {
+            let ca = std::fs::read(grid.ca().expect("a TLS master")).expect("read ca.pem");
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca.pem"));
+        }
+        let http = http.build().expect("client");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        Self { base: grid.http_url(), http, token: token.map(str::to_owned), rt }
+        Self { base, http, token: token.map(str::to_owned), rt }
     }
 
     fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -477,4 +479,25 @@ fn the_admin_drains_and_revokes_a_node_and_the_document_lists_the_routes() {
     for path in ["/api/v1/jobs", "/api/v1/events", "/api/v1/nodes/{name}/drain", "/metrics"] {
         assert!(doc["paths"].get(path).is_some(), "{path}");
     }
+}
+
+#[test]
+fn plain_http_is_served_on_loopback_alone() {
+    let grid = GridSandbox::builder(0).master_args(&["--http", "127.0.0.1:0", "--http-plaintext"]).start();
+    assert!(grid.http_url().starts_with("http://"));
+    let admin = Api::new(&grid, Some(grid.admin_token()));
+    assert_eq!(admin.get("/api/v1/whoami").1["kind"], "admin");
+    // Logged in over plain HTTP, the cookie is not `Secure` (it could not come back).
+    let login =
+        admin.rt.block_on(admin.req(Method::POST, "/api/v1/login").json(&json!({"token": grid.admin_token()})).send());
+    assert!(!login.unwrap().headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(grid_tests::bin("grid-master"))
+        .args(["--listen", "127.0.0.1:0", "--http", "0.0.0.0:0", "--http-plaintext", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
