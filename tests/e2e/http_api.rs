@@ -310,6 +310,7 @@ fn bad_input_is_refused_with_one_line() {
     // Unknown things.
     one_line(admin.get("/api/v1/jobs/01JAAAAAAAAAAAAAAAAAAAAAAA"), StatusCode::NOT_FOUND);
     one_line(admin.get("/api/v1/nope"), StatusCode::NOT_FOUND);
+    one_line(admin.send(admin.req(Method::DELETE, "/api/v1/jobs")), StatusCode::METHOD_NOT_ALLOWED);
     one_line(admin.get(&format!("/api/v1/jobs?q={}", "a".repeat(1000))), StatusCode::BAD_REQUEST);
     one_line(admin.get("/api/v1/jobs?cursor=zzz"), StatusCode::BAD_REQUEST);
     one_line(admin.get("/api/v1/jobs?limit=-1"), StatusCode::BAD_REQUEST);
@@ -500,4 +501,30 @@ fn plain_http_is_served_on_loopback_alone() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
+#[test]
+fn open_streams_end_when_the_master_shuts_down() {
+    let mut grid = grid();
+    let admin = Api::new(&grid, Some(grid.admin_token()));
+    let hash = admin.upload(&guest(guests::SLEEP_MINUTE));
+    let id = admin.submit(json!({"module": hash}));
+    let (logs, events) = admin.rt.block_on(async {
+        let logs = admin.req(Method::GET, &format!("/api/v1/jobs/{id}/logs")).header("accept", "text/event-stream");
+        let events = admin.req(Method::GET, "/api/v1/events").header("accept", "application/x-ndjson");
+        (logs.send().await.unwrap(), events.send().await.unwrap())
+    });
+    assert_eq!((logs.status(), events.status()), (StatusCode::OK, StatusCode::OK));
+    grid.signal_master("TERM");
+    // Both streams end, and the master exits cleanly.
+    admin.rt.block_on(async {
+        let drain = |r: reqwest::Response| async move {
+            let mut body = r.bytes_stream();
+            while let Some(Ok(_)) = body.next().await {}
+        };
+        tokio::time::timeout(grid_tests::READY_TIMEOUT, async { tokio::join!(drain(logs), drain(events)) })
+            .await
+            .expect("the streams ended");
+    });
+    assert_eq!(grid.wait_master_exit(grid_tests::READY_TIMEOUT), Some(0));
 }

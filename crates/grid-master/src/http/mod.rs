@@ -152,6 +152,9 @@ pub fn router(api: Api) -> Router {
         .router
         .route("/api/v1/{*rest}", any(|| async { ApiError::not_found("no such API route") }))
         .merge(dashboard::routes::<Api>())
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method")
+        })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
