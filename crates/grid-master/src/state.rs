@@ -490,6 +490,12 @@ impl LiveState {
         self.lock().jobs.get(id).is_some_and(|j| j.spec_in_record)
     }
 
+    /// Job `id`'s limits, replicas and whether it is deterministic, if
+    /// memory holds it (its spec there is light: inputs are cut).
+    pub fn terms_of(&self, id: &str) -> Option<(grid_core::Limits, u32, bool)> {
+        self.lock().jobs.get(id).map(|j| (j.spec.limits, j.spec.replicas, j.spec.deterministic))
+    }
+
     /// Runs `f` on job `id` as memory holds it; whether memory has it.
     #[cfg(test)]
     pub fn job_for_test(&self, id: &str, f: impl FnOnce(&Job)) -> bool {

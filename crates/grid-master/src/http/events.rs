@@ -48,6 +48,12 @@ async fn render(
 ) -> Option<Value> {
     match change {
         Change::Job(id) => {
+            // Plainly another tenant's: not worth a look (the service would refuse it too).
+            if let crate::auth::Caller::Tenant(mine) = &who.caller
+                && api.live.tenant_of(&id).is_some_and(|t| t != *mine)
+            {
+                return None;
+            }
             let job = super::jobs::job(api, who, &id, false).await.ok()?;
             let row = if who.node().is_some() { json!(job.for_volunteer()) } else { json!(job) };
             Some(json!({ "seq": seq, "kind": "job", "job": row }))

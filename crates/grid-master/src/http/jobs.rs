@@ -4,7 +4,7 @@
 use super::Api;
 use super::auth::Who;
 use super::error::{ApiError, ApiResult};
-use super::json::{Job, VolunteerJob};
+use super::json::{Job, Terms, VolunteerJob};
 use crate::listing;
 use axum::Json;
 use axum::body::Bytes;
@@ -94,7 +94,7 @@ pub async fn job(api: &Api, who: &Who, id: &str, with_spec: bool) -> ApiResult<J
     }
     let asker = if who.node().is_some() { who.as_admin() } else { who.clone() };
     let info = api.master.get_job(asker.request(pb::GetJobRequest { job_id: id.to_owned() })).await?.into_inner();
-    let spec = if with_spec && who.node().is_none() { spec_of(api, id).await } else { None };
+    let spec = if with_spec && who.node().is_none() { terms_of(api, id).await } else { None };
     let job = Job::from_pb(info, spec.as_ref());
     if let Some(name) = who.node()
         && !job.ran_on(name)
@@ -104,10 +104,17 @@ pub async fn job(api: &Api, who: &Who, id: &str, with_spec: bool) -> ApiResult<J
     Ok(job)
 }
 
-/// The job's spec from the record, for its limits; `None` if it cannot be read.
-async fn spec_of(api: &Api, id: &str) -> Option<JobSpec> {
+/// How the job runs: from memory while the job is there, else from the
+/// record (where a finished job's inputs are dropped); `None` if it cannot
+/// be read.
+async fn terms_of(api: &Api, id: &str) -> Option<Terms> {
+    let terms = |(limits, replicas, deterministic)| Terms { limits, replicas, deterministic };
+    if let Some(t) = api.live.terms_of(id) {
+        return Some(terms(t));
+    }
     let (store, id) = (api.live.store(), id.to_owned());
-    crate::state::blocking(move || store.job(&id)).await.ok().flatten().map(|j| j.spec)
+    let spec = crate::state::blocking(move || store.job(&id)).await.ok().flatten()?.spec;
+    Some(terms((spec.limits, spec.replicas, spec.deterministic)))
 }
 
 /// `GET /api/v1/jobs/{id}`.

@@ -103,6 +103,15 @@ pub struct Node {
     pub version: Option<String>,
 }
 
+/// What a job's spec says of how it runs: the fields a job shows besides
+/// those of a listing.
+#[derive(Debug, Clone, Copy)]
+pub struct Terms {
+    pub limits: grid_core::Limits,
+    pub replicas: u32,
+    pub deterministic: bool,
+}
+
 fn some(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
@@ -120,7 +129,7 @@ pub fn outcome_word(kind: i32) -> Option<String> {
 
 impl Job {
     /// The job `info` describes; its spec's fields come from `spec`, when given.
-    pub fn from_pb(info: pb::JobInfo, spec: Option<&grid_core::JobSpec>) -> Self {
+    pub fn from_pb(info: pb::JobInfo, spec: Option<&Terms>) -> Self {
         let result = info.result.clone();
         let report = result.clone().map(JobReport::from);
         let reason = report.as_ref().and_then(|r| match &r.outcome {
