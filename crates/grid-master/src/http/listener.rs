@@ -17,7 +17,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Connections open at once; past it, new ones wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// TLS handshakes in progress at once.
+/// Connections open at once from one client address.
+pub const CONNECTIONS_PER_CLIENT: usize = 64;
+/// TLS handshakes (or, plaintext, waits for a first byte) at once.
 const HANDSHAKES: usize = 64;
 
 /// What a connection reads and writes through.
@@ -28,6 +30,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 pub struct Conn {
     io: Box<dyn Io>,
     _permit: OwnedSemaphorePermit,
+    _client: crate::gates::Permit,
 }
 
 impl AsyncRead for Conn {
@@ -106,6 +109,7 @@ async fn accept(
 ) {
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
+    let clients = crate::gates::Gate::new("connections", CONNECTIONS_PER_CLIENT, MAX_CONNECTIONS);
     loop {
         let Ok(permit) = open.clone().acquire_owned().await else { return };
         let (tcp, peer) = match listener.accept().await {
@@ -116,28 +120,31 @@ async fn accept(
                 continue;
             }
         };
+        // One client holds no more than its share: past it, closed at once.
+        let Ok(client) = clients.enter(&peer.ip().to_string()) else {
+            tracing::debug!(%peer, "HTTP connection refused: too many from this client");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        match &acceptor {
-            None => {
-                if tx.send((Conn { io: Box::new(tcp), _permit: permit }, peer)).await.is_err() {
-                    return;
-                }
-            }
-            Some(acceptor) => {
-                let Ok(shaking) = handshakes.clone().acquire_owned().await else { return };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _shaking = shaking;
-                    match tokio::time::timeout(crate::tls::HANDSHAKE, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((Conn { io: Box::new(tls), _permit: permit }, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, "HTTP TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%peer, "HTTP TLS handshake timed out"),
-                    }
-                });
-            }
-        }
+        let Ok(shaking) = handshakes.clone().acquire_owned().await else { return };
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        // A connection that says nothing, or takes its time over the
+        // handshake, is dropped after the handshake's bound.
+        tokio::spawn(async move {
+            let _shaking = shaking;
+            let io: Box<dyn Io> = match acceptor {
+                None => match tokio::time::timeout(crate::tls::HANDSHAKE, tcp.readable()).await {
+                    Ok(Ok(())) => Box::new(tcp),
+                    _ => return tracing::debug!(%peer, "HTTP connection silent; dropped"),
+                },
+                Some(acceptor) => match tokio::time::timeout(crate::tls::HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(e)) => return tracing::debug!(%peer, "HTTP TLS handshake failed: {e}"),
+                    Err(_) => return tracing::debug!(%peer, "HTTP TLS handshake timed out"),
+                },
+            };
+            let _ = tx.send((Conn { io, _permit: permit, _client: client }, peer)).await;
+        });
     }
 }
 
