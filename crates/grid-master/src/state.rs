@@ -490,6 +490,12 @@ impl LiveState {
         self.lock().jobs.get(id).is_some_and(|j| j.spec_in_record)
     }
 
+    /// Job `id`'s limits, replicas and whether it is deterministic, if
+    /// memory holds it (its spec there is light: inputs are cut).
+    pub fn terms_of(&self, id: &str) -> Option<(grid_core::Limits, u32, bool)> {
+        self.lock().jobs.get(id).map(|j| (j.spec.limits, j.spec.replicas, j.spec.deterministic))
+    }
+
     /// Runs `f` on job `id` as memory holds it; whether memory has it.
     #[cfg(test)]
     pub fn job_for_test(&self, id: &str, f: impl FnOnce(&Job)) -> bool {
@@ -781,6 +787,26 @@ impl LiveState {
             Some(n) => n.ended().boxed(),
             None => futures::future::ready(()).boxed(),
         }
+    }
+
+    /// Drains the connected node named `name` on the admin's word (`held`),
+    /// or lets it take jobs again: no new job goes to a drained node, and
+    /// its running jobs finish. Returns whether such a node was connected.
+    pub fn hold_node(&self, name: &str, held: bool) -> bool {
+        let mut inner = self.lock();
+        let Inner { queue, jobs, nodes, history, .. } = &mut *inner;
+        let mut found = false;
+        for (id, n) in nodes.iter_mut().filter(|(_, n)| n.reg.name == name) {
+            found = true;
+            if std::mem::replace(&mut n.held, held) && !held {
+                dispatch::unpark_for(queue, jobs, *id, n);
+            }
+            history.set_state(name, n.state());
+        }
+        if found {
+            self.dispatch(&mut inner);
+        }
+        found
     }
 
     /// Ends the session of the connected node named `name` at once, as a
