@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod limits;
 pub mod linker;
 pub mod lru;
+pub mod metrics;
 pub mod output;
 mod rpc;
 mod state;
@@ -58,6 +59,8 @@ fn clear_stale_scratch(jobs_dir: &std::path::Path) {
 pub struct Node {
     shared: Arc<NodeShared>,
     _ticker: engine::EpochTicker,
+    /// Where to serve `/metrics` once the node has joined, if anywhere.
+    metrics: Option<tokio::net::TcpListener>,
 }
 
 impl Node {
@@ -73,7 +76,9 @@ impl Node {
         std::fs::create_dir_all(&scratch_root)
             .map_err(|e| anyhow::anyhow!("failed to create scratch dir `{}`: {e}", scratch_root.display()))?;
         let identity = identity::load_or_create(&config.cache_dir)?;
+        let metrics = metrics::NodeMetrics::new(cache.stats());
         let shared = NodeShared {
+            metrics,
             identity,
             ledger: ledger::Ledger::new(config.capacity.clone()),
             config,
@@ -81,7 +86,13 @@ impl Node {
             scratch_root,
             running: DashMap::new(),
         };
-        Ok(Self { _ticker: engine::EpochTicker::start(&engine), shared: Arc::new(shared) })
+        Ok(Self { _ticker: engine::EpochTicker::start(&engine), shared: Arc::new(shared), metrics: None })
+    }
+
+    /// The same node, serving its metrics in plain HTTP at `/metrics` on
+    /// `listener` from the time it has joined until it stops.
+    pub fn with_metrics(self, listener: tokio::net::TcpListener) -> Self {
+        Self { metrics: Some(listener), ..self }
     }
 
     /// Serves the master until `shutdown` resolves, reconnecting with
@@ -103,6 +114,9 @@ impl Node {
         };
         let (stop_tx, stop) = watch::channel(false);
         let summary = tokio::spawn(summarize(self.shared.clone()));
+        // Stopped with the node, however its run ends.
+        let _metrics =
+            self.metrics.take().map(|l| metrics::Serving(tokio::spawn(metrics::serve(l, self.shared.clone()))));
         let serve = self.reconnect_loop(&session, stop);
         tokio::pin!(serve);
         let served = tokio::select! {
