@@ -11,6 +11,7 @@ mod guests;
 mod hostile;
 mod languages;
 mod limits;
+mod metrics;
 mod pipes;
 mod quotas;
 mod records;
