@@ -115,8 +115,7 @@ impl Node {
         let (stop_tx, stop) = watch::channel(false);
         let summary = tokio::spawn(summarize(self.shared.clone()));
         // Stopped with the node, however its run ends.
-        let _metrics =
-            self.metrics.take().map(|l| metrics::Serving(tokio::spawn(metrics::serve(l, self.shared.clone()))));
+        let _metrics = self.metrics.take().map(|l| Serving(tokio::spawn(serve_metrics(l, self.shared.clone()))));
         let serve = self.reconnect_loop(&session, stop);
         tokio::pin!(serve);
         let served = tokio::select! {
@@ -258,6 +257,34 @@ async fn join(
     );
     config.name = joined.name;
     Ok(joined.token)
+}
+
+/// The metrics server's task, stopped when dropped.
+struct Serving(tokio::task::JoinHandle<()>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves `/metrics` on `listener` until the task is dropped or aborted;
+/// every other path is not found.
+async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<NodeShared>) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let node = node.clone();
+            async move {
+                let text = node.metrics.render(&node.ledger.snapshot());
+                ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!("the metrics server stopped: {e}");
+    }
 }
 
 /// Logs what the node has given, once a period.

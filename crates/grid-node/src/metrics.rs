@@ -1,11 +1,9 @@
-//! The node's Prometheus metrics and the small plain-HTTP server of
-//! `grid-node --metrics ADDR` that serves them at `/metrics`. The cache's
-//! counters are fed where it serves; the rest is read from the ledger
-//! when scraped.
+//! The node's Prometheus metrics, which `grid-node --metrics ADDR` serves
+//! at `/metrics`. The cache's counters are fed where it serves; the rest
+//! is read from the ledger when scraped.
 
 use crate::cache::CacheStats;
 use crate::ledger::Snapshot;
-use crate::state::NodeShared;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::Gauge;
@@ -83,34 +81,6 @@ impl NodeMetrics {
         let mut out = String::with_capacity(4 << 10);
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
-    }
-}
-
-/// The metrics server's task, stopped when dropped.
-pub(crate) struct Serving(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Serves `/metrics` on `listener` until the task is dropped or aborted;
-/// every other path is not found.
-pub(crate) async fn serve(listener: tokio::net::TcpListener, node: Arc<NodeShared>) {
-    use axum::routing::get;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let node = node.clone();
-            async move {
-                let text = node.metrics.render(&node.ledger.snapshot());
-                ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text)
-            }
-        }),
-    );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!("the metrics server stopped: {e}");
     }
 }
 
