@@ -149,3 +149,80 @@ impl Body for Counted {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::collections::VecDeque;
+    use tower::{Layer, Service, ServiceExt};
+
+    /// A body of `frames`, then its end.
+    struct Frames(VecDeque<Frame<Bytes>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = tonic::Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    fn trailers(code: &str) -> Frame<Bytes> {
+        let mut map = http::HeaderMap::new();
+        map.insert("grpc-status", code.parse().unwrap());
+        Frame::trailers(map)
+    }
+
+    /// Calls `path` on a service answering `response()`, through the layer.
+    async fn call(
+        counts: &RpcCounts,
+        path: &str,
+        response: impl Fn() -> http::Response<tonic::body::Body> + Send + Clone + 'static,
+    ) -> http::Response<tonic::body::Body> {
+        let inner = tower::service_fn(move |_: http::Request<()>| {
+            let response = response.clone();
+            async move { Ok::<_, std::convert::Infallible>(response()) }
+        });
+        let mut service = RpcCountLayer::new(counts.clone()).layer(inner);
+        let request = http::Request::builder().uri(path).body(()).unwrap();
+        service.ready().await.unwrap().call(request).await.unwrap()
+    }
+
+    async fn drain(response: http::Response<tonic::body::Body>) {
+        let mut body = response.into_body();
+        while futures::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await.is_some() {}
+    }
+
+    #[tokio::test]
+    async fn a_call_counts_once_with_the_code_of_its_headers_or_its_trailers_or_as_canceled() {
+        let metrics = Metrics::new();
+        let counts = metrics.rpc();
+        // Trailers-only: a refusal.
+        let refused =
+            || http::Response::builder().header("grpc-status", "16").body(tonic::body::Body::empty()).unwrap();
+        drain(call(counts, "/grid.v1.Master/ListJobs", refused).await).await;
+        assert_eq!(counts.get("ListJobs", "Unauthenticated"), 1);
+        // Messages, then the status in the trailers.
+        let streamed = || {
+            let frames = Frames(VecDeque::from([Frame::data(Bytes::from_static(b"msg")), trailers("0")]));
+            http::Response::new(tonic::body::Body::new(frames))
+        };
+        let response = call(counts, "/grid.v1.Master/WatchJob", streamed).await;
+        assert_eq!(counts.get("WatchJob", "OK"), 0, "not counted before the end");
+        drain(response).await;
+        assert_eq!(counts.get("WatchJob", "OK"), 1);
+        // A stream the client dropped before its end.
+        let response = call(counts, "/grid.v1.Master/WatchJob", streamed).await;
+        drop(response);
+        assert_eq!(counts.get("WatchJob", "Canceled"), 1);
+        assert_eq!(counts.get("WatchJob", "OK"), 1, "counted once");
+        // Not a method of the master's.
+        drain(call(counts, "/grid.v1.Nope/X", refused).await).await;
+        assert_eq!(counts.get("other", "Unauthenticated"), 1);
+    }
+}
