@@ -13,6 +13,7 @@ mod hostile;
 mod http_api;
 mod languages;
 mod limits;
+mod metrics;
 mod pipes;
 mod quotas;
 mod records;

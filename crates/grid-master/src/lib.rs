@@ -27,6 +27,7 @@ pub mod queue;
 pub mod quorum;
 pub mod record;
 mod rpc;
+pub mod rpc_counts;
 pub mod scheduler;
 pub mod series;
 pub mod session;
@@ -319,6 +320,8 @@ impl Master {
         let builder = || tonic::transport::Server::builder().http2_keepalive_interval(Some(Duration::from_secs(10)));
         // Every call is checked before any service sees it.
         let auth = auth::AuthLayer::new(tokens.clone());
+        // Every call is counted by method and code, refused ones too.
+        let counted = rpc_counts::RpcCountLayer::new(live.metrics().rpc().clone());
         type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
         let server: Serving = match listener.into() {
             Listener::Tcp(listener) => {
@@ -331,7 +334,7 @@ impl Master {
                         builder()
                     }
                 };
-                let router = builder.layer(auth).add_service(server).add_service(admin);
+                let router = builder.layer(counted).layer(auth).add_service(server).add_service(admin);
                 // Small messages (heartbeats, assignments, output chunks)
                 // must not wait for Nagle's algorithm: set no-delay on every
                 // accepted socket.
@@ -339,7 +342,7 @@ impl Master {
                 Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
             }
             Listener::Unix(listener) => {
-                let router = builder().layer(auth).add_service(server).add_service(admin);
+                let router = builder().layer(counted).layer(auth).add_service(server).add_service(admin);
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
             }
@@ -398,6 +401,7 @@ async fn chores(
         live.expire_overdue(std::time::Instant::now());
         live.refuel(std::time::Instant::now());
         live.record_nodes();
+        live.series().sample(&live);
         ticks += 1;
         if let Some(keep) = keep_finished
             && ticks % 60 == 1

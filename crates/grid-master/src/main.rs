@@ -115,6 +115,10 @@ struct Args {
     #[arg(long, default_value_t = VerifyPolicy::DEFAULT_UNTRUSTED_SLOTS, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     untrusted_slots: u32,
+    /// How log lines on stderr are written: `text`, or `json` (one object
+    /// a line, for a log collector).
+    #[arg(long, default_value = "text", value_name = "FORMAT")]
+    log_format: grid_core::LogFormat,
 }
 
 /// `--verify`: how nodes' results are checked.
@@ -147,17 +151,23 @@ impl Args {
 
 fn main() -> ExitCode {
     let args: Args = grid_core::usage::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(grid_core::terminal::colour_on_stderr())
-        .init();
+    init_logs(args.log_format);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("grid-master: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs on stderr in `format`, at the level `RUST_LOG` says (`info` by default).
+fn init_logs(format: grid_core::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        grid_core::LogFormat::Text => logs.with_ansi(grid_core::terminal::colour_on_stderr()).init(),
+        grid_core::LogFormat::Json => logs.json().init(),
     }
 }
 

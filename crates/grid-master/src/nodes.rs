@@ -176,6 +176,11 @@ impl Node {
         }
     }
 
+    /// Memory its running jobs reserved, in bytes.
+    pub fn memory_used(&self) -> u64 {
+        self.memory_used
+    }
+
     /// Where it stands: `ready`, or `draining` once it shuts down.
     pub fn state(&self) -> NodeState {
         if self.draining || self.held { NodeState::Draining } else { NodeState::Ready }

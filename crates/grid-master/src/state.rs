@@ -448,6 +448,7 @@ impl LiveState {
         inner.unadmit(job.tenant());
         inner.queue.push_back(id.clone(), job.submission.priority, job.tenant());
         inner.jobs.insert(id, job);
+        self.metrics.submitted();
         self.dispatch(&mut inner);
     }
 
@@ -695,6 +696,7 @@ impl LiveState {
             n.release(job, &spec, Some(report.fuel_used));
             inner.history.ran(&report.node, report.fuel_used);
         }
+        self.metrics.burned(report.fuel_used);
         inner.stopped_running(job, Some(report.fuel_used));
         if verified {
             self.replica_ended(&mut inner, node, job, report);
@@ -1072,6 +1074,36 @@ impl LiveState {
         self.lock().queue.len()
     }
 
+    /// What the gauges and the series read, under the lock once; with
+    /// `oldest`, also when the oldest queued job was submitted (a walk over
+    /// the jobs in memory, for scrapes, not for every second).
+    pub fn census(&self, oldest: bool) -> Census {
+        let inner = self.lock();
+        let at_ms = now_ms();
+        let mut census = Census { queued: inner.queue.len() as u64, ..Census::default() };
+        for n in inner.nodes.values() {
+            census.running += n.running.len() as u64;
+            census.count_node(n.state());
+            let fuel = inner.history.get(&n.reg.name).map_or(0, |h| h.fuel_burned);
+            let sample = crate::series::NodeSample {
+                at_ms,
+                slots_used: n.running.len() as u32,
+                slots: n.reg.capacity.slots,
+                memory_used: n.memory_used(),
+                fuel,
+            };
+            census.connected.push((n.reg.name.clone(), sample));
+        }
+        for r in inner.history.all().filter(|r| !r.state.is_connected()) {
+            census.count_node(r.state);
+        }
+        if oldest {
+            census.oldest_queued_ms =
+                inner.jobs.values().filter(|j| matches!(j.phase, Phase::Queued)).map(|j| j.submitted_ms).min();
+        }
+        census
+    }
+
     /// Jobs looked at by every dispatch so far.
     #[cfg(test)]
     fn examined(&self) -> u64 {
@@ -1096,6 +1128,8 @@ impl LiveState {
             }
         }
         let job = inner.jobs.get_mut(id).expect("checked above");
+        let took = (job.started_ms > 0).then(|| Duration::from_millis(now_ms().saturating_sub(job.started_ms)));
+        self.metrics.finished(&report.outcome, took);
         let report = Arc::new(report);
         let drop_input = job.finish(report.clone());
         self.store.finished(id, &report, drop_input, end, ran);
@@ -1178,6 +1212,9 @@ impl LiveState {
                 if job.verify.is_some() {
                     let spool = crate::spool::Spool::in_dir(self.spool_dir.clone());
                     let number = job.add_replica(node_id, &node.reg.name, node.reg.owner.as_deref(), spool);
+                    if number == 1 {
+                        self.metrics.started(Duration::from_millis(now_ms().saturating_sub(job.submitted_ms)));
+                    }
                     self.store.running(&id, &node.reg.name, number);
                     if job.verify.as_ref().is_some_and(|v| v.wanted > 0) {
                         again = true;
@@ -1186,6 +1223,12 @@ impl LiveState {
                     }
                 } else {
                     job.assign(node_id, &node.reg.name);
+                    match job.attempts {
+                        1 => {
+                            self.metrics.started(Duration::from_millis(job.started_ms.saturating_sub(job.submitted_ms)))
+                        }
+                        _ => self.metrics.retried(),
+                    }
                     self.store.running(&id, &node.reg.name, job.attempts);
                     inner.queue.remove(&id);
                 }
@@ -1195,6 +1238,31 @@ impl LiveState {
             if !again {
                 break;
             }
+        }
+    }
+}
+
+/// The live state counted at one instant: what `/metrics` gauges and the
+/// series sample.
+#[derive(Debug, Default)]
+pub struct Census {
+    /// Jobs waiting for a node.
+    pub queued: u64,
+    /// Attempts running on nodes (each replica of a verified job counts).
+    pub running: u64,
+    /// When the oldest job waiting was submitted, in ms since the epoch
+    /// (asked for only).
+    pub oldest_queued_ms: Option<u64>,
+    /// Nodes in memory by state, in the order of [`NodeState::ALL`].
+    pub nodes: [u64; NodeState::ALL.len()],
+    /// Each connected node's name and load now.
+    pub connected: Vec<(String, crate::series::NodeSample)>,
+}
+
+impl Census {
+    fn count_node(&mut self, state: NodeState) {
+        if let Some(i) = NodeState::ALL.iter().position(|s| *s == state) {
+            self.nodes[i] += 1;
         }
     }
 }

@@ -9,6 +9,8 @@ use crate::lru::LruIndex;
 use dashmap::DashMap;
 use grid_core::ModuleHash;
 use grid_core::wasm::{self, Kind};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +61,26 @@ pub struct ModuleCache {
     index: std::sync::Mutex<LruIndex>,
     /// One compile at a time per module.
     locks: DashMap<ModuleHash, Arc<tokio::sync::Mutex<()>>>,
+    stats: CacheStats,
+}
+
+/// How the cache has served: code found compiled (in memory or on disk)
+/// or compiled anew, and how long compiling took.
+#[derive(Debug, Clone)]
+pub struct CacheStats {
+    /// Code found compiled.
+    pub hits: Counter,
+    /// Code compiled (or found invalid) because none was cached.
+    pub misses: Counter,
+    /// Seconds each compile took.
+    pub compile: Histogram,
+}
+
+impl Default for CacheStats {
+    fn default() -> Self {
+        let buckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+        Self { hits: Counter::default(), misses: Counter::default(), compile: Histogram::new(buckets) }
+    }
 }
 
 impl ModuleCache {
@@ -75,6 +97,7 @@ impl ModuleCache {
             hot: DashMap::new(),
             index: std::sync::Mutex::new(LruIndex::new(size)),
             locks: DashMap::new(),
+            stats: CacheStats::default(),
         };
         // What is on disk already, oldest first, so that it ages properly.
         let mut known: Vec<_> = cache
@@ -107,6 +130,11 @@ impl ModuleCache {
             let _ = std::fs::remove_file(self.artifact(&hash));
             let _ = std::fs::remove_file(self.raw(&hash));
         }
+    }
+
+    /// How the cache has served.
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
     }
 
     /// Modules cached and evicted since the last call.
@@ -142,16 +170,22 @@ impl ModuleCache {
     {
         if let Some(pre) = self.hot.get(hash) {
             self.lock_index().touch(hash);
+            self.stats.hits.inc();
             return Ok(pre.clone());
         }
         let lock = self.locks.entry(hash.clone()).or_default().clone();
         let _guard = lock.lock().await;
         if let Some(pre) = self.hot.get(hash) {
+            self.stats.hits.inc();
             return Ok(pre.clone());
         }
         let compiled = match self.load_artifact(hash).await? {
-            Some(compiled) => compiled,
+            Some(compiled) => {
+                self.stats.hits.inc();
+                compiled
+            }
             None => {
+                self.stats.misses.inc();
                 let bytes = match tokio::fs::read(self.raw(hash)).await {
                     Ok(bytes) if hash.verify(&bytes).is_ok() => bytes,
                     _ => {
@@ -252,6 +286,7 @@ impl ModuleCache {
         .await
         .map_err(|e| node_err("compile task failed", &e))?
         .inspect(|_| {
+            self.stats.compile.observe(started.elapsed().as_secs_f64());
             tracing::info!(module = %hash.short(), kind = kind.name(), elapsed = ?started.elapsed(), "module compiled")
         })
     }

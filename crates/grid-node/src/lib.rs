@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod limits;
 pub mod linker;
 pub mod lru;
+pub mod metrics;
 pub mod output;
 mod rpc;
 mod state;
@@ -58,6 +59,8 @@ fn clear_stale_scratch(jobs_dir: &std::path::Path) {
 pub struct Node {
     shared: Arc<NodeShared>,
     _ticker: engine::EpochTicker,
+    /// Where to serve `/metrics` once the node has joined, if anywhere.
+    metrics: Option<tokio::net::TcpListener>,
 }
 
 impl Node {
@@ -73,7 +76,9 @@ impl Node {
         std::fs::create_dir_all(&scratch_root)
             .map_err(|e| anyhow::anyhow!("failed to create scratch dir `{}`: {e}", scratch_root.display()))?;
         let identity = identity::load_or_create(&config.cache_dir)?;
+        let metrics = metrics::NodeMetrics::new(cache.stats());
         let shared = NodeShared {
+            metrics,
             identity,
             ledger: ledger::Ledger::new(config.capacity.clone()),
             config,
@@ -81,7 +86,13 @@ impl Node {
             scratch_root,
             running: DashMap::new(),
         };
-        Ok(Self { _ticker: engine::EpochTicker::start(&engine), shared: Arc::new(shared) })
+        Ok(Self { _ticker: engine::EpochTicker::start(&engine), shared: Arc::new(shared), metrics: None })
+    }
+
+    /// The same node, serving its metrics in plain HTTP at `/metrics` on
+    /// `listener` from the time it has joined until it stops.
+    pub fn with_metrics(self, listener: tokio::net::TcpListener) -> Self {
+        Self { metrics: Some(listener), ..self }
     }
 
     /// Serves the master until `shutdown` resolves, reconnecting with
@@ -103,6 +114,8 @@ impl Node {
         };
         let (stop_tx, stop) = watch::channel(false);
         let summary = tokio::spawn(summarize(self.shared.clone()));
+        // Stopped with the node, however its run ends.
+        let _metrics = self.metrics.take().map(|l| Serving(tokio::spawn(serve_metrics(l, self.shared.clone()))));
         let serve = self.reconnect_loop(&session, stop);
         tokio::pin!(serve);
         let served = tokio::select! {
@@ -244,6 +257,34 @@ async fn join(
     );
     config.name = joined.name;
     Ok(joined.token)
+}
+
+/// The metrics server's task, stopped when dropped.
+struct Serving(tokio::task::JoinHandle<()>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves `/metrics` on `listener` until the task is dropped or aborted;
+/// every other path is not found.
+async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<NodeShared>) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let node = node.clone();
+            async move {
+                let text = node.metrics.render(&node.ledger.snapshot());
+                ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!("the metrics server stopped: {e}");
+    }
 }
 
 /// Logs what the node has given, once a period.

@@ -1,5 +1,6 @@
 //! The `grid-node` binary: flags, logging, then [`grid_node::Node::run`].
 
+use anyhow::Context;
 use clap::Parser;
 use grid_core::{FuelQuota, parse_duration, parse_fuel, parse_size};
 use grid_node::{Node, NodeConfig};
@@ -73,6 +74,16 @@ struct Args {
     /// How often to log a one-line summary of what this node has given.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     summary_every: Duration,
+    /// How log lines on stderr are written: `text`, or `json` (one object
+    /// a line, for a log collector).
+    #[arg(long, default_value = "text", value_name = "FORMAT")]
+    log_format: grid_core::LogFormat,
+    /// Serve this node's metrics in plain HTTP at `http://ADDR/metrics`
+    /// (Prometheus text format; port 0 picks a free one, printed on stdout).
+    /// Nothing asks who scrapes: keep ADDR on loopback, or behind a
+    /// firewall. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// A job's scratch space comes back in one message, so it stays well under
@@ -111,17 +122,23 @@ fn main() -> ExitCode {
             }
         },
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(grid_core::terminal::colour_on_stderr())
-        .init();
+    init_logs(args.log_format);
     match run(args, cache_dir, trust) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("grid-node: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs on stderr in `format`, at the level `RUST_LOG` says (`info` by default).
+fn init_logs(format: grid_core::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        grid_core::LogFormat::Text => logs.with_ansi(grid_core::terminal::colour_on_stderr()).init(),
+        grid_core::LogFormat::Json => logs.json().init(),
     }
 }
 
@@ -155,7 +172,18 @@ async fn run(args: Args, cache_dir: PathBuf, trust: grid_core::connect::Trust) -
         fuel_per_hour = config.capacity.fuel_quota.rate_per_hour,
         "grid-node starting"
     );
-    let node = Node::new(config)?;
+    let mut node = Node::new(config)?;
+    if let Some(addr) = args.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("failed to listen for metrics on `{addr}`"))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "metrics served beyond loopback: anyone who reaches it reads them");
+        }
+        println!("metrics: {addr}");
+        node = node.with_metrics(listener);
+    }
     node.run(shutdown_signal()).await
 }
 

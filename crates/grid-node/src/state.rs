@@ -27,4 +27,6 @@ pub(crate) struct NodeShared {
     pub(crate) scratch_root: PathBuf,
     pub(crate) running: DashMap<String, Arc<RunningJob>>,
     pub(crate) ledger: Ledger,
+    /// What `--metrics` serves.
+    pub(crate) metrics: crate::metrics::NodeMetrics,
 }

@@ -129,6 +129,7 @@ impl LiveState {
             self.end_verified(inner, id, JobReport::before_start(Outcome::NodeError(msg), &r.name, &limits), None);
             return;
         }
+        self.metrics.retried();
         self.want_more(inner, id, 1);
     }
 
@@ -202,6 +203,9 @@ impl LiveState {
         for r in v.replicas.iter_mut() {
             let Some((d, report)) = &r.done else { continue };
             let verdict = if d == digest { Verdict::Agreed } else { Verdict::Disagreed };
+            if verdict == Verdict::Disagreed {
+                self.metrics.disagreed();
+            }
             r.verdict = Some(verdict);
             self.store.replica(id, r.number, None, None, Some(verdict));
             let checked = agreeing.iter().any(|(name, owner)| *name != r.name && owner.as_deref() != Some(&tenant));
