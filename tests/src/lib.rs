@@ -108,6 +108,8 @@ pub struct GridSandbox {
     master: Child,
     addr: String,
     url: String,
+    /// The HTTP API's address, for a master started with `--http`.
+    http: Option<String>,
     master_args: Vec<String>,
     nodes: Vec<NodeProcess>,
     /// The admin token the master wrote to its data dir.
@@ -147,7 +149,7 @@ impl Builder {
     /// registered.
     pub fn start(self) -> GridSandbox {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (master, addr) = spawn_master(dir.path(), "127.0.0.1:0", &self.master_args);
+        let (master, addr, http) = spawn_master(dir.path(), "127.0.0.1:0", &self.master_args);
         let insecure = self.master_args.iter().any(|a| a == "--insecure");
         let url = if insecure { format!("http://{addr}") } else { format!("https://{addr}") };
         let admin_token = std::fs::read_to_string(dir.path().join("master/admin.token"))
@@ -159,6 +161,7 @@ impl Builder {
             master,
             addr,
             url,
+            http,
             master_args: self.master_args,
             nodes: Vec::new(),
             admin_token,
@@ -174,8 +177,9 @@ impl Builder {
 }
 
 /// Starts `grid-master` on `listen` with its data under `dir`, and returns
-/// it with the address it printed once ready.
-fn spawn_master(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
+/// it with the address it printed once ready, and its HTTP address when
+/// `extra` holds `--http`.
+fn spawn_master(dir: &Path, listen: &str, extra: &[String]) -> (Child, String, Option<String>) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("master.log")).expect("log file");
     // Heartbeats every 500ms, unless the test says otherwise.
     let heartbeat: &[&str] = if extra.iter().any(|a| a == "--heartbeat") { &[] } else { &["--heartbeat", "500ms"] };
@@ -194,18 +198,31 @@ fn spawn_master(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
         .stderr(log)
         .spawn()
         .expect("spawn grid-master");
-    let addr = read_listen_line(&mut master, &dir.join("master.log"));
-    (master, addr)
+    let http = extra.iter().any(|a| a == "--http" || a.starts_with("--http="));
+    let (addr, http) = read_listen_lines(&mut master, &dir.join("master.log"), http);
+    (master, addr, http)
 }
 
-fn read_listen_line(master: &mut Child, log: &Path) -> String {
+fn read_listen_lines(master: &mut Child, log: &Path, http: bool) -> (String, Option<String>) {
     let stdout = master.stdout.take().expect("master stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
+        let mut stdout = BufReader::new(stdout);
+        for _ in 0..if http { 2 } else { 1 } {
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send(line);
+        }
     });
+    let addr = listen_line(&rx, log);
+    let http = http.then(|| {
+        let line = rx.recv_timeout(READY_TIMEOUT).expect("grid-master did not print its HTTP address");
+        line.trim().strip_prefix("http: ").unwrap_or_else(|| panic!("unexpected second line `{line}`")).to_owned()
+    });
+    (addr, http)
+}
+
+fn listen_line(rx: &mpsc::Receiver<String>, log: &Path) -> String {
     let line = rx.recv_timeout(READY_TIMEOUT).expect("grid-master did not print its address");
     if line.is_empty() {
         let log = std::fs::read_to_string(log).unwrap_or_default();
@@ -232,6 +249,14 @@ impl GridSandbox {
     /// master started with `--insecure`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The HTTP API's base URL (`https://127.0.0.1:PORT`, or `http://` when
+    /// plaintext), for a master started with `--http`.
+    pub fn http_url(&self) -> String {
+        let addr = self.http.as_deref().expect("the master was started with --http");
+        let plain = self.insecure() || self.master_args.iter().any(|a| a == "--http-plaintext");
+        format!("{}://{addr}", if plain { "http" } else { "https" })
     }
 
     /// Whether the master serves plaintext (`--insecure`).
@@ -528,9 +553,10 @@ impl GridSandbox {
     pub fn restart_master(&mut self) {
         let _ = self.master.kill();
         let _ = self.master.wait();
-        let (master, addr) = spawn_master(self.dir.path(), &self.addr, &self.master_args);
+        let (master, addr, http) = spawn_master(self.dir.path(), &self.addr, &self.master_args);
         assert_eq!(addr, self.addr);
         self.master = master;
+        self.http = http;
     }
 
     /// The position of node `name` in `self.nodes`.

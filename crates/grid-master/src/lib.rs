@@ -163,7 +163,6 @@ pub struct Master {
     config: MasterConfig,
     tls: Option<tls::ServerIdentity>,
     /// Where to serve HTTP, if anywhere.
-    #[allow(dead_code)]
     http: Option<http::HttpServe>,
 }
 
@@ -286,11 +285,27 @@ impl Master {
             rpc::MasterService::new(live.clone(), self.modules, config.heartbeat, config.ceilings, config.upload_idle)
                 .closing_on(closing.clone())
                 .with_tokens(tokens.clone());
-        let admin =
-            grid_proto::admin_server::AdminServer::new(admin::AdminService::new(live.clone(), tokens.clone(), ca_pin))
-                .max_decoding_message_size(64 << 10);
+        let (service, admin) =
+            (Arc::new(service), Arc::new(admin::AdminService::new(live.clone(), tokens.clone(), ca_pin)));
+        // HTTP calls the very same services.
+        let http = self.http.map(|serve| {
+            let api = http::Api::new(
+                service.clone(),
+                admin.clone(),
+                tokens.clone(),
+                closing.clone(),
+                self.tls.is_some() && !serve.plaintext,
+            );
+            let (router, identity, closing) = (http::router(api), self.tls.clone(), closing.clone());
+            tokio::spawn(async move {
+                if let Err(e) = http::serve(serve, router, identity.as_ref(), closing).await {
+                    tracing::error!("HTTP server failed: {e:#}");
+                }
+            })
+        });
+        let admin = grid_proto::admin_server::AdminServer::from_arc(admin).max_decoding_message_size(64 << 10);
         // No message need be larger than a submission at every ceiling.
-        let server = grid_proto::master_server::MasterServer::new(service)
+        let server = grid_proto::master_server::MasterServer::from_arc(service)
             .max_decoding_message_size(config.ceilings.max_message())
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let builder = || tonic::transport::Server::builder().http2_keepalive_interval(Some(Duration::from_secs(10)));
@@ -336,6 +351,10 @@ impl Master {
             }
         };
         chores.abort();
+        // HTTP stopped taking requests at the signal; its streams end now.
+        if let Some(http) = http {
+            http.abort();
+        }
         // A server that failed before any signal still hands its jobs back.
         if !*closing.borrow() {
             live.shut_down();

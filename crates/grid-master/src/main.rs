@@ -81,6 +81,17 @@ struct Args {
     /// The key of `--tls-cert` (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Also serve the HTTP API, the dashboard and `/metrics` on this
+    /// address (off by default; port 0 picks a free one, printed on stdout
+    /// as `http: ADDR`). It speaks TLS with the master's own certificate,
+    /// which clients trust through the same `ca.pem` as gRPC; with
+    /// `--insecure` it is plaintext.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Serve `--http` as plain HTTP: refused unless its address is a
+    /// loopback one (or the master is `--insecure`).
+    #[arg(long, requires = "http")]
+    http_plaintext: bool,
     /// How nodes' results are checked against other nodes'.
     #[arg(long, value_enum, default_value_t = Verify::Adaptive, value_name = "MODE")]
     verify: Verify,
@@ -180,12 +191,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         verify,
     };
-    let master = Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
+    if let Some(http) = args.http
+        && args.http_plaintext
+        && !args.insecure
+        && !http.ip().is_loopback()
+    {
+        anyhow::bail!(
+            "--http-plaintext on `{http}`, not a loopback address: anyone on the network could read tokens; serve TLS (drop --http-plaintext) or listen on 127.0.0.1"
+        );
+    }
+    let mut master =
+        Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on `{}`", args.listen))?;
     let addr = listener.local_addr()?;
+    let http = match args.http {
+        Some(http) => {
+            let listener = tokio::net::TcpListener::bind(http)
+                .await
+                .with_context(|| format!("failed to listen on `{http}` (--http)"))?;
+            let addr = listener.local_addr()?;
+            let plaintext = args.http_plaintext || !master.serves_tls();
+            master = master.with_http(grid_master::http::HttpServe { listener, plaintext });
+            Some(addr)
+        }
+        None => None,
+    };
     println!("grid-master listening on {addr}");
+    if let Some(http) = http {
+        println!("http: {http}");
+    }
     tracing::info!(%addr, data_dir = %data_dir.display(), "grid-master ready");
     match (master.ca_file(), master.ca_pin()) {
         (Some(ca), Some(pin)) => {

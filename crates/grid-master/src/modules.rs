@@ -21,7 +21,8 @@ pub struct ModuleStore {
 /// [`Upload::finish`] has checked the hash.
 pub struct Upload<'a> {
     store: &'a ModuleStore,
-    expected: ModuleHash,
+    /// The hash the uploader claims; `None` takes whatever arrives.
+    expected: Option<ModuleHash>,
     file: tempfile::NamedTempFile,
     hasher: Hasher,
     size: u64,
@@ -82,6 +83,16 @@ impl ModuleStore {
         if declared_size > self.max_size {
             return Err(MasterError::ModuleTooLarge { size: declared_size, limit: self.max_size });
         }
+        self.start(Some(expected))
+    }
+
+    /// Starts an upload that names no hash: the module is stored under the
+    /// hash of what arrives (the HTTP API's `PUT /api/v1/modules`).
+    pub fn begin_any(&self) -> Result<Upload<'_>> {
+        self.start(None)
+    }
+
+    fn start(&self, expected: Option<ModuleHash>) -> Result<Upload<'_>> {
         let file = tempfile::NamedTempFile::new_in(&self.dir).map_err(MasterError::io(&self.dir))?;
         Ok(Upload { store: self, expected, file, hasher: Hasher::default(), size: 0, head: Vec::new() })
     }
@@ -106,12 +117,10 @@ impl Upload<'_> {
     /// share), then makes the module visible.
     pub fn finish(self) -> Result<(ModuleHash, u64)> {
         let actual = self.hasher.finish();
-        if actual != self.expected {
-            return Err(grid_core::HashError::Mismatch {
-                expected: self.expected.to_string(),
-                actual: actual.to_string(),
-            }
-            .into());
+        if let Some(expected) = self.expected.filter(|e| *e != actual) {
+            return Err(
+                grid_core::HashError::Mismatch { expected: expected.to_string(), actual: actual.to_string() }.into()
+            );
         }
         if self.head != MAGIC {
             return Err(MasterError::InvalidModule("not a WebAssembly binary (bad magic number)".into()));

@@ -42,6 +42,9 @@ pub struct Node {
     fuel_reserved: u64,
     /// Shutting down: takes no new jobs.
     pub draining: bool,
+    /// Drained by the admin (forgotten when the master restarts): takes no
+    /// new jobs either.
+    pub held: bool,
     /// Quarantined for results that disagreed: takes no new jobs.
     pub quarantined: bool,
     /// The most slots it may fill while it earns trust, whatever it
@@ -75,6 +78,7 @@ impl Node {
             disk_used: 0,
             fuel_reserved: 0,
             draining: false,
+            held: false,
             quarantined: false,
             slot_cap: None,
             beats: 0,
@@ -109,7 +113,7 @@ impl Node {
     /// The slots it may fill: what it declared, within its cap; none while
     /// it drains or is quarantined.
     fn slots(&self) -> u32 {
-        if self.draining || self.quarantined {
+        if self.draining || self.held || self.quarantined {
             return 0;
         }
         self.slot_cap.map_or(self.reg.capacity.slots, |cap| cap.min(self.reg.capacity.slots))
@@ -174,7 +178,7 @@ impl Node {
 
     /// Where it stands: `ready`, or `draining` once it shuts down.
     pub fn state(&self) -> NodeState {
-        if self.draining { NodeState::Draining } else { NodeState::Ready }
+        if self.draining || self.held { NodeState::Draining } else { NodeState::Ready }
     }
 
     /// As `grid-cli nodes` shows it, with what its `history` (by name) has

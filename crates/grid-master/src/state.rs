@@ -783,6 +783,26 @@ impl LiveState {
         }
     }
 
+    /// Drains the connected node named `name` on the admin's word (`held`),
+    /// or lets it take jobs again: no new job goes to a drained node, and
+    /// its running jobs finish. Returns whether such a node was connected.
+    pub fn hold_node(&self, name: &str, held: bool) -> bool {
+        let mut inner = self.lock();
+        let Inner { queue, jobs, nodes, history, .. } = &mut *inner;
+        let mut found = false;
+        for (id, n) in nodes.iter_mut().filter(|(_, n)| n.reg.name == name) {
+            found = true;
+            if std::mem::replace(&mut n.held, held) && !held {
+                dispatch::unpark_for(queue, jobs, *id, n);
+            }
+            history.set_state(name, n.state());
+        }
+        if found {
+            self.dispatch(&mut inner);
+        }
+        found
+    }
+
     /// Ends the session of the connected node named `name` at once, as a
     /// lost node's (its jobs run again elsewhere); its stream ends refused
     /// with `why`. Returns whether such a node was connected.
