@@ -120,6 +120,9 @@
     },
     start() {
       this.stop();
+      this.open();
+    },
+    open() {
       const source = new EventSource('/api/v1/events');
       this.source = source;
       const handle = (e) => {
@@ -145,24 +148,19 @@
         this.failures++;
         if (source.readyState === EventSource.CLOSED || this.failures >= 3) {
           source.close();
-          this.source = null;
+          if (this.source === source) this.source = null;
           this.poll();
         }
       };
     },
     // Polls every two seconds, and tries the stream again now and then.
     poll() {
-      if (this.timer) return;
       this.show('poll', 'refreshing every 2 s');
+      if (this.timer) return;
       let ticks = 0;
       this.timer = setInterval(() => {
         this.emit({ kind: 'poll' });
-        if (++ticks % 15 === 0) {
-          clearInterval(this.timer);
-          this.timer = null;
-          this.start();
-          this.timer = this.timer || setInterval(() => this.emit({ kind: 'poll' }), 2000);
-        }
+        if (++ticks % 15 === 0 && !this.source) this.open();
       }, 2000);
     },
     stop() {
@@ -279,7 +277,7 @@
     document.getElementById('token').focus();
   }
 
-  async function enter() {
+  async function enter(fresh) {
     me = await api('GET', '/api/v1/whoami');
     document.getElementById('login').hidden = true;
     document.getElementById('bar').hidden = false;
@@ -288,12 +286,14 @@
     document.getElementById('who').textContent = who;
     fill(document.getElementById('nav'), (NAV[me.kind] || NAV.tenant).map(([href, text]) => link(href, text)));
     live.start();
-    route();
+    // A new login starts at its home page; a reload stays where it was.
+    if (fresh && location.hash !== home()) location.hash = home();
+    else route();
   }
 
   async function login(token) {
     await api('POST', '/api/v1/login', { token });
-    await enter();
+    await enter(true);
   }
 
   async function boot() {
@@ -333,7 +333,7 @@
       return;
     }
     try {
-      await enter();
+      await enter(false);
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 401)) showLogin(err.message);
     }
@@ -441,7 +441,7 @@
         stat('Jobs / s', fmt.num(perSec.length ? perSec[perSec.length - 1][1] : 0)),
         stat('Finished', fmt.num(last.finished ?? 0)),
         stat('Nodes ready', `${ready} / ${(n.nodes || []).length}`, 'stat-nodes'),
-        stat('Fuel burned', fmt.num(last.fuel ?? 0)),
+        stat('Fuel burned', fmt.num(last.fuel ?? (s.fuel_by_node || []).reduce((sum, f) => sum + f.fuel, 0))),
       );
       fill(
         charts,
@@ -459,8 +459,9 @@
   const jobFilter = { state: '', q: '' };
   const JOB_STATES = ['', 'queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
+  // Whether `job` matches the search box: a part of its id, tenant, node,
+  // module or arguments.
   function matches(job) {
-    if (jobFilter.state && job.state !== jobFilter.state) return false;
     const q = jobFilter.q.toLowerCase();
     if (!q) return true;
     return [job.id, job.tenant, job.node, job.module, ...(job.args || [])].some((v) => v && String(v).toLowerCase().includes(q));
@@ -481,14 +482,10 @@
       });
       seg.append(b);
     }
-    const search = h('input', { type: 'search', placeholder: 'Search id, tenant, node, module…', value: jobFilter.q, test: 'job-search' });
-    let typing = null;
+    const search = h('input', { type: 'search', placeholder: 'Filter by id, tenant, node, module…', value: jobFilter.q, test: 'job-search' });
     search.addEventListener('input', () => {
-      clearTimeout(typing);
-      typing = setTimeout(() => {
-        jobFilter.q = search.value.trim();
-        reload();
-      }, 250);
+      jobFilter.q = search.value.trim();
+      draw();
     });
     const actions = me.kind === 'node' ? [] : [link('#/submit', 'Submit a job', { class: 'button-link', test: 'go-submit' })];
     const sub = me.kind === 'node' ? `Jobs that ran on ${me.node}` : me.kind === 'tenant' ? `Jobs of ${me.tenant}` : 'Every job on the grid';
@@ -502,11 +499,12 @@
       requestAnimationFrame(() => {
         drawing = false;
         if (!ctx.alive) return;
-        fill(body, jobTable([...jobs.values()].sort(byNewest), columns, jobFilter.state || jobFilter.q ? 'No jobs match.' : 'No jobs yet.'));
+        const shown = [...jobs.values()].filter(matches).sort(byNewest);
+        fill(body, jobTable(shown, columns, jobFilter.state || jobFilter.q ? 'No jobs match.' : 'No jobs yet.'));
       });
     };
     const list = async (after) => {
-      const answer = await api('GET', `/api/v1/jobs${query({ state: jobFilter.state, q: jobFilter.q, limit: 100, cursor: after })}`);
+      const answer = await api('GET', `/api/v1/jobs${query({ state: jobFilter.state, limit: 100, cursor: after })}`);
       if (!ctx.alive) return;
       if (!after) jobs.clear();
       for (const j of answer.jobs || []) jobs.set(j.id, j);
@@ -519,7 +517,7 @@
     await list(null);
     ctx.on((event) => {
       if (event.kind === 'job' && event.job) {
-        if (matches(event.job)) jobs.set(event.job.id, event.job);
+        if (!jobFilter.state || event.job.state === jobFilter.state) jobs.set(event.job.id, event.job);
         else jobs.delete(event.job.id);
         draw();
       } else if (event.kind === 'reset' || event.kind === 'poll') {
@@ -547,7 +545,8 @@
 
     const cancel = async () => {
       try {
-        job = await api('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`);
+        await api('POST', `/api/v1/jobs/${encodeURIComponent(id)}/cancel`);
+        job = await api('GET', `/api/v1/jobs/${encodeURIComponent(id)}`);
         render();
       } catch (e) {
         toast(e.message, true);
@@ -697,7 +696,19 @@
         /* the job page keeps what it has */
       }
     });
-    source.onerror = () => {
+    // The job starts again on another node: its output starts over.
+    source.addEventListener('retry', (e) => {
+      appendOutput(pre, 'note', `\n--- attempt ${e.data} starts over ---\n`);
+    });
+    // An `error` event is the master's refusal, in words; a bare error is
+    // the connection's, which the browser retries on its own.
+    source.onerror = (e) => {
+      if (typeof e.data === 'string') {
+        source.close();
+        note.textContent = `Output not available: ${e.data}`;
+        note.hidden = false;
+        return;
+      }
       if (source.readyState !== EventSource.CLOSED || got) return;
       plain();
     };
@@ -740,7 +751,7 @@
     const args = h('textarea', { placeholder: 'one argument per line', test: 'submit-args' });
     const stdin = h('textarea', { placeholder: 'text given to the job on stdin', test: 'submit-stdin' });
     const env = h('textarea', { placeholder: 'KEY=value, one per line', test: 'submit-env' });
-    const fuel = h('input', { type: 'number', min: 1, placeholder: 'default', test: 'submit-fuel' });
+    const fuel = h('input', { type: 'text', placeholder: 'e.g. 10G', test: 'submit-fuel' });
     const memory = h('input', { type: 'text', placeholder: 'e.g. 64MiB', test: 'submit-memory' });
     const timeout = h('input', { type: 'text', placeholder: 'e.g. 30s', test: 'submit-timeout' });
     const tenant = h('input', { type: 'text', placeholder: 'tenant to run it for', test: 'submit-tenant' });
@@ -769,10 +780,15 @@
         const { hash } = await api('PUT', '/api/v1/modules', module);
         status.textContent = 'Submitting…';
         const spec = { module: hash, args: lines(args.value) };
-        const vars = lines(env.value);
-        if (vars.length) spec.env = vars;
+        const vars = {};
+        for (const l of lines(env.value)) {
+          const at = l.indexOf('=');
+          if (at < 1) throw new Error(`environment line \`${l}\` is not KEY=value`);
+          vars[l.slice(0, at)] = l.slice(at + 1);
+        }
+        if (Object.keys(vars).length) spec.env = vars;
         if (stdin.value) spec.stdin = stdin.value;
-        if (fuel.value) spec.fuel = Number(fuel.value);
+        if (fuel.value.trim()) spec.fuel = /^\d+$/.test(fuel.value.trim()) ? Number(fuel.value.trim()) : fuel.value.trim();
         if (memory.value.trim()) spec.memory = memory.value.trim();
         if (timeout.value.trim()) spec.timeout = timeout.value.trim();
         if (me.kind === 'admin' && tenant.value.trim()) spec.tenant = tenant.value.trim();
@@ -935,43 +951,39 @@
 
   // ---- Tenants ----------------------------------------------------------
 
-  const TENANT_COLUMNS = [
-    ['name', 'Tenant'],
-    ['jobs_queued', 'Queued'],
-    ['jobs_running', 'Running'],
-    ['jobs_finished', 'Finished'],
-    ['jobs_failed', 'Failed'],
-    ['fuel_used', 'Fuel used'],
-    ['fuel_quota', 'Fuel quota'],
-    ['max_jobs', 'Job limit'],
-    ['storage_used', 'Storage'],
-  ];
-
   async function tenantsPage(main, ctx) {
     const body = h('div', { class: 'card table-card' });
     fill(main, head('Tenants', 'Who uses the grid, and how much'), body);
+    const limit = (v, f) => (v ? f(v) : 'no limit');
     const load = async () => {
       const answer = await api('GET', '/api/v1/tenants');
       if (!ctx.alive) return;
-      const tenants = answer.tenants || [];
+      const tenants = (answer.tenants || []).sort((a, b) => a.name.localeCompare(b.name));
       if (!tenants.length) return fill(body, h('div', { class: 'empty' }, 'No tenants yet.'));
-      // The columns the answer has, known ones first in their order.
-      const keys = new Set(tenants.flatMap((t) => Object.keys(t)));
-      const cols = TENANT_COLUMNS.filter(([k]) => keys.has(k));
-      for (const k of keys) if (!cols.some(([c]) => c === k) && tenants.every((t) => t[k] == null || typeof t[k] !== 'object')) cols.push([k, k.replace(/_/g, ' ')]);
-      const cell = (k, v) => {
-        if (v == null) return '—';
-        if (typeof v === 'number') return /bytes|storage|memory/.test(k) ? fmt.bytes(v) : /_ms$/.test(k) ? fmt.time(v) : fmt.num(v);
-        if (typeof v === 'boolean') return v ? 'yes' : 'no';
-        return String(v);
-      };
+      const cols = ['Tenant', 'Running', 'Queued', 'Jobs run', 'Fuel burned', 'Fuel available', 'Max running', 'Max queued', 'Fuel per hour', 'Since'];
       fill(
         body,
         h(
           'table',
           { test: 'tenant-table' },
-          h('thead', {}, h('tr', {}, cols.map(([, t]) => h('th', {}, t)))),
-          h('tbody', {}, tenants.map((t) => h('tr', { test: 'tenant-row', 'data-tenant': t.name }, cols.map(([k]) => h('td', {}, cell(k, t[k])))))),
+          h('thead', {}, h('tr', {}, cols.map((c, i) => h('th', { class: i && i < 9 ? 'num' : null }, c)))),
+          h(
+            'tbody',
+            {},
+            tenants.map((t) => {
+              const q = t.quota || {};
+              return h(
+                'tr',
+                { test: 'tenant-row', 'data-tenant': t.name },
+                h('td', {}, t.name),
+                [t.running, t.queued, t.jobs_run, t.fuel_burned, t.fuel_available].map((v) => h('td', { class: 'num' }, fmt.num(v))),
+                h('td', { class: 'num' }, limit(q.max_running, fmt.num)),
+                h('td', { class: 'num' }, limit(q.max_queued, fmt.num)),
+                h('td', { class: 'num' }, limit(q.fuel_per_hour, fmt.num)),
+                h('td', { title: fmt.time(t.created_ms) }, fmt.ago(t.created_ms)),
+              );
+            }),
+          ),
         ),
       );
     };

@@ -56,28 +56,35 @@ const GridCharts = (() => {
     return svg;
   }
 
-  // Horizontal bars, one per item ({label, value}), largest first.
+  // Horizontal bars, one per item ({label, value}), largest first: plain
+  // elements, so that their text keeps its size at any width.
   function bars(items, { format = fmt.num, test } = {}) {
     const rows = items.filter((i) => i.value > 0).sort((a, b) => b.value - a.value).slice(0, 12);
     if (!rows.length) return empty('Nothing burned yet');
-    const rowH = 26;
-    const height = rows.length * rowH + 8;
-    const labelW = 130;
-    const valueW = 70;
     const top = Math.max(...rows.map((r) => r.value));
-    const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${height}`, role: 'img' });
-    if (test) svg.dataset.test = test;
-    rows.forEach((r, i) => {
-      const yy = 4 + i * rowH;
-      const w = Math.max(2, (r.value / top) * (W - labelW - valueW - 16));
-      const name = r.label.length > 18 ? `${r.label.slice(0, 17)}…` : r.label;
-      svg.append(s('text', { class: 'bar-label', x: labelW - 8, y: yy + 16, 'text-anchor': 'end' }, name));
-      const bar = s('rect', { class: 'bar', x: labelW, y: yy + 4, width: w, height: rowH - 10, rx: 3 });
-      bar.append(s('title', {}, `${r.label}: ${format(r.value)}`));
-      svg.append(bar);
-      svg.append(s('text', { class: 'axis', x: labelW + w + 6, y: yy + 16 }, format(r.value)));
-    });
-    return svg;
+    const box = document.createElement('div');
+    box.className = 'bars';
+    if (test) box.dataset.test = test;
+    for (const r of rows) {
+      const row = document.createElement('div');
+      row.className = 'bar-row';
+      row.title = `${r.label}: ${format(r.value)}`;
+      const label = document.createElement('span');
+      label.className = 'bar-label';
+      label.textContent = r.label;
+      const track = document.createElement('span');
+      track.className = 'bar-track';
+      const bar = document.createElement('span');
+      bar.className = 'bar-fill';
+      bar.style.width = `${Math.max(0.5, (r.value / top) * 100)}%`;
+      track.append(bar);
+      const value = document.createElement('span');
+      value.className = 'bar-value';
+      value.textContent = format(r.value);
+      row.append(label, track, value);
+      box.append(row);
+    }
+    return box;
   }
 
   // Per-second rates of a counter sampled as [[ms, total], ...].
