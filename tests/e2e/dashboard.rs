@@ -38,7 +38,9 @@ fn row_state(id: &str) -> String {
 
 /// A page script: whether job `id`'s row shows `state`.
 fn row_is(id: &str, state: &str) -> String {
-    format!("const r = document.querySelector('[data-test=job-row][data-job=\"{id}\"]'); return r && r.dataset.state === '{state}';")
+    format!(
+        "const r = document.querySelector('[data-test=job-row][data-job=\"{id}\"]'); return r && r.dataset.state === '{state}';"
+    )
 }
 
 /// Writes `text` (WAT) as a binary module in the sandbox dir, for a file
@@ -62,7 +64,11 @@ async fn the_admin_submits_a_job_in_the_page_and_watches_it_run_live() {
     let b = Browser::start().await;
     // The login link logs in, then leaves the URL.
     b.goto(&format!("{url}/#token={}", grid.admin_token())).await;
-    b.wait_for("the admin's overview", "return document.querySelector('[data-test=whoami]').textContent === 'admin' && location.hash === '#/'").await;
+    b.wait_for(
+        "the admin's overview",
+        "return document.querySelector('[data-test=whoami]').textContent === 'admin' && location.hash === '#/'",
+    )
+    .await;
     let href = b.eval("return location.href").await;
     assert!(!href.as_str().unwrap().contains(grid.admin_token()), "the token stayed in the URL: {href}");
 
@@ -102,7 +108,12 @@ async fn the_admin_submits_a_job_in_the_page_and_watches_it_run_live() {
          return o && s && s.textContent.includes('succeeded') && o.textContent === 'first\\nsecond\\n'",
     )
     .await;
-    let outcome = b.wait_for("the result", "const o = document.querySelector('[data-test=job-outcome]'); return o && o.textContent").await;
+    let outcome = b
+        .wait_for(
+            "the result",
+            "const o = document.querySelector('[data-test=job-outcome]'); return o && o.textContent",
+        )
+        .await;
     assert_eq!(outcome, "exited");
     b.screenshot("job").await;
 
@@ -114,7 +125,12 @@ async fn the_admin_submits_a_job_in_the_page_and_watches_it_run_live() {
     // The node that ran it.
     b.click(&format!("[data-test=job-row][data-job='{id}'] [data-test=job-link]")).await;
     b.click("[data-test=job-node] a").await;
-    let name = b.wait_for("the node page", "const n = document.querySelector('[data-test=node-name]'); return n && n.firstChild.textContent").await;
+    let name = b
+        .wait_for(
+            "the node page",
+            "const n = document.querySelector('[data-test=node-name]'); return n && n.firstChild.textContent",
+        )
+        .await;
     assert_eq!(name, "node-0");
     b.wait_for("its jobs", &row_is(&id, "succeeded")).await;
     assert!(b.eval("return !!document.querySelector('[data-test=node-drain]')").await.as_bool().unwrap());
@@ -122,7 +138,11 @@ async fn the_admin_submits_a_job_in_the_page_and_watches_it_run_live() {
 
     // The overview and the tenants.
     b.click("#nav a[href='#/']").await;
-    b.wait_for("the overview", "return document.querySelector('[data-test=stat-nodes]')?.textContent.includes('1 / 1')").await;
+    b.wait_for(
+        "the overview",
+        "return document.querySelector('[data-test=stat-nodes]')?.textContent.includes('1 / 1')",
+    )
+    .await;
     b.screenshot("overview").await;
     b.click("#nav a[href='#/tenants']").await;
     b.wait_for("the tenants", "return document.querySelector('[data-test=tenant-table], .empty')").await;
@@ -133,7 +153,11 @@ async fn the_admin_submits_a_job_in_the_page_and_watches_it_run_live() {
     let token = std::fs::read_to_string(grid.dir().join("node-0/node.token")).expect("the node's credential");
     b.type_into("[data-test=login-token]", token.trim()).await;
     b.click("[data-test=login-submit]").await;
-    b.wait_for("the volunteer page", "return location.hash === '#/me' && document.querySelector('[data-test=node-name]')").await;
+    b.wait_for(
+        "the volunteer page",
+        "return location.hash === '#/me' && document.querySelector('[data-test=node-name]')",
+    )
+    .await;
     assert_eq!(b.wait_for("the job it ran", &row_state(&id)).await, "succeeded");
     let page = b.eval("return document.body.textContent").await;
     assert!(!page.as_str().unwrap().contains("two words"), "a volunteer saw a job's arguments");
@@ -161,7 +185,12 @@ async fn a_tenant_never_sees_another_tenants_jobs() {
     // A wrong token is refused in words.
     b.type_into("[data-test=login-token]", "not-a-token").await;
     b.click("[data-test=login-submit]").await;
-    b.wait_for("the refusal", "const e = document.querySelector('[data-test=login-error]'); return e && !e.hidden && e.textContent").await;
+    b.wait_for(
+        "the refusal",
+        "const e = document.querySelector('[data-test=login-error]'); return e && !e.hidden && e.textContent",
+    )
+    .await;
+    b.clear("[data-test=login-token]").await;
     b.type_into("[data-test=login-token]", &alice).await;
     b.click("[data-test=login-submit]").await;
     b.wait_for("alice's jobs", "return document.querySelector('[data-test=whoami]').textContent === 'tenant alice' && location.hash === '#/jobs'").await;

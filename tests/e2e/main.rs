@@ -3,6 +3,7 @@
 
 mod abuse;
 mod components;
+mod dashboard;
 mod deterministic;
 mod embedded;
 mod errors;

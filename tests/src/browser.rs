@@ -29,7 +29,8 @@ impl Browser {
         for path in [CHROMIUM, CHROMEDRIVER] {
             assert!(Path::new(path).exists(), "`{path}` is missing: run scripts/install-browser");
         }
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("a free port").port();
+        let port =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("a free port").port();
         let mut cmd = Command::new(CHROMEDRIVER);
         cmd.arg(format!("--port={port}")).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         // Its own process group, so that the browsers it starts end with it.
@@ -96,10 +97,20 @@ impl Browser {
         }
     }
 
-    /// Clicks the element `css` finds, once it is there.
+    /// Clicks the element `css` finds, once it is there; again if the page
+    /// redrew it between finding and clicking (live tables do).
     pub async fn click(&self, css: &str) {
-        let el = self.client().wait().at_most(READY_TIMEOUT).for_element(Locator::Css(css)).await;
-        el.unwrap_or_else(|e| panic!("find `{css}`: {e}")).click().await.unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+        let start = Instant::now();
+        loop {
+            let el = self.client().wait().at_most(READY_TIMEOUT).for_element(Locator::Css(css)).await;
+            match el.unwrap_or_else(|e| panic!("find `{css}`: {e}")).click().await {
+                Ok(()) => return,
+                Err(_) if start.elapsed() < READY_TIMEOUT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click `{css}`: {e}"),
+            }
+        }
     }
 
     /// Types `text` into the element `css` finds (for a file input, a path
@@ -110,6 +121,15 @@ impl Browser {
             .send_keys(text)
             .await
             .unwrap_or_else(|e| panic!("type into `{css}`: {e}"));
+    }
+
+    /// Empties the input `css` finds.
+    pub async fn clear(&self, css: &str) {
+        let el = self.client().wait().at_most(READY_TIMEOUT).for_element(Locator::Css(css)).await;
+        el.unwrap_or_else(|e| panic!("find `{css}`: {e}"))
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear `{css}`: {e}"));
     }
 
     /// Saves a screenshot of the page as `target/screenshots/NAME.png`,
