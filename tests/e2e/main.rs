@@ -10,6 +10,7 @@ mod errors;
 mod flags;
 mod guests;
 mod hostile;
+mod http_api;
 mod languages;
 mod limits;
 mod pipes;

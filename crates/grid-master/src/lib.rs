@@ -10,6 +10,7 @@ pub mod ceilings;
 pub mod data_dir;
 pub mod dispatch;
 pub mod error;
+pub mod feed;
 #[cfg(test)]
 mod fixtures;
 pub mod gates;
@@ -164,6 +165,8 @@ pub struct Master {
     tls: Option<tls::ServerIdentity>,
     /// Where to serve HTTP, if anywhere.
     http: Option<http::HttpServe>,
+    /// Which jobs and nodes changed, for the HTTP events feed.
+    feed: Arc<feed::Feed>,
 }
 
 impl Master {
@@ -175,6 +178,9 @@ impl Master {
         let tls = tls::prepare(&config.tls, &config.data_dir)?;
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
         let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
+        // Every change the record sees is noted for the HTTP events feed.
+        let feed = feed::Feed::new();
+        let record: Arc<dyn JobStore> = Arc::new(feed::Feeding::new(record, feed.clone()));
         let live = state::LiveState::new(record.clone(), config.max_attempts)
             .with_bounds(config.grace, config.max_queued)
             .with_policy(config.verify)
@@ -212,6 +218,7 @@ impl Master {
             config,
             tls,
             http: None,
+            feed,
         })
     }
 
@@ -293,6 +300,7 @@ impl Master {
                 service.clone(),
                 admin.clone(),
                 tokens.clone(),
+                self.feed.clone(),
                 closing.clone(),
                 self.tls.is_some() && !serve.plaintext,
             );

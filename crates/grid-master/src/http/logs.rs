@@ -66,7 +66,7 @@ pub async fn logs(
         ),
         None => q.offset,
     };
-    let mut skip = resume.unwrap_or(0);
+    let skip = resume.unwrap_or(0);
     // Known to the caller, or 404, before any stream opens.
     super::jobs::job(&api, &who, &id, false).await?;
     let permit = api.streams.enter(&who.client.to_string())?;
@@ -82,7 +82,6 @@ pub async fn logs(
                 offset += len;
                 // Bytes the caller has, skipped.
                 let cut = skip.saturating_sub(start).min(len) as usize;
-                skip = skip.saturating_sub(len);
                 let data = chunk.data[cut..].to_vec();
                 (!data.is_empty()).then_some(Ok(Piece::Output { stream, data, offset }))
             }

@@ -10,6 +10,7 @@ pub mod auth;
 mod base64;
 pub mod dashboard;
 pub mod error;
+mod events;
 mod grid;
 pub mod jobs;
 pub mod json;
@@ -60,6 +61,8 @@ pub struct Api {
     pub(crate) admin: Arc<AdminService>,
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) live: Arc<LiveState>,
+    /// Which jobs and nodes changed.
+    pub(crate) feed: Arc<crate::feed::Feed>,
     /// Turns true when the master shuts down.
     pub(crate) closing: tokio::sync::watch::Receiver<bool>,
     /// Whether the API is served over TLS (the cookie is then `Secure`).
@@ -74,12 +77,13 @@ impl Api {
         master: Arc<MasterService>,
         admin: Arc<AdminService>,
         tokens: Arc<Tokens>,
+        feed: Arc<crate::feed::Feed>,
         closing: tokio::sync::watch::Receiver<bool>,
         tls: bool,
     ) -> Self {
         let live = master.live.clone();
         let streams = Gate::new("streams", STREAMS_PER_CLIENT, STREAMS_IN_ALL);
-        Self { master, admin, tokens, live, closing, tls, streams }
+        Self { master, admin, tokens, live, feed, closing, tls, streams }
     }
 }
 
@@ -100,6 +104,7 @@ pub fn router(api: Api) -> Router {
         .route("/nodes/self", get(nodes::me))
         .route("/nodes/{name}", get(nodes::get))
         .route("/nodes/{name}/{action}", post(nodes::act))
+        .route("/events", get(events::events))
         .route("/stats", get(grid::stats))
         .route("/tenants", get(grid::tenants))
         .fallback(|| async { ApiError::not_found("no such API route") });

@@ -24,7 +24,7 @@ pub struct NodesQuery {
 }
 
 /// Every node `who` may see (a node credential: its own alone).
-async fn nodes(api: &Api, who: &Who, all: bool) -> ApiResult<(Vec<Node>, u32)> {
+pub(super) async fn visible(api: &Api, who: &Who, all: bool) -> ApiResult<(Vec<Node>, u32)> {
     let asker = if who.node().is_some() { who.as_admin() } else { who.clone() };
     let listed = api.master.list_nodes(asker.request(pb::ListNodesRequest { all })).await?.into_inner();
     let mut nodes: Vec<Node> = listed.nodes.into_iter().map(Node::from_pb).collect();
@@ -46,13 +46,13 @@ pub async fn list(
     query: Result<Query<NodesQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query?;
-    let (nodes, trust_after) = nodes(&api, &who, q.all).await?;
+    let (nodes, trust_after) = visible(&api, &who, q.all).await?;
     Ok(Json(json!({ "nodes": nodes, "trust_after": trust_after })))
 }
 
 /// One node's page: the node and its recent samples.
 async fn page(api: &Api, who: &Who, name: &str) -> ApiResult<Json<Value>> {
-    let (nodes, _) = nodes(api, who, true).await?;
+    let (nodes, _) = visible(api, who, true).await?;
     let node = nodes
         .into_iter()
         .find(|n| n.name == name)
