@@ -524,9 +524,13 @@
         reload();
       }
     });
-    // Running jobs' wall time moves on.
+    // Running jobs' wall time moves on; and while some job is unfinished,
+    // the list is read again now and then, in case a change was missed.
+    let ticks = 0;
     ctx.every(1000, () => {
-      if ([...jobs.values()].some((j) => j.state === 'running')) draw();
+      const unfinished = [...jobs.values()].some((j) => j.state === 'running' || j.state === 'queued');
+      if (unfinished) draw();
+      if (unfinished && ++ticks % 5 === 0 && !live.timer) reload();
     });
   }
 
@@ -628,7 +632,10 @@
     // Job changes from the page's stream; a poll tick re-reads the job.
     ctx.on(async (event) => {
       if (event.kind === 'job' && event.job && event.job.id === job.id) {
-        job = { ...job, ...event.job };
+        // A change carries the listing's row, without the spec's fields.
+        const row = { ...event.job };
+        for (const k of ['replicas', 'deterministic', 'limits']) if (row[k] == null) delete row[k];
+        job = { ...job, ...row };
         render();
       } else if (event.kind === 'poll' || event.kind === 'reset') {
         const fresh = await api('GET', `/api/v1/jobs/${encodeURIComponent(id)}`).catch(() => null);
