@@ -133,8 +133,17 @@ async fn the_admin_submits_a_job_in_the_page_and_watches_it_run_live() {
         .await;
     assert_eq!(name, "node-0");
     b.wait_for("its jobs", &row_is(&id, "succeeded")).await;
-    assert!(b.eval("return !!document.querySelector('[data-test=node-drain]')").await.as_bool().unwrap());
     b.screenshot("node").await;
+    // The admin drains it from its page, and undrains it.
+    b.click("[data-test=node-drain]").await;
+    b.wait_for(
+        "the draining node",
+        "return document.querySelector('[data-test=node-state]')?.textContent === 'draining'",
+    )
+    .await;
+    b.click("[data-test=node-undrain]").await;
+    b.wait_for("the ready node", "return document.querySelector('[data-test=node-state]')?.textContent === 'ready'")
+        .await;
 
     // The overview and the tenants.
     b.click("#nav a[href='#/']").await;
@@ -195,6 +204,8 @@ async fn a_tenant_never_sees_another_tenants_jobs() {
     b.click("[data-test=login-submit]").await;
     b.wait_for("alice's jobs", "return document.querySelector('[data-test=whoami]').textContent === 'tenant alice' && location.hash === '#/jobs'").await;
     b.wait_for("alice's job", &row_state(&alices)).await;
+    // The page follows the event stream (the login cookie opens it).
+    b.wait_for("the live stream", "return document.querySelector('[data-test=live]').dataset.mode === 'on'").await;
     let page = || async { b.eval("return document.body.textContent").await.as_str().unwrap().to_owned() };
     assert!(!page().await.contains(&bobs), "alice sees bob's job");
 
