@@ -4,9 +4,10 @@
 
 const GridCharts = (() => {
   const SVG = 'http://www.w3.org/2000/svg';
-  const W = 600;
-  const H = 180;
-  const PAD = { left: 52, right: 12, top: 12, bottom: 24 };
+  // The drawing's own units; it scales to its card's width.
+  const W = 480;
+  const H = 170;
+  const PAD = { left: 56, right: 12, top: 12, bottom: 24 };
 
   function s(tag, attrs, text) {
     const el = document.createElementNS(SVG, tag);
@@ -42,8 +43,8 @@ const GridCharts = (() => {
     const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });
     if (test) svg.dataset.test = test;
     if (label) svg.append(s('title', {}, `${label}: ${format(points[points.length - 1][1])} now`));
-    for (let i = 0; i <= 3; i++) {
-      const v = (top * i) / 3;
+    for (let i = 0; i <= 4; i++) {
+      const v = (top * i) / 4;
       svg.append(s('line', { class: 'grid-line', x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v) }));
       svg.append(s('text', { class: 'axis', x: PAD.left - 8, y: y(v) + 4, 'text-anchor': 'end' }, format(v)));
     }
