@@ -896,7 +896,8 @@
       if (question && !confirm(question)) return;
       try {
         await api('POST', `/api/v1/nodes/${encodeURIComponent(node.name)}/${verb}`);
-        toast(`${node.name}: ${verb} done`);
+        const done = { drain: 'draining', undrain: 'takes jobs again', revoke: 'revoked', unquarantine: 'quarantine cleared' };
+        toast(`${node.name}: ${done[verb] || verb}`);
         await load();
       } catch (e) {
         toast(e.message, true);
