@@ -4,6 +4,7 @@
 mod abuse;
 mod cli_tools;
 mod components;
+mod dashboard;
 mod deterministic;
 mod embedded;
 mod errors;

@@ -7,6 +7,7 @@
 //! nodes and clients, which speak the protocol directly, live beside it in
 //! [`rogue`].
 
+pub mod browser;
 pub mod rogue;
 
 pub use rogue::Access;
