@@ -83,6 +83,19 @@ fn up_starts_a_grid_that_runs_jobs_and_stops_cleanly_on_sigterm() {
     let mut names: Vec<&str> = nodes.as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["local-1", "local-2"]);
+    // The dashboard and the API answer on the printed address.
+    let base = dashboard.split("/#").next().unwrap().to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (page, jobs) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let page = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+        let jobs: serde_json::Value =
+            client.get(format!("{base}/api/v1/jobs")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        (page, jobs)
+    });
+    assert!(page.contains("<html"), "{page}");
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs["jobs"][0]["state"], "succeeded", "{jobs}");
 
     grid.signal("TERM");
     let ended = grid.finish();

@@ -230,8 +230,9 @@ fn the_api_runs_a_job_from_upload_to_logs_and_keeps_tenants_apart() {
     assert_eq!(admin.get("/api/v1/nodes/self").0, StatusCode::FORBIDDEN);
 
     // The grid: stats, tenants.
-    let (_, stats) = alice.get("/api/v1/stats");
+    let (_, stats) = admin.get("/api/v1/stats");
     assert!(stats["series"].is_array());
+    assert_eq!(alice.get("/api/v1/stats").0, StatusCode::FORBIDDEN, "the grid's sums are the admin's");
     assert_eq!(stats["fuel_by_node"][0]["node"], "node-0");
     let (_, tenants) = admin.get("/api/v1/tenants");
     let names: Vec<&str> = tenants["tenants"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -501,6 +502,26 @@ fn plain_http_is_served_on_loopback_alone() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
+#[test]
+fn a_client_that_drips_its_headers_is_cut_off_and_others_are_served_meanwhile() {
+    use std::io::{Read, Write};
+    let grid = GridSandbox::builder(0).master_args(&["--http", "127.0.0.1:0", "--http-plaintext"]).start();
+    let addr = grid.http_url().trim_start_matches("http://").to_owned();
+    // Half a request, then nothing more.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: grid\r\nX-Slow: ").unwrap();
+    slow.set_read_timeout(Some(grid_tests::READY_TIMEOUT)).unwrap();
+    // Meanwhile the server answers everyone else.
+    let admin = Api::new(&grid, Some(grid.admin_token()));
+    assert_eq!(admin.get("/api/v1/whoami").1["kind"], "admin");
+    // The dripping one is closed (with a 408 at most), long before the bound.
+    let mut answer = Vec::new();
+    let read = slow.read_to_end(&mut answer);
+    assert!(read.is_ok(), "the connection was held open: {read:?}");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
 #[test]

@@ -82,3 +82,44 @@ fn a_node_s_metrics_count_the_jobs_it_ran_and_json_logs_are_json_lines() {
     assert_json_lines("the node", &run.stderr);
     assert_json_lines("the master", &grid.master_log());
 }
+
+/// `GET URL` (an `http://` one): its status and body.
+fn get_url(url: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::get(url).await.expect("the master's HTTP server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    })
+}
+
+#[test]
+fn the_master_s_metrics_count_jobs_by_outcome_fuel_calls_and_routes_and_name_no_job() {
+    let grid = GridSandbox::builder(1).master_args(&["--http", "127.0.0.1:0", "--http-plaintext"]).start();
+    let hello = grid.wat("hello", &guests::hello());
+    let fails = grid.wat("fails", &guests::guest("(call $exit (i32.const 3))"));
+    let (mut fuel, mut ids) = (0, Vec::new());
+    for module in [&hello, &fails, &hello] {
+        let id = grid.submit(&[module.to_str().unwrap()]);
+        fuel += number(&grid.wait_finished(&id)["fuel_used"]);
+        ids.push(id);
+    }
+    let url = grid.http_url();
+    assert!(url.starts_with("http://"), "{url}");
+    get_url(&format!("{url}/healthz"));
+    let (status, text) = get_url(&format!("{url}/metrics"));
+    assert_eq!(status, 200);
+    assert_eq!(value(&text, "grid_jobs_submitted_total"), 3.0);
+    assert_eq!(value(&text, r#"grid_jobs_finished_total{outcome="exited_zero"}"#), 2.0);
+    assert_eq!(value(&text, r#"grid_jobs_finished_total{outcome="exited_nonzero"}"#), 1.0);
+    assert_eq!(value(&text, "grid_fuel_burned_total"), fuel as f64);
+    assert_eq!(value(&text, "grid_job_run_seconds_count"), 3.0);
+    assert_eq!(value(&text, "grid_job_queue_wait_seconds_count"), 3.0);
+    assert_eq!(value(&text, r#"grid_rpc_requests_total{method="SubmitJob",code="OK"}"#), 3.0);
+    assert_eq!(value(&text, r#"grid_http_requests_total{route="/healthz",status="200"}"#), 1.0);
+    assert_eq!(value(&text, r#"grid_jobs{state="queued"}"#), 0.0);
+    for id in &ids {
+        assert!(!text.contains(id.as_str()), "job id {id} in the metrics:\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+}

@@ -42,29 +42,43 @@ pub struct Feed {
 
 #[derive(Debug, Default)]
 struct Ring {
+    /// The number of this feed's first change ever.
+    origin: u64,
     /// The sequence number of `items[0]`.
     first: u64,
     items: VecDeque<Change>,
 }
 
 impl Default for Feed {
+    /// An empty feed whose numbers start from the clock (a thousand for
+    /// each millisecond since the epoch), so a master's numbers lie above
+    /// every number its previous lives gave: a reader resuming with one of
+    /// those is started over, never resumed in the wrong count.
     fn default() -> Self {
-        Self { ring: Mutex::new(Ring { first: 1, items: VecDeque::new() }), latest: tokio::sync::watch::channel(0).0 }
+        Self::starting_at(crate::model::now_ms().saturating_mul(1000).max(1))
     }
 }
 
 impl Feed {
-    /// An empty feed; the first change is number 1.
+    /// An empty feed whose numbers start from the clock.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
-    /// Notes a change, unless it is the last one noted already.
+    /// An empty feed whose first change is number `first` (above zero).
+    pub fn starting_at(first: u64) -> Self {
+        let first = first.max(1);
+        Self {
+            ring: Mutex::new(Ring { origin: first, first, items: VecDeque::new() }),
+            latest: tokio::sync::watch::channel(first - 1).0,
+        }
+    }
+
+    /// Notes a change. A change to the job or node of the last one is noted
+    /// again all the same: a reader may have read the last one before its
+    /// job or node changed again.
     pub fn push(&self, change: Change) {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        if ring.items.back() == Some(&change) {
-            return;
-        }
         ring.items.push_back(change);
         if ring.items.len() > FEED_KEPT {
             ring.items.pop_front();
@@ -75,7 +89,8 @@ impl Feed {
         self.latest.send_replace(latest);
     }
 
-    /// The sequence number of the latest change (0 before any).
+    /// The sequence number of the latest change (one below the first
+    /// before any).
     pub fn latest(&self) -> u64 {
         *self.latest.borrow()
     }
@@ -86,11 +101,15 @@ impl Feed {
     }
 
     /// At most `max` changes after number `after`, each job or node once
-    /// (at its latest number).
+    /// (at its latest number); `after` 0 reads from this feed's first
+    /// change. A number from before the ring (a previous master's, or one
+    /// the ring has dropped since), or past the latest (a made-up place),
+    /// starts the reader over.
     pub fn since(&self, after: u64, max: usize) -> Since {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let latest = ring.first + ring.items.len() as u64 - 1;
-        if after + 1 < ring.first {
+        let after = if after == 0 { ring.origin - 1 } else { after };
+        if after.saturating_add(1) < ring.first || after > latest {
             return Since::Reset { latest };
         }
         let skip = (after + 1 - ring.first) as usize;
@@ -233,22 +252,34 @@ mod tests {
 
     #[test]
     fn readers_resume_after_a_number_and_start_over_past_the_ring() {
-        let feed = Feed::new();
+        let feed = Feed::starting_at(1);
         assert_eq!(feed.since(0, 10), Since::Changes(vec![]));
         feed.push(job("a"));
         feed.push(job("a"));
         feed.push(Change::Node("n".into()));
         feed.push(job("b"));
         feed.push(job("a"));
-        assert_eq!(feed.latest(), 4);
+        assert_eq!(feed.latest(), 5);
         // Each job once, at its latest number.
         assert_eq!(
             feed.since(0, 10),
-            Since::Changes(vec![(2, Change::Node("n".into())), (3, job("b")), (4, job("a"))])
+            Since::Changes(vec![(3, Change::Node("n".into())), (4, job("b")), (5, job("a"))])
         );
-        assert_eq!(feed.since(3, 10), Since::Changes(vec![(4, job("a"))]));
-        assert_eq!(feed.since(4, 10), Since::Changes(vec![]));
+        // A reader that read `a` at 1 sees it change again at 2.
+        assert_eq!(feed.since(1, 1), Since::Changes(vec![(2, job("a"))]));
+        assert_eq!(feed.since(4, 10), Since::Changes(vec![(5, job("a"))]));
+        assert_eq!(feed.since(5, 10), Since::Changes(vec![]));
         assert_eq!(feed.since(0, 1), Since::Changes(vec![(1, job("a"))]));
+        // A place past the latest, or the largest number there is, starts over.
+        assert_eq!(feed.since(6, 10), Since::Reset { latest: 5 });
+        assert_eq!(feed.since(u64::MAX, 10), Since::Reset { latest: 5 });
+        // A later master's feed: 0 reads it from its start; a number of
+        // an earlier life starts the reader over.
+        let later = Feed::starting_at(1_000);
+        later.push(job("c"));
+        assert_eq!(later.since(0, 10), Since::Changes(vec![(1_000, job("c"))]));
+        assert_eq!(later.since(5, 10), Since::Reset { latest: 1_000 });
+        assert!(Feed::new().latest() > 1_000_000, "numbered from the clock");
         for i in 0..FEED_KEPT {
             feed.push(job(&i.to_string()));
         }

@@ -1,7 +1,8 @@
 //! `GET /api/v1/events`: the jobs and nodes that change, as server-sent
 //! events or NDJSON, each `{seq, kind, job | node}` as the caller may see
 //! it. `Last-Event-ID` (or `?after=SEQ`) resumes; a resume from before the
-//! feed's ring gets `{"kind":"reset"}` first, and the client lists again.
+//! feed's ring (or from a previous master's numbers) gets
+//! `{"kind":"reset"}` first, and the client lists again.
 
 use super::Api;
 use super::auth::Who;

@@ -140,6 +140,15 @@ impl Amount {
         }
     }
 
+    /// A fuel amount, as `--fuel` takes it (`10G` is ten billion).
+    fn fuel(&self, name: &str) -> ApiResult<u64> {
+        match self {
+            Amount::Number(0) => Err(ApiError::bad(format!("`{name}`: 0 is no fuel: a job needs some to run"))),
+            Amount::Number(n) => Ok(*n),
+            Amount::Text(t) => grid_core::parse_fuel_limit(t).map_err(|e| ApiError::bad(format!("`{name}`: {e}"))),
+        }
+    }
+
     /// A duration: a number is milliseconds.
     fn duration(&self, name: &str) -> ApiResult<Duration> {
         match self {
@@ -198,7 +207,7 @@ impl SubmitBody {
         };
         let d = Limits::default();
         let limits = Limits {
-            fuel: self.fuel.map(|a| a.size("fuel")).transpose()?.unwrap_or(d.fuel),
+            fuel: self.fuel.map(|a| a.fuel("fuel")).transpose()?.unwrap_or(d.fuel),
             memory: self.memory.map(|a| a.size("memory")).transpose()?.unwrap_or(d.memory),
             timeout: self.timeout.map(|a| a.duration("timeout")).transpose()?.unwrap_or(d.timeout),
             output: self.output_limit.map(|a| a.size("output_limit")).transpose()?.unwrap_or(d.output),

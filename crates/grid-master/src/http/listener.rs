@@ -2,10 +2,7 @@
 //! master's own server identity unless plaintext, bounded in number, with
 //! handshakes done off the accept loop and cut short when slow.
 
-use super::auth::Peer;
 use crate::tls::ServerIdentity;
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,6 +18,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const CONNECTIONS_PER_CLIENT: usize = 64;
 /// TLS handshakes (or, plaintext, waits for a first byte) at once.
 const HANDSHAKES: usize = 64;
+/// Handshakes at once from one client address.
+const HANDSHAKES_PER_CLIENT: usize = 4;
 
 /// What a connection reads and writes through.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -64,7 +63,6 @@ impl AsyncWrite for Conn {
 /// Connections ready to serve, as axum's server takes them.
 pub struct HttpListener {
     ready: mpsc::Receiver<(Conn, SocketAddr)>,
-    local: SocketAddr,
     accepting: tokio::task::JoinHandle<()>,
 }
 
@@ -94,11 +92,10 @@ pub fn tls_config(identity: &ServerIdentity) -> anyhow::Result<rustls::ServerCon
 impl HttpListener {
     /// Accepts on `listener`, with TLS per `tls` (plaintext if `None`).
     pub fn new(listener: TcpListener, tls: Option<rustls::ServerConfig>) -> io::Result<Self> {
-        let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(HANDSHAKES);
         let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
         let accepting = tokio::spawn(accept(listener, acceptor, tx));
-        Ok(Self { ready, local, accepting })
+        Ok(Self { ready, accepting })
     }
 }
 
@@ -108,7 +105,7 @@ async fn accept(
     tx: mpsc::Sender<(Conn, SocketAddr)>,
 ) {
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
+    let handshakes = crate::gates::Gate::new("handshakes", HANDSHAKES_PER_CLIENT, HANDSHAKES);
     let clients = crate::gates::Gate::new("connections", CONNECTIONS_PER_CLIENT, MAX_CONNECTIONS);
     loop {
         let Ok(permit) = open.clone().acquire_owned().await else { return };
@@ -126,7 +123,12 @@ async fn accept(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let Ok(shaking) = handshakes.clone().acquire_owned().await else { return };
+        // Handshakes are never waited for here: past a client's share, or
+        // past all there may be, the connection is closed at once.
+        let Ok(shaking) = handshakes.enter(&peer.ip().to_string()) else {
+            tracing::debug!(%peer, "HTTP connection refused: too many handshakes under way");
+            continue;
+        };
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         // A connection that says nothing, or takes its time over the
         // handshake, is dropped after the handshake's bound.
@@ -148,25 +150,13 @@ async fn accept(
     }
 }
 
-impl axum::serve::Listener for HttpListener {
-    type Io = Conn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Conn, SocketAddr) {
+impl HttpListener {
+    /// The next connection ready to serve, with its client's address.
+    pub async fn next(&mut self) -> (Conn, SocketAddr) {
         match self.ready.recv().await {
             Some(accepted) => accepted,
             // The accept loop ended: nothing more will come.
             None => std::future::pending().await,
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-impl Connected<IncomingStream<'_, HttpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, HttpListener>) -> Self {
-        Peer(*stream.remote_addr())
     }
 }

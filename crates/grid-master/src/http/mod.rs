@@ -146,8 +146,22 @@ async fn openapi() -> impl axum::response::IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
+/// Counts each answer in `grid_http_requests_total`, by the template of
+/// the route it matched (never the path itself: it holds ids) and status.
+async fn counted(
+    State(api): State<Api>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let answer = next.run(req).await;
+    api.live.metrics().http_request(route.as_deref().unwrap_or("other"), answer.status().as_u16());
+    answer
+}
+
 /// Every route: the API, health, metrics, and the dashboard.
 pub fn router(api: Api) -> Router {
+    let counting = axum::middleware::from_fn_with_state(api.clone(), counted);
     table()
         .router
         .route("/api/v1/{*rest}", any(|| async { ApiError::not_found("no such API route") }))
@@ -156,6 +170,12 @@ pub fn router(api: Api) -> Router {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method")
         })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(counting)
+        // No answer (a job's output as text, say) is ever sniffed into a page.
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -163,28 +183,63 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
+/// How long a client may take to send a request's headers.
+const HEADER_READ: Duration = Duration::from_secs(10);
+/// HTTP/2 requests one connection may have open at once.
+const STREAMS_PER_CONNECTION: u32 = 16;
+/// How often an idle HTTP/2 connection is pinged, and how long its answer
+/// may take before the connection is closed.
+const PING: Duration = Duration::from_secs(20);
+
 /// Serves `router` on `http` until `closing` turns true, with TLS from
 /// `identity` unless plaintext was asked for (or there is no identity:
-/// an `--insecure` master).
+/// an `--insecure` master). Each connection has [`HEADER_READ`] to send a
+/// request's headers, at most [`STREAMS_PER_CONNECTION`] HTTP/2 requests at
+/// once, and HTTP/2 pings that close a peer gone silent.
 pub(crate) async fn serve(
     http: HttpServe,
     router: Router,
     identity: Option<&crate::tls::ServerIdentity>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let tls = match identity {
         Some(identity) if !http.plaintext => Some(listener::tls_config(identity)?),
         _ => None,
     };
     let addr = http.listener.local_addr()?;
     tracing::info!(%addr, tls = tls.is_some(), "serving HTTP");
-    let listener = listener::HttpListener::new(http.listener, tls)?;
-    let service = router.into_make_service_with_connect_info::<auth::Peer>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            let _ = closing.wait_for(|c| *c).await;
-        })
-        .await?;
+    let mut listener = listener::HttpListener::new(http.listener, tls)?;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(STREAMS_PER_CONNECTION)
+        .keep_alive_interval(PING)
+        .keep_alive_timeout(PING);
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (conn, peer) = tokio::select! {
+            accepted = listener.next() => accepted,
+            _ = closing.wait_for(|c| *c) => break,
+        };
+        let app = router.clone().layer(axum::Extension(axum::extract::ConnectInfo(auth::Peer(peer))));
+        let service = hyper_util::service::TowerToHyperService::new(app);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let serving = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
+            if let Err(e) = watcher.watch(serving.into_owned()).await {
+                tracing::debug!(%peer, "HTTP connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    // Streams end on `closing` by themselves; what is left gets the
+    // master's own shutdown wait.
+    let _ = tokio::time::timeout(crate::SHUTDOWN_WAIT, graceful.shutdown()).await;
     Ok(())
 }
 

@@ -321,10 +321,20 @@
     window.addEventListener('hashchange', route);
 
     // A login link (#token=...) logs in, then the token leaves the URL
-    // and the history at once.
+    // and the history at once. Over a session already open it asks first:
+    // someone else's link would otherwise put the next submission in
+    // their tenant, unseen.
     const m = location.hash.match(/^#token=([^&]*)/);
     if (m) {
       history.replaceState(null, '', `${location.pathname}${location.search}#/`);
+      const current = await api('GET', '/api/v1/whoami').catch(() => null);
+      if (current) {
+        const who = current.tenant ? `tenant ${current.tenant}` : current.node ? `node ${current.node}` : current.kind;
+        if (!window.confirm(`This link logs in with another token, ending your session as ${who}. Log in with it?`)) {
+          await enter(false).catch((err) => showLogin(err.message));
+          return;
+        }
+      }
       try {
         await login(decodeURIComponent(m[1]));
       } catch (err) {
@@ -524,13 +534,9 @@
         reload();
       }
     });
-    // Running jobs' wall time moves on; and while some job is unfinished,
-    // the list is read again now and then, in case a change was missed.
-    let ticks = 0;
+    // Running jobs' wall time moves on.
     ctx.every(1000, () => {
-      const unfinished = [...jobs.values()].some((j) => j.state === 'running' || j.state === 'queued');
-      if (unfinished) draw();
-      if (unfinished && ++ticks % 5 === 0 && !live.timer) reload();
+      if ([...jobs.values()].some((j) => j.state === 'running' || j.state === 'queued')) draw();
     });
   }
 
