@@ -23,6 +23,19 @@ impl LogFormat {
     }
 }
 
+impl LogFormat {
+    /// Sends a server's logs to stderr in this format, at the level
+    /// `RUST_LOG` says (`info` by default).
+    pub fn init(self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match self {
+            LogFormat::Text => logs.with_ansi(crate::terminal::colour_on_stderr()).init(),
+            LogFormat::Json => logs.json().init(),
+        }
+    }
+}
+
 impl fmt::Display for LogFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

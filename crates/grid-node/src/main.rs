@@ -122,23 +122,13 @@ fn main() -> ExitCode {
             }
         },
     };
-    init_logs(args.log_format);
+    args.log_format.init();
     match run(args, cache_dir, trust) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("grid-node: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs on stderr in `format`, at the level `RUST_LOG` says (`info` by default).
-fn init_logs(format: grid_core::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        grid_core::LogFormat::Text => logs.with_ansi(grid_core::terminal::colour_on_stderr()).init(),
-        grid_core::LogFormat::Json => logs.json().init(),
     }
 }
 
