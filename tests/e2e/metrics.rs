@@ -75,6 +75,17 @@ fn a_node_s_metrics_count_the_jobs_it_ran_and_json_logs_are_json_lines() {
     assert_eq!(value(&text, "grid_node_compile_seconds_count"), 2.0);
     assert!(text.ends_with("# EOF\n"));
     assert_eq!(get(&addr, "/jobs").0, 404, "only /metrics is served");
+    // A connection that says nothing is closed by the node, and scrapes
+    // are served meanwhile.
+    {
+        use std::io::Read;
+        let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+        silent.set_read_timeout(Some(grid_tests::READY_TIMEOUT)).unwrap();
+        assert_eq!(get(&addr, "/metrics").0, 200);
+        let mut rest = Vec::new();
+        let read = silent.read_to_end(&mut rest);
+        assert!(read.is_ok(), "the silent connection was held open: {read:?}");
+    }
 
     node.signal("TERM");
     let run = node.finish();

@@ -268,10 +268,21 @@ impl Drop for Serving {
     }
 }
 
+/// Scrapes served at once; past them, a connection waits in the backlog.
+const METRICS_CONNECTIONS: usize = 16;
+/// How long a scraper may take to send its request's headers.
+const METRICS_HEADERS_WITHIN: Duration = Duration::from_secs(5);
+/// How long one connection to the metrics server may stay open.
+const METRICS_CONNECTION_LIFE: Duration = Duration::from_secs(30);
+
 /// Serves `/metrics` on `listener` until the task is dropped or aborted;
-/// every other path is not found.
+/// every other path is not found. At most [`METRICS_CONNECTIONS`] are
+/// served at once, each for at most [`METRICS_CONNECTION_LIFE`], so a
+/// scraper that stops reading, or a stranger who opens connections and
+/// says nothing, holds none of the node's file descriptors for long.
 async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<NodeShared>) {
     use axum::routing::get;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let app = axum::Router::new().route(
         "/metrics",
         get(move || {
@@ -282,8 +293,27 @@ async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<NodeShared>)
             }
         }),
     );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!("the metrics server stopped: {e}");
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(METRICS_HEADERS_WITHIN);
+    let builder = Arc::new(builder);
+    let open = Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
+    loop {
+        let Ok(permit) = open.clone().acquire_owned().await else { return };
+        let (tcp, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!("metrics accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let serving = builder.serve_connection(TokioIo::new(tcp), service);
+            let _ = tokio::time::timeout(METRICS_CONNECTION_LIFE, serving).await;
+        });
     }
 }
 
