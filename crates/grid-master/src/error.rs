@@ -69,6 +69,11 @@ impl MasterError {
         let path = path.into();
         move |source| MasterError::Io { path, source }
     }
+
+    /// An upload that sent nothing for `idle`: dropped, with its partial file.
+    pub(crate) fn upload_stalled(idle: std::time::Duration) -> Self {
+        MasterError::Stalled(format!("upload stalled: no data for {}", grid_core::units::format_duration(idle)))
+    }
 }
 
 impl From<grid_core::UnknownState> for MasterError {

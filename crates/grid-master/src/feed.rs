@@ -134,7 +134,8 @@ impl Feeding {
         Self { inner, feed }
     }
 
-    fn job(&self, id: &str) {
+    /// Notes that job `id` changed.
+    fn noted(&self, id: &str) {
         self.feed.push(Change::Job(id.to_owned()));
     }
 }
@@ -159,17 +160,17 @@ impl JobStore for Feeding {
 
     fn running(&self, id: &str, node: &str, attempts: u32) {
         self.inner.running(id, node, attempts);
-        self.job(id);
+        self.noted(id);
     }
 
     fn requeued(&self, id: &str, attempts: u32, end: AttemptEnd) {
         self.inner.requeued(id, attempts, end);
-        self.job(id);
+        self.noted(id);
     }
 
     fn replica(&self, id: &str, number: u32, end: Option<AttemptEnd>, digest: Option<&str>, verdict: Option<Verdict>) {
         self.inner.replica(id, number, end, digest, verdict);
-        self.job(id);
+        self.noted(id);
     }
 
     fn billed(&self, id: &str, runs: u64, fuel: u64) {
@@ -182,7 +183,7 @@ impl JobStore for Feeding {
 
     fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
         self.inner.finished(id, report, drop_input, end, ran);
-        self.job(id);
+        self.noted(id);
     }
 
     fn tenant_use(&self) -> Result<Vec<TenantUse>> {

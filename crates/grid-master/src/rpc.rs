@@ -320,11 +320,7 @@ impl Master for MasterService {
         // An upload that stops sending is dropped, with its partial file.
         let mut next = async || match tokio::time::timeout(idle, chunks.message()).await {
             Ok(chunk) => chunk,
-            Err(_) => Err(MasterError::Stalled(format!(
-                "upload stalled: no data for {}",
-                grid_core::units::format_duration(idle)
-            ))
-            .into()),
+            Err(_) => Err(MasterError::upload_stalled(idle).into()),
         };
         let first = next().await?.ok_or_else(|| MasterError::InvalidArgument("empty upload".into()))?;
         let expected = hash(&first.hash)?;

@@ -1213,7 +1213,7 @@ impl LiveState {
                     let spool = crate::spool::Spool::in_dir(self.spool_dir.clone());
                     let number = job.add_replica(node_id, &node.reg.name, node.reg.owner.as_deref(), spool);
                     if number == 1 {
-                        self.metrics.started(Duration::from_millis(now_ms().saturating_sub(job.submitted_ms)));
+                        self.metrics.started(Duration::from_millis(job.started_ms.saturating_sub(job.submitted_ms)));
                     }
                     self.store.running(&id, &node.reg.name, number);
                     if job.verify.as_ref().is_some_and(|v| v.wanted > 0) {

@@ -72,15 +72,17 @@ fn kind_of(caller: &Caller) -> TokenKind {
     }
 }
 
+/// The token an `authorization` header value carries (`Bearer TOKEN`).
+pub(crate) fn bearer(header: &str) -> Option<&str> {
+    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim)
+}
+
 /// The caller of a call to `path` with `authorization` header value
 /// `header`, or the status it is refused with.
 pub fn authorize(tokens: &Tokens, path: &str, header: Option<&[u8]>) -> Result<Caller, Status> {
     let header = header.ok_or_else(|| Status::unauthenticated(NO_TOKEN))?;
-    let text = std::str::from_utf8(header)
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-        .ok_or_else(|| Status::unauthenticated(NO_TOKEN))?;
-    let caller = tokens.authenticate(text.trim()).map_err(Status::from)?;
+    let text = std::str::from_utf8(header).ok().and_then(bearer).ok_or_else(|| Status::unauthenticated(NO_TOKEN))?;
+    let caller = tokens.authenticate(text).map_err(Status::from)?;
     let Some(calls) = Calls::of(path) else {
         return Err(Status::unimplemented(format!("no method `{}` on this master", grid_core::text::cut(path, 128))));
     };

@@ -41,10 +41,14 @@ impl Who {
         req
     }
 
-    /// The same caller acting as the admin: for a node credential's view,
-    /// which the handler cuts to what a volunteer may see.
-    pub fn as_admin(&self) -> Who {
-        Who { caller: Caller::Admin, client: self.client }
+    /// Who asks the services for this caller: a node credential, which
+    /// gRPC lets look at no job, asks as the admin (the handler then cuts
+    /// the answer to what a volunteer may see); anyone else as itself.
+    pub fn asker(&self) -> Who {
+        match self.caller {
+            Caller::Node { .. } => Who { caller: Caller::Admin, client: self.client },
+            _ => self.clone(),
+        }
     }
 
     /// The node's name, for a node credential.
@@ -76,8 +80,7 @@ impl Who {
 pub fn token_of(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let text = value.to_str().ok()?;
-        let token = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer "))?;
-        return Some((token.trim().to_owned(), false));
+        return Some((crate::auth::layer::bearer(text)?.to_owned(), false));
     }
     headers
         .get_all(header::COOKIE)

@@ -76,5 +76,5 @@ pub async fn version() -> Json<Value> {
 /// `GET /metrics`: the Prometheus text format.
 pub async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     let text = api.live.metrics().render(&api.live);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

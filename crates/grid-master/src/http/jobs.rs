@@ -72,7 +72,7 @@ pub async fn list(
         Some(name) => {
             req.node = name.to_owned();
             req.tenant.clear();
-            (who.as_admin(), true)
+            (who.asker(), true)
         }
         None => (who, false),
     };
@@ -92,7 +92,7 @@ pub async fn job(api: &Api, who: &Who, id: &str, with_spec: bool) -> ApiResult<J
     if id.len() > MAX_FILTER {
         return Err(ApiError::not_found(format!("no job `{}`", grid_core::text::cut(id, 64))));
     }
-    let asker = if who.node().is_some() { who.as_admin() } else { who.clone() };
+    let asker = who.asker();
     let info = api.master.get_job(asker.request(pb::GetJobRequest { job_id: id.to_owned() })).await?.into_inner();
     let spec = if with_spec && who.node().is_none() { terms_of(api, id).await } else { None };
     let job = Job::from_pb(info, spec.as_ref());
@@ -279,7 +279,7 @@ pub async fn wait(
     let first = job(&api, &who, &id, false).await?;
     if !first.finished() {
         let _permit = api.streams.enter(&who.client.to_string())?;
-        let asker = if who.node().is_some() { who.as_admin() } else { who.clone() };
+        let asker = who.asker();
         let events = api.master.watch_job(asker.request(pb::WatchJobRequest { job_id: id.clone(), snapshot: false }));
         let finished = async {
             let mut events = events.await?.into_inner();

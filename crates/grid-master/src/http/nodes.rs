@@ -25,7 +25,7 @@ pub struct NodesQuery {
 
 /// Every node `who` may see (a node credential: its own alone).
 pub(super) async fn visible(api: &Api, who: &Who, all: bool) -> ApiResult<(Vec<Node>, u32)> {
-    let asker = if who.node().is_some() { who.as_admin() } else { who.clone() };
+    let asker = who.asker();
     let listed = api.master.list_nodes(asker.request(pb::ListNodesRequest { all })).await?.into_inner();
     let mut nodes: Vec<Node> = listed.nodes.into_iter().map(Node::from_pb).collect();
     if let Some(name) = who.node() {

@@ -31,10 +31,7 @@ pub async fn upload(
     let mut chunks = body.into_data_stream();
     loop {
         let chunk = match tokio::time::timeout(idle, chunks.next()).await {
-            Err(_) => {
-                let idle = grid_core::units::format_duration(idle);
-                return Err(ApiError::from(MasterError::Stalled(format!("upload stalled: no data for {idle}"))));
-            }
+            Err(_) => return Err(MasterError::upload_stalled(idle).into()),
             Ok(None) => break,
             Ok(Some(Err(e))) => return Err(ApiError::bad(format!("upload broke off: {e}"))),
             Ok(Some(Ok(chunk))) => chunk,
