@@ -152,12 +152,15 @@ fn add_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<
 
 fn open_conn(path: &Path, fsync: bool) -> Result<Connection> {
     let conn = Connection::open(path).map_err(db_err(path))?;
+    // First of all: another process's master (an embedded `run` beside a
+    // reading `status`) may hold the record for a moment, and even setting
+    // the journal mode must wait for it rather than fail at once.
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err(path))?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err(path))?;
     // FULL: every commit reaches the disk before it returns. NORMAL (in WAL
     // mode): a commit reaches the OS, so it survives the master's crash but
     // not a power cut or a kernel crash.
     conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" }).map_err(db_err(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err(path))?;
     Ok(conn)
 }
 
