@@ -55,6 +55,9 @@ pub enum MasterError {
     /// The master is shutting down and takes no new work.
     #[error("the master is shutting down")]
     ShuttingDown,
+    /// This master does not lead (it is a standby, or lost its lease).
+    #[error("{0}")]
+    NotLeader(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("i/o error on `{path}`: {source}")]
@@ -107,7 +110,7 @@ impl From<MasterError> for tonic::Status {
             MasterError::Unauthenticated(_) => Status::unauthenticated(msg),
             MasterError::Conflict(_) => Status::already_exists(msg),
             MasterError::NameTaken(_) => Status::already_exists(msg),
-            MasterError::ShuttingDown => Status::unavailable(msg),
+            MasterError::ShuttingDown | MasterError::NotLeader(_) => Status::unavailable(msg),
             MasterError::Io { .. } | MasterError::Db(_) | MasterError::Internal(_) => Status::internal(msg),
         }
     }

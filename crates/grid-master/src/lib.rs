@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod model;
 pub mod modules;
 pub mod nodes;
+pub mod pg;
 pub mod queue;
 pub mod quorum;
 pub mod record;

@@ -1,0 +1,2 @@
+-- The job record: jobs, their attempts and output, nodes' histories and
+-- tenants' use (the PostgreSQL twin of record/sqlite.rs's schema).

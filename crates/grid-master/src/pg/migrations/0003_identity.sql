@@ -1,0 +1,2 @@
+-- One grid, one identity: the CA, the token key, the admin token, and
+-- every token and tenant, shared by the masters of one database.
