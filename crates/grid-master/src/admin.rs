@@ -25,12 +25,19 @@ pub struct AdminService {
     tokens: Arc<Tokens>,
     /// The pin join tokens carry.
     ca_pin: Option<[u8; 32]>,
+    /// The lease, for a master of several on one database.
+    lease: Option<Arc<crate::pg::lease::Lease>>,
 }
 
 impl AdminService {
     /// The service over `live` and `tokens`; join tokens carry `ca_pin`.
     pub fn new(live: Arc<LiveState>, tokens: Arc<Tokens>, ca_pin: Option<[u8; 32]>) -> Self {
-        Self { live, tokens, ca_pin }
+        Self { live, tokens, ca_pin, lease: None }
+    }
+
+    /// The same service, for a master of several on the lease's database.
+    pub fn with_lease(self, lease: Option<Arc<crate::pg::lease::Lease>>) -> Self {
+        Self { lease, ..self }
     }
 
     /// A blocking write to the registry, off the async threads.
@@ -207,5 +214,33 @@ impl Admin for AdminService {
         // The answer promises the clear: it is in the record first.
         self.live.store().flush().await?;
         Ok(Response::new(pb::ClearQuarantineResponse { cleared }))
+    }
+
+    async fn list_masters(
+        &self,
+        req: Request<pb::ListMastersRequest>,
+    ) -> Result<Response<pb::ListMastersResponse>, Status> {
+        admin_only(&req)?;
+        let Some(lease) = &self.lease else {
+            let now_ms = crate::model::now_ms();
+            return Ok(Response::new(pb::ListMastersResponse { masters: vec![], database: "sqlite".into(), now_ms }));
+        };
+        let (rows, now_ms) = lease.masters().await?;
+        let masters = rows
+            .into_iter()
+            .map(|m| pb::MasterInfo {
+                name: m.name,
+                grpc_url: m.grpc_url,
+                http_url: m.http_url,
+                version: m.version,
+                leader: m.leader,
+                epoch: m.epoch,
+                lease_expires_ms: m.lease_expires_ms,
+                renewed_ms: m.renewed_ms,
+                started_ms: m.started_ms,
+                seen_ms: m.seen_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::ListMastersResponse { masters, database: "postgres".into(), now_ms }))
     }
 }

@@ -18,6 +18,7 @@ pub mod history;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod leading;
 pub mod listing;
 pub mod metrics;
 pub mod model;
@@ -33,6 +34,7 @@ pub mod scheduler;
 pub mod series;
 pub mod session;
 pub mod spool;
+pub mod standby;
 pub mod state;
 pub mod tenants;
 pub mod tls;
@@ -169,6 +171,8 @@ pub struct Master {
     http: Option<http::HttpServe>,
     /// Which jobs and nodes changed, for the HTTP events feed.
     feed: Arc<feed::Feed>,
+    /// The lease, for a master of several on one database.
+    lease: Option<Arc<pg::lease::Lease>>,
 }
 
 impl Master {
@@ -221,6 +225,7 @@ impl Master {
             tls,
             http: None,
             feed,
+            lease: None,
         })
     }
 
@@ -228,6 +233,12 @@ impl Master {
     /// on `http` as well.
     pub fn with_http(self, http: http::HttpServe) -> Self {
         Self { http: Some(http), ..self }
+    }
+
+    /// The same master, leading on the lease's database (`grid-cli admin
+    /// masters` lists its masters).
+    pub fn with_lease(self, lease: Arc<pg::lease::Lease>) -> Self {
+        Self { lease: Some(lease), ..self }
     }
 
     /// The live state, for embedding and tests.
@@ -294,8 +305,10 @@ impl Master {
             rpc::MasterService::new(live.clone(), self.modules, config.heartbeat, config.ceilings, config.upload_idle)
                 .closing_on(closing.clone())
                 .with_tokens(tokens.clone());
-        let (service, admin) =
-            (Arc::new(service), Arc::new(admin::AdminService::new(live.clone(), tokens.clone(), ca_pin)));
+        let (service, admin) = (
+            Arc::new(service),
+            Arc::new(admin::AdminService::new(live.clone(), tokens.clone(), ca_pin).with_lease(self.lease.clone())),
+        );
         // HTTP calls the very same services.
         let http = self.http.map(|serve| {
             let api = http::Api::new(

@@ -64,7 +64,7 @@ const JOB_STATES: [&str; 2] = ["queued", "running"];
 
 /// The gRPC methods the master serves, as `grid_rpc_requests_total` names
 /// them; any other path counts as `other`.
-pub const RPC_METHODS: [&str; 21] = [
+pub const RPC_METHODS: [&str; 22] = [
     "MissingModules",
     "UploadModule",
     "SubmitJob",
@@ -86,6 +86,7 @@ pub const RPC_METHODS: [&str; 21] = [
     "RevokeToken",
     "RevokeNode",
     "ClearQuarantine",
+    "ListMasters",
 ];
 
 /// gRPC status code names, by code (as grpc-go and its Prometheus
@@ -320,6 +321,11 @@ impl Metrics {
     /// was answered with `status`.
     pub fn http_request(&self, route: &str, status: u16) {
         self.http.get_or_create(&[("route", route.to_owned()), ("status", status.to_string())]).inc();
+    }
+
+    /// Also serves the lease's metrics (a master of several on one database).
+    pub fn register_lease(&mut self, lease: &crate::pg::lease_metrics::LeaseMetrics) {
+        lease.register(&mut self.registry);
     }
 
     /// Jobs submitted since the master started.

@@ -200,6 +200,12 @@ impl LiveState {
         Self { spool_dir: Some(dir.into()), ..self }
     }
 
+    /// The same state serving the lease's metrics with its own.
+    pub fn with_lease_metrics(mut self, lease: &crate::pg::lease_metrics::LeaseMetrics) -> Self {
+        Arc::get_mut(&mut self.metrics).expect("the metrics are not shared yet").register_lease(lease);
+        self
+    }
+
     /// How nodes' results are verified.
     pub fn policy(&self) -> VerifyPolicy {
         self.policy

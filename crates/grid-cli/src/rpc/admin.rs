@@ -32,6 +32,35 @@ pub struct TenantRow {
     pub fuel_available: Option<u64>,
 }
 
+/// A master of the grid's database, as `admin masters` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct MasterRow {
+    pub name: String,
+    pub grpc_url: String,
+    pub http_url: Option<String>,
+    pub version: String,
+    pub leader: bool,
+    /// The leader's lease epoch.
+    pub epoch: Option<u64>,
+    /// When the leader's lease expires, and when it last renewed it (ms
+    /// since the Unix epoch).
+    pub lease_expires_ms: Option<u64>,
+    pub renewed_ms: Option<u64>,
+    pub started_ms: u64,
+    pub seen_ms: u64,
+}
+
+/// The masters of the grid's database.
+#[derive(Debug, serde::Serialize)]
+pub struct Masters {
+    /// `sqlite` (one master alone) or `postgres`.
+    pub database: String,
+    /// The database's clock when it answered (ms since the Unix epoch).
+    pub now_ms: u64,
+    /// The leader first.
+    pub masters: Vec<MasterRow>,
+}
+
 /// A token as `admin tokens` shows it: never its secret.
 #[derive(Debug, serde::Serialize)]
 pub struct TokenRow {
@@ -121,6 +150,29 @@ impl Admin {
     pub async fn revoke_node(&mut self, name: &str) -> Result<bool> {
         let req = pb::RevokeNodeRequest { name: name.to_owned() };
         Ok(self.0.revoke_node(req).await.map_err(status)?.into_inner().revoked)
+    }
+
+    /// The masters of the grid's database.
+    pub async fn masters(&mut self) -> Result<Masters> {
+        let r = self.0.list_masters(pb::ListMastersRequest {}).await.map_err(status)?.into_inner();
+        let some = |v: u64| (v > 0).then_some(v);
+        let masters = r
+            .masters
+            .into_iter()
+            .map(|m| MasterRow {
+                http_url: Some(m.http_url).filter(|u| !u.is_empty()),
+                epoch: some(m.epoch),
+                lease_expires_ms: some(m.lease_expires_ms),
+                renewed_ms: some(m.renewed_ms),
+                name: m.name,
+                grpc_url: m.grpc_url,
+                version: m.version,
+                leader: m.leader,
+                started_ms: m.started_ms,
+                seen_ms: m.seen_ms,
+            })
+            .collect();
+        Ok(Masters { database: r.database, now_ms: r.now_ms, masters })
     }
 
     /// Clears node `name`'s quarantine, so that it may run jobs again;

@@ -11,7 +11,7 @@ mod base64;
 pub mod dashboard;
 pub mod error;
 mod events;
-mod grid;
+pub(crate) mod grid;
 pub mod jobs;
 pub mod json;
 pub mod listener;

@@ -4,6 +4,8 @@
 //! of the leader checks.
 
 pub mod fence;
+pub mod lease;
+pub mod lease_metrics;
 
 pub use fence::Fence;
 

@@ -1,6 +1,7 @@
 //! `grid-cli admin`: what only an admin token may do: tenants and their
-//! quotas, tokens, nodes' credentials and quarantines.
+//! quotas, tokens, nodes' credentials and quarantines, and the masters.
 
+pub mod masters;
 pub mod node_token;
 pub mod tenant;
 pub mod tokens;
@@ -29,6 +30,7 @@ enum Verb {
     NodeToken(node_token::NodeTokenCommand),
     Tokens(tokens::TokensCommand),
     Nodes(NodesCommand),
+    Masters(masters::MastersCommand),
 }
 
 impl AdminCommand {
@@ -43,6 +45,7 @@ impl AdminCommand {
             Verb::NodeToken(c) => c.execute(&mut admin, remote).await,
             Verb::Tokens(c) => c.execute(&mut admin).await,
             Verb::Nodes(c) => c.execute(&mut admin, remote).await,
+            Verb::Masters(c) => c.execute(&mut admin).await,
         }
     }
 }
