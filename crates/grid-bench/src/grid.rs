@@ -23,6 +23,9 @@ pub struct Setup {
     pub insecure: bool,
     /// How the master verifies its nodes' results (`grid-master --verify`).
     pub verify: VerifyMode,
+    /// The master's job record on PostgreSQL (`grid-master --database`)
+    /// instead of SQLite.
+    pub database: Option<&'static str>,
 }
 
 /// A grid the benchmark starts and measures, in this process or as
@@ -91,6 +94,7 @@ impl BenchGrid {
                 config.tls = grid_master::TlsSetup::Off;
             }
             config.verify = VerifyPolicy { mode: setup.verify, ..VerifyPolicy::default() };
+            config.database = setup.database.map(str::to_owned);
             let master = grid_master::Master::open(config)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let tls = master.ca_pin().is_some();
@@ -190,7 +194,7 @@ impl Remote {
 /// once it is ready.
 pub async fn spawn_master(dir: &std::path::Path, setup: Setup) -> Result<(std::process::Child, Remote)> {
     use std::io::BufRead;
-    let Setup { fsync, insecure, verify, .. } = setup;
+    let Setup { fsync, insecure, verify, database, .. } = setup;
     let mut cmd = std::process::Command::new(sibling("grid-master")?);
     cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir);
     cmd.args(["--verify", verify_flag(verify)]);
@@ -199,6 +203,9 @@ pub async fn spawn_master(dir: &std::path::Path, setup: Setup) -> Result<(std::p
     }
     if insecure {
         cmd.arg("--insecure");
+    }
+    if let Some(url) = database {
+        cmd.args(["--database", url]);
     }
     let mut master = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn()?;
     let mut line = String::new();

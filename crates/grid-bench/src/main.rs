@@ -41,6 +41,10 @@ struct Args {
     /// replica, trusted ones now and then) or `always`.
     #[arg(long, default_value = "adaptive", value_parser = ["off", "adaptive", "always"])]
     verify: String,
+    /// Keep the master's job record in this PostgreSQL database
+    /// (`grid-master --database URL`) instead of SQLite.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// How many jobs `soak` runs through one master (`--quick`: 20,000).
     #[arg(long, default_value_t = 2_000_000, value_name = "N")]
     jobs: usize,
@@ -86,14 +90,17 @@ async fn run(args: Args) -> Result<()> {
         "always" => VerifyMode::Always,
         _ => VerifyMode::Adaptive,
     };
-    let setup = Setup { processes: args.processes, fsync: true, insecure: args.insecure, verify };
+    // One URL for the whole run.
+    let database = args.database.map(|url| &*Box::leak(url.into_boxed_str()));
+    let setup = Setup { processes: args.processes, fsync: true, insecure: args.insecure, verify, database };
     // Only throughput measures verification: the other figures are of one
     // run of each job, on grids that may have a single node.
     let own = Setup { verify: VerifyMode::Off, ..setup };
     println!(
-        "# wasm-grid benchmarks ({machine}; master and nodes {}; verification {} in throughput, off elsewhere){}",
+        "# wasm-grid benchmarks ({machine}; master and nodes {}; verification {} in throughput, off elsewhere; job record in {}){}",
         if setup.processes { "as processes" } else { "in-process" },
         grid::verify_flag(verify),
+        if setup.database.is_some() { "PostgreSQL" } else { "SQLite" },
         if q { " — quick smoke run, not a measurement" } else { "" }
     );
     let all = args.what == What::All;

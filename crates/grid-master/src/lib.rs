@@ -108,6 +108,9 @@ pub struct MasterConfig {
     /// How nodes' results are verified: replicas for nodes not yet
     /// trusted, strikes and quarantine (see `trust`).
     pub verify: trust::VerifyPolicy,
+    /// The job record's database: `None` for SQLite (`grid.db` in the data
+    /// dir), or a `postgres://` URL.
+    pub database: Option<String>,
 }
 
 /// What a starting master does with the jobs its record holds unfinished
@@ -154,8 +157,33 @@ impl MasterConfig {
             recovery: Recovery::Resume,
             tls: TlsSetup::Auto { names: vec![] },
             verify: trust::VerifyPolicy::default(),
+            database: None,
         }
     }
+}
+
+/// The job record `config` names: SQLite in the data dir, or PostgreSQL,
+/// migrated, with this master taking the lease. On PostgreSQL it must be
+/// called on a multi-thread tokio runtime.
+fn open_record(config: &MasterConfig) -> Result<Arc<dyn JobStore>> {
+    let Some(url) = &config.database else {
+        return Ok(Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?));
+    };
+    let open = async {
+        let pool = pg::connect(url).await?;
+        pg::migrate(&pool).await?;
+        let fence = pg::Fence::new(format!("grid-master-{}", std::process::id()));
+        let take = "UPDATE grid_lease SET holder = $1, epoch = epoch + 1, expires_at = now() + interval '1 hour',
+            acquired_at = now(), renewed_at = now() WHERE id = 1 RETURNING epoch";
+        let client = pool.get().await.map_err(pg::db_err)?;
+        let epoch: i64 = client.query_one(take, &[&fence.master()]).await.map_err(pg::db_err)?.get(0);
+        drop(client);
+        fence.hold(epoch as u64);
+        Ok::<_, error::MasterError>(Arc::new(record::PgStore::open(pool, fence)?) as Arc<dyn JobStore>)
+    };
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| error::MasterError::Internal("a master on PostgreSQL opened outside a tokio runtime".into()))?;
+    tokio::task::block_in_place(|| handle.block_on(open))
 }
 
 /// A master, ready to serve.
@@ -183,7 +211,7 @@ impl Master {
         }
         let tls = tls::prepare(&config.tls, &config.data_dir)?;
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
-        let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
+        let record = open_record(&config)?;
         // Every change the record sees is noted for the HTTP events feed.
         let feed = feed::Feed::new();
         let record: Arc<dyn JobStore> = Arc::new(feed::Feeding::new(record, feed.clone()));

@@ -115,6 +115,10 @@ struct Args {
     #[arg(long, default_value_t = VerifyPolicy::DEFAULT_UNTRUSTED_SLOTS, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     untrusted_slots: u32,
+    /// The job record's database: a `postgres://user:password@host/db` URL
+    /// [default: SQLite, `grid.db` in the data dir].
+    #[arg(long, env = "GRID_DATABASE", value_name = "URL", hide_env_values = true)]
+    database: Option<String>,
     /// How log lines on stderr are written: `text`, or `json` (one object
     /// a line, for a log collector).
     #[arg(long, default_value = "text", value_name = "FORMAT")]
@@ -190,6 +194,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ => TlsSetup::Auto { names: args.tls_name },
         },
         verify,
+        database: args.database,
     };
     if let Some(http) = args.http
         && args.http_plaintext

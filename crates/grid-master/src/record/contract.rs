@@ -67,7 +67,7 @@ macro_rules! job_store_contract {
                 JobReport::before_start(outcome, "node-a", &Limits::default())
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn an_inserted_job_reads_back_as_submitted_and_queued() {
                 let f = open();
                 assert_eq!(insert(&*f.store, "j1", &keyed("k"), 42).await, Inserted::New);
@@ -79,7 +79,7 @@ macro_rules! job_store_contract {
                 assert!(f.store.job("nope").unwrap().is_none());
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_known_key_yields_the_job_that_holds_it() {
                 let f = open();
                 assert_eq!(insert(&*f.store, "j1", &keyed("k"), 1).await, Inserted::New);
@@ -97,7 +97,7 @@ macro_rules! job_store_contract {
                 assert_eq!(insert(&*f.store, "j4", &none, 4).await, Inserted::New);
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn attempts_output_and_the_end_are_recorded_in_order() {
                 let f = open();
                 let s = &*f.store;
@@ -130,7 +130,7 @@ macro_rules! job_store_contract {
                 );
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_finished_job_s_state_follows_its_outcome() {
                 let f = open();
                 let s = &*f.store;
@@ -143,7 +143,7 @@ macro_rules! job_store_contract {
                 assert_eq!(states, [JobState::Succeeded, JobState::Failed, JobState::Cancelled]);
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn listings_are_newest_first_by_state_and_bounded() {
                 let f = open();
                 let s = &*f.store;
@@ -164,7 +164,7 @@ macro_rules! job_store_contract {
                 assert_eq!(ids(unfinished), ["j1", "j2", "j4"]);
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn output_reads_back_in_bounded_pages_across_attempts() {
                 let f = open();
                 let s = &*f.store;
@@ -189,7 +189,7 @@ macro_rules! job_store_contract {
                 assert_eq!((last.1, last.2.len()), (OutputStream::Stderr, 1000));
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn unfinished_jobs_come_back_with_light_specs() {
                 let f = open();
                 let s = &*f.store;
@@ -222,7 +222,7 @@ macro_rules! job_store_contract {
                 assert_eq!(done.result.unwrap().dirs, dirs, "the written-back dirs are kept");
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_newest_id_is_known_and_old_finished_jobs_are_pruned() {
                 let f = open();
                 let s = &*f.store;
@@ -259,7 +259,7 @@ macro_rules! job_store_contract {
                 }
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn pages_are_disjoint_newest_first_and_cover_every_job() {
                 let f = open();
                 let s = &*f.store;
@@ -290,7 +290,7 @@ macro_rules! job_store_contract {
                 assert_eq!((ids(rest.jobs), rest.next), (vec!["j00".to_owned()], None));
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_listed_job_is_cut_to_what_a_listing_shows() {
                 let f = open();
                 let s = &*f.store;
@@ -316,7 +316,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.job("big").unwrap().unwrap().spec, huge);
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn attempts_are_recorded_with_their_node_times_and_ends() {
                 let f = open();
                 let s = &*f.store;
@@ -349,7 +349,7 @@ macro_rules! job_store_contract {
                 assert!(s.attempts("j1").unwrap().is_empty(), "a pruned job's attempts stayed");
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn listings_filter_by_tenant_node_and_module_and_go_on_after_a_job() {
                 let f = open();
                 let s = &*f.store;
@@ -387,7 +387,7 @@ macro_rules! job_store_contract {
                 assert_eq!(list(tenant("alice"), after), ["j1"]);
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_filtered_page_looks_at_a_bounded_window_and_says_where_to_go_on() {
                 let f = open();
                 let s = &*f.store;
@@ -413,7 +413,7 @@ macro_rules! job_store_contract {
                 assert_eq!(pages, 2, "the first window held only hay");
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn node_histories_replace_by_name_and_list_most_recent_first() {
                 use crate::model::NodeRecord;
                 use grid_core::NodeState;
@@ -436,7 +436,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.nodes(1).unwrap(), [a]);
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_node_standing_survives_in_the_record() {
                 use crate::model::{NodeRecord, Standing};
                 let f = open();
@@ -455,7 +455,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.nodes(10).unwrap(), [b, a]);
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_job_a_node_ran_to_its_end_counts_for_its_tenant_and_pruning_keeps_the_count() {
                 use crate::model::TenantUse;
                 let f = open();
