@@ -115,6 +115,15 @@ struct Args {
     #[arg(long, default_value_t = VerifyPolicy::DEFAULT_UNTRUSTED_SLOTS, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     untrusted_slots: u32,
+    /// The grid's PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`),
+    /// shared by its masters: the CA, the token key, the admin token, and
+    /// every token and tenant live there, so clients and nodes trust and are
+    /// trusted by whichever master leads. Each master writes `ca.pem` and
+    /// `admin.token` into its data dir from the database (deleting
+    /// `admin.token` rotates nothing: it is written again) [default: SQLite
+    /// in the data dir].
+    #[arg(long, env = "GRID_DATABASE", value_name = "URL", hide_env_values = true)]
+    database: Option<String>,
     /// How log lines on stderr are written: `text`, or `json` (one object
     /// a line, for a log collector).
     #[arg(long, default_value = "text", value_name = "FORMAT")]
@@ -190,6 +199,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ => TlsSetup::Auto { names: args.tls_name },
         },
         verify,
+        database: args.database,
     };
     if let Some(http) = args.http
         && args.http_plaintext
@@ -200,8 +210,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "--http-plaintext on `{http}`, not a loopback address: anyone on the network could read tokens; serve TLS (drop --http-plaintext) or listen on 127.0.0.1"
         );
     }
-    let mut master =
-        Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
+    let mut master = Master::open_async(config)
+        .await
+        .with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on `{}`", args.listen))?;
