@@ -24,6 +24,7 @@ mod running;
 mod scaffold;
 mod scheduling;
 mod sdk;
+mod shared_identity;
 mod sharing;
 mod shutdown;
 mod signals;

@@ -355,6 +355,23 @@ impl GridSandbox {
         self.wait_for_nodes();
     }
 
+    /// Starts one more node, named `name`, on the cache dir `cache_dir`
+    /// (another sandbox's, say) with the credential and CA saved there and
+    /// no join token, and waits until it has registered.
+    pub fn add_node_from(&mut self, name: &str, cache_dir: &Path) {
+        assert!(self.nodes.iter().all(|n| n.name != name), "a node `{name}` is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .expect("log file");
+        let cache_dir = cache_dir.to_str().expect("a UTF-8 cache dir");
+        let node =
+            self.bare_node_command(name, cache_dir).stdout(Stdio::null()).stderr(log).spawn().expect("spawn grid-node");
+        self.nodes.push(NodeProcess { name: name.to_owned(), child: node });
+        self.wait_for_nodes();
+    }
+
     /// Polls `check` until it returns `Some`, failing the test after
     /// [`READY_TIMEOUT`].
     pub fn wait_until<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
@@ -540,7 +557,8 @@ impl GridSandbox {
     }
 
     /// A `grid-node` command for this sandbox's master, named `name`, with
-    /// its data under the sandbox dir's `dir`, and no join token.
+    /// its data under the sandbox dir's `dir` (or at `dir`, if absolute),
+    /// and no join token.
     pub fn bare_node_command(&self, name: &str, dir: &str) -> Command {
         let mut cmd = Command::new(bin("grid-node"));
         cmd.args(["--master", &self.url, "--name", name, "--cache-dir"]).arg(self.dir.path().join(dir));

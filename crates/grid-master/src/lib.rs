@@ -108,8 +108,8 @@ pub struct MasterConfig {
     /// How nodes' results are verified: replicas for nodes not yet
     /// trusted, strikes and quarantine (see `trust`).
     pub verify: trust::VerifyPolicy,
-    /// The job record's database: `None` for SQLite (`grid.db` in the data
-    /// dir), or a `postgres://` URL.
+    /// The grid's PostgreSQL database (`postgres://…`), shared by its
+    /// masters; `None` for SQLite in the data dir.
     pub database: Option<String>,
 }
 
@@ -206,10 +206,41 @@ pub struct Master {
 impl Master {
     /// Opens the master's data directory.
     pub fn open(config: MasterConfig) -> Result<Self> {
+        Self::open_with(config, None)
+    }
+
+    /// Opens the master as `config.database` says: on SQLite in the data
+    /// dir ([`Master::open`]), or on the grid's PostgreSQL database with
+    /// the grid's shared identity.
+    pub async fn open_async(config: MasterConfig) -> Result<Self> {
+        match config.database.clone() {
+            Some(url) => {
+                let (identity, tokens) = open_on_postgres(&config, &url).await?;
+                state::blocking(move || Self::open_shared(config, identity, tokens)).await
+            }
+            None => state::blocking(move || Self::open(config)).await,
+        }
+    }
+
+    /// Opens a master of a grid on PostgreSQL (blocking): its TLS identity
+    /// and admin token are the grid's `identity`, its registry the grid's
+    /// `tokens`.
+    pub fn open_shared(
+        config: MasterConfig,
+        identity: pg::identity::SharedIdentity,
+        tokens: auth::Tokens,
+    ) -> Result<Self> {
+        Self::open_with(config, Some((identity, tokens)))
+    }
+
+    fn open_with(config: MasterConfig, shared: Option<(pg::identity::SharedIdentity, auth::Tokens)>) -> Result<Self> {
         if let Some(warning) = data_dir::prepare(&config.data_dir)? {
             tracing::warn!("{warning}");
         }
-        let tls = tls::prepare(&config.tls, &config.data_dir)?;
+        let tls = match &shared {
+            Some((identity, _)) => identity.tls.clone(),
+            None => tls::prepare(&config.tls, &config.data_dir)?,
+        };
         let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
         let record = open_record(&config)?;
         // Every change the record sees is noted for the HTTP events feed.
@@ -234,15 +265,21 @@ impl Master {
             }
             Recovery::Leave => {}
         }
-        let tokens = auth::Tokens::open(&config.data_dir)?;
+        let (tokens, admin) = match shared {
+            Some((identity, tokens)) => (tokens, identity.admin_token),
+            None => {
+                let tokens = auth::Tokens::open(&config.data_dir)?;
+                let (admin, path, new) = tokens.admin_token(&config.data_dir)?;
+                if new {
+                    tracing::info!(path = %path.display(), "admin token written");
+                } else {
+                    tracing::info!(path = %path.display(), "admin token kept");
+                }
+                (tokens, admin)
+            }
+        };
         for tenant in tokens.tenants() {
             live.set_quota(&tenant.name, tenant.quota);
-        }
-        let (admin, path, new) = tokens.admin_token(&config.data_dir)?;
-        if new {
-            tracing::info!(path = %path.display(), "admin token written");
-        } else {
-            tracing::info!(path = %path.display(), "admin token kept");
         }
         Ok(Self {
             live: Arc::new(live),
@@ -423,6 +460,40 @@ impl Master {
         served?;
         Ok(())
     }
+}
+
+/// The grid's identity and token registry on the PostgreSQL database at
+/// `url`, for a master that leads on its own: it takes the lease (the
+/// epoch one past the last), holds it an hour, and fences its writes with
+/// it. A master started after it on the same database takes the lease in
+/// turn, and this one's writes are refused from then on.
+async fn open_on_postgres(config: &MasterConfig, url: &str) -> Result<(pg::identity::SharedIdentity, auth::Tokens)> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(MasterError::InvalidArgument(format!(
+            "--database `{}`: not a `postgres://` URL (leave it out for SQLite in the data dir)",
+            pg::shown(url)
+        )));
+    }
+    let pool = pg::connect(url).await?;
+    pg::migrate(&pool).await?;
+    let name = format!("{}:{}", config.data_dir.display(), std::process::id());
+    let fence = pg::Fence::new(name.clone());
+    let epoch: i64 = pool
+        .get()
+        .await
+        .map_err(pg::db_err)?
+        .query_one(
+            "UPDATE grid_lease SET holder = $1, epoch = epoch + 1, expires_at = now() + interval '1 hour', \
+             acquired_at = now(), renewed_at = now() WHERE id = 1 RETURNING epoch",
+            &[&name],
+        )
+        .await
+        .map_err(pg::db_err)?
+        .get(0);
+    fence.hold(epoch as u64);
+    let identity = pg::identity::shared_identity(&pool, &config.data_dir, &config.tls).await?;
+    let tokens = auth::Tokens::open_pg(pool, fence, identity.token_key).await?;
+    Ok((identity, tokens))
 }
 
 /// What the master does on its own while it serves: takes overdue jobs back

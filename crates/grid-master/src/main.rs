@@ -115,8 +115,13 @@ struct Args {
     #[arg(long, default_value_t = VerifyPolicy::DEFAULT_UNTRUSTED_SLOTS, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     untrusted_slots: u32,
-    /// The job record's database: a `postgres://user:password@host/db` URL
-    /// [default: SQLite, `grid.db` in the data dir].
+    /// The grid's PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`),
+    /// shared by its masters: the CA, the token key, the admin token, and
+    /// every token and tenant live there, so clients and nodes trust and are
+    /// trusted by whichever master leads. Each master writes `ca.pem` and
+    /// `admin.token` into its data dir from the database (deleting
+    /// `admin.token` rotates nothing: it is written again) [default: SQLite
+    /// in the data dir].
     #[arg(long, env = "GRID_DATABASE", value_name = "URL", hide_env_values = true)]
     database: Option<String>,
     /// How log lines on stderr are written: `text`, or `json` (one object
@@ -205,8 +210,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "--http-plaintext on `{http}`, not a loopback address: anyone on the network could read tokens; serve TLS (drop --http-plaintext) or listen on 127.0.0.1"
         );
     }
-    let mut master =
-        Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
+    let mut master = Master::open_async(config)
+        .await
+        .with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on `{}`", args.listen))?;

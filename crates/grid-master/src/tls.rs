@@ -193,20 +193,13 @@ fn ca(dir: &Path) -> Result<(String, KeyPair)> {
             Ok((cert, key))
         }
         (None, None) => {
-            let key = KeyPair::generate().map_err(|e| MasterError::Internal(format!("cannot make a key: {e}")))?;
-            let mut params = CertificateParams::new(Vec::<String>::new())
-                .map_err(|e| MasterError::Internal(format!("cannot make the CA: {e}")))?;
-            params.distinguished_name = name(&format!("wasm-grid CA {}", host_name().unwrap_or_default()));
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.key_usages =
-                vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-            let cert =
-                params.self_signed(&key).map_err(|e| MasterError::Internal(format!("cannot make the CA: {e}")))?;
+            let (cert, key) = new_ca()?;
             // The key first: a CA certificate is never there without it.
-            write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-            write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+            write_file(&key_path, key.as_bytes(), 0o600)?;
+            write_file(&cert_path, cert.as_bytes(), 0o644)?;
             tracing::info!(path = %cert_path.display(), "new CA");
-            Ok((cert.pem(), key))
+            let key = KeyPair::from_pem(&key).map_err(|e| MasterError::Internal(format!("cannot read a key: {e}")))?;
+            Ok((cert, key))
         }
         (Some(_), None) | (None, Some(_)) => Err(MasterError::InvalidArgument(format!(
             "`{}` and `{}` go together and one is missing: restore it, or remove the other to make a new CA \
@@ -215,6 +208,47 @@ fn ca(dir: &Path) -> Result<(String, KeyPair)> {
             key_path.display()
         ))),
     }
+}
+
+/// A new CA: its certificate and its key, PEM.
+pub fn new_ca() -> Result<(String, String)> {
+    let key = KeyPair::generate().map_err(|e| MasterError::Internal(format!("cannot make a key: {e}")))?;
+    let mut params = CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| MasterError::Internal(format!("cannot make the CA: {e}")))?;
+    params.distinguished_name = name(&format!("wasm-grid CA {}", host_name().unwrap_or_default()));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let cert = params.self_signed(&key).map_err(|e| MasterError::Internal(format!("cannot make the CA: {e}")))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The CA in `dir` (certificate and key, PEM), if both files are there
+/// and go together.
+pub fn existing_ca(dir: &Path) -> Option<(String, String)> {
+    let cert = std::fs::read_to_string(dir.join(CA_CERT)).ok()?;
+    let key = std::fs::read_to_string(dir.join(CA_KEY)).ok()?;
+    // Both are there: this only checks that they go together.
+    ca(dir).ok()?;
+    Some((cert, key))
+}
+
+/// The identity of a master of a grid whose CA is `ca_cert` and `ca_key`
+/// (PEM): the CA is written to `dir` as `ca.pem` and `ca.key` (replacing
+/// another there), and the master's own server certificate, naming the
+/// loopback names, the host's name and `names`, is made from it as in an
+/// automatic setup.
+pub fn from_ca(dir: &Path, ca_cert: &str, ca_key: &str, names: &[String]) -> Result<ServerIdentity> {
+    std::fs::create_dir_all(dir).map_err(MasterError::io(dir))?;
+    let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
+    let same = |path: &Path, text: &str| std::fs::read_to_string(path).is_ok_and(|t| t == text);
+    if !same(&cert_path, ca_cert) || !same(&key_path, ca_key) {
+        if cert_path.exists() {
+            tracing::warn!(path = %cert_path.display(), "replacing this master's CA with the grid's");
+        }
+        write_file(&key_path, ca_key.as_bytes(), 0o600)?;
+        write_file(&cert_path, ca_cert.as_bytes(), 0o644)?;
+    }
+    auto(dir, names)
 }
 
 /// Whether the server certificate `chain` (PEM) and `key` (PEM) go

@@ -4,11 +4,13 @@
 
 pub mod caller;
 pub mod layer;
+mod pg_records;
 mod records;
 pub mod tokens;
 
 pub use caller::Caller;
 pub use layer::AuthLayer;
+pub(crate) use records::write_private;
 pub use tokens::Tokens;
 
 /// The tenant an admin's submission runs as when it names none: reserved,

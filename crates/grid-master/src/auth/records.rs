@@ -1,6 +1,7 @@
 //! What the token registry keeps, and where: token and tenant rows in
-//! tables `tokens` and `tenants` of `grid.db`, the key of the keyed hash in
-//! `token.key`, and private files written whole.
+//! tables `tokens` and `tenants` (of `grid.db`, through [`SqliteRecord`],
+//! or of the grid's PostgreSQL database, through `pg_records`), the key of
+//! the keyed hash in `token.key`, and private files written whole.
 
 use crate::error::{MasterError, Result};
 use grid_core::token::TokenKind;
@@ -78,7 +79,7 @@ pub(super) fn db_err(e: rusqlite::Error) -> MasterError {
 /// Writes `bytes` to a file at `path` readable by its owner only, whole or
 /// not at all (a reader never sees it half written). With `clobber` false,
 /// an existing file is left as it is: `Ok(false)`.
-pub(super) fn write_private(path: &Path, bytes: &[u8], clobber: bool) -> Result<bool> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8], clobber: bool) -> Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut f = tempfile::Builder::new()
         .permissions(std::fs::Permissions::from_mode(0o600))
@@ -228,6 +229,115 @@ fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
             max_job_timeout: opt(8)?.map(Duration::from_millis),
         },
     })
+}
+
+/// Where the registry writes: one implementation per database. Each call
+/// is one write the registry has decided on; its in-memory state changes
+/// only once the call succeeded. Calls block: callers on async threads run
+/// the registry through `state::blocking`.
+pub(super) trait TokenRecord: Send {
+    /// Records a new token.
+    fn insert_token(&self, info: &TokenInfo, hash: &blake3::Hash) -> Result<()>;
+    /// Forgets tokens `ids`.
+    fn delete_tokens(&self, ids: &[String]) -> Result<()>;
+    /// Marks tokens `ids` revoked.
+    fn revoke_tokens(&self, ids: &[String]) -> Result<()>;
+    /// Notes that join token `id` has `left` uses left.
+    fn set_uses_left(&self, id: &str, left: u32) -> Result<()>;
+    /// Records a new tenant.
+    fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Holds tenant `name` to `quota`.
+    fn set_quota(&self, name: &str, quota: &TenantQuota) -> Result<()>;
+    /// Notes when each token was last used, in one transaction.
+    fn write_last_used(&self, used: &[(String, u64)]) -> Result<()>;
+    /// Token `id` as the record holds it now.
+    fn token(&self, id: &str) -> Result<Option<Entry>>;
+}
+
+/// The registry's tables in `grid.db`.
+pub(super) struct SqliteRecord(pub(super) Connection);
+
+impl TokenRecord for SqliteRecord {
+    fn insert_token(&self, info: &TokenInfo, hash: &blake3::Hash) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO tokens (id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, \
+                 uses_left, revoked, joined_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 0, ?9)",
+                rusqlite::params![
+                    info.id,
+                    info.kind.as_str(),
+                    info.subject,
+                    info.owner,
+                    hash.as_bytes().as_slice(),
+                    info.created_ms as i64,
+                    info.expires_ms.map(|v| v as i64),
+                    info.uses_left.map(i64::from),
+                    info.joined_by,
+                ],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn delete_tokens(&self, ids: &[String]) -> Result<()> {
+        for id in ids {
+            self.0.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn revoke_tokens(&self, ids: &[String]) -> Result<()> {
+        for id in ids {
+            self.0.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id]).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn set_uses_left(&self, id: &str, left: u32) -> Result<()> {
+        self.0
+            .execute("UPDATE tokens SET uses_left = ?2 WHERE id = ?1", rusqlite::params![id, left])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let q = quota_columns(&tenant.quota);
+        self.0
+            .execute(
+                "INSERT INTO tenants (name, created_ms, max_running, max_queued, fuel_per_hour, fuel_burst, \
+                 max_job_fuel, max_job_memory, max_job_timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                rusqlite::params![tenant.name, tenant.created_ms as i64, q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn set_quota(&self, name: &str, quota: &TenantQuota) -> Result<()> {
+        let q = quota_columns(quota);
+        self.0
+            .execute(
+                "UPDATE tenants SET max_running = ?2, max_queued = ?3, fuel_per_hour = ?4, fuel_burst = ?5, \
+                 max_job_fuel = ?6, max_job_memory = ?7, max_job_timeout_ms = ?8 WHERE name = ?1",
+                rusqlite::params![name, q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn write_last_used(&self, used: &[(String, u64)]) -> Result<()> {
+        let tx = self.0.unchecked_transaction().map_err(db_err)?;
+        for (id, ms) in used {
+            tx.execute("UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1", rusqlite::params![id, *ms as i64])
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    fn token(&self, id: &str) -> Result<Option<Entry>> {
+        let mut stmt = self.0.prepare(&format!("{TOKEN_ROW} WHERE id = ?1")).map_err(db_err)?;
+        let mut rows = stmt.query_map([id], token_row).map_err(db_err)?;
+        rows.next().transpose().map_err(db_err)
+    }
 }
 
 /// The hash the record at `db` holds for token `id` (for tests).

@@ -1,20 +1,22 @@
 //! The token registry: every token and tenant the master knows, in memory
 //! for a synchronous check on every call, and in tables `tokens` and
-//! `tenants` of `grid.db`.
+//! `tenants` of `grid.db`, or of the grid's PostgreSQL database (where
+//! every master of the grid finds them).
 //!
 //! Only a keyed hash of each secret is kept (`blake3::keyed_hash` with the
-//! 32-byte key in `DATA_DIR/token.key`): a copy of the record alone lets
-//! nobody call. Writes go to the record first, then to memory, one writer
-//! at a time; callers on async threads run them through `state::blocking`.
+//! 32-byte key in `DATA_DIR/token.key`, or in the database's secrets): a
+//! copy of the record alone lets nobody call. Writes go to the record
+//! first, then to memory, one writer at a time; they block, so callers on
+//! async threads run them through `state::blocking` (on PostgreSQL a write
+//! on an async thread would panic).
 
 use super::caller::Caller;
-use super::records::{self, Entry, db_err, load_key, quota_columns, write_private};
+use super::records::{self, Entry, SqliteRecord, TokenRecord, load_key, write_private};
 pub use super::records::{ADMIN_FILE, KEY_FILE, Tenant, TokenInfo};
 use crate::error::{MasterError, Result};
 use crate::model::now_ms;
 use grid_core::TenantQuota;
 use grid_core::token::{JoinToken, Token, TokenKind};
-use rusqlite::{Connection, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -59,9 +61,9 @@ struct Inner {
 pub struct Tokens {
     key: [u8; 32],
     inner: Mutex<Inner>,
-    /// The record's connection; held by one writer at a time, for the whole
-    /// of its check and write.
-    db: Mutex<Connection>,
+    /// The record; held by one writer at a time, for the whole of its
+    /// check and write.
+    db: Mutex<Box<dyn TokenRecord>>,
     /// The most tenant and join tokens, and the most node credentials.
     bounds: (usize, usize),
 }
@@ -73,8 +75,31 @@ impl Tokens {
         let key = load_key(dir)?;
         let conn = records::open(dir)?;
         let (tokens, tenants) = records::load(&conn)?;
+        Ok(Self::with_record(key, Box::new(SqliteRecord(conn)), tokens, tenants))
+    }
+
+    /// The registry of a grid on PostgreSQL: `key` (the grid's, from
+    /// `pg::identity`), and every token and tenant the database holds now
+    /// (a master opens it when it becomes the leader). Its writes are
+    /// fenced: once `fence` has lost the lease, each is refused with
+    /// `NotLeader`.
+    pub async fn open_pg(
+        pool: crate::pg::Pool,
+        fence: std::sync::Arc<crate::pg::Fence>,
+        key: [u8; 32],
+    ) -> Result<Self> {
+        let (record, tokens, tenants) = super::pg_records::PgRecord::open(pool, fence).await?;
+        Ok(Self::with_record(key, Box::new(record), tokens, tenants))
+    }
+
+    fn with_record(
+        key: [u8; 32],
+        record: Box<dyn TokenRecord>,
+        tokens: HashMap<String, Entry>,
+        tenants: BTreeMap<String, Tenant>,
+    ) -> Self {
         let inner = Inner { tokens, tenants, used: HashSet::new() };
-        Ok(Self { key, inner: Mutex::new(inner), db: Mutex::new(conn), bounds: (MAX_TOKENS, MAX_NODE_CREDENTIALS) })
+        Self { key, inner: Mutex::new(inner), db: Mutex::new(record), bounds: (MAX_TOKENS, MAX_NODE_CREDENTIALS) }
     }
 
     /// This registry with lower bounds on its tokens (for tests).
@@ -88,11 +113,7 @@ impl Tokens {
         if self.lock().tokens.contains_key(id) {
             return Ok(());
         }
-        let conn = self.writer();
-        let mut stmt = conn.prepare(&format!("{} WHERE id = ?1", records::TOKEN_ROW)).map_err(db_err)?;
-        let mut rows = stmt.query_map([id], records::token_row).map_err(db_err)?;
-        if let Some(row) = rows.next() {
-            let entry = row.map_err(db_err)?;
+        if let Some(entry) = self.writer().token(id)? {
             self.lock().tokens.insert(entry.info.id.clone(), entry);
         }
         Ok(())
@@ -102,7 +123,7 @@ impl Tokens {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    fn writer(&self) -> MutexGuard<'_, Box<dyn TokenRecord>> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -154,7 +175,7 @@ impl Tokens {
     /// class (node credentials, or tenant and join tokens) are forgotten
     /// first; past that class's bound, refused. Admin tokens are never
     /// refused: a master holds one at a time.
-    fn make_room(&self, conn: &Connection, kind: TokenKind) -> Result<()> {
+    fn make_room(&self, conn: &dyn TokenRecord, kind: TokenKind) -> Result<()> {
         let (bound, what) = match kind {
             TokenKind::Admin => return Ok(()),
             TokenKind::Node => (self.bounds.1, "node credentials"),
@@ -176,8 +197,8 @@ impl Tokens {
             .filter(|i| i.revoked || i.expires_ms.is_some_and(|x| x <= now) || i.uses_left == Some(0))
             .map(|i| i.id.clone())
             .collect();
-        for id in &dead {
-            conn.execute("DELETE FROM tokens WHERE id = ?1", [id]).map_err(db_err)?;
+        if !dead.is_empty() {
+            conn.delete_tokens(&dead)?;
         }
         let mut inner = self.lock();
         for id in &dead {
@@ -191,31 +212,16 @@ impl Tokens {
         Ok(())
     }
 
-    fn insert(&self, conn: &Connection, info: TokenInfo, secret: &str) -> Result<()> {
+    fn insert(&self, conn: &dyn TokenRecord, info: TokenInfo, secret: &str) -> Result<()> {
         let hash = self.hash(secret);
-        conn.execute(
-            "INSERT INTO tokens (id, kind, subject, owner, hash, created_ms, last_used_ms, expires_ms, uses_left, \
-             revoked, joined_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 0, ?9)",
-            params![
-                info.id,
-                info.kind.as_str(),
-                info.subject,
-                info.owner,
-                hash.as_bytes().as_slice(),
-                info.created_ms as i64,
-                info.expires_ms.map(|v| v as i64),
-                info.uses_left.map(i64::from),
-                info.joined_by,
-            ],
-        )
-        .map_err(db_err)?;
+        conn.insert_token(&info, &hash)?;
         self.lock().tokens.insert(info.id.clone(), Entry { info, hash });
         Ok(())
     }
 
     /// A new token like `shape` (its id and time of making are the new
     /// token's own).
-    fn issue_with(&self, conn: &Connection, shape: TokenInfo) -> Result<(TokenInfo, Token)> {
+    fn issue_with(&self, conn: &dyn TokenRecord, shape: TokenInfo) -> Result<(TokenInfo, Token)> {
         self.make_room(conn, shape.kind)?;
         let token = Token::generate();
         let info = TokenInfo { id: token.id.clone(), created_ms: now_ms(), ..shape };
@@ -231,7 +237,7 @@ impl Tokens {
     /// A new admin token.
     pub fn issue_admin(&self) -> Result<Token> {
         let conn = self.writer();
-        Ok(self.issue_with(&conn, Self::shape(TokenKind::Admin, ""))?.1)
+        Ok(self.issue_with(&**conn, Self::shape(TokenKind::Admin, ""))?.1)
     }
 
     /// A new token for existing tenant `tenant`.
@@ -240,7 +246,7 @@ impl Tokens {
         if !self.lock().tenants.contains_key(tenant) {
             return Err(no_tenant(tenant));
         }
-        self.issue_with(&conn, Self::shape(TokenKind::Tenant, tenant))
+        self.issue_with(&**conn, Self::shape(TokenKind::Tenant, tenant))
     }
 
     /// A new join token, lasting `ttl` (24 hours if `None`), good for
@@ -263,7 +269,7 @@ impl Tokens {
         let subject = owner.clone().unwrap_or_default();
         let shape =
             TokenInfo { owner, expires_ms: Some(expires), uses_left: uses, ..Self::shape(TokenKind::Join, &subject) };
-        self.issue_with(&conn, shape)
+        self.issue_with(&**conn, shape)
     }
 
     /// A new credential for a public node named `name`, revoking any it had
@@ -271,8 +277,8 @@ impl Tokens {
     pub fn issue_node(&self, name: &str) -> Result<Token> {
         check_name("node", name)?;
         let conn = self.writer();
-        self.revoke_where(&conn, |i| i.kind == TokenKind::Node && i.subject == name)?;
-        Ok(self.issue_with(&conn, Self::shape(TokenKind::Node, name))?.1)
+        self.revoke_where(&**conn, |i| i.kind == TokenKind::Node && i.subject == name)?;
+        Ok(self.issue_with(&**conn, Self::shape(TokenKind::Node, name))?.1)
     }
 
     /// Trades a use of join token `join_id` for a credential of a node
@@ -304,21 +310,21 @@ impl Tokens {
             (join.owner.clone(), join.uses_left.map(|u| u - 1))
         };
         if let Some(left) = uses_left {
-            conn.execute("UPDATE tokens SET uses_left = ?2 WHERE id = ?1", params![join_id, left]).map_err(db_err)?;
+            conn.set_uses_left(join_id, left)?;
             if let Some(e) = self.lock().tokens.get_mut(join_id) {
                 e.info.uses_left = Some(left);
             }
         }
         let shape = TokenInfo { owner, joined_by: Some(join_id.to_owned()), ..Self::shape(TokenKind::Node, name) };
-        self.issue_with(&conn, shape)
+        self.issue_with(&**conn, shape)
     }
 
     /// Revokes every live token `pick` picks; returns them.
-    fn revoke_where(&self, conn: &Connection, pick: impl Fn(&TokenInfo) -> bool) -> Result<Vec<TokenInfo>> {
+    fn revoke_where(&self, conn: &dyn TokenRecord, pick: impl Fn(&TokenInfo) -> bool) -> Result<Vec<TokenInfo>> {
         let picked: Vec<TokenInfo> =
             self.lock().tokens.values().map(|e| &e.info).filter(|i| !i.revoked && pick(i)).cloned().collect();
-        for info in &picked {
-            conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [&info.id]).map_err(db_err)?;
+        if !picked.is_empty() {
+            conn.revoke_tokens(&picked.iter().map(|i| i.id.clone()).collect::<Vec<_>>())?;
         }
         let mut inner = self.lock();
         for info in &picked {
@@ -347,14 +353,14 @@ impl Tokens {
             }
             Some(_) => {}
         }
-        Ok(self.revoke_where(&conn, |i| i.id == id)?.pop())
+        Ok(self.revoke_where(&**conn, |i| i.id == id)?.pop())
     }
 
     /// Revokes every live credential of the node named `name`; returns how
     /// many there were.
     pub fn revoke_node(&self, name: &str) -> Result<usize> {
         let conn = self.writer();
-        Ok(self.revoke_where(&conn, |i| i.kind == TokenKind::Node && i.subject == name)?.len())
+        Ok(self.revoke_where(&**conn, |i| i.kind == TokenKind::Node && i.subject == name)?.len())
     }
 
     /// Every token, oldest first.
@@ -397,15 +403,9 @@ impl Tokens {
             }
         }
         let tenant = Tenant { name: name.to_owned(), quota, created_ms: now_ms() };
-        let q = quota_columns(&quota);
-        conn.execute(
-            "INSERT INTO tenants (name, created_ms, max_running, max_queued, fuel_per_hour, fuel_burst, \
-             max_job_fuel, max_job_memory, max_job_timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![name, tenant.created_ms as i64, q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
-        )
-        .map_err(db_err)?;
+        conn.insert_tenant(&tenant)?;
         self.lock().tenants.insert(name.to_owned(), tenant.clone());
-        let (info, token) = self.issue_with(&conn, Self::shape(TokenKind::Tenant, name))?;
+        let (info, token) = self.issue_with(&**conn, Self::shape(TokenKind::Tenant, name))?;
         Ok((tenant, info, token))
     }
 
@@ -415,13 +415,7 @@ impl Tokens {
         if !self.lock().tenants.contains_key(name) {
             return Err(no_tenant(name));
         }
-        let q = quota_columns(&quota);
-        conn.execute(
-            "UPDATE tenants SET max_running = ?2, max_queued = ?3, fuel_per_hour = ?4, fuel_burst = ?5, \
-             max_job_fuel = ?6, max_job_memory = ?7, max_job_timeout_ms = ?8 WHERE name = ?1",
-            params![name, q[0], q[1], q[2], q[3], q[4], q[5], q[6]],
-        )
-        .map_err(db_err)?;
+        conn.set_quota(name, &quota)?;
         let mut inner = self.lock();
         let tenant = inner.tenants.get_mut(name).ok_or_else(|| no_tenant(name))?;
         tenant.quota = quota;
@@ -449,11 +443,7 @@ impl Tokens {
         if used.is_empty() {
             return Ok(());
         }
-        let tx = conn.unchecked_transaction().map_err(db_err)?;
-        for (id, ms) in &used {
-            tx.execute("UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1", params![id, *ms as i64]).map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+        conn.write_last_used(&used)
     }
 
     /// The admin token in `dir`'s `admin.token`, written with a new token
@@ -483,11 +473,11 @@ impl Tokens {
         // The new token is made and written before the old ones go: a
         // failure on the way leaves the admin with a token that works.
         let conn = self.writer();
-        let (_, token) = self.issue_with(&conn, Self::shape(TokenKind::Admin, ""))?;
+        let (_, token) = self.issue_with(&**conn, Self::shape(TokenKind::Admin, ""))?;
         drop(conn);
         write_private(&path, format!("{token}\n").as_bytes(), true)?;
         let conn = self.writer();
-        let old = self.revoke_where(&conn, |i| i.kind == TokenKind::Admin && i.id != token.id)?;
+        let old = self.revoke_where(&**conn, |i| i.kind == TokenKind::Admin && i.id != token.id)?;
         if !old.is_empty() {
             tracing::info!(tokens = old.len(), "earlier admin tokens revoked");
         }

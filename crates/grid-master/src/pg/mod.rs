@@ -4,6 +4,7 @@
 //! of the leader checks.
 
 pub mod fence;
+pub mod identity;
 pub mod lease;
 pub mod lease_metrics;
 
