@@ -110,9 +110,10 @@ impl Follower {
                         break Err(Failure::with(signal.exit_code(), format!("{}: {what}", signal.as_str())));
                     }
                 }
-                match Client::connect(master).await {
-                    Ok(c) => *client = c,
-                    Err(_) => continue,
+                // Through the list of masters, from the one that led last:
+                // a job is followed on whichever master leads now.
+                if client.reconnect().await.is_err() {
+                    continue;
                 }
             }
             let watched = match first.take() {

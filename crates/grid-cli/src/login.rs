@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// A named master and how to call it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
-    /// The master's URL.
+    /// The master's URL, or several masters' separated by commas.
     pub url: String,
     /// The bearer token every call carries.
     pub token: Option<String>,
@@ -33,7 +33,7 @@ pub struct Saved {
 /// and CA go only to the saved master: another master named by flag never
 /// sees them.
 pub fn resolve(master: Option<&str>, token: Option<&str>, ca: Option<&Path>, saved: Option<&Saved>) -> Option<Remote> {
-    let saved_for = |url: &str| saved.filter(|s| normalized(&s.master) == normalized(url));
+    let saved_for = |url: &str| saved.filter(|s| same_masters(&s.master, url));
     let url = master.map(str::to_owned).or_else(|| saved.map(|s| s.master.clone()))?;
     let from_login = saved_for(&url);
     Some(Remote {
@@ -43,14 +43,11 @@ pub fn resolve(master: Option<&str>, token: Option<&str>, ca: Option<&Path>, sav
     })
 }
 
-/// A URL as written for comparing: the scheme in lower case (`https://`
-/// when there is none), no trailing `/`.
-fn normalized(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    match url.split_once("://") {
-        Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
-        None => format!("https://{url}"),
-    }
+/// Whether two lists of masters (a URL, or URLs separated by commas) name
+/// the same masters in the same order, however each URL is written.
+fn same_masters(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+    a.len() == b.len() && a.iter().zip(&b).all(|(a, b)| grid_core::masters::same(a, b))
 }
 
 /// Where the login is saved: `wasm-grid` in the user's config dir.

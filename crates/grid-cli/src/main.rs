@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     // `$GRID_MASTER` says; `login` and `logout` to none but the one they name.
     use commands::Command::{Completions, Login, Logout, New, Up};
     let talks_to_master = !matches!(cli.command, New(_) | Login(_) | Logout(_) | Completions(_) | Up(_));
-    if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::wire::master_url) {
+    if let Some(Err(why)) = cli.global.master.as_deref().filter(|_| talks_to_master).map(grid_core::Masters::parse) {
         errln!("grid: {why}");
         return ExitCode::from(exit::USAGE);
     }

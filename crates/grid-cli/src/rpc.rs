@@ -13,6 +13,20 @@ use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use std::time::Duration;
 
+/// `$client.call(retry, ..)` of the master's method `$method` with `$req`,
+/// cloned for each attempt.
+macro_rules! call {
+    ($client:ident, $retry:expr, $method:ident($req:expr)) => {{
+        let req = $req;
+        $client
+            .call($retry, move |mut master| {
+                let req = req.clone();
+                async move { master.$method(req).await }
+            })
+            .await
+    }};
+}
+
 /// Module upload chunk size.
 const CHUNK: usize = 1 << 20;
 
@@ -140,9 +154,96 @@ impl TryFrom<pb::JobInfo> for JobRow {
 
 /// A connection to a grid's master, named or embedded. Clones share the
 /// connection. An embedded grid lives until [`crate::embedded::stop`].
+/// Calls go to whichever named master leads (see [`Reach`]).
 #[derive(Clone)]
 pub struct Client {
     master: MasterClient<Conn>,
+    /// How to reach the named masters again; `None` for an embedded grid.
+    reach: Option<Reach>,
+}
+
+/// Whether a call may be made again after the master's `UNAVAILABLE`,
+/// which may come after it acted on the call. A standby's refusal is always
+/// safe to retry: a standby acts on nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// The call changes nothing, or the same again changes nothing more
+    /// (a read, a cancel, a submission with an idempotency key).
+    Safe,
+    /// Made twice, it might act twice.
+    Once,
+}
+
+/// How long calls keep looking for a leader among masters that answer as
+/// standbys (a change of leader takes seconds).
+const LEADER_WAIT: Duration = Duration::from_secs(20);
+
+/// The named masters, whom to trust and the token to call with: how a
+/// client connects again, to the leader.
+#[derive(Clone)]
+pub(crate) struct Reach {
+    masters: grid_core::Masters,
+    trust: Trust,
+    token: Option<String>,
+}
+
+impl Reach {
+    /// How to reach `remote`'s masters; reads its CA.
+    pub(crate) fn of(remote: &Remote) -> Result<Self> {
+        let masters = grid_core::Masters::parse(&remote.url).map_err(|why| anyhow!(why))?;
+        let ca_pem = remote
+            .ca
+            .as_deref()
+            .map(|path| {
+                std::fs::read(path).with_context(|| format!("cannot read the CA certificate `{}`", path.display()))
+            })
+            .transpose()?;
+        Ok(Self { masters, trust: Trust { ca_pem, ca_pin: None }, token: remote.token.clone() })
+    }
+
+    /// The token calls carry.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// A channel to the first master that answers, from the current one on.
+    pub(crate) async fn channel(&mut self) -> Result<tonic::transport::Channel> {
+        self.masters.connect(&self.trust).await.map_err(|e| anyhow!(e))
+    }
+
+    /// After `failed`, the `tries`-th failure of a call that began at
+    /// `began`: whether to call again, once connected to where the failure
+    /// points (the leader a standby named, else the next master). A
+    /// master's refusal other than `UNAVAILABLE` is its answer; so is an
+    /// `UNAVAILABLE` from the one master there is, as it always was.
+    pub(crate) async fn again(
+        &mut self,
+        failed: &tonic::Status,
+        retry: Retry,
+        began: std::time::Instant,
+        tries: u32,
+    ) -> Option<tonic::transport::Channel> {
+        let from_standby = self.masters.redirect(failed);
+        let lost = failed.code() == tonic::Code::Unavailable && retry == Retry::Safe && self.masters.urls().len() > 1;
+        if !from_standby && !lost {
+            return None;
+        }
+        if !from_standby {
+            self.masters.next();
+        }
+        // Every master once at once; then, while masters answer as
+        // standbys, with growing pauses until a leader shows.
+        let pause = match tries as usize <= self.masters.urls().len() {
+            true => Duration::ZERO,
+            false => Duration::from_millis(100 << tries.min(4)),
+        };
+        if began.elapsed() + pause > LEADER_WAIT {
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        tracing::info!(master = %self.masters.current(), "calling again: {}", failed.message());
+        self.channel().await.ok()
+    }
 }
 
 /// The master refused the caller's credentials: `main` prints this line
@@ -188,8 +289,8 @@ impl Client {
         let Some(remote) = master else {
             let (url, token) = embedded::start(mode).await.context("failed to start the embedded grid")?;
             let channel = channel(&url, None).await?;
-            let mut client =
-                Self { master: grid_core::connect::master(channel, Some(&token)).map_err(|e| anyhow!(e))? };
+            let master = grid_core::connect::master(channel, Some(&token)).map_err(|e| anyhow!(e))?;
+            let mut client = Self { master, reach: None };
             if mode == Mode::Run {
                 // The embedded node registers within milliseconds; wait for
                 // it so that the first job already has a node.
@@ -202,28 +303,59 @@ impl Client {
             }
             return Ok(client);
         };
-        let channel = channel(&remote.url, remote.ca.as_deref()).await?;
-        Ok(Self { master: grid_core::connect::master(channel, remote.token.as_deref()).map_err(|e| anyhow!(e))? })
+        let mut reach = Reach::of(remote)?;
+        let channel = reach.channel().await?;
+        let master = grid_core::connect::master(channel, remote.token.as_deref()).map_err(|e| anyhow!(e))?;
+        Ok(Self { master, reach: Some(reach) })
+    }
+
+    /// Connects again to the named masters, from the one called last (which
+    /// led, if any did); an embedded grid is not connected again.
+    pub async fn reconnect(&mut self) -> Result<()> {
+        let Some(reach) = &mut self.reach else { return Err(anyhow!("the embedded grid is gone")) };
+        let channel = reach.channel().await?;
+        self.master = grid_core::connect::master(channel, reach.token.as_deref()).map_err(|e| anyhow!(e))?;
+        Ok(())
+    }
+
+    /// Makes the call `call` on the master, and again on the leader after a
+    /// standby's refusal, or (with [`Retry::Safe`]) after any master's
+    /// `UNAVAILABLE` when there are several: see [`Reach::again`].
+    async fn call<T, F, Fut>(&mut self, retry: Retry, call: F) -> Result<T, tonic::Status>
+    where
+        F: Fn(MasterClient<Conn>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let began = std::time::Instant::now();
+        let mut tries = 0;
+        loop {
+            let failed = match call(self.master.clone()).await {
+                Err(failed) => failed,
+                answer => return answer,
+            };
+            let Some(reach) = &mut self.reach else { return Err(failed) };
+            tries += 1;
+            let Some(channel) = reach.again(&failed, retry, began, tries).await else { return Err(failed) };
+            match grid_core::connect::master(channel, reach.token.as_deref()) {
+                Ok(master) => self.master = master,
+                Err(_) => return Err(failed),
+            }
+        }
     }
 
     /// Checks that the master takes the credentials, with the cheapest call
     /// a tenant's or the admin's token may make.
     pub async fn check(&mut self) -> Result<()> {
         let req = pb::ListJobsRequest { limit: 1, ..Default::default() };
-        self.master.list_jobs(req).await.map_err(status)?;
+        call!(self, Retry::Safe, list_jobs(req)).map_err(status)?;
         Ok(())
     }
 
     /// Makes sure the master has `bytes`, uploading them only if it lacks them.
     pub async fn ensure_module(&mut self, bytes: &[u8]) -> Result<ModuleHash> {
         let hash = ModuleHash::of(bytes);
-        let missing = self
-            .master
-            .missing_modules(pb::MissingModulesRequest { hashes: vec![hash.to_string()] })
-            .await
-            .map_err(status)?
-            .into_inner()
-            .missing;
+        let req = pb::MissingModulesRequest { hashes: vec![hash.to_string()] };
+        let missing = call!(self, Retry::Safe, missing_modules(req)).map_err(status)?.into_inner().missing;
         if missing.is_empty() {
             return Ok(hash);
         }
@@ -237,23 +369,31 @@ impl Client {
         }
         chunks[0].hash = hash.to_string();
         chunks[0].total_size = total_size;
-        self.master.upload_module(tokio_stream::iter(chunks)).await.map_err(status)?;
+        // The module is known by its hash: uploading it again changes nothing.
+        self.call(Retry::Safe, move |mut m| {
+            let chunks = chunks.clone();
+            async move { m.upload_module(tokio_stream::iter(chunks)).await }
+        })
+        .await
+        .map_err(status)?;
         Ok(hash)
     }
 
     /// Queues a job; returns its id. The same key again yields the same job.
     pub async fn submit(&mut self, spec: JobSpec, submission: Submission) -> Result<String> {
+        let retry = if submission.key.is_some() { Retry::Safe } else { Retry::Once };
         let req = grid_core::wire::submit_request(spec, submission);
-        let reply = self.master.submit_job(req).await.map_err(status).context("failed to submit the job")?;
+        let reply = call!(self, retry, submit_job(req)).map_err(status).context("failed to submit the job")?;
         Ok(reply.into_inner().job_id)
     }
 
     /// Submits `spec` and follows it in one call: the job's id, and its
     /// events from the start as they come.
     pub async fn run(&mut self, spec: JobSpec, submission: Submission) -> Result<(String, Watch)> {
+        let retry = if submission.key.is_some() { Retry::Safe } else { Retry::Once };
         let req = grid_core::wire::submit_request(spec, submission);
         let started = async {
-            let mut stream = self.master.run_job(req).await.map_err(status)?.into_inner();
+            let mut stream = call!(self, retry, run_job(req)).map_err(status)?.into_inner();
             match stream.message().await.map_err(status)? {
                 Some(pb::JobEvent { event: Some(pb::job_event::Event::Submitted(job_id)) }) => {
                     Ok((job_id, Watch { stream }))
@@ -267,24 +407,21 @@ impl Client {
     /// A job's events from the start: all of them as they come, or with
     /// `snapshot` only those so far.
     pub async fn watch(&mut self, job_id: &str, snapshot: bool) -> Result<Watch> {
-        let stream = self
-            .master
-            .watch_job(pb::WatchJobRequest { job_id: job_id.to_owned(), snapshot })
-            .await
-            .map_err(status)?
-            .into_inner();
+        let req = pb::WatchJobRequest { job_id: job_id.to_owned(), snapshot };
+        let stream = call!(self, Retry::Safe, watch_job(req)).map_err(status)?.into_inner();
         Ok(Watch { stream })
     }
 
     /// Cancels a job; returns whether it had not finished yet.
     pub async fn cancel(&mut self, job_id: &str) -> Result<bool> {
         let req = pb::CancelJobRequest { job_id: job_id.to_owned() };
-        Ok(self.master.cancel_job(req).await.map_err(status)?.into_inner().cancelled)
+        Ok(call!(self, Retry::Safe, cancel_job(req)).map_err(status)?.into_inner().cancelled)
     }
 
     /// One job.
     pub async fn job(&mut self, job_id: &str) -> Result<JobRow> {
-        let info = self.master.get_job(pb::GetJobRequest { job_id: job_id.to_owned() }).await.map_err(status)?;
+        let req = pb::GetJobRequest { job_id: job_id.to_owned() };
+        let info = call!(self, Retry::Safe, get_job(req)).map_err(status)?;
         JobRow::try_from(info.into_inner())
     }
 
@@ -306,7 +443,7 @@ impl Client {
                 module_prefix: query.module_prefix.clone().unwrap_or_default(),
                 after: query.after.clone().unwrap_or_default(),
             };
-            let page = self.master.list_jobs(req).await.map_err(status)?.into_inner();
+            let page = call!(self, Retry::Safe, list_jobs(req)).map_err(status)?.into_inner();
             for job in page.jobs.into_iter().take(limit - jobs.len()) {
                 jobs.push(JobRow::try_from(job)?);
             }
@@ -322,7 +459,8 @@ impl Client {
     /// The nodes connected to the master; with `all`, also those that left
     /// or were lost, the most recently seen first.
     pub async fn nodes(&mut self, all: bool) -> Result<Vec<NodeRow>> {
-        let list = self.master.list_nodes(pb::ListNodesRequest { all }).await.map_err(status)?.into_inner();
+        let req = pb::ListNodesRequest { all };
+        let list = call!(self, Retry::Safe, list_nodes(req)).map_err(status)?.into_inner();
         let trust_after = list.trust_after;
         Ok(list
             .nodes

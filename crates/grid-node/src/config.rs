@@ -8,7 +8,9 @@ use std::time::Duration;
 /// What a volunteer gives, and where the node keeps its files.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// The master's URL, e.g. `https://127.0.0.1:7070`.
+    /// The master's URL, e.g. `https://127.0.0.1:7070`; or the URLs of
+    /// several masters of one grid, separated by commas, of which the node
+    /// serves whichever leads (see [`grid_core::Masters`]).
     pub master: String,
     /// Whom the node trusts to be the master (`--ca`); a join token's pin
     /// adds to it when there is no CA.

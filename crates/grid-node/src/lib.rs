@@ -34,6 +34,7 @@ pub use config::{NodeConfig, default_name};
 use credential::Start;
 use dashmap::DashMap;
 use grid_core::connect::Trust;
+use grid_core::masters::{Masters, Standby};
 use state::NodeShared;
 use std::future::Future;
 use std::sync::Arc;
@@ -105,8 +106,9 @@ impl Node {
     /// registration because another connected node has its name.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
+        let mut masters = Masters::parse(&self.shared.config.master).map_err(|why| anyhow::anyhow!("{why}"))?;
         let session = tokio::select! {
-            session = self.enrol() => session?,
+            session = self.enrol(&mut masters) => session?,
             _ = &mut shutdown => {
                 tracing::info!("node stopped before it joined");
                 return Ok(());
@@ -116,7 +118,7 @@ impl Node {
         let summary = tokio::spawn(summarize(self.shared.clone()));
         // Stopped with the node, however its run ends.
         let _metrics = self.metrics.take().map(|l| Serving(tokio::spawn(serve_metrics(l, self.shared.clone()))));
-        let serve = self.reconnect_loop(&session, stop);
+        let serve = self.reconnect_loop(&session, &mut masters, stop);
         tokio::pin!(serve);
         let served = tokio::select! {
             served = &mut serve => served,
@@ -134,7 +136,7 @@ impl Node {
 
     /// The node's credential and trust: given, saved, or got by joining,
     /// retried with backoff while the master is out of reach.
-    async fn enrol(&mut self) -> anyhow::Result<Session> {
+    async fn enrol(&mut self, masters: &mut Masters) -> anyhow::Result<Session> {
         let shared = Arc::get_mut(&mut self.shared).expect("nothing shares the node before it runs");
         let config = &mut shared.config;
         let mut trust = credential::trust(&config.trust, &config.cache_dir);
@@ -150,18 +152,32 @@ impl Node {
         };
         let mut backoff = RETRY_MIN;
         loop {
-            match self::join(config, &shared.identity, &join, &mut trust).await {
+            let url = masters.current().to_owned();
+            match self::join(config, &url, &shared.identity, &join, &mut trust).await {
                 Ok(token) => return Ok(Session { token, trust }),
                 Err(rpc::Ended::Refused(why)) => anyhow::bail!("the master refused the join token: {why}"),
                 Err(rpc::Ended::NameTaken(why) | rpc::Ended::Untrusted(why)) => anyhow::bail!("{why}"),
-                Err(rpc::Ended::Lost(why)) => tracing::warn!(retry_in = ?backoff, "cannot join yet: {why}"),
+                Err(rpc::Ended::Lost(why)) => {
+                    tracing::warn!(retry_in = ?backoff, "cannot join yet: {why}");
+                    masters.next();
+                }
+                Err(rpc::Ended::Standby(why, standby)) => {
+                    tracing::warn!(retry_in = ?backoff, "cannot join yet: {why}");
+                    follow(masters, &standby);
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_MAX);
         }
     }
 
-    async fn reconnect_loop(&self, session: &Session, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    /// Serves whichever of `masters` leads, one session after another.
+    async fn reconnect_loop(
+        &self,
+        session: &Session,
+        masters: &mut Masters,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
         let mut backoff = RETRY_MIN;
         // Whether any session of this process has registered: a name taken
         // at the first registration is the volunteer's to fix, and ends the
@@ -170,7 +186,11 @@ impl Node {
         let config = &self.shared.config;
         loop {
             let mut registered = false;
-            let outcome = match rpc::connect(&config.master, &session.trust, &session.token).await {
+            let client = masters
+                .connect(&session.trust)
+                .await
+                .and_then(|channel| grid_core::connect::master(channel, Some(&session.token)));
+            let outcome = match client {
                 Ok(client) => rpc::session(&self.shared, client, || registered = true, stop.clone()).await,
                 Err(e) => Err(rpc::Ended::Lost(e)),
             };
@@ -189,7 +209,18 @@ impl Node {
                     };
                     return Err(anyhow::anyhow!("the master refused the node's credential: {why}{hint}"));
                 }
-                Err(rpc::Ended::Lost(why) | rpc::Ended::Untrusted(why)) => tracing::warn!(retry_in = ?backoff, "{why}"),
+                Err(rpc::Ended::Lost(why) | rpc::Ended::Untrusted(why)) => {
+                    tracing::warn!(retry_in = ?backoff, "{why}");
+                    // A master that served us is tried again first; one
+                    // that never did gives way to the next.
+                    if !registered {
+                        masters.next();
+                    }
+                }
+                Err(rpc::Ended::Standby(why, standby)) => {
+                    tracing::warn!(retry_in = ?backoff, "{why}");
+                    follow(masters, standby);
+                }
                 Ok(()) => {}
             }
             // Jobs of the lost session were cancelled; let them wind down so
@@ -213,18 +244,28 @@ impl Node {
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// Moves to the leader a standby named, else to the next master.
+fn follow(masters: &mut Masters, standby: &Standby) {
+    match standby {
+        Standby::Leader(url) if masters.follow(url) => tracing::info!(leader = %url, "following the leader"),
+        _ => masters.next(),
+    }
+}
+
 /// What the node's sessions use: its credential and whom it trusts.
 struct Session {
     token: String,
     trust: Trust,
 }
 
-/// One attempt to trade `join` for a node credential: learns the master's
+/// One attempt to trade `join` for a node credential with the master at
+/// `url`: learns the master's
 /// CA from the join token's pin when the node trusts no CA yet (and saves
 /// it), then joins, saves the credential and takes the name the master
 /// gives. Returns the credential.
 async fn join(
     config: &mut NodeConfig,
+    url: &str,
     identity: &str,
     join: &grid_core::JoinToken,
     trust: &mut Trust,
@@ -234,7 +275,7 @@ async fn join(
     {
         // Only a master out of reach is worth trying again; one whose CA
         // is not the pinned one is another master, or someone in between.
-        let pem = grid_core::connect::fetch_ca(&config.master, &pin).await.map_err(|why| {
+        let pem = grid_core::connect::fetch_ca(url, &pin).await.map_err(|why| {
             match why.starts_with("cannot reach master") {
                 true => rpc::Ended::Lost(why),
                 false => rpc::Ended::Untrusted(why),
@@ -247,7 +288,7 @@ async fn join(
     if trust.ca_pin.is_none() {
         trust.ca_pin = join.ca_pin;
     }
-    let joined = rpc::join(&config.master, trust, &join.to_string(), &config.name, identity).await?;
+    let joined = rpc::join(url, trust, &join.to_string(), &config.name, identity).await?;
     let path = credential::save_token(&config.cache_dir, &joined.token)?;
     tracing::info!(
         name = %joined.name,

@@ -15,7 +15,9 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "grid-node", version)]
 struct Args {
-    /// The master to serve.
+    /// The master to serve; or several masters of one grid, separated by
+    /// commas (`https://m1:7070,https://m2:7070`): the node serves
+    /// whichever leads, and follows the lead when it moves.
     #[arg(long, env = "GRID_MASTER", default_value = "https://127.0.0.1:7070", value_name = "URL")]
     master: String,
     /// The CA certificate (PEM) that signed the master's certificate
@@ -99,7 +101,7 @@ fn parse_job_disk(s: &str) -> Result<u64, String> {
 fn main() -> ExitCode {
     let args: Args = grid_core::usage::parse();
     // Refused before anything starts: a node would otherwise retry for ever.
-    if let Err(why) = grid_core::wire::master_url(&args.master) {
+    if let Err(why) = grid_core::Masters::parse(&args.master) {
         eprintln!("grid-node: {why}");
         return ExitCode::from(2);
     }

@@ -64,6 +64,9 @@ pub(crate) async fn join(url: &str, trust: &Trust, join: &str, name: &str, ident
 /// A refusal of the node's credentials ends the node; any other failure is
 /// one to retry.
 fn refused(s: tonic::Status, what: &str) -> Ended {
+    if let Some(standby) = grid_core::masters::standby_of(&s) {
+        return Ended::Standby(format!("{what}: {}", s.message()), standby);
+    }
     match s.code() {
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Ended::Refused(s.message().to_owned()),
         tonic::Code::AlreadyExists => Ended::NameTaken(s.message().to_owned()),
@@ -91,6 +94,9 @@ fn heartbeat(node: &NodeShared) -> pb::NodeMessage {
 pub(crate) enum Ended {
     /// The master went away or the stream broke: connect again.
     Lost(String),
+    /// The master is a standby: connect again, to the leader it names if
+    /// any, else to the next master.
+    Standby(String, grid_core::masters::Standby),
     /// The master refused the registration: a connected node has this name.
     NameTaken(String),
     /// The master refused the node's credentials (a revoked credential, a

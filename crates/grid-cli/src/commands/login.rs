@@ -19,14 +19,22 @@ use std::process::ExitCode;
 /// `grid-cli login https://grid.example:7070 --token "$(cat admin.token)" --ca ca.pem`
 #[derive(Parser, Debug)]
 pub struct LoginCommand {
-    /// The master, e.g. `https://127.0.0.1:7070`.
+    /// The master, e.g. `https://127.0.0.1:7070`; or several masters of
+    /// one grid, separated by commas, of which commands use whichever leads.
     url: String,
 }
 
 impl LoginCommand {
     /// Runs the command.
     pub async fn execute(self, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-        let url = grid_core::wire::master_url(&self.url).map_err(|why| Failure::with(exit::USAGE, why))?;
+        let url = match grid_core::Masters::parse(&self.url) {
+            // One master, saved with its scheme, as always.
+            Ok(masters) if masters.urls().len() == 1 => {
+                grid_core::wire::master_url(&self.url).map_err(|why| Failure::with(exit::USAGE, why))?
+            }
+            Ok(masters) => masters.to_string(),
+            Err(why) => return Err(Failure::with(exit::USAGE, why)),
+        };
         let Some(token) = global.token.clone() else {
             return Err(Failure::with(exit::USAGE, "`login` needs a token: grid-cli login URL --token TOKEN"));
         };

@@ -36,8 +36,10 @@ pub struct Cli {
 /// Flags every subcommand takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// The master to use, e.g. `https://127.0.0.1:7070` [default: the one
-    /// `grid-cli login` saved, else an embedded grid].
+    /// The master to use, e.g. `https://127.0.0.1:7070`; or several masters
+    /// of one grid, separated by commas (`https://m1:7070,https://m2:7070`),
+    /// of which calls go to whichever leads [default: the one `grid-cli
+    /// login` saved, else an embedded grid].
     #[arg(long, global = true, env = "GRID_MASTER", value_name = "URL")]
     pub master: Option<String>,
     /// The token to call the master with [default: the saved login's, for

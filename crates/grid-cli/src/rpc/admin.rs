@@ -1,7 +1,7 @@
 //! The CLI's admin calls: tenants, tokens and nodes' credentials, with an
 //! admin token.
 
-use super::status;
+use super::{Reach, Retry, status};
 use crate::login::Remote;
 use anyhow::{Result, anyhow};
 use grid_core::TenantQuota;
@@ -74,38 +74,82 @@ pub struct TokenRow {
     pub revoked: bool,
 }
 
-/// A connection to a master's admin service.
-pub struct Admin(AdminClient<Conn>);
+/// A connection to the admin service of whichever master leads.
+pub struct Admin {
+    client: AdminClient<Conn>,
+    reach: Reach,
+}
+
+/// `$admin.call(retry, ..)` of the admin service's method `$method` with
+/// `$req`, cloned for each attempt.
+macro_rules! call {
+    ($admin:ident, $retry:expr, $method:ident($req:expr)) => {{
+        let req = $req;
+        $admin
+            .call($retry, move |mut client| {
+                let req = req.clone();
+                async move { client.$method(req).await }
+            })
+            .await
+    }};
+}
 
 impl Admin {
     /// Connects to `remote`.
     pub async fn connect(remote: &Remote) -> Result<Self> {
-        let channel = super::channel(&remote.url, remote.ca.as_deref()).await?;
-        Ok(Self(grid_core::connect::admin(channel, remote.token.as_deref()).map_err(|e| anyhow!(e))?))
+        let mut reach = Reach::of(remote)?;
+        let channel = reach.channel().await?;
+        let client = grid_core::connect::admin(channel, remote.token.as_deref()).map_err(|e| anyhow!(e))?;
+        Ok(Self { client, reach })
+    }
+
+    /// Makes the call `call`, and again on the leader as
+    /// [`Reach::again`] says.
+    async fn call<T, F, Fut>(&mut self, retry: Retry, call: F) -> Result<T>
+    where
+        F: Fn(AdminClient<Conn>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let began = std::time::Instant::now();
+        let mut tries = 0;
+        loop {
+            let failed = match call(self.client.clone()).await {
+                Ok(answer) => return Ok(answer),
+                Err(failed) => failed,
+            };
+            tries += 1;
+            let Some(channel) = self.reach.again(&failed, retry, began, tries).await else {
+                return Err(status(failed));
+            };
+            match grid_core::connect::admin(channel, self.reach.token()) {
+                Ok(client) => self.client = client,
+                Err(_) => return Err(status(failed)),
+            }
+        }
     }
 
     /// Makes tenant `name` with `quota`; its first token.
     pub async fn create_tenant(&mut self, name: &str, quota: TenantQuota) -> Result<Created> {
         let req = pb::CreateTenantRequest { name: name.to_owned(), quota: Some(quota.into()) };
-        Ok(created(self.0.create_tenant(req).await.map_err(status)?.into_inner()))
+        Ok(created(call!(self, Retry::Once, create_tenant(req))?.into_inner()))
     }
 
     /// Sets tenant `name`'s quotas to `quota`.
     pub async fn set_quota(&mut self, name: &str, quota: TenantQuota) -> Result<TenantRow> {
         let req = pb::SetTenantQuotaRequest { name: name.to_owned(), quota: Some(quota.into()) };
-        Ok(tenant(self.0.set_tenant_quota(req).await.map_err(status)?.into_inner()))
+        Ok(tenant(call!(self, Retry::Safe, set_tenant_quota(req))?.into_inner()))
     }
 
     /// Every tenant.
     pub async fn tenants(&mut self) -> Result<Vec<TenantRow>> {
-        let reply = self.0.list_tenants(pb::ListTenantsRequest {}).await.map_err(status)?.into_inner();
+        let reply = call!(self, Retry::Safe, list_tenants(pb::ListTenantsRequest {}))?.into_inner();
         Ok(reply.tenants.into_iter().map(tenant).collect())
     }
 
     /// Another token for tenant `name`.
     pub async fn tenant_token(&mut self, name: &str) -> Result<Created> {
         let req = pb::CreateTenantTokenRequest { tenant: name.to_owned() };
-        Ok(created(self.0.create_tenant_token(req).await.map_err(status)?.into_inner()))
+        Ok(created(call!(self, Retry::Once, create_tenant_token(req))?.into_inner()))
     }
 
     /// A join token for `uses` nodes (0: any number), valid for `ttl`
@@ -116,12 +160,12 @@ impl Admin {
             ttl_ms: ttl.map_or(0, |t| t.as_millis().max(1) as u64),
             owner: owner.unwrap_or_default().to_owned(),
         };
-        Ok(created(self.0.create_join_token(req).await.map_err(status)?.into_inner()))
+        Ok(created(call!(self, Retry::Once, create_join_token(req))?.into_inner()))
     }
 
     /// Every token, without secrets.
     pub async fn tokens(&mut self) -> Result<Vec<TokenRow>> {
-        let reply = self.0.list_tokens(pb::ListTokensRequest {}).await.map_err(status)?.into_inner();
+        let reply = call!(self, Retry::Safe, list_tokens(pb::ListTokensRequest {}))?.into_inner();
         let some = |n: u64| (n > 0).then_some(n);
         Ok(reply
             .tokens
@@ -142,14 +186,14 @@ impl Admin {
     /// Revokes token `id`; whether it was live.
     pub async fn revoke(&mut self, id: &str) -> Result<bool> {
         let req = pb::RevokeTokenRequest { id: id.to_owned() };
-        Ok(self.0.revoke_token(req).await.map_err(status)?.into_inner().revoked)
+        Ok(call!(self, Retry::Safe, revoke_token(req))?.into_inner().revoked)
     }
 
     /// Revokes node `name`'s credential, ending its session; whether it
     /// had a live one.
     pub async fn revoke_node(&mut self, name: &str) -> Result<bool> {
         let req = pb::RevokeNodeRequest { name: name.to_owned() };
-        Ok(self.0.revoke_node(req).await.map_err(status)?.into_inner().revoked)
+        Ok(call!(self, Retry::Safe, revoke_node(req))?.into_inner().revoked)
     }
 
     /// The masters of the grid's database.
@@ -179,7 +223,7 @@ impl Admin {
     /// whether it was quarantined.
     pub async fn clear_quarantine(&mut self, name: &str) -> Result<bool> {
         let req = pb::ClearQuarantineRequest { name: name.to_owned() };
-        Ok(self.0.clear_quarantine(req).await.map_err(status)?.into_inner().cleared)
+        Ok(call!(self, Retry::Safe, clear_quarantine(req))?.into_inner().cleared)
     }
 }
 
