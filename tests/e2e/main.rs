@@ -14,6 +14,7 @@ mod hostile;
 mod http_api;
 mod languages;
 mod limits;
+mod masters;
 mod metrics;
 mod pipes;
 mod quotas;

@@ -12,7 +12,10 @@ fn a_second_master_on_the_database_is_trusted_and_trusts_as_the_first() {
     one.run_as(&alice, &["jobs", "--json"]).assert_clean_success();
     one.kill_node("node-0");
 
-    // The second master takes over the database.
+    // The first master stops (giving its lease up); the second takes over
+    // the database.
+    one.signal_master("TERM");
+    assert_eq!(one.wait_master_exit(std::time::Duration::from_secs(30)), Some(0));
     let mut two = GridSandbox::builder(0).master_args(&["--database", &url]).start();
     assert_eq!(two.admin_token(), one.admin_token(), "both wrote the grid's admin token");
     let ca = |grid: &GridSandbox| std::fs::read(grid.ca().unwrap()).unwrap();

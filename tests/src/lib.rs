@@ -8,6 +8,7 @@
 //! [`rogue`].
 
 pub mod browser;
+pub mod cluster;
 pub mod rogue;
 
 pub use rogue::Access;
@@ -148,8 +149,11 @@ impl Builder {
 
     /// Starts the master, then the nodes, and waits until every node has
     /// registered.
-    pub fn start(self) -> GridSandbox {
+    pub fn start(mut self) -> GridSandbox {
         let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(url) = test_database() {
+            self.master_args.extend(["--database".to_owned(), url, "--lease".to_owned(), "2s".to_owned()]);
+        }
         let (master, addr, http) = spawn_master(dir.path(), "127.0.0.1:0", &self.master_args);
         let insecure = self.master_args.iter().any(|a| a == "--insecure");
         let url = if insecure { format!("http://{addr}") } else { format!("https://{addr}") };
@@ -177,6 +181,27 @@ impl Builder {
     }
 }
 
+/// With `GRID_TEST_DATABASE=postgres`, every sandbox's master keeps its
+/// record on a database of its own on a throwaway PostgreSQL server (the
+/// e2e suite runs once on each backend): its URL.
+pub fn test_database() -> Option<String> {
+    match std::env::var("GRID_TEST_DATABASE").as_deref() {
+        Ok("postgres") => Some(grid_testpg::shared().fresh_database().expect("a test database")),
+        Ok("") | Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("GRID_TEST_DATABASE={other}: `postgres` or `sqlite`"),
+    }
+}
+
+/// Whether this run's masters keep their record in PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("GRID_TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
+/// How many times the master whose log is `log` took the lease.
+fn leads(log: &Path) -> usize {
+    std::fs::read_to_string(log).unwrap_or_default().matches("took the lease").count()
+}
+
 /// Starts `grid-master` on `listen` with its data under `dir`, and returns
 /// it with the address it printed once ready, and its HTTP address when
 /// `extra` holds `--http`.
@@ -200,7 +225,20 @@ fn spawn_master(dir: &Path, listen: &str, extra: &[String]) -> (Child, String, O
         .spawn()
         .expect("spawn grid-master");
     let http = extra.iter().any(|a| a == "--http" || a.starts_with("--http="));
+    let led = leads(&dir.join("master.log"));
     let (addr, http) = read_listen_lines(&mut master, &dir.join("master.log"), http);
+    // A master on PostgreSQL listens as a standby first: wait until it leads.
+    if extra.iter().any(|a| a == "--database") {
+        let start = Instant::now();
+        while leads(&dir.join("master.log")) == led {
+            if let Ok(Some(status)) = master.try_wait() {
+                let log = std::fs::read_to_string(dir.join("master.log")).unwrap_or_default();
+                panic!("grid-master exited ({status}) before it led:\n{log}");
+            }
+            assert!(start.elapsed() < READY_TIMEOUT, "grid-master did not take the lease");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     (master, addr, http)
 }
 

@@ -31,6 +31,103 @@ pub struct Several {
     pub identity: Option<ServerIdentity>,
 }
 
+/// What the flags say of a master of several.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    /// `--listen`.
+    pub listen: SocketAddr,
+    /// `--http`, and whether `--http-plaintext`.
+    pub http: Option<(SocketAddr, bool)>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--advertise`.
+    pub advertise: Option<String>,
+    /// `--lease`.
+    pub lease: Duration,
+}
+
+/// The address others reach `addr` at: itself, or the host's name for an
+/// unspecified one (`0.0.0.0`).
+fn reachable(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host = host.trim();
+        return format!("{}:{}", if host.is_empty() { "localhost" } else { host }, addr.port());
+    }
+    addr.to_string()
+}
+
+/// Runs a master of several on the database at `url`: connects and
+/// migrates, takes the grid's shared identity, prints where it listens (as
+/// a lone master does), then stands by or leads until `shutdown`.
+pub async fn start(
+    config: crate::MasterConfig,
+    url: &str,
+    flags: Flags,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!(
+            "--database `{}`: not a `postgres://` URL (leave it out for SQLite in the data dir)",
+            crate::pg::shown(url)
+        );
+    }
+    // Bound once to learn the ports (port 0 picks one); each role binds again.
+    let grpc =
+        TcpListener::bind(flags.listen).await.with_context(|| format!("failed to listen on `{}`", flags.listen))?;
+    let grpc_addr = grpc.local_addr()?;
+    drop(grpc);
+    let http = match flags.http {
+        Some((addr, plaintext)) => {
+            let l = TcpListener::bind(addr).await.with_context(|| format!("failed to listen on `{addr}` (--http)"))?;
+            let addr = l.local_addr()?;
+            Some((addr, plaintext))
+        }
+        None => None,
+    };
+    let name = flags.name.clone().unwrap_or_else(|| reachable(grpc_addr).replace(':', "-"));
+    crate::auth::tokens::check_name("--name", &name)?;
+    let pool = crate::pg::connect_as(url, &format!("grid-master {name}")).await?;
+    crate::pg::migrate(&pool).await?;
+    let identity = crate::pg::identity::shared_identity(&pool, &config.data_dir, &config.tls).await?;
+    let scheme = if identity.tls.is_some() { "https" } else { "http" };
+    let grpc_url = flags.advertise.clone().unwrap_or_else(|| format!("{scheme}://{}", reachable(grpc_addr)));
+    let http_url = http.map_or_else(String::new, |(addr, plaintext)| {
+        let scheme = if plaintext || identity.tls.is_none() { "http" } else { "https" };
+        format!("{scheme}://{}", reachable(addr))
+    });
+    let fence = Fence::new(name.clone());
+    let reach = crate::pg::lease::Reach { name: name.clone(), grpc_url, http_url };
+    let lease = Arc::new(Lease::new(pool.clone(), fence, reach, flags.lease));
+    let metrics = LeaseMetrics::new();
+    println!("grid-master listening on {grpc_addr}");
+    if let Some((addr, _)) = http {
+        println!("http: {addr}");
+    }
+    tracing::info!(%grpc_addr, master = %name, database = %crate::pg::shown(url), "grid-master ready");
+    let tls = identity.tls.clone();
+    let opening = {
+        let metrics = metrics.clone();
+        move |fence: Arc<Fence>| -> crate::Result<Master> {
+            let record: Arc<dyn crate::record::JobStore> =
+                Arc::new(crate::record::PgStore::open(pool.clone(), fence.clone())?);
+            let opening = crate::auth::Tokens::open_pg(pool.clone(), fence, identity.token_key);
+            let tokens = tokio::runtime::Handle::current().block_on(opening)?;
+            let parts = crate::Parts {
+                tls: identity.tls.clone(),
+                record,
+                tokens,
+                admin: identity.admin_token.clone(),
+                lease_metrics: Some(metrics.clone()),
+            };
+            Master::assemble(config.clone(), parts)
+        }
+    };
+    let several = Several { lease, metrics, grpc: grpc_addr, http, identity: tls };
+    run(several, Arc::new(opening), shutdown).await
+}
+
 /// Opens the master that serves while this one leads (on a blocking
 /// thread: it reads the record).
 pub type Open = Arc<dyn Fn(Arc<Fence>) -> crate::Result<Master> + Send + Sync>;

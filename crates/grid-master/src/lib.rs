@@ -108,9 +108,27 @@ pub struct MasterConfig {
     /// How nodes' results are verified: replicas for nodes not yet
     /// trusted, strikes and quarantine (see `trust`).
     pub verify: trust::VerifyPolicy,
-    /// The grid's PostgreSQL database (`postgres://…`), shared by its
-    /// masters; `None` for SQLite in the data dir.
+    /// The PostgreSQL database shared with other masters
+    /// (`postgres://…`); `None` for the SQLite record in the data dir.
     pub database: Option<String>,
+    /// Where modules are stored; masters on one database share one
+    /// directory. `None` for `modules` in the data dir.
+    pub modules_dir: Option<PathBuf>,
+}
+
+/// What a master is made of besides its config: where its record and
+/// tokens are, and who it is.
+pub struct Parts {
+    /// Its TLS identity; `None` for plaintext.
+    pub tls: Option<tls::ServerIdentity>,
+    /// The job record.
+    pub record: Arc<dyn JobStore>,
+    /// The token registry.
+    pub tokens: auth::Tokens,
+    /// The admin token's text.
+    pub admin: String,
+    /// The lease's metrics, served with the master's own (a master of several).
+    pub lease_metrics: Option<pg::lease_metrics::LeaseMetrics>,
 }
 
 /// What a starting master does with the jobs its record holds unfinished
@@ -158,32 +176,9 @@ impl MasterConfig {
             tls: TlsSetup::Auto { names: vec![] },
             verify: trust::VerifyPolicy::default(),
             database: None,
+            modules_dir: None,
         }
     }
-}
-
-/// The job record `config` names: SQLite in the data dir, or PostgreSQL,
-/// migrated, with this master taking the lease. On PostgreSQL it must be
-/// called on a multi-thread tokio runtime.
-fn open_record(config: &MasterConfig) -> Result<Arc<dyn JobStore>> {
-    let Some(url) = &config.database else {
-        return Ok(Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?));
-    };
-    let open = async {
-        let pool = pg::connect(url).await?;
-        pg::migrate(&pool).await?;
-        let fence = pg::Fence::new(format!("grid-master-{}", std::process::id()));
-        let take = "UPDATE grid_lease SET holder = $1, epoch = epoch + 1, expires_at = now() + interval '1 hour',
-            acquired_at = now(), renewed_at = now() WHERE id = 1 RETURNING epoch";
-        let client = pool.get().await.map_err(pg::db_err)?;
-        let epoch: i64 = client.query_one(take, &[&fence.master()]).await.map_err(pg::db_err)?.get(0);
-        drop(client);
-        fence.hold(epoch as u64);
-        Ok::<_, error::MasterError>(Arc::new(record::PgStore::open(pool, fence)?) as Arc<dyn JobStore>)
-    };
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| error::MasterError::Internal("a master on PostgreSQL opened outside a tokio runtime".into()))?;
-    tokio::task::block_in_place(|| handle.block_on(open))
 }
 
 /// A master, ready to serve.
@@ -204,52 +199,41 @@ pub struct Master {
 }
 
 impl Master {
-    /// Opens the master's data directory.
+    /// Opens the master's data directory: its module store, its SQLite
+    /// record, its token registry and its TLS identity.
     pub fn open(config: MasterConfig) -> Result<Self> {
-        Self::open_with(config, None)
-    }
-
-    /// Opens the master as `config.database` says: on SQLite in the data
-    /// dir ([`Master::open`]), or on the grid's PostgreSQL database with
-    /// the grid's shared identity.
-    pub async fn open_async(config: MasterConfig) -> Result<Self> {
-        match config.database.clone() {
-            Some(url) => {
-                let (identity, tokens) = open_on_postgres(&config, &url).await?;
-                state::blocking(move || Self::open_shared(config, identity, tokens)).await
-            }
-            None => state::blocking(move || Self::open(config)).await,
-        }
-    }
-
-    /// Opens a master of a grid on PostgreSQL (blocking): its TLS identity
-    /// and admin token are the grid's `identity`, its registry the grid's
-    /// `tokens`.
-    pub fn open_shared(
-        config: MasterConfig,
-        identity: pg::identity::SharedIdentity,
-        tokens: auth::Tokens,
-    ) -> Result<Self> {
-        Self::open_with(config, Some((identity, tokens)))
-    }
-
-    fn open_with(config: MasterConfig, shared: Option<(pg::identity::SharedIdentity, auth::Tokens)>) -> Result<Self> {
         if let Some(warning) = data_dir::prepare(&config.data_dir)? {
             tracing::warn!("{warning}");
         }
-        let tls = match &shared {
-            Some((identity, _)) => identity.tls.clone(),
-            None => tls::prepare(&config.tls, &config.data_dir)?,
-        };
-        let modules = modules::ModuleStore::open(&config.data_dir.join("modules"), config.max_module_size)?;
-        let record = open_record(&config)?;
+        let tls = tls::prepare(&config.tls, &config.data_dir)?;
+        let record: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&config.data_dir.join("grid.db"), config.fsync)?);
+        let tokens = auth::Tokens::open(&config.data_dir)?;
+        let (admin, path, new) = tokens.admin_token(&config.data_dir)?;
+        if new {
+            tracing::info!(path = %path.display(), "admin token written");
+        } else {
+            tracing::info!(path = %path.display(), "admin token kept");
+        }
+        Self::assemble(config, Parts { tls, record, tokens, admin, lease_metrics: None })
+    }
+
+    /// The master made of `parts` (a leader of several builds them from
+    /// the shared database), with its module store, and the record's
+    /// unfinished jobs taken back as `config.recovery` says.
+    pub fn assemble(config: MasterConfig, parts: Parts) -> Result<Self> {
+        let Parts { tls, record, tokens, admin, lease_metrics } = parts;
+        let modules_dir = config.modules_dir.clone().unwrap_or_else(|| config.data_dir.join("modules"));
+        let modules = modules::ModuleStore::open(&modules_dir, config.max_module_size)?;
         // Every change the record sees is noted for the HTTP events feed.
         let feed = feed::Feed::new();
         let record: Arc<dyn JobStore> = Arc::new(feed::Feeding::new(record, feed.clone()));
-        let live = state::LiveState::new(record.clone(), config.max_attempts)
+        let mut live = state::LiveState::new(record.clone(), config.max_attempts)
             .with_bounds(config.grace, config.max_queued)
             .with_policy(config.verify)
             .with_spool_dir(&config.data_dir);
+        if let Some(lease) = &lease_metrics {
+            live = live.with_lease_metrics(lease);
+        }
         match &config.recovery {
             Recovery::Resume => {
                 let recovered = live.recover(record.unfinished()?);
@@ -265,19 +249,6 @@ impl Master {
             }
             Recovery::Leave => {}
         }
-        let (tokens, admin) = match shared {
-            Some((identity, tokens)) => (tokens, identity.admin_token),
-            None => {
-                let tokens = auth::Tokens::open(&config.data_dir)?;
-                let (admin, path, new) = tokens.admin_token(&config.data_dir)?;
-                if new {
-                    tracing::info!(path = %path.display(), "admin token written");
-                } else {
-                    tracing::info!(path = %path.display(), "admin token kept");
-                }
-                (tokens, admin)
-            }
-        };
         for tenant in tokens.tenants() {
             live.set_quota(&tenant.name, tenant.quota);
         }
@@ -460,40 +431,6 @@ impl Master {
         served?;
         Ok(())
     }
-}
-
-/// The grid's identity and token registry on the PostgreSQL database at
-/// `url`, for a master that leads on its own: it takes the lease (the
-/// epoch one past the last), holds it an hour, and fences its writes with
-/// it. A master started after it on the same database takes the lease in
-/// turn, and this one's writes are refused from then on.
-async fn open_on_postgres(config: &MasterConfig, url: &str) -> Result<(pg::identity::SharedIdentity, auth::Tokens)> {
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(MasterError::InvalidArgument(format!(
-            "--database `{}`: not a `postgres://` URL (leave it out for SQLite in the data dir)",
-            pg::shown(url)
-        )));
-    }
-    let pool = pg::connect(url).await?;
-    pg::migrate(&pool).await?;
-    let name = format!("{}:{}", config.data_dir.display(), std::process::id());
-    let fence = pg::Fence::new(name.clone());
-    let epoch: i64 = pool
-        .get()
-        .await
-        .map_err(pg::db_err)?
-        .query_one(
-            "UPDATE grid_lease SET holder = $1, epoch = epoch + 1, expires_at = now() + interval '1 hour', \
-             acquired_at = now(), renewed_at = now() WHERE id = 1 RETURNING epoch",
-            &[&name],
-        )
-        .await
-        .map_err(pg::db_err)?
-        .get(0);
-    fence.hold(epoch as u64);
-    let identity = pg::identity::shared_identity(&pool, &config.data_dir, &config.tls).await?;
-    let tokens = auth::Tokens::open_pg(pool, fence, identity.token_key).await?;
-    Ok((identity, tokens))
 }
 
 /// What the master does on its own while it serves: takes overdue jobs back

@@ -115,19 +115,37 @@ struct Args {
     #[arg(long, default_value_t = VerifyPolicy::DEFAULT_UNTRUSTED_SLOTS, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     untrusted_slots: u32,
-    /// The grid's PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`),
-    /// shared by its masters: the CA, the token key, the admin token, and
-    /// every token and tenant live there, so clients and nodes trust and are
-    /// trusted by whichever master leads. Each master writes `ca.pem` and
-    /// `admin.token` into its data dir from the database (deleting
-    /// `admin.token` rotates nothing: it is written again) [default: SQLite
-    /// in the data dir].
-    #[arg(long, env = "GRID_DATABASE", value_name = "URL", hide_env_values = true)]
-    database: Option<String>,
     /// How log lines on stderr are written: `text`, or `json` (one object
     /// a line, for a log collector).
     #[arg(long, default_value = "text", value_name = "FORMAT")]
     log_format: grid_core::LogFormat,
+    /// Keep the job record, tokens and the grid's identity in this
+    /// PostgreSQL database (`postgres://user:password@host:port/db`)
+    /// instead of SQLite in the data dir. Several masters on one database
+    /// make one grid: one leads, the others stand by and take over when
+    /// its lease expires. Give them one `--modules-dir`. The CA, the token
+    /// key, the admin token and every token and tenant live there; each
+    /// master writes `ca.pem` and `admin.token` into its data dir from it.
+    #[arg(long, env = "GRID_DATABASE", value_name = "URL", hide_env_values = true)]
+    database: Option<String>,
+    /// This master's name among the masters of its database [default:
+    /// HOST:PORT].
+    #[arg(long, value_name = "NAME", requires = "database")]
+    name: Option<String>,
+    /// The URL clients and nodes reach this master at, as standbys tell
+    /// them [default: from --listen, with the host's name for an
+    /// unspecified address].
+    #[arg(long, value_name = "URL", requires = "database")]
+    advertise: Option<String>,
+    /// How long the leader's lease lasts unrenewed (renewed every third of
+    /// it): a standby takes over this long after the leader dies.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = grid_core::parse_duration, requires = "database")]
+    lease: Duration,
+    /// Where modules are stored [default: `modules` in the data dir].
+    /// Masters on one database must share one directory (NFS, a mounted
+    /// volume).
+    #[arg(long, value_name = "DIR")]
+    modules_dir: Option<PathBuf>,
 }
 
 /// `--verify`: how nodes' results are checked.
@@ -199,7 +217,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ => TlsSetup::Auto { names: args.tls_name },
         },
         verify,
-        database: args.database,
+        database: args.database.clone(),
+        modules_dir: args.modules_dir.clone(),
     };
     if let Some(http) = args.http
         && args.http_plaintext
@@ -210,9 +229,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "--http-plaintext on `{http}`, not a loopback address: anyone on the network could read tokens; serve TLS (drop --http-plaintext) or listen on 127.0.0.1"
         );
     }
-    let mut master = Master::open_async(config)
-        .await
-        .with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
+    if let Some(url) = &args.database {
+        let several = grid_master::leading::Flags {
+            listen: args.listen,
+            http: args.http.map(|addr| (addr, args.http_plaintext)),
+            name: args.name.clone(),
+            advertise: args.advertise.clone(),
+            lease: args.lease,
+        };
+        return grid_master::leading::start(config, url, several, shutdown_signal()).await;
+    }
+    let mut master =
+        Master::open(config).with_context(|| format!("failed to open data dir `{}`", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on `{}`", args.listen))?;

@@ -198,7 +198,7 @@ impl Admin {
 
     /// The masters of the grid's database.
     pub async fn masters(&mut self) -> Result<Masters> {
-        let r = self.0.list_masters(pb::ListMastersRequest {}).await.map_err(status)?.into_inner();
+        let r = call!(self, Retry::Safe, list_masters(pb::ListMastersRequest {}))?.into_inner();
         let some = |v: u64| (v > 0).then_some(v);
         let masters = r
             .masters

@@ -29,7 +29,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 
 /// Any key of PostgreSQL's advisory locks, held while migrations run so
 /// that masters starting together apply each one once.
-const MIGRATION_LOCK: i64 = 0x6772_6964_6d69_67; // "gridmig"
+const MIGRATION_LOCK: i64 = 0x0067_7269_646d_6967; // "gridmig"
 
 /// `url` with its password hidden, for messages and logs.
 pub fn shown(url: &str) -> String {
@@ -55,8 +55,22 @@ pub fn shown(url: &str) -> String {
 /// A pool for the database at `url` (`postgres://user:password@host:port/db`),
 /// checked by one connection.
 pub async fn connect(url: &str) -> Result<Pool> {
-    let config: tokio_postgres::Config =
+    connect_as(url, "grid-master").await
+}
+
+/// A pool like [`connect`]'s, whose connections show as `application` in
+/// `pg_stat_activity` (a master names itself there).
+pub async fn connect_as(url: &str, application: &str) -> Result<Pool> {
+    let mut config: tokio_postgres::Config =
         url.parse().map_err(|e| MasterError::InvalidArgument(format!("--database `{}`: {e}", shown(url))))?;
+    if config.get_application_name().is_none() {
+        config.application_name(application);
+    }
+    // A database out of reach fails a connection within seconds, so that
+    // the lease's timers, not the kernel's, decide.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(3));
+    }
     let manager = deadpool_postgres::Manager::from_config(
         config,
         tokio_postgres::NoTls,
