@@ -54,7 +54,7 @@ impl Cluster {
             cluster.masters.push(MasterProc { name: format!("m{i}"), port: free_port(), child: None });
             cluster.start_master(i);
             if i == 0 {
-                cluster.wait_log(0, "took the lease");
+                cluster.wait_log(0, "serving as the leader");
             }
         }
         cluster.admin_token =

@@ -151,7 +151,9 @@ impl Builder {
     /// registered.
     pub fn start(mut self) -> GridSandbox {
         let dir = tempfile::tempdir().expect("temp dir");
-        if let Some(url) = test_database() {
+        if !self.master_args.iter().any(|a| a == "--database")
+            && let Some(url) = test_database()
+        {
             self.master_args.extend(["--database".to_owned(), url, "--lease".to_owned(), "2s".to_owned()]);
         }
         let (master, addr, http) = spawn_master(dir.path(), "127.0.0.1:0", &self.master_args);
@@ -197,9 +199,9 @@ pub fn on_postgres() -> bool {
     std::env::var("GRID_TEST_DATABASE").as_deref() == Ok("postgres")
 }
 
-/// How many times the master whose log is `log` took the lease.
+/// How many times the master whose log is `log` served as the leader.
 fn leads(log: &Path) -> usize {
-    std::fs::read_to_string(log).unwrap_or_default().matches("took the lease").count()
+    std::fs::read_to_string(log).unwrap_or_default().matches("serving as the leader").count()
 }
 
 /// Starts `grid-master` on `listen` with its data under `dir`, and returns
@@ -235,7 +237,7 @@ fn spawn_master(dir: &Path, listen: &str, extra: &[String]) -> (Child, String, O
                 let log = std::fs::read_to_string(dir.join("master.log")).unwrap_or_default();
                 panic!("grid-master exited ({status}) before it led:\n{log}");
             }
-            assert!(start.elapsed() < READY_TIMEOUT, "grid-master did not take the lease");
+            assert!(start.elapsed() < READY_TIMEOUT, "grid-master did not lead");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

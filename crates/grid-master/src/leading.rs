@@ -194,6 +194,7 @@ pub async fn run(
             Some((addr, plaintext)) => master.with_http(HttpServe { listener: bind(addr).await?, plaintext }),
             None => master,
         };
+        tracing::info!(epoch, "serving as the leader");
         let why = Arc::new(Mutex::new(Ended::Lost));
         let signal = {
             let (why, stop, lost) = (why.clone(), stop.clone(), fence.subscribe());
