@@ -94,7 +94,6 @@ impl BenchGrid {
                 config.tls = grid_master::TlsSetup::Off;
             }
             config.verify = VerifyPolicy { mode: setup.verify, ..VerifyPolicy::default() };
-            config.database = setup.database.map(str::to_owned);
             let master = grid_master::Master::open(config)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let tls = master.ca_pin().is_some();

@@ -92,7 +92,9 @@ async fn run(args: Args) -> Result<()> {
     };
     // One URL for the whole run.
     let database = args.database.map(|url| &*Box::leak(url.into_boxed_str()));
-    let setup = Setup { processes: args.processes, fsync: true, insecure: args.insecure, verify, database };
+    // A master on PostgreSQL leads through its lease: it runs as a process.
+    let processes = args.processes || database.is_some();
+    let setup = Setup { processes, fsync: true, insecure: args.insecure, verify, database };
     // Only throughput measures verification: the other figures are of one
     // run of each job, on grids that may have a single node.
     let own = Setup { verify: VerifyMode::Off, ..setup };

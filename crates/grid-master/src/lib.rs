@@ -202,6 +202,12 @@ impl Master {
     /// Opens the master's data directory: its module store, its SQLite
     /// record, its token registry and its TLS identity.
     pub fn open(config: MasterConfig) -> Result<Self> {
+        if let Some(url) = &config.database {
+            return Err(MasterError::InvalidArgument(format!(
+                "a master on `{}` stands by or leads through its lease: start it with leading::start",
+                pg::shown(url)
+            )));
+        }
         if let Some(warning) = data_dir::prepare(&config.data_dir)? {
             tracing::warn!("{warning}");
         }
