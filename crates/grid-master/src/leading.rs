@@ -68,10 +68,7 @@ pub async fn start(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        anyhow::bail!(
-            "--database `{}`: not a `postgres://` URL (leave it out for SQLite in the data dir)",
-            crate::pg::shown(url)
-        );
+        anyhow::bail!("--database: not a `postgres://` URL (leave it out for SQLite in the data dir)");
     }
     // Bound once to learn the ports (port 0 picks one); each role binds again.
     let grpc =
