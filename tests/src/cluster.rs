@@ -2,7 +2,7 @@
 //! nodes and clients that know every master: the harness of the failover
 //! tests. Every process is killed on drop, the server too.
 
-use crate::{READY_TIMEOUT, Run, bin};
+use crate::{Run, bin};
 use grid_testpg::PgServer;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -237,21 +237,10 @@ impl Cluster {
         (name, start.elapsed())
     }
 
-    /// Polls `check` until it returns `Some`, failing the test after [`READY_TIMEOUT`].
+    /// Polls `check` until it returns `Some`, failing the test after [`crate::READY_TIMEOUT`].
     #[track_caller]
     pub fn wait_until<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = check(self) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < READY_TIMEOUT,
-                "timed out waiting until {what}; logs in {}",
-                self.dir.path().display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::poll_until(what, self.dir.path(), Duration::from_millis(100), || check(self))
     }
 
     /// `grid-cli status ID --json` on the leader.

@@ -183,6 +183,19 @@ impl Builder {
     }
 }
 
+/// Polls `check` every `every` until it returns `Some`, failing the test
+/// after [`READY_TIMEOUT`] with `what` and where the logs are (`logs`).
+pub fn poll_until<T>(what: &str, logs: &Path, every: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < READY_TIMEOUT, "timed out waiting until {what}; logs in {}", logs.display());
+        std::thread::sleep(every);
+    }
+}
+
 /// With `GRID_TEST_DATABASE=postgres`, every sandbox's master keeps its
 /// record on a database of its own on a throwaway PostgreSQL server (the
 /// e2e suite runs once on each backend): its URL.
@@ -415,18 +428,7 @@ impl GridSandbox {
     /// Polls `check` until it returns `Some`, failing the test after
     /// [`READY_TIMEOUT`].
     pub fn wait_until<T>(&self, what: &str, mut check: impl FnMut(&Self) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = check(self) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < READY_TIMEOUT,
-                "timed out waiting until {what}; logs in {}",
-                self.dir.path().display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll_until(what, self.dir.path(), Duration::from_millis(50), || check(self))
     }
 
     /// A `grid-cli` command pointed at this sandbox's master, calling with

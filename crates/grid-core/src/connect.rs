@@ -53,11 +53,6 @@ pub type Conn = InterceptedService<Channel, Bearer>;
 /// The scheme of a master on a Unix socket: `unix:/path/to/socket`.
 pub const UNIX: &str = "unix:";
 
-/// The response metadata by which a standby master names the leader's
-/// gRPC URL (with status `UNAVAILABLE`): clients and nodes that know
-/// several masters go there.
-pub const LEADER_METADATA: &str = "grid-leader";
-
 /// How long a TLS handshake with a master may take.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// How long reaching a master's port may take.

@@ -13,8 +13,8 @@ use axum::routing::get;
 use serde_json::json;
 use tokio::sync::watch;
 
-/// The metadata key that names the leader's gRPC URL.
-pub const LEADER_HEADER: &str = grid_core::connect::LEADER_METADATA;
+/// The metadata key that names the leader's gRPC URL, as clients read it.
+pub const LEADER_HEADER: &str = grid_core::masters::LEADER_HEADER;
 
 /// Who leads, as a standby last read it.
 pub type LeaderView = watch::Receiver<Option<Leader>>;
