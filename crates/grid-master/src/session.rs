@@ -2,7 +2,9 @@
 //! node's heartbeats, output and results go to the live state. The loop
 //! ends when the node is silent for too long, closes its stream, the master
 //! shuts down, or the node leaves the live state (its credential revoked),
-//! whether or not the node still reads what the master sends it.
+//! whether or not the node still reads what the master sends it. While the
+//! record's writer is behind on output, the node is not read (its silence
+//! is counted from when reading starts again).
 
 use crate::model::{Heartbeat, NodeId};
 use crate::nodes::MAX_CACHED_PER_NODE;
@@ -28,7 +30,17 @@ pub async fn read_node<S>(
 {
     let mut closing = std::pin::pin!(closing);
     let mut ended = live.session_ended(node_id);
+    let backlog = live.store().backlog();
     let (why, state) = loop {
+        // A record that fell behind a flood of output is waited for: the
+        // rest waits in the node, not here.
+        if let Some(backlog) = backlog.as_ref().filter(|b| b.full()) {
+            tokio::select! {
+                () = backlog.room() => {}
+                _ = &mut closing => break ("the master is shutting down".to_string(), NodeState::Gone),
+                _ = &mut ended => break ("its session was ended".to_string(), NodeState::Lost),
+            }
+        }
         let next = tokio::select! {
             next = tokio::time::timeout(silence, inbound.next()) => next,
             _ = &mut closing => break ("the master is shutting down".to_string(), NodeState::Gone),

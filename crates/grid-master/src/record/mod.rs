@@ -8,10 +8,13 @@
 #[macro_use]
 mod contract;
 
+pub mod backlog;
 pub mod memory;
+mod pg_batch;
 pub mod postgres;
 pub mod sqlite;
 
+pub use backlog::Backlog;
 pub use memory::MemoryStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -147,6 +150,17 @@ pub struct Page {
     pub next: Option<u64>,
 }
 
+/// How much output the record holds of a job's current attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputExtent {
+    /// The number of the next chunk (one past the highest recorded).
+    pub next_seq: u64,
+    /// Chunks recorded.
+    pub chunks: u64,
+    /// Bytes recorded.
+    pub bytes: u64,
+}
+
 /// Where jobs, their attempts, results and kept output are recorded.
 pub trait JobStore: Send + Sync + 'static {
     /// Records a new job queued; resolves once it is durable, or with the
@@ -178,6 +192,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// across attempts; the caller keeps a job's chunks within its output
     /// limit).
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>);
+
+    /// The output this store's writer was handed and has not yet written,
+    /// when it can fall behind: node sessions wait while it is full.
+    fn backlog(&self) -> Option<std::sync::Arc<Backlog>> {
+        None
+    }
 
     /// How the job ended, and how its running attempt (if any) ended. With
     /// `drop_input`, the recorded spec loses its stdin and mapped
@@ -215,6 +235,19 @@ pub trait JobStore: Send + Sync + 'static {
     /// order, as many as fit in `max_bytes` (at least one, if there is
     /// one), each with its number.
     fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>>;
+
+    /// How much output the record holds of job `id` (this default reads
+    /// it all, page by page).
+    fn output_extent(&self, id: &str) -> Result<OutputExtent> {
+        let mut extent = OutputExtent::default();
+        loop {
+            let page = self.output_page(id, extent.next_seq, 1 << 20)?;
+            let Some(last) = page.last().map(|c| c.0) else { return Ok(extent) };
+            extent.chunks += page.len() as u64;
+            extent.bytes += page.iter().map(|c| c.2.len() as u64).sum::<u64>();
+            extent.next_seq = last + 1;
+        }
+    }
 
     /// A job's whole output, in order (for tests: it may be large).
     #[cfg(test)]

@@ -6,18 +6,17 @@
 //! goes away costs time, not changes: the writer keeps its batch and tries
 //! again until it commits.
 
-use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
+use super::pg_batch::{Answer, Failure, Op, Statements, apply, int};
+use super::{Backlog, Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, NodeRecord, Standing, StoredJob, TenantUse, now_ms};
 use crate::pg::{Fence, Pool};
-use futures::future::{BoxFuture, MaybeDone, maybe_done};
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
-use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Submission, Verdict};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Verdict};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
@@ -30,78 +29,14 @@ const BATCH: usize = 1024;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// A change to the record.
-enum Op {
-    Replica {
-        id: JobId,
-        number: u32,
-        end: Option<AttemptEnd>,
-        digest: Option<String>,
-        verdict: Option<Verdict>,
-        at_ms: u64,
-    },
-    Billed {
-        id: JobId,
-        runs: u64,
-        fuel: u64,
-    },
-    Insert {
-        id: JobId,
-        meta: Submission,
-        spec: Vec<u8>,
-        submitted_ms: u64,
-        fingerprint: Option<String>,
-        done: oneshot::Sender<Result<Inserted>>,
-    },
-    Running {
-        id: JobId,
-        node: String,
-        attempts: u32,
-        at_ms: u64,
-    },
-    Requeued {
-        id: JobId,
-        attempts: u32,
-        end: AttemptEnd,
-        at_ms: u64,
-    },
-    Output {
-        id: JobId,
-        seq: u64,
-        stream: OutputStream,
-        data: Vec<u8>,
-    },
-    Finished {
-        id: JobId,
-        state: JobState,
-        result: Vec<u8>,
-        drop_input: bool,
-        end: AttemptEnd,
-        at_ms: u64,
-        /// The fuel its node burned, when a node ran it to this end.
-        ran: Option<u64>,
-    },
-    Flush {
-        done: oneshot::Sender<Result<()>>,
-    },
-    Prune {
-        finished_before_ms: u64,
-        done: oneshot::Sender<Result<usize>>,
-    },
-    Nodes(Vec<NodeRecord>),
-}
-
 /// The record in PostgreSQL: a writer task, and the pool for reads.
 pub struct PgStore {
     writer: mpsc::UnboundedSender<Op>,
+    /// Output handed to the writer and not yet committed.
+    backlog: Arc<Backlog>,
     pool: Pool,
     /// The runtime reads run their queries on.
     handle: tokio::runtime::Handle,
-}
-
-/// A signed column from an unsigned count, saturating.
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// An unsigned count from a signed column (a negative one reads as 0).
@@ -122,8 +57,10 @@ impl PgStore {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| MasterError::Internal("the PostgreSQL record opened outside a tokio runtime".into()))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        handle.spawn(Writer { pool: pool.clone(), fence, client: None, refusing: false }.run(rx));
-        Ok(Self { writer: tx, pool, handle })
+        let backlog = Arc::new(Backlog::default());
+        let writer = Writer { pool: pool.clone(), fence, client: None, refusing: false, backlog: backlog.clone() };
+        handle.spawn(writer.run(rx));
+        Ok(Self { writer: tx, backlog, pool, handle })
     }
 
     fn send(&self, op: Op) {
@@ -328,7 +265,12 @@ impl JobStore for PgStore {
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
+        self.backlog.queued(data.len());
         self.send(Op::Output { id: id.to_owned(), seq, stream, data });
+    }
+
+    fn backlog(&self) -> Option<Arc<Backlog>> {
+        Some(self.backlog.clone())
     }
 
     fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
@@ -470,6 +412,20 @@ impl JobStore for PgStore {
         })
     }
 
+    fn output_extent(&self, id: &str) -> Result<OutputExtent> {
+        self.block(async {
+            let sql = "SELECT COALESCE(MAX(seq) + 1, 0), COUNT(*), COALESCE(SUM(octet_length(data)), 0)::BIGINT
+                FROM output WHERE job_id = $1";
+            let rows = self.rows(sql, &[&id]).await?;
+            let r = rows.first().ok_or_else(|| MasterError::Db("no output extent".into()))?;
+            Ok(OutputExtent {
+                next_seq: count(r.try_get(0).map_err(read_err)?),
+                chunks: count(r.try_get(1).map_err(read_err)?),
+                bytes: count(r.try_get(2).map_err(read_err)?),
+            })
+        })
+    }
+
     fn unfinished(&self) -> Result<Vec<Unfinished>> {
         // Each row's spec is made light as it is read: the inputs of all the
         // unfinished jobs are never in memory at once.
@@ -516,62 +472,6 @@ impl JobStore for PgStore {
     }
 }
 
-// The writer's statements.
-
-const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms, fingerprint)
-    VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7) ON CONFLICT DO NOTHING";
-/// After an insert that recorded nothing: its own row (a commit whose
-/// answer was lost with the connection, tried again), or the job that
-/// holds its key.
-const INSERTED_BEFORE: &str = "SELECT id, fingerprint FROM jobs WHERE id = $1 OR idem_key = $2
-    ORDER BY (id = $1) DESC LIMIT 1";
-const RUNNING: &str = "WITH job AS (
-        UPDATE jobs SET state = 'running', node = $2, attempts = $3, started_ms = $4 WHERE id = $1
-    )
-    INSERT INTO attempts (job_id, number, node, started_ms) VALUES ($1, $3, $2, $4)
-    ON CONFLICT (job_id, number) DO UPDATE SET node = excluded.node, started_ms = excluded.started_ms,
-        ended_ms = NULL, ending = NULL, digest = NULL, verdict = NULL";
-/// Back in the queue: its node is the previous attempt's now, not its
-/// own; its output so far is dropped; its attempt ends.
-const REQUEUED: &str = "WITH job AS (
-        UPDATE jobs SET state = 'queued', node = '', attempts = $2 WHERE id = $1
-    ), gone AS (
-        DELETE FROM output WHERE job_id = $1
-    )
-    UPDATE attempts SET ended_ms = $3, ending = $4 WHERE job_id = $1 AND ended_ms IS NULL";
-const REPLICA: &str = "UPDATE attempts SET
-        ended_ms = CASE WHEN $3::TEXT IS NULL THEN ended_ms ELSE COALESCE(ended_ms, $6) END,
-        ending = COALESCE(ending, $3::TEXT),
-        digest = COALESCE($4::TEXT, digest),
-        verdict = COALESCE($5::TEXT, verdict)
-    WHERE job_id = $1 AND number = $2";
-/// `$3` more jobs run, and `$2` more fuel burned, for the tenant of job
-/// `$1`, saturating.
-const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned)
-    SELECT tenant, $3::BIGINT, $2::BIGINT FROM jobs WHERE id = $1
-    ON CONFLICT (name) DO UPDATE SET
-        jobs_run = CASE WHEN tenant_use.jobs_run > 9223372036854775807 - excluded.jobs_run
-                   THEN 9223372036854775807 ELSE tenant_use.jobs_run + excluded.jobs_run END,
-        fuel_burned = CASE WHEN tenant_use.fuel_burned > 9223372036854775807 - excluded.fuel_burned
-                      THEN 9223372036854775807 ELSE tenant_use.fuel_burned + excluded.fuel_burned END";
-const OUTPUT: &str = "INSERT INTO output (job_id, seq, stream, data) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (job_id, seq) DO UPDATE SET stream = excluded.stream, data = excluded.data";
-/// The job's end, and its running attempt's.
-const FINISHED: &str = "WITH job AS (
-        UPDATE jobs SET state = $2, result = $3, finished_ms = $4 WHERE id = $1
-    )
-    UPDATE attempts SET ended_ms = $4, ending = $5 WHERE job_id = $1 AND ended_ms IS NULL";
-const SPECS: &str = "SELECT id, spec FROM jobs WHERE id = ANY($1)";
-const SET_SPEC: &str = "UPDATE jobs SET spec = $2 WHERE id = $1";
-const UPSERT_NODE: &str = "INSERT INTO nodes
-    (name, identity, state, jobs_run, fuel_burned, lost_jobs, first_seen_ms, last_seen_ms,
-     streak, strikes, quarantined, credit)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-    ON CONFLICT (name) DO UPDATE SET identity = excluded.identity, state = excluded.state,
-        jobs_run = excluded.jobs_run, fuel_burned = excluded.fuel_burned, lost_jobs = excluded.lost_jobs,
-        first_seen_ms = excluded.first_seen_ms, last_seen_ms = excluded.last_seen_ms,
-        streak = excluded.streak, strikes = excluded.strikes, quarantined = excluded.quarantined,
-        credit = excluded.credit";
 const PRUNE_WALK: &str = "SELECT id, submitted_ms, finished_ms FROM jobs ORDER BY seq";
 const PRUNE_OUTPUT: &str = "DELETE FROM output WHERE job_id = ANY($1)";
 const PRUNE_ATTEMPTS: &str = "DELETE FROM attempts WHERE job_id = ANY($1)";
@@ -581,93 +481,6 @@ const PRUNE_JOBS: &str = "DELETE FROM jobs WHERE id = ANY($1)";
 /// long; the next prune takes the rest.
 const PRUNED_AT_ONCE: usize = 10_000;
 
-/// The writer's statements, prepared on its connection.
-struct Statements {
-    insert: tokio_postgres::Statement,
-    running: tokio_postgres::Statement,
-    requeued: tokio_postgres::Statement,
-    replica: tokio_postgres::Statement,
-    tenant_use: tokio_postgres::Statement,
-    output: tokio_postgres::Statement,
-    finished: tokio_postgres::Statement,
-    node: tokio_postgres::Statement,
-    specs: tokio_postgres::Statement,
-    set_spec: tokio_postgres::Statement,
-}
-
-impl Statements {
-    async fn prepare(c: &deadpool_postgres::Object) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            insert: c.prepare_cached(INSERT_JOB).await?,
-            running: c.prepare_cached(RUNNING).await?,
-            requeued: c.prepare_cached(REQUEUED).await?,
-            replica: c.prepare_cached(REPLICA).await?,
-            tenant_use: c.prepare_cached(ADD_TENANT_USE).await?,
-            output: c.prepare_cached(OUTPUT).await?,
-            finished: c.prepare_cached(FINISHED).await?,
-            node: c.prepare_cached(UPSERT_NODE).await?,
-            specs: c.prepare_cached(SPECS).await?,
-            set_spec: c.prepare_cached(SET_SPEC).await?,
-        })
-    }
-}
-
-/// Why a batch did not commit.
-enum Failure {
-    /// This master no longer holds the lease: nothing it writes commits.
-    Fenced(MasterError),
-    /// The database went away (or refused for now): the batch is tried again.
-    Gone(String),
-    /// A statement failed: the batch is dropped.
-    Failed(String),
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // Connection exceptions (08), operator intervention (57: a server
-        // shutting down), insufficient resources (53), and transaction
-        // rollbacks (40: serialization failures, deadlocks) pass.
-        let passes = match e.code() {
-            Some(code) => ["08", "57", "53", "40"].iter().any(|class| code.code().starts_with(class)),
-            None => true,
-        };
-        if passes { Failure::Gone(e.to_string()) } else { Failure::Failed(e.to_string()) }
-    }
-}
-
-/// What a committed batch answers, by the index of the change that waits.
-enum Answer {
-    Inserted(Result<Inserted>),
-    Pruned(usize),
-}
-
-/// A statement's future, as a batch sends it.
-type Sent<'a> = BoxFuture<'a, Result<u64, tokio_postgres::Error>>;
-
-/// Runs `statements` pipelined on their connection: each is sent, in
-/// order, before any answer is awaited; then the answers are taken in
-/// order. The first failure is the batch's.
-async fn pipelined(statements: Vec<Sent<'_>>) -> Result<Vec<u64>, tokio_postgres::Error> {
-    let mut pending: Vec<MaybeDone<Sent<'_>>> = statements.into_iter().map(maybe_done).collect();
-    // A statement is written to the connection when its future is first
-    // polled; polling them here, in order, sends them in order.
-    {
-        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        for statement in &mut pending {
-            let _: Poll<()> = Pin::new(statement).poll(&mut cx);
-        }
-    }
-    let mut rows = Vec::with_capacity(pending.len());
-    for mut statement in pending {
-        (&mut statement).await;
-        match Pin::new(&mut statement).take_output() {
-            Some(done) => rows.push(done?),
-            None => unreachable!("a statement awaited to its end has an output"),
-        }
-    }
-    Ok(rows)
-}
-
 /// The record's writer: one connection, one transaction per batch.
 struct Writer {
     pool: Pool,
@@ -675,6 +488,8 @@ struct Writer {
     client: Option<deadpool_postgres::Object>,
     /// The fence refused a batch: every change from then on is refused.
     refusing: bool,
+    /// Output handed to this writer and not yet committed.
+    backlog: Arc<Backlog>,
 }
 
 impl Writer {
@@ -683,7 +498,9 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let output: usize = batch.iter().map(Op::output_bytes).sum();
             self.commit(std::mem::take(&mut batch)).await;
+            self.backlog.written(output);
         }
     }
 
@@ -784,162 +601,6 @@ fn answer_all(batch: Vec<Op>, outcome: impl Fn() -> Result<()>, answers: Vec<(us
     }
 }
 
-/// Applies `ops` (the batch's from index `first` on) in `tx`, pipelined;
-/// notes inserts that found their key taken in `answers`.
-async fn apply(
-    tx: &deadpool_postgres::Transaction<'_>,
-    st: &Statements,
-    ops: &[Op],
-    first: usize,
-    answers: &mut Vec<(usize, Answer)>,
-) -> Result<(), Failure> {
-    if ops.is_empty() {
-        return Ok(());
-    }
-    let tx: &tokio_postgres::Transaction<'_> = tx;
-    let mut sent: Vec<Sent<'_>> = Vec::with_capacity(ops.len() * 2);
-    // Which statement is each insert's, by the change's index.
-    let mut inserts = Vec::new();
-    let mut drop_input = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            Op::Insert { id, meta, spec, submitted_ms, fingerprint, .. } => {
-                inserts.push((first + i, sent.len(), id, meta.key.as_deref()));
-                let submitted = int(*submitted_ms);
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 7] =
-                        [id, &meta.key, &meta.tenant, &meta.priority, spec, &submitted, fingerprint];
-                    tx.execute(&st.insert, &p).await
-                }));
-            }
-            Op::Running { id, node, attempts, at_ms } => {
-                let (n, at) = (i32::try_from(*attempts).unwrap_or(i32::MAX), int(*at_ms));
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 4] = [id, node, &n, &at];
-                    tx.execute(&st.running, &p).await
-                }));
-            }
-            Op::Requeued { id, attempts, end, at_ms } => {
-                let (n, at, end) = (i32::try_from(*attempts).unwrap_or(i32::MAX), int(*at_ms), end.as_str());
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 4] = [id, &n, &at, &end];
-                    tx.execute(&st.requeued, &p).await
-                }));
-            }
-            Op::Replica { id, number, end, digest, verdict, at_ms } => {
-                let n = i32::try_from(*number).unwrap_or(i32::MAX);
-                let (end, verdict, at) = (end.map(AttemptEnd::as_str), verdict.map(Verdict::as_str), int(*at_ms));
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 6] = [id, &n, &end, digest, &verdict, &at];
-                    tx.execute(&st.replica, &p).await
-                }));
-            }
-            Op::Billed { id, runs, fuel } => {
-                let (runs, fuel) = (int(*runs), int(*fuel));
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 3] = [id, &fuel, &runs];
-                    tx.execute(&st.tenant_use, &p).await
-                }));
-            }
-            Op::Output { id, seq, stream, data } => {
-                let (seq, stream) = (int(*seq), if *stream == OutputStream::Stderr { 2i16 } else { 1i16 });
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 4] = [id, &seq, &stream, data];
-                    tx.execute(&st.output, &p).await
-                }));
-            }
-            Op::Finished { id, state, result, drop_input: drop, end, at_ms, ran } => {
-                let (state, at, end) = (state.as_str(), int(*at_ms), end.as_str());
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 5] = [id, &state, result, &at, &end];
-                    tx.execute(&st.finished, &p).await
-                }));
-                if let Some(fuel) = ran {
-                    let fuel = int(*fuel);
-                    sent.push(Box::pin(async move {
-                        let p: [&(dyn ToSql + Sync); 3] = [id, &fuel, &1i64];
-                        tx.execute(&st.tenant_use, &p).await
-                    }));
-                }
-                if *drop {
-                    drop_input.push(id.as_str());
-                }
-            }
-            Op::Nodes(nodes) => {
-                for n in nodes {
-                    let state = n.state.as_str();
-                    let counts = [n.jobs_run, n.fuel_burned, n.lost_jobs, n.first_seen_ms, n.last_seen_ms];
-                    let [jobs_run, fuel, lost, first_seen, last_seen] = counts.map(int);
-                    let s = n.standing;
-                    let streak = i32::try_from(s.streak).unwrap_or(i32::MAX);
-                    let strikes = i32::try_from(s.strikes).unwrap_or(i32::MAX);
-                    let credit = int(s.credit);
-                    sent.push(Box::pin(async move {
-                        let p: [&(dyn ToSql + Sync); 12] = [
-                            &n.name,
-                            &n.identity,
-                            &state,
-                            &jobs_run,
-                            &fuel,
-                            &lost,
-                            &first_seen,
-                            &last_seen,
-                            &streak,
-                            &strikes,
-                            &s.quarantined,
-                            &credit,
-                        ];
-                        tx.execute(&st.node, &p).await
-                    }));
-                }
-            }
-            Op::Flush { .. } | Op::Prune { .. } => {}
-        }
-    }
-    let rows = pipelined(sent).await?;
-    for (at, statement, id, key) in inserts {
-        if rows[statement] > 0 {
-            continue;
-        }
-        // Nothing recorded: the key is another job's (or this very insert
-        // committed before the connection that carried it was lost).
-        let holder = tx.query_opt(INSERTED_BEFORE, &[id, &key]).await?;
-        let answer = match holder {
-            Some(row) if row.get::<_, &str>(0) == id => Ok(Inserted::New),
-            Some(row) => Ok(Inserted::Existing(row.get(0), row.get(1))),
-            None => Err(MasterError::Db(format!("job `{id}` was not recorded"))),
-        };
-        answers.push((at, Answer::Inserted(answer)));
-    }
-    answers.sort_by_key(|(at, _)| *at);
-    drop_job_input(tx, st, &drop_input).await
-}
-
-/// Rewrites the recorded specs of jobs `ids` without their stdin and
-/// directories (only those that have some).
-async fn drop_job_input(tx: &tokio_postgres::Transaction<'_>, st: &Statements, ids: &[&str]) -> Result<(), Failure> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut lighter = Vec::new();
-    for row in tx.query(&st.specs, &[&ids]).await? {
-        // A spec that does not decode is left as it is: it is not this write's to lose.
-        if let Ok(mut spec) = decode_spec(row.get::<_, &[u8]>(1))
-            && (!spec.stdin.is_empty() || !spec.dirs.is_empty())
-        {
-            spec.stdin = Vec::new();
-            spec.dirs = Vec::new();
-            lighter.push((row.get::<_, String>(0), encode_spec(&spec)));
-        }
-    }
-    let sent: Vec<Sent<'_>> = lighter
-        .iter()
-        .map(|(id, spec)| -> Sent<'_> { Box::pin(async move { tx.execute(&st.set_spec, &[id, spec]).await }) })
-        .collect();
-    pipelined(sent).await?;
-    Ok(())
-}
-
 /// Forgets jobs that finished before `before` (ms), oldest first; returns
 /// how many. Walks the jobs in the order they came and stops at the first
 /// submitted after `before` (it cannot have finished before it), so no
@@ -970,6 +631,7 @@ async fn prune(tx: &tokio_postgres::Transaction<'_>, before: i64) -> Result<usiz
 mod tests {
     use super::*;
     use crate::record::contract::spec;
+    use grid_core::Submission;
 
     /// Makes `fence` hold the lease of the database `pool` reaches.
     async fn lead(pool: &Pool, fence: &Fence) {

@@ -2,7 +2,7 @@
 //! applies changes in batches, one transaction per batch; an insert is
 //! acknowledged only once its transaction has committed.
 
-use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
+use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, NodeRecord, Standing, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
@@ -525,6 +525,18 @@ impl JobStore for SqliteStore {
                 page.push((r.get::<_, i64>(0)? as u64, stream, r.get::<_, Vec<u8>>(2)?));
             }
             Ok(page)
+        })
+    }
+
+    fn output_extent(&self, id: &str) -> Result<OutputExtent> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT COALESCE(MAX(seq) + 1, 0), COUNT(*), COALESCE(SUM(length(data)), 0) FROM output WHERE job_id = ?1",
+            )?
+            .query_row(params![id], |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok(OutputExtent { next_seq: n(0)?, chunks: n(1)?, bytes: n(2)? })
+            })
         })
     }
 
