@@ -34,8 +34,9 @@ fn submit(cluster: &Cluster, module: &std::path::Path) -> String {
 }
 
 /// Asserts job `id` succeeded, ended once, with `output` as its whole
-/// output. (A job that was running under a leader that died runs again
-/// under the next: its earlier attempt ends `master restarted`.)
+/// output. (A job that was running under a leader that died runs on under
+/// the next, on its node; one whose node did not come back in time runs
+/// again: its earlier attempt ends `master restarted`.)
 #[track_caller]
 fn ran_once(cluster: &Cluster, id: &str, output: &str) {
     let job = cluster.wait_finished(id);
@@ -78,6 +79,26 @@ fn killing_the_leader_costs_seconds_and_no_job() {
     assert_eq!(cluster.ready_nodes(), 2);
     let masters = cluster.run(&["admin", "masters"]);
     assert!(masters.stdout.contains("leader"), "{masters:#?}");
+}
+
+#[test]
+fn a_job_running_when_the_leader_dies_runs_on_on_its_node_once() {
+    let mut cluster = Cluster::start(2, 1);
+    let slow = slow(&cluster, 4);
+    let id = submit(&cluster, &slow);
+    cluster.wait_until("the job printed its first line", |c| (c.run(&["logs", &id]).stdout == "first\n").then_some(()));
+    let node = cluster.status(&id)["node"].as_str().unwrap().to_owned();
+
+    cluster.kill_master(0);
+    cluster.wait_leader_other_than("m0");
+    let job = cluster.wait_finished(&id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(number(&job["attempts"]), 1, "the job ran again: {job:#}");
+    assert_eq!(job["node"].as_str(), Some(node.as_str()), "{job:#}");
+    let history = job["history"].as_array().expect("history");
+    assert_eq!(history.len(), 1, "{job:#}");
+    let logs = cluster.run(&["logs", &id]);
+    assert_eq!(logs.stdout, "first\nsecond\n", "its output, recorded once: {logs:#?}");
 }
 
 #[test]

@@ -6,14 +6,14 @@
 //! an ended job keeps only what its summary shows.
 
 use crate::model::{JobEvent, JobId, JobSummary, NodeId, now_ms};
-use crate::record::JobStore;
+use crate::record::{JobStore, OutputExtent};
 use crate::scheduler::Demand;
 use crate::spool::Spool;
 use crate::watch::{EventLog, JobWatch};
 use grid_core::{Attempt, AttemptEnd, JobReport, JobSpec, JobState, Submission, Verdict};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a live job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub enum Phase {
     Queued,
     /// Sent to this node.
     Running(NodeId),
+    /// Running on its node (`node_name`) when its master stopped: waits for
+    /// that node to come back to this master with it.
+    Awaiting,
     /// Ended.
     Finished,
 }
@@ -334,6 +337,26 @@ impl Job {
         self.push(JobEvent::Assigned(name.to_owned()));
     }
 
+    /// Its session ended (its master stopped, or its node's connection
+    /// broke) while it ran on `node_name`: it waits for that node to come
+    /// back with it. Taken back from the record, it also learns the output
+    /// the record holds (`recorded`); otherwise memory knows it.
+    pub fn await_node(&mut self, recorded: Option<OutputExtent>) {
+        self.phase = Phase::Awaiting;
+        if let Some(e) = recorded {
+            self.recorded = (e.chunks, usize::try_from(e.bytes).unwrap_or(usize::MAX));
+            self.log = Some(Arc::new(EventLog::resumed(&self.node_name, e.next_seq)));
+        }
+    }
+
+    /// Its node came back with it as node `node`: it runs on there, its
+    /// deadline counted from when the attempt started.
+    pub fn resume_on(&mut self, node: NodeId) {
+        self.phase = Phase::Running(node);
+        let ran = Duration::from_millis(now_ms().saturating_sub(self.started_ms));
+        self.assigned_at = Some(Instant::now().checked_sub(ran).unwrap_or_else(Instant::now));
+    }
+
     /// Back in the queue, on no node; a started attempt's output is void,
     /// so watchers are told another attempt comes.
     pub fn requeue(&mut self, announce_retry: bool) {
@@ -388,7 +411,7 @@ impl Job {
         let state = match (self.phase, &result) {
             (Phase::Queued, _) if replicas_running => JobState::Running,
             (Phase::Queued, _) => JobState::Queued,
-            (Phase::Running(_), _) => JobState::Running,
+            (Phase::Running(_) | Phase::Awaiting, _) => JobState::Running,
             (Phase::Finished, Some(r)) => JobState::finished(r),
             (Phase::Finished, None) => JobState::Failed,
         };

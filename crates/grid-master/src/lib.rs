@@ -340,7 +340,10 @@ impl Master {
         let signal = async move {
             shutdown.await;
             let jobs = handing_back.shut_down();
-            tracing::info!(jobs, "shutting down: running jobs handed back to the queue; ending sessions");
+            tracing::info!(
+                jobs,
+                "shutting down: running jobs left to their nodes for the next master; ending sessions"
+            );
             closer.send_replace(true);
         };
         let service =
@@ -455,6 +458,7 @@ async fn chores(
         tick.tick().await;
         let Some(live) = live.upgrade() else { return };
         live.expire_overdue(std::time::Instant::now());
+        live.expire_awaiting(std::time::Instant::now());
         live.refuel(std::time::Instant::now());
         live.record_nodes();
         live.series().sample(&live);

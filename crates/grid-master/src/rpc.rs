@@ -6,7 +6,7 @@ use crate::ceilings::SubmitCeilings;
 use crate::error::MasterError;
 use crate::gates::{Gate, Permit};
 use crate::listing;
-use crate::model::{JobEvent, JobSummary, NodeRegistration, StoredJob, ToNode};
+use crate::model::{JobEvent, JobId, JobSummary, NodeRegistration, StoredJob, ToNode};
 use crate::modules::ModuleStore;
 use crate::nodes::MAX_CACHED_PER_NODE;
 use crate::record::{Filter, JobStore};
@@ -28,6 +28,9 @@ type Result<T, E = Status> = std::result::Result<T, E>;
 
 /// Chunk size for module transfers.
 const CHUNK: usize = 1 << 20;
+/// The longest job id a node may name among the jobs it holds (the
+/// master's ids are 26 characters).
+const MAX_JOB_ID: usize = 64;
 /// The most hashes one `MissingModules` call may ask about.
 pub const MAX_HASHES_ASKED: usize = 1_000;
 /// The longest node name kept; longer ones are cut.
@@ -548,7 +551,17 @@ impl Master for MasterService {
         }
         let registration =
             NodeRegistration { name: name.clone(), address, capacity, fuel_available, cached, identity, owner };
-        let (node_id, orders) = self.live.register_node(registration)?;
+        // Jobs it held from an earlier session: a bounded number, each with
+        // an id of a sane length (no job has a longer one).
+        let held: Vec<(JobId, u64)> = reg
+            .held
+            .into_iter()
+            .take(crate::state::MAX_HELD)
+            .filter(|h| h.job_id.len() <= MAX_JOB_ID)
+            .map(|h| (h.job_id, h.output_bytes))
+            .collect();
+        let crate::state::Registered { id: node_id, orders, resumed } =
+            self.live.register_node_holding(registration, &held)?;
         // A credential revoked while the node took its time to register:
         // revocation marks the token first and then ends the sessions of
         // that name, so one of the two sees this session.
@@ -560,6 +573,7 @@ impl Master for MasterService {
             msg: Some(pb::master_message::Msg::Registered(pb::Registered {
                 node_id: node_id.to_string(),
                 heartbeat_ms: self.heartbeat.as_millis() as u64,
+                resume: resumed.into_iter().map(|(job_id, from_byte)| pb::ResumeJob { job_id, from_byte }).collect(),
             })),
         };
         // One order at a time, in order: an assignment whose inputs are
@@ -754,8 +768,13 @@ mod tests {
         let id = client.submit_job(req).await.unwrap().into_inner().job_id;
         assert!(live.spec_in_record(&id), "the queued job holds its inputs in memory");
 
-        let register =
-            pb::Register { name: "a".into(), capacity: Some(capacity()), cached_hashes: vec![], identity: "a".into() };
+        let register = pb::Register {
+            name: "a".into(),
+            capacity: Some(capacity()),
+            cached_hashes: vec![],
+            identity: "a".into(),
+            held: vec![],
+        };
         let hello = pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(register)) };
         let (_keep, rx) = tokio::sync::mpsc::channel(1);
         let first = tokio_stream::once(hello).chain(tokio_stream::wrappers::ReceiverStream::new(rx));

@@ -19,7 +19,9 @@ use grid_core::text::cut;
 use grid_core::{AttemptEnd, JobReport, JobSpec, JobState, NodeState, Outcome, OutputStream, Submission, TenantQuota};
 use std::collections::{HashMap, VecDeque};
 
+mod reattach;
 mod replicas;
+pub use reattach::{MAX_HELD, REATTACH_WINDOW};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -68,6 +70,9 @@ struct Inner {
     /// The last dispatch skipped a tenant for want of fuel: time alone may
     /// let it start a job.
     fuel_held: bool,
+    /// Jobs waiting for their node to come back with them: until when, and
+    /// how their attempt ends if it does not.
+    awaiting: HashMap<JobId, (Instant, AttemptEnd)>,
 }
 
 impl Inner {
@@ -117,6 +122,17 @@ impl Inner {
             }
         }
     }
+}
+
+/// A node's session, just registered.
+pub struct Registered {
+    /// The session's id.
+    pub id: NodeId,
+    /// What the master tells the node.
+    pub orders: mpsc::UnboundedReceiver<ToNode>,
+    /// The jobs the node held that run on with it, each with the output
+    /// bytes the record holds of it.
+    pub resumed: Vec<(JobId, u64)>,
 }
 
 /// The master's live state, shared by every connection.
@@ -224,6 +240,19 @@ impl LiveState {
     /// again, and ones that were running start another attempt (or end, if
     /// that was their last).
     pub fn recover(&self, jobs: Vec<Unfinished>) -> usize {
+        // A job that ran on a node (once) waits for that node to come back
+        // with it, from the output the record holds.
+        let mut extents = HashMap::new();
+        for Unfinished { job, .. } in &jobs {
+            if job.state == JobState::Running && job.spec.replicas < 2 && !job.node.is_empty() {
+                match self.store.output_extent(&job.id) {
+                    Ok(extent) => {
+                        extents.insert(job.id.clone(), extent);
+                    }
+                    Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot read the job's output; it runs again"),
+                }
+            }
+        }
         let mut inner = self.lock();
         let n = jobs.len();
         for Unfinished { job: stored, spec_in_record } in jobs {
@@ -247,6 +276,10 @@ impl LiveState {
             let out_of_attempts = was_running && job.attempts >= bound;
             let limits = job.spec.limits;
             inner.jobs.insert(id.clone(), job);
+            if let Some(extent) = extents.remove(&id) {
+                self.await_recovered(&mut inner, &id, extent);
+                continue;
+            }
             if out_of_attempts {
                 let why = "the master restarted during its last attempt".to_owned();
                 self.finish(
@@ -540,6 +573,10 @@ impl LiveState {
                 }
                 Ok(true)
             }
+            Phase::Awaiting => {
+                self.cancel_awaiting(&mut inner, id);
+                Ok(true)
+            }
         }
     }
 
@@ -548,6 +585,14 @@ impl LiveState {
     /// if its identity is the same (the old session ends, and its jobs are
     /// lost the usual way), and is refused otherwise.
     pub fn register_node(&self, reg: NodeRegistration) -> Result<(NodeId, mpsc::UnboundedReceiver<ToNode>)> {
+        self.register_node_holding(reg, &[]).map(|r| (r.id, r.orders))
+    }
+
+    /// As [`Self::register_node`], for a node that holds jobs `held` from
+    /// an earlier session (each with the output bytes it has of it). Also
+    /// returns those that run on with it, each with the output bytes the
+    /// record holds (the node goes on from there); it stops the others.
+    pub fn register_node_holding(&self, reg: NodeRegistration, held: &[(JobId, u64)]) -> Result<Registered> {
         let mut inner = self.lock();
         if inner.closing {
             return Err(MasterError::ShuttingDown);
@@ -559,6 +604,7 @@ impl LiveState {
                 tracing::warn!(node = %reg.name, address = %reg.address, "refused a node with the name of a connected one");
                 return Err(MasterError::NameTaken(reg.name));
             }
+            self.keep_held(&mut inner, old, held);
             self.drop_node(&mut inner, old, "it connected again", None);
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -568,11 +614,12 @@ impl LiveState {
         inner.history.connected(&reg.name, &reg.identity);
         let name = reg.name.clone();
         inner.nodes.insert(id, Node::new(reg, tx));
+        let resumed = self.resume_held(&mut inner, id, held);
         self.restand(&mut inner, &name);
         let Inner { queue, jobs, nodes, .. } = &mut *inner;
         dispatch::unpark_for(queue, jobs, id, &nodes[&id]);
         self.dispatch(&mut inner);
-        Ok((id, rx))
+        Ok(Registered { id, orders: rx, resumed })
     }
 
     /// What the record holds of a node about to register, so that its
@@ -885,11 +932,11 @@ impl LiveState {
         }
     }
 
-    /// The master is shutting down: nothing is dispatched any more, and
-    /// every running job goes back to the queue in the record, its attempt
-    /// not counted (the shutdown is not the job's fault), so that the next
-    /// master on this record runs it again. Its node stops it when its
-    /// session ends. Returns how many jobs were handed back.
+    /// The master is shutting down: nothing is dispatched any more. A
+    /// running job stays running in the record: its node runs on, and the
+    /// next master on this record takes it back when the node comes back
+    /// with it (a verified job's replicas start over). Returns how many
+    /// jobs were running.
     pub fn shut_down(&self) -> usize {
         let mut inner = self.lock();
         inner.closing = true;
@@ -926,13 +973,9 @@ impl LiveState {
                 );
                 continue;
             }
-            job.attempts = job.attempts.saturating_sub(1);
-            job.requeue(true);
-            let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
-            // The next attempt takes this one's number and place in the
-            // job's history.
-            self.store.requeued(id, attempts, AttemptEnd::Restarted);
-            inner.queue.push_front(id.clone(), priority, &tenant);
+            // The record keeps it running on its node: the node runs on,
+            // and the next master on this record takes it back from it.
+            job.await_node(None);
         }
         drop(inner);
         self.record_nodes();
@@ -1636,24 +1679,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recovery_runs_interrupted_jobs_again_and_ends_those_out_of_attempts() {
+    async fn recovery_runs_interrupted_jobs_again_once_their_node_stays_away_and_ends_those_out_of_attempts() {
         let store = Arc::new(MemoryStore::new());
         let before = Arc::new(LiveState::new(store.clone(), 2));
         let (_a, _rx) = before.register_node(node("a")).unwrap();
         let running = submit(&before, spec()).await.unwrap();
         let queued = submit(&before, spec()).await.unwrap();
+        store.flush().await.unwrap();
         let after = LiveState::new(store.clone(), 2);
         assert_eq!(after.recover(store.unfinished().unwrap()), 2);
+        assert_eq!(after.summary(&running).unwrap().state, JobState::Running, "it waits for its node");
+        assert_eq!(after.expire_awaiting(Instant::now() + REATTACH_WINDOW), 1);
         let (_b, mut rx) = after.register_node(node("b")).unwrap();
         assert_eq!(assigned(&mut rx), Some(running.clone()), "the interrupted job runs first");
         assert_eq!(after.summary(&running).unwrap().attempts, 2);
         assert_eq!(after.summary(&queued).unwrap().state, JobState::Queued);
-        // A master that restarts during the last attempt ends the job.
+        store.flush().await.unwrap();
+        // A master that restarts during the last attempt waits for its
+        // node, then ends the job.
         let again = LiveState::new(store.clone(), 2);
         again.recover(store.unfinished().unwrap());
+        assert_eq!(again.summary(&running).unwrap().state, JobState::Running);
+        again.expire_awaiting(Instant::now() + REATTACH_WINDOW);
         let ended = again.summary(&running).unwrap();
         assert_eq!(ended.state, JobState::Failed);
-        assert!(ended.result.unwrap().reason().contains("restarted during its last attempt"));
+        assert!(
+            ended.result.unwrap().reason().contains("did not come back with the job (attempt 2 of 2)"),
+            "{:?}",
+            again.summary(&running)
+        );
     }
 
     #[tokio::test]
@@ -1853,28 +1907,89 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_shutdown_hands_running_jobs_back_without_counting_the_attempt() {
+    async fn a_shutdown_leaves_running_jobs_to_their_node_and_the_next_master_takes_them_back() {
         let store = Arc::new(MemoryStore::new());
         let live = Arc::new(LiveState::new(store.clone(), 1));
         let (a, mut rx) = live.register_node(node("a")).unwrap();
         let job = submit(&live, spec()).await.unwrap();
         assert_eq!(assigned(&mut rx), Some(job.clone()));
-        live.job_output(a, &job, OutputStream::Stdout, b"void".to_vec());
+        live.job_output(a, &job, OutputStream::Stdout, b"hello ".to_vec());
         assert_eq!(live.shut_down(), 1);
+        store.flush().await.unwrap();
         let stored = store.job(&job).unwrap().unwrap();
-        assert_eq!((stored.state, stored.attempts), (JobState::Queued, 0));
-        assert!(store.output_of(&job).unwrap().is_empty(), "the void attempt's output was kept");
+        assert_eq!((stored.state, stored.attempts), (JobState::Running, 1));
         // Nothing more is sent or taken, and the node's end loses nothing.
         let err = submit(&live, spec()).await.unwrap_err().to_string();
         assert_eq!(err, "the master is shutting down");
         live.node_gone(a, "the master is shutting down", NodeState::Gone);
-        assert_eq!(live.summary(&job).unwrap().state, JobState::Queued);
-        // The next master runs it, as its first attempt (of one).
-        let next = LiveState::new(store.clone(), 1);
+        assert_eq!(live.summary(&job).unwrap().state, JobState::Running);
+        // The next master gives it to no other node: it waits for `a`.
+        let next = Arc::new(LiveState::new(store.clone(), 1));
         next.recover(store.unfinished().unwrap());
         let (_b, mut rx_b) = next.register_node(node("b")).unwrap();
+        assert_eq!(assigned(&mut rx_b), None, "a job that runs on its node was sent to another");
+        assert_eq!(next.summary(&job).unwrap().state, JobState::Running);
+        // `a` comes back with it, and with a job this master does not
+        // give it: the job goes on from the 6 bytes recorded.
+        let held = [(job.clone(), 10), ("j-unknown".to_owned(), 0)];
+        let back = next.register_node_holding(node("a"), &held).unwrap();
+        assert_eq!(back.resumed, vec![(job.clone(), 6)]);
+        let a2 = back.id;
+        next.job_output(a2, &job, OutputStream::Stdout, b"done".to_vec());
+        next.job_finished(a2, &job, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        store.flush().await.unwrap();
+        let stored = store.job(&job).unwrap().unwrap();
+        assert_eq!((stored.state, stored.attempts), (JobState::Succeeded, 1), "{stored:?}");
+        assert_eq!(
+            store.output_of(&job).unwrap(),
+            [(OutputStream::Stdout, b"hello ".to_vec()), (OutputStream::Stdout, b"done".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_node_does_not_come_back_runs_again_on_another() {
+        let store = Arc::new(MemoryStore::new());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        live.job_output(a, &job, OutputStream::Stdout, b"void".to_vec());
+        live.shut_down();
+        store.flush().await.unwrap();
+        let next = Arc::new(LiveState::new(store.clone(), 3));
+        next.recover(store.unfinished().unwrap());
+        let (_b, mut rx_b) = next.register_node(node("b")).unwrap();
+        assert_eq!(assigned(&mut rx_b), None);
+        assert_eq!(next.expire_awaiting(Instant::now()), 0, "expired before its window");
+        assert_eq!(next.expire_awaiting(Instant::now() + REATTACH_WINDOW), 1);
         assert_eq!(assigned(&mut rx_b), Some(job.clone()));
-        assert_eq!(next.summary(&job).unwrap().attempts, 1);
+        assert_eq!(next.summary(&job).unwrap().attempts, 2);
+        store.flush().await.unwrap();
+        assert!(store.output_of(&job).unwrap().is_empty(), "the void attempt's output was kept");
+        // `a` comes back too late: it is not given the job.
+        let late = next.register_node_holding(node("a"), &[(job.clone(), 4)]).unwrap();
+        assert!(late.resumed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_node_back_before_its_old_session_ended_keeps_its_jobs() {
+        let store = Arc::new(MemoryStore::new());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let (a, mut rx) = live.register_node(node("a")).unwrap();
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        live.job_output(a, &job, OutputStream::Stdout, b"12345".to_vec());
+        let back = live.register_node_holding(node("a"), &[(job.clone(), 5)]).unwrap();
+        assert_eq!(back.resumed, vec![(job.clone(), 5)]);
+        let a2 = back.id;
+        assert_eq!(live.summary(&job).unwrap().attempts, 1);
+        // The old session's output counts no more; the new one's does.
+        live.job_output(a, &job, OutputStream::Stdout, b"stale".to_vec());
+        live.job_output(a2, &job, OutputStream::Stdout, b"6".to_vec());
+        live.job_finished(a2, &job, JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()));
+        store.flush().await.unwrap();
+        let out: Vec<u8> = store.output_of(&job).unwrap().into_iter().flat_map(|(_, d)| d).collect();
+        assert_eq!(out, b"123456");
     }
 
     #[tokio::test]

@@ -76,6 +76,13 @@ impl EventLog {
         Self { log: Mutex::new(log), changed: watch::channel(0).0 }
     }
 
+    /// The log of a job taken back while it runs on `node`, the record
+    /// holding its output before chunk `next_seq`.
+    pub fn resumed(node: &str, next_seq: u64) -> Self {
+        let log = Log { marks: vec![(0, JobEvent::Assigned(node.to_owned()))], next_seq, ..Log::default() };
+        Self { log: Mutex::new(log), changed: watch::channel(0).0 }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -25,6 +25,7 @@ pub mod limits;
 pub mod linker;
 pub mod lru;
 pub mod metrics;
+mod outbox;
 pub mod output;
 mod rpc;
 mod state;
@@ -86,6 +87,8 @@ impl Node {
             cache,
             scratch_root,
             running: DashMap::new(),
+            outboxes: DashMap::new(),
+            delivered: Default::default(),
         };
         Ok(Self { _ticker: engine::EpochTicker::start(&engine), shared: Arc::new(shared), metrics: None })
     }
@@ -225,15 +228,17 @@ impl Node {
             }
             // Jobs of the lost session were cancelled; let them wind down so
             // the next session starts with every slot free.
-            while !self.shared.running.is_empty() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if *stop.borrow() {
+            if outcome.is_ok() || *stop.borrow() {
+                self.stop_held().await;
                 return Ok(());
             }
+            self.give_up_on_unclaimed();
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = stop.changed() => return Ok(()),
+                _ = stop.changed() => {
+                    self.stop_held().await;
+                    return Ok(());
+                }
             }
             backoff = (backoff * 2).min(RETRY_MAX);
         }
@@ -241,6 +246,31 @@ impl Node {
 }
 
 /// The shortest and longest waits between attempts to reach the master.
+impl Node {
+    /// Stops the held jobs no master has taken back within
+    /// [`outbox::REATTACH_WITHIN`] of losing their session.
+    fn give_up_on_unclaimed(&self) {
+        let now = std::time::Instant::now();
+        for outbox in self.shared.outboxes.iter() {
+            if outbox.detached_for(now).is_some_and(|d| d >= outbox::REATTACH_WITHIN) {
+                tracing::warn!(job = %outbox.job_id(), "no master took the job back; stopped");
+                rpc::drop_held(&self.shared, outbox.value());
+            }
+        }
+    }
+
+    /// The node stops with no master to hand its jobs to: each held job is
+    /// stopped, and waited for.
+    async fn stop_held(&self) {
+        for outbox in self.shared.outboxes.iter() {
+            rpc::drop_held(&self.shared, outbox.value());
+        }
+        while !self.shared.running.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 

@@ -3,6 +3,7 @@
 //! crate that sees prost types.
 
 use crate::executor::{self, Run};
+use crate::outbox::{self, Outbox};
 use crate::output::Chunk;
 use crate::state::{NodeShared, RunningJob};
 use futures::FutureExt;
@@ -23,8 +24,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// The largest module a node fetches.
 const MAX_FETCH: usize = 1 << 30;
-/// Output chunks are merged up to this size before they go up the stream.
-const MAX_OUTPUT_MESSAGE: usize = 256 << 10;
 
 /// A client of the master: the channel carries the node's bearer token.
 pub(crate) type Client = MasterClient<Conn>;
@@ -121,8 +120,9 @@ impl From<&str> for Ended {
 
 /// One session: returns when the stream ends, with the reason, or `Ok` once
 /// a stop (see [`crate::Node::run`]) has been carried out. Jobs still
-/// running when the stream is lost (a master that shuts down hands them
-/// back to its queue) are stopped: nobody would take their results.
+/// running when the stream is lost run on, their messages kept: the next
+/// session (with whichever master leads) names them, and goes on with
+/// those the master takes back.
 pub(crate) async fn session(
     node: &Arc<NodeShared>,
     mut client: Client,
@@ -133,25 +133,35 @@ pub(crate) async fn session(
     let cfg = &node.config;
     // Changes before this session are all in the full list below.
     let _ = node.cache.take_changes();
+    // Jobs from an earlier session: running, or ended and not yet known
+    // to be recorded.
+    let held: Vec<Arc<Outbox>> = node.outboxes.iter().map(|o| o.value().clone()).collect();
+    let delivered = node.delivered.take();
     let register = pb::Register {
         name: cfg.name.clone(),
         capacity: Some(capacity_to_pb(&cfg.capacity, node.ledger.snapshot().fuel_available)),
         cached_hashes: node.cache.cached().iter().map(|h| h.to_string()).collect(),
         identity: node.identity.clone(),
+        held: held
+            .iter()
+            .chain(&delivered)
+            .map(|o| pb::HeldJob { job_id: o.job_id().to_owned(), output_bytes: o.output_bytes() })
+            .collect(),
     };
     tx.send(up(Up::Register(register))).await.map_err(|_| "session closed")?;
     let mut inbound = match client.node_session(ReceiverStream::new(rx)).await {
         Ok(response) => response.into_inner(),
         Err(s) => return Err(refused(s, "master refused the session")),
     };
-    let period = match inbound.message().await {
+    let (period, resume) = match inbound.message().await {
         Ok(Some(pb::MasterMessage { msg: Some(pb::master_message::Msg::Registered(r)) })) => {
-            Duration::from_millis(r.heartbeat_ms.max(100))
+            (Duration::from_millis(r.heartbeat_ms.max(100)), r.resume)
         }
         Ok(_) => return Err("master did not acknowledge registration".into()),
         Err(s) => return Err(refused(s, "registration failed")),
     };
     registered();
+    take_back(node, &tx, held, delivered, resume).await;
     tracing::info!(master = %cfg.master, name = %cfg.name, "registered with master");
 
     let beats = tx.clone();
@@ -208,11 +218,61 @@ pub(crate) async fn session(
             tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = inbound.message().await {} })
                 .await;
     } else {
-        for job in node.running.iter() {
-            job.stop.notify_one();
+        // The jobs run on: the next session (with this master or another)
+        // may take them back.
+        for outbox in node.outboxes.iter() {
+            outbox.detach();
         }
     }
     result
+}
+
+/// Goes on with the jobs of an earlier session that the master takes back
+/// (`resume`), each from the output it recorded; stops and drops the
+/// others.
+async fn take_back(
+    node: &Arc<NodeShared>,
+    tx: &mpsc::Sender<pb::NodeMessage>,
+    held: Vec<Arc<Outbox>>,
+    delivered: Vec<Arc<Outbox>>,
+    resume: Vec<pb::ResumeJob>,
+) {
+    let resume: std::collections::HashMap<&str, u64> =
+        resume.iter().map(|r| (r.job_id.as_str(), r.from_byte)).collect();
+    for (outbox, ended) in held.into_iter().map(|o| (o, false)).chain(delivered.into_iter().map(|o| (o, true))) {
+        let id = outbox.job_id().to_owned();
+        let taken = resume.get(id.as_str()).map(|&from| (from, outbox.resume(tx.clone(), from)));
+        match taken {
+            Some((_, true)) => {
+                tracing::info!(job = %id, "the master took the job back; it goes on");
+                if ended {
+                    let node = node.clone();
+                    tokio::spawn(async move { outbox::deliver(outbox, None, &node.delivered).await });
+                }
+            }
+            Some((from, false)) => {
+                // The master counts on output this node no longer holds.
+                tracing::warn!(job = %id, from, "cannot go on with the job: its output from there is gone");
+                drop_held(node, &outbox);
+                let reason = format!("the node no longer holds the job's output from byte {from}");
+                let _ = tx.send(up(Up::Rejected(pb::JobRejected { job_id: id, reason }))).await;
+            }
+            None => {
+                if !ended {
+                    tracing::info!(job = %id, "the master did not take the job back; stopped");
+                }
+                drop_held(node, &outbox);
+            }
+        }
+    }
+}
+
+/// Stops a held job no master takes, and drops what it holds.
+pub(crate) fn drop_held(node: &NodeShared, outbox: &Arc<Outbox>) {
+    outbox.abandon();
+    if let Some(job) = node.running.get(outbox.job_id()).filter(|j| Arc::ptr_eq(&j.outbox, outbox)) {
+        job.stop.notify_one();
+    }
 }
 
 /// Stops every running job so that it goes back to the master's queue.
@@ -239,11 +299,25 @@ async fn accept(node: &Arc<NodeShared>, client: &Client, tx: &mpsc::Sender<pb::N
         tracing::info!(job = %job_id, "refused: {reason}");
         return drop(tx.send(reject(reason)).await);
     }
-    let job = Arc::new(RunningJob { stop: Notify::new(), handed_back: AtomicBool::new(false) });
+    let outbox = Outbox::new(&job_id, tx.clone());
+    if let Some(earlier) = node.outboxes.insert(job_id.clone(), outbox.clone()) {
+        // Sent again while an earlier run of it was held: that one is over.
+        drop_held(node, &earlier);
+    }
+    let job = Arc::new(RunningJob { stop: Notify::new(), handed_back: AtomicBool::new(false), outbox: outbox.clone() });
     node.running.insert(job_id.clone(), job.clone());
-    let (node, client, tx) = (node.clone(), client.clone(), tx.clone());
+    let (out_tx, out_rx) = mpsc::channel(64);
+    let sending = {
+        let (node, outbox, job_id) = (node.clone(), outbox.clone(), job_id.clone());
+        async move {
+            outbox::deliver(outbox.clone(), Some(out_rx), &node.delivered).await;
+            node.outboxes.remove_if(&job_id, |_, o| Arc::ptr_eq(o, &outbox));
+        }
+    };
+    tokio::spawn(sending);
+    let (node, client) = (node.clone(), client.clone());
     tokio::spawn(settle(async move {
-        let run = AssertUnwindSafe(run_job(&node, client, &tx, &job_id, &spec, &job, received)).catch_unwind().await;
+        let run = AssertUnwindSafe(run_job(&node, client, out_tx, &spec, &job, received)).catch_unwind().await;
         let report = run.unwrap_or_else(|_| {
             tracing::error!(job = %job_id, "job task panicked");
             JobReport::before_start(
@@ -253,14 +327,15 @@ async fn accept(node: &Arc<NodeShared>, client: &Client, tx: &mpsc::Sender<pb::N
             )
         });
         node.ledger.release(&spec.limits, report.fuel_used);
-        node.running.remove(&job_id);
+        node.running.remove_if(&job_id, |_, j| Arc::ptr_eq(j, &job));
         let msg = if job.handed_back.load(Ordering::Relaxed) {
             up(Up::Rejected(pb::JobRejected { job_id, reason: "the node is shutting down".into() }))
         } else {
             tracing::info!(job = %job_id, outcome = %report.outcome, fuel = report.fuel_used, wall = ?report.wall, "job finished");
             up(Up::Finished(pb::JobFinished { job_id, result: Some(report.into()) }))
         };
-        let _ = tx.send(msg).await;
+        // Sent once its output has gone up.
+        job.outbox.finish(msg);
     }));
 }
 
@@ -294,8 +369,7 @@ async fn settle(job: impl Future<Output = ()> + Send + 'static) {
 async fn run_job(
     node: &NodeShared,
     client: Client,
-    tx: &mpsc::Sender<pb::NodeMessage>,
-    job_id: &str,
+    output: mpsc::Sender<Chunk>,
     spec: &JobSpec,
     job: &RunningJob,
     received: std::time::Instant,
@@ -324,50 +398,16 @@ async fn run_job(
             );
         }
     };
-    let (out_tx, out_rx) = mpsc::channel(64);
-    let forward = tokio::spawn(forward_output(job_id.to_owned(), out_rx, tx.clone()));
-    let report = executor::run(Run {
+    executor::run(Run {
         spec,
         pre,
-        output: out_tx,
+        output,
         cancelled: Box::pin(job.stop.notified()),
         scratch: scratch.as_ref().map(|d| d.path()),
         node: name,
         received,
     })
-    .await;
-    // The output channel closed with the store: all output goes up before the result.
-    let _ = forward.await;
-    report
-}
-
-/// Sends a job's output up the stream, merging small chunks.
-async fn forward_output(job_id: String, mut rx: mpsc::Receiver<Chunk>, tx: mpsc::Sender<pb::NodeMessage>) {
-    let mut pending: Option<Chunk> = None;
-    loop {
-        let next = match pending.take() {
-            Some(c) => Some(c),
-            None => rx.recv().await,
-        };
-        let Some(first) = next else { return };
-        let stream = first.stream;
-        let mut data = first.data.to_vec();
-        while data.len() < MAX_OUTPUT_MESSAGE {
-            match rx.try_recv() {
-                Ok(c) if c.stream == stream => data.extend_from_slice(&c.data),
-                Ok(c) => {
-                    pending = Some(c);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        let stream = pb::OutputStream::from(stream) as i32;
-        let msg = up(Up::Output(pb::JobOutput { job_id: job_id.clone(), stream, data }));
-        if tx.send(msg).await.is_err() {
-            return;
-        }
-    }
+    .await
 }
 
 async fn fetch(mut client: Client, hash: ModuleHash) -> Result<Vec<u8>, String> {

@@ -4,6 +4,7 @@
 use crate::cache::ModuleCache;
 use crate::config::NodeConfig;
 use crate::ledger::Ledger;
+use crate::outbox::{Delivered, Outbox};
 use dashmap::DashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub(crate) struct RunningJob {
     pub(crate) stop: Notify,
     /// The job is being stopped to go back to the master, not cancelled.
     pub(crate) handed_back: AtomicBool,
+    /// What it has to tell the master.
+    pub(crate) outbox: Arc<Outbox>,
 }
 
 /// State shared by the node's session and its running jobs.
@@ -26,6 +29,11 @@ pub(crate) struct NodeShared {
     pub(crate) cache: ModuleCache,
     pub(crate) scratch_root: PathBuf,
     pub(crate) running: DashMap<String, Arc<RunningJob>>,
+    /// Jobs whose messages have not all gone up (running, or ended with
+    /// their end not yet sent), by id.
+    pub(crate) outboxes: DashMap<String, Arc<Outbox>>,
+    /// Jobs whose end went up lately.
+    pub(crate) delivered: Delivered,
     pub(crate) ledger: Ledger,
     /// What `--metrics` serves.
     pub(crate) metrics: crate::metrics::NodeMetrics,

@@ -197,8 +197,13 @@ async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_onc
     // A tenant token cannot serve; the credential can, under its own name.
     let register = |name: &str| {
         let capacity = capacity();
-        let reg =
-            pb::Register { name: name.into(), capacity: Some(capacity), cached_hashes: vec![], identity: "i1".into() };
+        let reg = pb::Register {
+            name: name.into(),
+            capacity: Some(capacity),
+            cached_hashes: vec![],
+            identity: "i1".into(),
+            held: vec![],
+        };
         let hello = pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(reg)) };
         let (keep, rx) = tokio::sync::mpsc::channel::<pb::NodeMessage>(1);
         (
@@ -274,8 +279,13 @@ async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
     }
     let revoked = admin.revoke_node(pb::RevokeNodeRequest { name: "slow".into() }).await.unwrap();
     assert!(revoked.into_inner().revoked);
-    let reg =
-        pb::Register { name: "slow".into(), capacity: Some(capacity()), cached_hashes: vec![], identity: "s".into() };
+    let reg = pb::Register {
+        name: "slow".into(),
+        capacity: Some(capacity()),
+        cached_hashes: vec![],
+        identity: "s".into(),
+        held: vec![],
+    };
     tx.send(pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(reg)) }).await.unwrap();
     let mut orders = session.await.unwrap().unwrap().into_inner();
     let ended = session_end(&mut orders).await;
