@@ -181,6 +181,14 @@ impl JobStore for Feeding {
         self.inner.output(id, seq, stream, data);
     }
 
+    fn backlog(&self) -> Option<Arc<crate::record::Backlog>> {
+        self.inner.backlog()
+    }
+
+    fn output_extent(&self, id: &str) -> Result<crate::record::OutputExtent> {
+        self.inner.output_extent(id)
+    }
+
     fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
         self.inner.finished(id, report, drop_input, end, ran);
         self.noted(id);

@@ -590,6 +590,10 @@ mod tests {
             self.read();
             self.inner.flush()
         }
+        fn output_extent(&self, id: &str) -> crate::Result<crate::record::OutputExtent> {
+            self.read();
+            self.inner.output_extent(id)
+        }
         fn running(&self, id: &str, node: &str, attempts: u32) {
             self.inner.running(id, node, attempts)
         }

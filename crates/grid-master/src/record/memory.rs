@@ -1,7 +1,7 @@
 //! A job store in memory: nothing survives the process. For tests and for
 //! a grid that needs no record.
 
-use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, Page, SCANNED, Unfinished};
+use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
 use crate::error::Result;
 use crate::model::{JobId, NodeRecord, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
@@ -226,6 +226,16 @@ impl JobStore for MemoryStore {
             rows.by_ref().take(limit).map(|(seq, j)| (*seq, crate::listing::stored(j.clone()))).collect();
         let next = if rows.next().is_some() { jobs.last().map(|(seq, _)| *seq) } else { None };
         Ok(Page { jobs: jobs.into_iter().map(|(_, j)| j).collect(), next })
+    }
+
+    fn output_extent(&self, id: &str) -> Result<OutputExtent> {
+        let inner = self.lock();
+        let Some(chunks) = inner.output.get(id) else { return Ok(OutputExtent::default()) };
+        Ok(OutputExtent {
+            next_seq: chunks.keys().next_back().map_or(0, |last| last + 1),
+            chunks: chunks.len() as u64,
+            bytes: chunks.values().map(|(_, d)| d.len() as u64).sum(),
+        })
     }
 
     fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>> {

@@ -236,18 +236,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// one), each with its number.
     fn output_page(&self, id: &str, from_seq: u64, max_bytes: usize) -> Result<Vec<OutputChunk>>;
 
-    /// How much output the record holds of job `id` (this default reads
-    /// it all, page by page).
-    fn output_extent(&self, id: &str) -> Result<OutputExtent> {
-        let mut extent = OutputExtent::default();
-        loop {
-            let page = self.output_page(id, extent.next_seq, 1 << 20)?;
-            let Some(last) = page.last().map(|c| c.0) else { return Ok(extent) };
-            extent.chunks += page.len() as u64;
-            extent.bytes += page.iter().map(|c| c.2.len() as u64).sum::<u64>();
-            extent.next_seq = last + 1;
-        }
-    }
+    /// How much output the record holds of job `id`.
+    fn output_extent(&self, id: &str) -> Result<OutputExtent>;
 
     /// A job's whole output, in order (for tests: it may be large).
     #[cfg(test)]

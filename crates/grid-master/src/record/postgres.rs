@@ -24,6 +24,8 @@ use tokio_postgres::types::ToSql;
 
 /// The most changes one transaction applies.
 const BATCH: usize = 1024;
+/// The output bytes past which a transaction takes no more changes.
+const BATCH_OUTPUT: usize = 1 << 20;
 /// The first wait before a batch is tried again on a database that went
 /// away; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -496,10 +498,18 @@ impl Writer {
     /// Applies changes in batches: everything waiting, up to [`BATCH`], in
     /// one transaction.
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
-        let mut batch = Vec::with_capacity(BATCH);
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            let output: usize = batch.iter().map(Op::output_bytes).sum();
-            self.commit(std::mem::take(&mut batch)).await;
+        while let Some(first) = rx.recv().await {
+            let mut output = first.output_bytes();
+            let mut batch = Vec::with_capacity(BATCH);
+            batch.push(first);
+            // Up to so many changes, and so much output: a batch's
+            // statements are encoded whole before they are sent.
+            while batch.len() < BATCH && output < BATCH_OUTPUT {
+                let Ok(op) = rx.try_recv() else { break };
+                output += op.output_bytes();
+                batch.push(op);
+            }
+            self.commit(batch).await;
             self.backlog.written(output);
         }
     }
