@@ -81,11 +81,6 @@ fn finished_floods_leave_no_output_in_the_master_s_memory() {
 
 #[test]
 fn stalled_watchers_of_a_flood_cost_no_copy_of_its_output() {
-    // On PostgreSQL the writer's pipelined batches of output hold copies
-    // the bound is not set for.
-    if grid_tests::on_postgres() {
-        return;
-    }
     let grid = GridSandbox::start(1);
     let flood = grid.wat("flood", crate::guests::FLOOD_64K);
     let id = grid.submit(&["--output-limit", "100MiB", "--timeout", "120s", flood.to_str().unwrap()]);

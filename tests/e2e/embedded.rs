@@ -51,14 +51,16 @@ impl Home {
         self.run(&["status", "--json", id]).json()
     }
 
-    /// Polls `jobs` until the newest job is running; returns its id.
+    /// Polls `jobs` until the newest job is running; returns its id. Fails
+    /// at once if `run`, which is to run it, has ended.
     #[track_caller]
-    fn wait_running(&self) -> String {
+    fn wait_running(&self, run: &mut Spawned) -> String {
         let start = std::time::Instant::now();
         loop {
             if let Some(job) = self.jobs().first().filter(|j| j["state"] == "running") {
                 return job["id"].as_str().unwrap().to_owned();
             }
+            run.assert_alive("its job was to start running");
             assert!(start.elapsed() < grid_tests::READY_TIMEOUT, "no job started running: {:#?}", self.jobs());
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -103,8 +105,8 @@ fn every_run_is_recorded_finished_before_it_exits_and_never_runs_again() {
 fn a_killed_run_leaves_its_job_to_be_ended_never_run_again() {
     let home = Home::new();
     let sleeper = home.wat("sleeper", &guest(guests::SLEEP_MINUTE));
-    let run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
-    let id = home.wait_running();
+    let mut run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
+    let id = home.wait_running(&mut run);
 
     // While its run lives, reading the record starts no node and changes
     // nothing, and nobody else follows or cancels the job.
@@ -142,8 +144,8 @@ fn a_killed_run_leaves_its_job_to_be_ended_never_run_again() {
 fn sigterm_to_an_embedded_run_cancels_its_job() {
     let home = Home::new();
     let sleeper = home.wat("sleeper", &guest(guests::SLEEP_MINUTE));
-    let run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
-    let id = home.wait_running();
+    let mut run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
+    let id = home.wait_running(&mut run);
     run.signal("TERM");
     let run = run.finish();
     run.assert_grid_failure(143, "grid: cancelled (terminated)");
@@ -155,8 +157,8 @@ fn two_runs_at_once_each_keep_their_own_job() {
     let home = Home::new();
     let nap =
         home.wat("nap", &guest("(call $sleep (i64.const 2000000000)) (call $print (i32.const 200) (i32.const 6))"));
-    let first = Spawned::start(&mut home.cli(&["run", nap.to_str().unwrap()]));
-    let first_id = home.wait_running();
+    let mut first = Spawned::start(&mut home.cli(&["run", nap.to_str().unwrap()]));
+    let first_id = home.wait_running(&mut first);
     // The second waits for the first's grid, and says so with -v.
     let hello = home.wat("hello", &guests::hello());
     let mut second = Spawned::start(&mut home.cli(&["-v", "run", hello.to_str().unwrap()]));
@@ -223,8 +225,8 @@ fn socket_inodes(pid: u32) -> Vec<String> {
 fn the_embedded_grid_opens_no_port() {
     let home = Home::new();
     let sleeper = home.wat("sleeper", &guest(guests::SLEEP_MINUTE));
-    let run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
-    let id = home.wait_running();
+    let mut run = Spawned::start(&mut home.cli(&["run", sleeper.to_str().unwrap()]));
+    let id = home.wait_running(&mut run);
     let listening = listening_inodes();
     let held = socket_inodes(run.pid());
     assert!(!held.is_empty(), "the embedded grid holds no socket at all");

@@ -111,6 +111,8 @@ fn killing_the_master_loses_no_job() {
     let all = grid.jobs();
     assert_eq!(all.len(), 4, "jobs lost or duplicated: {all:#?}");
     assert_eq!(all.iter().filter(|j| j["state"] == "succeeded").count(), 4, "{all:#?}");
+    // The one running when the master died ran on, on its node: once.
+    assert!(all.iter().all(|j| j["attempts"] == 1), "a job ran again: {all:#?}");
     // Finished jobs outlive another restart, output and all.
     grid.restart_master();
     assert_eq!(grid.run(&["logs", &ids[3]]).stdout, "first\n");
@@ -134,4 +136,5 @@ fn run_follows_its_job_across_a_master_restart() {
     assert_eq!(out.stdout, "first\n");
     let all = grid.jobs();
     assert_eq!(all.len(), 1, "the job was submitted twice: {all:#?}");
+    assert_eq!(all[0]["attempts"], 1, "the job ran again: {all:#?}");
 }

@@ -905,6 +905,21 @@ impl Spawned {
         }
     }
 
+    /// Fails the test, with what the process printed, if it has ended.
+    #[track_caller]
+    pub fn assert_alive(&mut self, doing: &str) {
+        if self.child.try_wait().expect("try_wait").is_none() {
+            return;
+        }
+        let status = self.child.wait().expect("wait");
+        while let Ok((is_err, line)) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            let all = if is_err { &mut self.stderr } else { &mut self.stdout };
+            all.push_str(&line);
+            all.push('\n');
+        }
+        panic!("the process ended ({status}) while {doing}: stdout {:?}, stderr {:?}", self.stdout, self.stderr);
+    }
+
     /// Waits for the process to end (killing it and failing the test if it
     /// has not after [`READY_TIMEOUT`]) and returns what it printed, line
     /// by line.
