@@ -9,6 +9,7 @@
 mod contract;
 
 pub mod backlog;
+mod change;
 pub mod memory;
 mod pg_batch;
 pub mod postgres;

@@ -8,86 +8,18 @@
 //! of statements.
 
 use super::Inserted;
+use super::change::Op;
 use crate::error::{MasterError, Result};
-use crate::model::{JobId, NodeRecord};
+use crate::model::NodeRecord;
 use futures::future::{BoxFuture, MaybeDone, maybe_done};
 use grid_core::wire::{decode_spec, encode_spec};
-use grid_core::{AttemptEnd, JobState, OutputStream, Submission, Verdict};
+use grid_core::{AttemptEnd, OutputStream, Verdict};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::sync::oneshot;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-
-/// A change to the record.
-pub(super) enum Op {
-    Replica {
-        id: JobId,
-        number: u32,
-        end: Option<AttemptEnd>,
-        digest: Option<String>,
-        verdict: Option<Verdict>,
-        at_ms: u64,
-    },
-    Billed {
-        id: JobId,
-        runs: u64,
-        fuel: u64,
-    },
-    Insert {
-        id: JobId,
-        meta: Submission,
-        spec: Vec<u8>,
-        submitted_ms: u64,
-        fingerprint: Option<String>,
-        done: oneshot::Sender<Result<Inserted>>,
-    },
-    Running {
-        id: JobId,
-        node: String,
-        attempts: u32,
-        at_ms: u64,
-    },
-    Requeued {
-        id: JobId,
-        attempts: u32,
-        end: AttemptEnd,
-        at_ms: u64,
-    },
-    Output {
-        id: JobId,
-        seq: u64,
-        stream: OutputStream,
-        data: Vec<u8>,
-    },
-    Finished {
-        id: JobId,
-        state: JobState,
-        result: Vec<u8>,
-        drop_input: bool,
-        end: AttemptEnd,
-        at_ms: u64,
-        /// The fuel its node burned, when a node ran it to this end.
-        ran: Option<u64>,
-    },
-    Flush {
-        done: oneshot::Sender<Result<()>>,
-    },
-    Prune {
-        finished_before_ms: u64,
-        done: oneshot::Sender<Result<usize>>,
-    },
-    Nodes(Vec<NodeRecord>),
-}
-
-impl Op {
-    /// The output bytes this change carries.
-    pub(super) fn output_bytes(&self) -> usize {
-        if let Op::Output { data, .. } = self { data.len() } else { 0 }
-    }
-}
 
 /// A signed column from an unsigned count, saturating.
 pub(super) fn int(v: u64) -> i64 {

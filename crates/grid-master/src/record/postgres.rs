@@ -6,7 +6,8 @@
 //! goes away costs time, not changes: the writer keeps its batch and tries
 //! again until it commits.
 
-use super::pg_batch::{Answer, Failure, Op, Statements, apply, int};
+use super::change::Op;
+use super::pg_batch::{Answer, Failure, Statements, apply, int};
 use super::{Backlog, Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, NodeRecord, Standing, StoredJob, TenantUse, now_ms};
@@ -557,7 +558,14 @@ impl Writer {
     async fn try_commit(&mut self, batch: &[Op]) -> Result<Vec<(usize, Answer)>, Failure> {
         let client = match self.client.take() {
             Some(c) if !c.is_closed() => c,
-            _ => self.pool.get().await.map_err(|e| Failure::Gone(e.to_string()))?,
+            _ => {
+                let c = self.pool.get().await.map_err(|e| Failure::Gone(e.to_string()))?;
+                // The writer's statements take arrays of any length: one
+                // generic plan each, not one planned per batch (planning
+                // them cost more than running them).
+                c.batch_execute("SET plan_cache_mode = force_generic_plan").await?;
+                c
+            }
         };
         let client = self.client.insert(client);
         let statements = Statements::prepare(client).await?;

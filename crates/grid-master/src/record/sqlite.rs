@@ -2,12 +2,13 @@
 //! applies changes in batches, one transaction per batch; an insert is
 //! acknowledged only once its transaction has committed.
 
+use super::change::Op;
 use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, NodeRecord, Standing, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
 use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
-use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Submission, Verdict};
+use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Verdict};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
@@ -70,67 +71,6 @@ CREATE TABLE IF NOT EXISTS tenant_use (
     fuel_burned INTEGER NOT NULL DEFAULT 0
 );
 ";
-
-/// A change to the record.
-enum Op {
-    Replica {
-        id: JobId,
-        number: u32,
-        end: Option<AttemptEnd>,
-        digest: Option<String>,
-        verdict: Option<Verdict>,
-        at_ms: u64,
-    },
-    Billed {
-        id: JobId,
-        runs: u64,
-        fuel: u64,
-    },
-    Insert {
-        id: JobId,
-        meta: Submission,
-        spec: Vec<u8>,
-        submitted_ms: u64,
-        fingerprint: Option<String>,
-        done: oneshot::Sender<Result<Inserted>>,
-    },
-    Running {
-        id: JobId,
-        node: String,
-        attempts: u32,
-        at_ms: u64,
-    },
-    Requeued {
-        id: JobId,
-        attempts: u32,
-        end: AttemptEnd,
-        at_ms: u64,
-    },
-    Output {
-        id: JobId,
-        seq: u64,
-        stream: OutputStream,
-        data: Vec<u8>,
-    },
-    Finished {
-        id: JobId,
-        state: JobState,
-        result: Vec<u8>,
-        drop_input: bool,
-        end: AttemptEnd,
-        at_ms: u64,
-        /// The fuel its node burned, when a node ran it to this end.
-        ran: Option<u64>,
-    },
-    Flush {
-        done: oneshot::Sender<Result<()>>,
-    },
-    Prune {
-        finished_before_ms: u64,
-        done: oneshot::Sender<Result<usize>>,
-    },
-    Nodes(Vec<NodeRecord>),
-}
 
 /// The record in SQLite: a writer thread and a connection for reads.
 pub struct SqliteStore {
@@ -903,6 +843,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
 mod tests {
     use super::*;
     use crate::record::contract::spec;
+    use grid_core::Submission;
     use grid_core::{Limits, Outcome};
 
     job_store_contract!(|dir: &Path| SqliteStore::open(&dir.join("grid.db"), false).unwrap());
