@@ -3,7 +3,7 @@
 //! their own; and a thin `Client`. The one module of this crate that sees
 //! prost types.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use grid_core::connect::{Conn, Trust};
 use grid_core::{JobReport, JobSpec, Limits, ModuleHash, Submission};
 use grid_master::trust::{VerifyMode, VerifyPolicy};
@@ -210,8 +210,28 @@ pub async fn spawn_master(dir: &std::path::Path, setup: Setup) -> Result<(std::p
     let mut line = String::new();
     std::io::BufReader::new(master.stdout.take().context("stdout")?).read_line(&mut line)?;
     let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-    let (token, trust) = credentials(dir, !insecure)?;
     let url = format!("{}://{addr}", if insecure { "http" } else { "https" });
+    if database.is_some() {
+        // It serves once it has migrated the database and taken the lease.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ready = match credentials(dir, !insecure) {
+                Ok((token, trust)) => match Client::connect(&url, &token, &trust).await {
+                    Ok(mut client) => client.nodes().await.is_ok(),
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the master on PostgreSQL did not serve within a minute");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let (token, trust) = credentials(dir, !insecure)?;
     let ca = (!insecure).then(|| dir.join("ca.pem"));
     Ok((master, Remote { url, token, trust, ca }))
 }

@@ -45,6 +45,11 @@ struct Args {
     /// (`grid-master --database URL`) instead of SQLite.
     #[arg(long, value_name = "URL")]
     database: Option<String>,
+    /// Keep the master's job record in a PostgreSQL server of its own:
+    /// started for the run on a loopback port (Debian's `postgresql`,
+    /// `fsync` on), and stopped after.
+    #[arg(long, conflicts_with = "database")]
+    postgres: bool,
     /// How many jobs `soak` runs through one master (`--quick`: 20,000).
     #[arg(long, default_value_t = 2_000_000, value_name = "N")]
     jobs: usize,
@@ -90,8 +95,16 @@ async fn run(args: Args) -> Result<()> {
         "always" => VerifyMode::Always,
         _ => VerifyMode::Adaptive,
     };
-    // One URL for the whole run.
-    let database = args.database.map(|url| &*Box::leak(url.into_boxed_str()));
+    // One URL for the whole run; a server started for it lives as long.
+    let server = match args.postgres {
+        true => Some(grid_testpg::PgServer::start_durable().map_err(|e| anyhow::anyhow!("PostgreSQL: {e}"))?),
+        false => None,
+    };
+    let url = match &server {
+        Some(server) => Some(server.create_database("grid").map_err(|e| anyhow::anyhow!("PostgreSQL: {e}"))?),
+        None => args.database,
+    };
+    let database = url.map(|url| &*Box::leak(url.into_boxed_str()));
     // A master on PostgreSQL leads through its lease: it runs as a process.
     let processes = args.processes || database.is_some();
     let setup = Setup { processes, fsync: true, insecure: args.insecure, verify, database };

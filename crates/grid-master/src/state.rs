@@ -1929,6 +1929,9 @@ mod tests {
         let (_b, mut rx_b) = next.register_node(node("b")).unwrap();
         assert_eq!(assigned(&mut rx_b), None, "a job that runs on its node was sent to another");
         assert_eq!(next.summary(&job).unwrap().state, JobState::Running);
+        // Another node that names it is not given it.
+        let other = next.register_node_holding(node("c"), &[(job.clone(), 10)]).unwrap();
+        assert!(other.resumed.is_empty(), "a node took back another's job");
         // `a` comes back with it, and with a job this master does not
         // give it: the job goes on from the 6 bytes recorded.
         let held = [(job.clone(), 10), ("j-unknown".to_owned(), 0)];

@@ -26,14 +26,27 @@ pub struct PgServer {
     port: u16,
     runs_as: Option<(u32, u32)>,
     child: Mutex<Option<Child>>,
+    /// Whether commits reach the disk (`fsync`); tests' servers skip it.
+    durable: bool,
 }
 
 /// What went wrong starting a server: one line.
 pub type Error = String;
 
 impl PgServer {
-    /// Makes a cluster in a temp dir and starts it on a free loopback port.
+    /// Makes a cluster in a temp dir and starts it on a free loopback port,
+    /// without `fsync` (a test's data need not survive the machine).
     pub fn start() -> Result<Self, Error> {
+        Self::start_with(false)
+    }
+
+    /// As [`start`](Self::start), with commits made durable as a real
+    /// server's are (`fsync` and full-page writes on): for benchmarks.
+    pub fn start_durable() -> Result<Self, Error> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, Error> {
         sweep_stale();
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("grid-pg-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
@@ -56,7 +69,7 @@ impl PgServer {
         if !out.status.success() {
             return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
-        let server = Self { dir, bin, port: free_port()?, runs_as, child: Mutex::new(None) };
+        let server = Self { dir, bin, port: free_port()?, runs_as, child: Mutex::new(None), durable };
         server.launch()?;
         Ok(server)
     }
@@ -141,11 +154,11 @@ impl PgServer {
             .args(["-c", "listen_addresses=127.0.0.1", "-p", &self.port.to_string()])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", self.dir.path().display()))
-            .args(["-c", "max_connections=300", "-c", "shared_buffers=64MB", "-c", "fsync=off"])
-            .args(["-c", "full_page_writes=off", "-c", "log_min_messages=warning"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log);
+            .args(["-c", "max_connections=300", "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"]);
+        if !self.durable {
+            cmd.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().map_err(|e| e.to_string())?).stderr(log);
         as_user(&mut cmd, self.runs_as);
         // The server dies with this process, however it ends.
         unsafe {
