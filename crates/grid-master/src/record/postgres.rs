@@ -558,14 +558,7 @@ impl Writer {
     async fn try_commit(&mut self, batch: &[Op]) -> Result<Vec<(usize, Answer)>, Failure> {
         let client = match self.client.take() {
             Some(c) if !c.is_closed() => c,
-            _ => {
-                let c = self.pool.get().await.map_err(|e| Failure::Gone(e.to_string()))?;
-                // The writer's statements take arrays of any length: one
-                // generic plan each, not one planned per batch (planning
-                // them cost more than running them).
-                c.batch_execute("SET plan_cache_mode = force_generic_plan").await?;
-                c
-            }
+            _ => self.pool.get().await.map_err(|e| Failure::Gone(e.to_string()))?,
         };
         let client = self.client.insert(client);
         let statements = Statements::prepare(client).await?;
