@@ -614,8 +614,8 @@ impl LiveState {
         inner.history.connected(&reg.name, &reg.identity);
         let name = reg.name.clone();
         inner.nodes.insert(id, Node::new(reg, tx));
-        let resumed = self.resume_held(&mut inner, id, held);
         self.restand(&mut inner, &name);
+        let resumed = self.resume_held(&mut inner, id, held);
         let Inner { queue, jobs, nodes, .. } = &mut *inner;
         dispatch::unpark_for(queue, jobs, id, &nodes[&id]);
         self.dispatch(&mut inner);
@@ -1972,6 +1972,26 @@ mod tests {
         // `a` comes back too late: it is not given the job.
         let late = next.register_node_holding(node("a"), &[(job.clone(), 4)]).unwrap();
         assert!(late.resumed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_node_not_trusted_that_comes_back_with_a_job_does_not_finish_it_unchecked() {
+        let store = Arc::new(MemoryStore::new());
+        let live = Arc::new(LiveState::new(store.clone(), 3));
+        let (_a, mut rx) = live.register_node(node("a")).unwrap();
+        let job = submit(&live, spec()).await.unwrap();
+        assert_eq!(assigned(&mut rx), Some(job.clone()));
+        live.shut_down();
+        store.flush().await.unwrap();
+        // The next master verifies new nodes' results.
+        let next = Arc::new(LiveState::new(store.clone(), 3).with_policy(VerifyPolicy::default()));
+        next.recover(store.unfinished().unwrap());
+        let back = next.register_node_holding(node("a"), &[(job.clone(), 0)]).unwrap();
+        assert!(back.resumed.is_empty(), "a node not trusted went on with its job");
+        // It runs again at once, verified: here it waits for a second node.
+        let summary = next.summary(&job).unwrap();
+        assert_eq!(summary.state, JobState::Queued, "{summary:?}");
+        assert!(summary.waiting.as_deref().is_some_and(|w| w.contains("replicas")), "{summary:?}");
     }
 
     #[tokio::test]

@@ -202,7 +202,10 @@ impl Node {
                 ever_registered = true;
             }
             match &outcome {
-                Err(rpc::Ended::NameTaken(why)) if !ever_registered => return Err(anyhow::anyhow!("{why}")),
+                Err(rpc::Ended::NameTaken(why)) if !ever_registered => {
+                    self.stop_held().await;
+                    return Err(anyhow::anyhow!("{why}"));
+                }
                 Err(rpc::Ended::NameTaken(why)) => tracing::warn!(retry_in = ?backoff, "refused: {why}"),
                 Err(rpc::Ended::Refused(why)) => {
                     let saved = config.cache_dir.join(credential::TOKEN_FILE);
@@ -210,6 +213,7 @@ impl Node {
                         None => format!(" (to join again, remove `{}` and start with --join TOKEN)", saved.display()),
                         Some(_) => String::new(),
                     };
+                    self.stop_held().await;
                     return Err(anyhow::anyhow!("the master refused the node's credential: {why}{hint}"));
                 }
                 Err(rpc::Ended::Lost(why) | rpc::Ended::Untrusted(why)) => {
@@ -226,8 +230,9 @@ impl Node {
                 }
                 Ok(()) => {}
             }
-            // Jobs of the lost session were cancelled; let them wind down so
-            // the next session starts with every slot free.
+            // A stop, or a session that ended for it: nothing is held for a
+            // next session. Otherwise the held jobs run on, and those held
+            // too long without a master are stopped.
             if outcome.is_ok() || *stop.borrow() {
                 self.stop_held().await;
                 return Ok(());

@@ -180,6 +180,11 @@ impl Outbox {
         self.moved.notify_one();
     }
 
+    /// Whether no master takes the job any more.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.lock().abandoned
+    }
+
     /// How long no session has taken its messages.
     pub(crate) fn detached_for(&self, now: Instant) -> Option<Duration> {
         self.lock().detached_at.map(|at| now.saturating_duration_since(at))
@@ -306,10 +311,17 @@ impl Delivered {
         recent.push_back((now, outbox));
     }
 
-    /// Takes every job held.
-    pub(crate) fn take(&self) -> Vec<Arc<Outbox>> {
+    /// Every job held (still held after: see [`forget`](Self::forget)).
+    pub(crate) fn list(&self) -> Vec<Arc<Outbox>> {
         let now = Instant::now();
-        self.lock().drain(..).filter(|(at, _)| now - *at <= DELIVERED_FOR).map(|(_, o)| o).collect()
+        let mut recent = self.lock();
+        recent.retain(|(at, _)| now - *at <= DELIVERED_FOR);
+        recent.iter().map(|(_, o)| o.clone()).collect()
+    }
+
+    /// No longer holds `outbox`: a master took it back, or will not.
+    pub(crate) fn forget(&self, outbox: &Arc<Outbox>) {
+        self.lock().retain(|(_, o)| !Arc::ptr_eq(o, outbox));
     }
 }
 

@@ -135,8 +135,9 @@ pub(crate) async fn session(
     let _ = node.cache.take_changes();
     // Jobs from an earlier session: running, or ended and not yet known
     // to be recorded.
-    let held: Vec<Arc<Outbox>> = node.outboxes.iter().map(|o| o.value().clone()).collect();
-    let delivered = node.delivered.take();
+    let held: Vec<Arc<Outbox>> =
+        node.outboxes.iter().map(|o| o.value().clone()).filter(|o| !o.is_abandoned()).collect();
+    let delivered = node.delivered.list();
     let register = pb::Register {
         name: cfg.name.clone(),
         capacity: Some(capacity_to_pb(&cfg.capacity, node.ledger.snapshot().fuel_available)),
@@ -239,21 +240,31 @@ async fn take_back(
 ) {
     let resume: std::collections::HashMap<&str, u64> =
         resume.iter().map(|r| (r.job_id.as_str(), r.from_byte)).collect();
+    let mut dropped = Vec::new();
     for (outbox, ended) in held.into_iter().map(|o| (o, false)).chain(delivered.into_iter().map(|o| (o, true))) {
         let id = outbox.job_id().to_owned();
+        if ended {
+            node.delivered.forget(&outbox);
+        }
         let taken = resume.get(id.as_str()).map(|&from| (from, outbox.resume(tx.clone(), from)));
         match taken {
             Some((_, true)) => {
                 tracing::info!(job = %id, "the master took the job back; it goes on");
                 if ended {
+                    // Its end goes up again, as a held job's.
+                    node.outboxes.insert(id.clone(), outbox.clone());
                     let node = node.clone();
-                    tokio::spawn(async move { outbox::deliver(outbox, None, &node.delivered).await });
+                    tokio::spawn(async move {
+                        outbox::deliver(outbox.clone(), None, &node.delivered).await;
+                        node.outboxes.remove_if(&id, |_, o| Arc::ptr_eq(o, &outbox));
+                    });
                 }
             }
             Some((from, false)) => {
                 // The master counts on output this node no longer holds.
                 tracing::warn!(job = %id, from, "cannot go on with the job: its output from there is gone");
                 drop_held(node, &outbox);
+                dropped.push(outbox.clone());
                 let reason = format!("the node no longer holds the job's output from byte {from}");
                 let _ = tx.send(up(Up::Rejected(pb::JobRejected { job_id: id, reason }))).await;
             }
@@ -262,10 +273,22 @@ async fn take_back(
                     tracing::info!(job = %id, "the master did not take the job back; stopped");
                 }
                 drop_held(node, &outbox);
+                dropped.push(outbox);
             }
         }
     }
+    // What the stopped jobs hold is freed before new jobs are taken (the
+    // master's next orders wait in the stream meanwhile), within reason.
+    let deadline = tokio::time::Instant::now() + STOPPING_WITHIN;
+    while dropped.iter().any(|o| node.running.get(o.job_id()).is_some_and(|j| Arc::ptr_eq(&j.outbox, o)))
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
+
+/// How long a new session waits for the held jobs it stopped to end.
+const STOPPING_WITHIN: Duration = Duration::from_secs(5);
 
 /// Stops a held job no master takes, and drops what it holds.
 pub(crate) fn drop_held(node: &NodeShared, outbox: &Arc<Outbox>) {
@@ -304,7 +327,12 @@ async fn accept(node: &Arc<NodeShared>, client: &Client, tx: &mpsc::Sender<pb::N
         // Sent again while an earlier run of it was held: that one is over.
         drop_held(node, &earlier);
     }
-    let job = Arc::new(RunningJob { stop: Notify::new(), handed_back: AtomicBool::new(false), outbox: outbox.clone() });
+    let job = Arc::new(RunningJob {
+        stop: Notify::new(),
+        handed_back: AtomicBool::new(false),
+        lost_master: AtomicBool::new(false),
+        outbox: outbox.clone(),
+    });
     node.running.insert(job_id.clone(), job.clone());
     let (out_tx, out_rx) = mpsc::channel(64);
     let sending = {
@@ -329,7 +357,11 @@ async fn accept(node: &Arc<NodeShared>, client: &Client, tx: &mpsc::Sender<pb::N
         node.ledger.release(&spec.limits, report.fuel_used);
         node.running.remove_if(&job_id, |_, j| Arc::ptr_eq(j, &job));
         let msg = if job.handed_back.load(Ordering::Relaxed) {
-            up(Up::Rejected(pb::JobRejected { job_id, reason: "the node is shutting down".into() }))
+            let reason = match job.lost_master.load(Ordering::Relaxed) {
+                true => "the node lost its master while it fetched the job's module",
+                false => "the node is shutting down",
+            };
+            up(Up::Rejected(pb::JobRejected { job_id, reason: reason.into() }))
         } else {
             tracing::info!(job = %job_id, outcome = %report.outcome, fuel = report.fuel_used, wall = ?report.wall, "job finished");
             up(Up::Finished(pb::JobFinished { job_id, result: Some(report.into()) }))
@@ -381,7 +413,15 @@ async fn run_job(
     };
     let pre = match pre {
         Ok(pre) => pre,
-        Err(e) => return JobReport::before_start(e.outcome(), name, &spec.limits),
+        Err(e) => {
+            if job.outbox.detached_for(std::time::Instant::now()).is_some() {
+                // The module came from a master that is gone: the job goes
+                // back to whichever leads now, not failed for it.
+                job.lost_master.store(true, Ordering::Relaxed);
+                job.handed_back.store(true, Ordering::Relaxed);
+            }
+            return JobReport::before_start(e.outcome(), name, &spec.limits);
+        }
     };
     // Scratch space holds mapped directories; a job with none needs none.
     let scratch = match spec.dirs.is_empty() {

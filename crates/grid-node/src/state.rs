@@ -17,6 +17,8 @@ pub(crate) struct RunningJob {
     pub(crate) stop: Notify,
     /// The job is being stopped to go back to the master, not cancelled.
     pub(crate) handed_back: AtomicBool,
+    /// It goes back because its module's master was lost mid-fetch.
+    pub(crate) lost_master: AtomicBool,
     /// What it has to tell the master.
     pub(crate) outbox: Arc<Outbox>,
 }

@@ -55,10 +55,11 @@ impl LiveState {
     pub(super) fn resume_held(&self, inner: &mut Inner, node: NodeId, held: &[(JobId, u64)]) -> Vec<(JobId, u64)> {
         let now = Instant::now();
         let mut resumed = Vec::new();
+        // Jobs of this node it cannot go on with: they run again at once.
+        let mut again = Vec::new();
         for (id, bytes) in held.iter().take(MAX_HELD) {
-            let Inner { nodes, jobs, awaiting, running, tenants, .. } = &mut *inner;
-            let Some(n) = nodes.get_mut(&node) else { break };
-            let Some(job) = jobs.get_mut(id) else { continue };
+            let Some(n) = inner.nodes.get(&node) else { break };
+            let Some(job) = inner.jobs.get(id) else { continue };
             if job.phase != Phase::Awaiting || job.node_name != n.reg.name || job.cancel_requested {
                 continue;
             }
@@ -66,8 +67,19 @@ impl LiveState {
             if *bytes < recorded {
                 // Less than the record holds: not the run the record knows.
                 tracing::warn!(job = %id, node = %n.reg.name, bytes, recorded, "a node came back with less of a job's output than was recorded; not taken back");
+                again.push(id.clone());
                 continue;
             }
+            if !self.takes_on_trust(inner, job, n) {
+                // Its result would have been checked by another replica
+                // (the node is not trusted, or quarantined): it runs
+                // again, verified as dispatch decides.
+                tracing::info!(job = %id, node = %n.reg.name, "a node not trusted came back with a job; it runs again");
+                again.push(id.clone());
+                continue;
+            }
+            let Inner { nodes, jobs, awaiting, running, tenants, .. } = &mut *inner;
+            let (Some(n), Some(job)) = (nodes.get_mut(&node), jobs.get_mut(id)) else { continue };
             awaiting.remove(id);
             job.resume_on(node);
             n.reserve(id, &job.spec);
@@ -76,7 +88,47 @@ impl LiveState {
             tracing::info!(job = %id, node = %n.reg.name, from_byte = recorded, "the node came back with the job; it runs on");
             resumed.push((id.clone(), recorded));
         }
+        for id in &again {
+            let end = inner.awaiting.remove(id).map_or(AttemptEnd::Restarted, |(_, end)| end);
+            self.run_again(inner, id, end);
+        }
         resumed
+    }
+
+    /// Whether node `n`'s result for `job` is taken without a second
+    /// replica's: the policy verifies nothing, the node is the tenant's own,
+    /// or it has earned trust (and is not quarantined).
+    fn takes_on_trust(&self, inner: &Inner, job: &crate::jobs::Job, n: &crate::nodes::Node) -> bool {
+        if n.quarantined {
+            return false;
+        }
+        !self.policy.verifies()
+            || n.reg.owner.as_deref() == Some(job.tenant())
+            || self.policy.trusted(&inner.history.standing(&n.reg.name))
+    }
+
+    /// Job `id`, which waited for its node in vain, runs again (or fails,
+    /// with no attempts left); its attempt ends as `end`.
+    fn run_again(&self, inner: &mut Inner, id: &str, end: AttemptEnd) {
+        let Some(job) = inner.jobs.get_mut(id).filter(|j| j.phase == Phase::Awaiting) else { return };
+        let name = job.node_name.clone();
+        if job.attempts >= self.max_attempts {
+            let msg = format!(
+                "node `{name}` did not come back with the job (attempt {} of {})",
+                job.attempts, self.max_attempts
+            );
+            let report = JobReport::before_start(Outcome::NodeError(msg), &name, &job.spec.limits);
+            self.finish(inner, id, report, end);
+            return;
+        }
+        tracing::info!(job = %id, node = %name, "its node did not come back with the job; running it again");
+        if matches!(end, AttemptEnd::Lost) {
+            job.lost_on.push(name);
+        }
+        job.requeue(true);
+        let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
+        self.store.requeued(id, attempts, end);
+        inner.queue.push_front(id.to_owned(), priority, &tenant);
     }
 
     /// Jobs whose node did not come back within [`REATTACH_WINDOW`] run
@@ -94,25 +146,7 @@ impl LiveState {
             .collect();
         for (id, end) in &due {
             inner.awaiting.remove(id);
-            let Some(job) = inner.jobs.get_mut(id).filter(|j| j.phase == Phase::Awaiting) else { continue };
-            let name = job.node_name.clone();
-            if job.attempts >= self.max_attempts {
-                let msg = format!(
-                    "node `{name}` did not come back with the job (attempt {} of {})",
-                    job.attempts, self.max_attempts
-                );
-                let report = JobReport::before_start(Outcome::NodeError(msg), &name, &job.spec.limits);
-                self.finish(&mut inner, id, report, *end);
-                continue;
-            }
-            tracing::info!(job = %id, node = %name, "its node did not come back with the job; running it again");
-            if matches!(end, AttemptEnd::Lost) {
-                job.lost_on.push(name);
-            }
-            job.requeue(true);
-            let (attempts, priority, tenant) = (job.attempts, job.submission.priority, job.tenant().to_owned());
-            self.store.requeued(id, attempts, *end);
-            inner.queue.push_front(id.clone(), priority, &tenant);
+            self.run_again(&mut inner, id, *end);
         }
         if !due.is_empty() {
             self.dispatch(&mut inner);
