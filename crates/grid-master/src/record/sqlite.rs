@@ -3,7 +3,7 @@
 //! acknowledged only once its transaction has committed.
 
 use super::change::Op;
-use super::{Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
+use super::{Backlog, Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, NodeRecord, Standing, StoredJob, TenantUse, now_ms};
 use futures::future::BoxFuture;
@@ -11,7 +11,7 @@ use grid_core::wire::{decode_report, decode_spec, encode_report, encode_spec};
 use grid_core::{Attempt, AttemptEnd, JobReport, JobState, NodeState, OutputStream, Verdict};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
 const SCHEMA: &str = "
@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS tenant_use (
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Op>>,
     reader: Mutex<Connection>,
+    /// Output handed to the writer and not yet committed.
+    backlog: Arc<Backlog>,
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> MasterError + '_ {
@@ -138,12 +140,16 @@ impl SqliteStore {
         }
         let reader = open_conn(path, fsync)?;
         let (tx, rx) = mpsc::channel();
+        let backlog = Arc::new(Backlog::default());
         let path: PathBuf = path.to_owned();
         std::thread::Builder::new()
             .name("grid-db".into())
-            .spawn(move || write_loop(writer, rx, path))
+            .spawn({
+                let backlog = backlog.clone();
+                move || write_loop(writer, rx, path, &backlog)
+            })
             .map_err(|e| MasterError::Db(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { writer: Mutex::new(tx), reader: Mutex::new(reader) })
+        Ok(Self { writer: Mutex::new(tx), reader: Mutex::new(reader), backlog })
     }
 
     fn send(&self, op: Op) {
@@ -322,7 +328,12 @@ impl JobStore for SqliteStore {
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
+        self.backlog.queued(data.len());
         self.send(Op::Output { id: id.to_owned(), seq, stream, data });
+    }
+
+    fn backlog(&self) -> Option<Arc<Backlog>> {
+        Some(self.backlog.clone())
     }
 
     fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
@@ -687,7 +698,7 @@ fn prune(tx: &rusqlite::Transaction<'_>, before: i64) -> rusqlite::Result<usize>
 }
 
 /// Applies changes in batches: everything waiting goes in one transaction.
-fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
+fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf, backlog: &Backlog) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(op) = rx.try_recv() {
@@ -696,6 +707,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
                 break;
             }
         }
+        let output: usize = batch.iter().map(Op::output_bytes).sum();
         let mut acks = Vec::new();
         // Refusals are answered only after the commit, so that whoever was
         // refused (a duplicate idempotency key) can read the winner.
@@ -836,6 +848,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
         for ack in acks {
             ack.send(failed.as_deref());
         }
+        backlog.written(output);
     }
 }
 
