@@ -5,6 +5,13 @@
 /// `second\n`; `(call $print PTR LEN)` writes to stdout, `(call $eprint PTR
 /// LEN)` to stderr, `(call $sleep NANOS)` sleeps in `poll_oneoff`.
 pub fn guest(body: &str) -> String {
+    guest_with("", body)
+}
+
+/// [`guest`] with more module fields (types, memories, globals, tags,
+/// functions) beside the helpers. `(call $number N)` prints an `i64` in
+/// decimal and a newline.
+pub fn guest_with(fields: &str, body: &str) -> String {
     format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -27,6 +34,17 @@ pub fn guest(body: &str) -> String {
     (i64.store (i32.const 32) (i64.const 0))
     (i32.store16 (i32.const 40) (i32.const 0))
     (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))))
+  (func $number (param $n i64)
+    (local $at i32)
+    (local.set $at (i32.const 599))
+    (i32.store8 (i32.const 599) (i32.const 10))
+    (loop $digit
+      (local.set $at (i32.sub (local.get $at) (i32.const 1)))
+      (i64.store8 (local.get $at) (i64.add (i64.const 48) (i64.rem_u (local.get $n) (i64.const 10))))
+      (local.set $n (i64.div_u (local.get $n) (i64.const 10)))
+      (br_if $digit (i64.ne (local.get $n) (i64.const 0))))
+    (call $print (local.get $at) (i32.sub (i32.const 600) (local.get $at))))
+  {fields}
   (func (export "_start")
     {body}))"#
     )

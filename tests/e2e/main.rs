@@ -17,6 +17,7 @@ mod limits;
 mod masters;
 mod metrics;
 mod pipes;
+mod proposals;
 mod quotas;
 mod records;
 mod recovery;

@@ -89,6 +89,16 @@ pub fn guest_wasm(name: &str) -> PathBuf {
     path
 }
 
+/// The `wasmtime` command-line runtime of the version the grid embeds,
+/// which the grid's behaviour is compared against; `scripts/install-wasmtime`
+/// installs it under `target/tools`.
+pub fn wasmtime_cli() -> PathBuf {
+    let target = profile_dir().parent().expect("target dir").to_owned();
+    let path = target.join("tools/bin/wasmtime");
+    assert!(path.is_file(), "`{}` is missing: run `scripts/setup` (the README's test command does)", path.display());
+    path
+}
+
 /// A file under `examples/`, such as a guest the grid runs as text
 /// (`wat/wordfreq.wat`).
 pub fn example_file(rel: &str) -> PathBuf {

@@ -13,33 +13,30 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// and of time-slicing between jobs.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Builds the engine every job runs in, configured for determinism (NaNs
-/// canonicalised, relaxed SIMD deterministic, no threads) so that a
-/// deterministic job gives the same result on every node and every module
+/// Builds the engine every job runs in. It takes every WebAssembly proposal
+/// `wasmtime run` of the same version takes by default (WebAssembly 3.0:
+/// GC, exceptions, tail calls, typed function references, multi-memory,
+/// memory64, extended constants, relaxed SIMD; and the component model)
+/// but threads, which the grid refuses (see [`REFUSED`]). It is configured
+/// for determinism (NaNs canonicalised, relaxed SIMD deterministic) so that
+/// a deterministic job gives the same result on every node and every module
 /// compiles once whichever way it runs; with a pooling instance allocator
 /// sized from what the node gives: per slot one component instance, the
-/// core instances, memories and tables one job may hold, and an async
-/// stack; each memory as large as the per-job ceiling. Falls back to
-/// on-demand allocation if the pool cannot be reserved.
+/// core instances, memories, GC heap and tables one job may hold, and an
+/// async stack; each memory (a GC heap is one) as large as the per-job
+/// ceiling. Falls back to on-demand allocation if the pool cannot be
+/// reserved.
 pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
-    let mut config = Config::new();
-    config.consume_fuel(true);
-    config.epoch_interruption(true);
-    config.wasm_component_model(true);
-    config.max_wasm_stack(1 << 20);
-    // Determinism: every NaN a float operation makes has the one canonical
-    // bit pattern, relaxed SIMD gives the same answer on every CPU, and no
-    // guest may share memory between threads.
-    config.cranelift_nan_canonicalization(true);
-    config.relaxed_simd_deterministic(true);
-    config.wasm_features(wasmtime::WasmFeatures::THREADS, false);
+    let mut config = code_config();
     let slots = capacity.slots;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
         .total_core_instances(slots * CORE_INSTANCES_PER_JOB)
         .max_core_instances_per_component(CORE_INSTANCES_PER_JOB)
         .max_component_instance_size(COMPONENT_INSTANCE_SIZE)
-        .total_memories(slots * MEMORIES_PER_JOB)
+        // Each job's GC heap lives in a memory of the pool of its own.
+        .total_memories(slots * (MEMORIES_PER_JOB + 1))
+        .total_gc_heaps(slots)
         .max_memories_per_module(MEMORIES_PER_MODULE)
         .max_memories_per_component(MEMORIES_PER_JOB)
         .total_tables(slots * TABLES_PER_JOB)
@@ -63,6 +60,39 @@ pub fn new_engine(capacity: &Capacity) -> anyhow::Result<Engine> {
             Engine::new(&config).map_err(|e| anyhow::anyhow!("failed to build the wasmtime engine: {e}"))
         }
     }
+}
+
+/// The proposals `wasmtime run` takes that the grid refuses: threads and
+/// shared memory. A job is one sequential guest on one slot's fuel, and
+/// shared memory written by threads racing each other gives a different
+/// result from run to run, which replicas that must agree cannot have.
+pub const REFUSED: wasmtime::WasmFeatures =
+    wasmtime::WasmFeatures::THREADS.union(wasmtime::WasmFeatures::SHARED_EVERYTHING_THREADS);
+
+/// What the code an engine compiles depends on: every setting but how
+/// instances are allocated. An engine built from it alone (see
+/// [`compile_engine`]) compiles artifacts the node's engine loads.
+fn code_config() -> Config {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config.max_wasm_stack(1 << 20);
+    // Determinism: every NaN a float operation makes has the one canonical
+    // bit pattern, and relaxed SIMD gives the same answer on every CPU.
+    config.cranelift_nan_canonicalization(true);
+    config.relaxed_simd_deterministic(true);
+    config.wasm_features(REFUSED, false);
+    // The collector `wasmtime run` builds with by default is not finished
+    // (its own documentation says so); deferred reference counting is.
+    config.collector(wasmtime::Collector::DeferredReferenceCounting);
+    config
+}
+
+/// An engine that only compiles: the node's settings without its pool, so
+/// it reserves no memory for instances.
+pub fn compile_engine() -> anyhow::Result<Engine> {
+    Engine::new(&code_config()).map_err(|e| anyhow::anyhow!("failed to build the wasmtime engine: {e}"))
 }
 
 /// Bytes of each pooled memory, table and stack kept resident between jobs.
