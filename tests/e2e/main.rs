@@ -3,6 +3,7 @@
 
 mod abuse;
 mod cli_tools;
+mod compiling;
 mod components;
 mod dashboard;
 mod deterministic;

@@ -70,6 +70,8 @@ enum What {
 }
 
 fn main() -> Result<()> {
+    // In-process nodes compile modules in a child of this binary.
+    grid_node::compile::serve_if_child();
     let args: Args = grid_core::usage::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(run(args))

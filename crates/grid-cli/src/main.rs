@@ -25,6 +25,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // The embedded grid's node compiles modules in a child of this binary.
+    grid_node::compile::serve_if_child();
     let mut cli: Cli = grid_core::usage::parse();
     // `new`, `completions` and `up` talk to no master, whatever
     // `$GRID_MASTER` says; `login` and `logout` to none but the one they name.

@@ -2,6 +2,7 @@
 //! hash, beside the raw bytes, and hot pre-instantiated code in memory,
 //! linked against the two linkers of `linker`.
 
+use crate::compile::{self, CompileLimits};
 use crate::ctx::JobCtx;
 use crate::error::{PrepareError, one_line};
 use crate::linker;
@@ -61,6 +62,8 @@ pub struct ModuleCache {
     index: std::sync::Mutex<LruIndex>,
     /// One compile at a time per module.
     locks: DashMap<ModuleHash, Arc<tokio::sync::Mutex<()>>>,
+    /// How long and how much memory one compile may take.
+    limits: CompileLimits,
     stats: CacheStats,
 }
 
@@ -85,8 +88,9 @@ impl Default for CacheStats {
 
 impl ModuleCache {
     /// A cache in `dir`, of at most `size` bytes, for modules run by
-    /// `engine` with WASI preview 1 and components with WASI preview 2.
-    pub fn open(engine: &Engine, dir: &Path, size: u64) -> anyhow::Result<Self> {
+    /// `engine` with WASI preview 1 and components with WASI preview 2,
+    /// compiled within `limits`.
+    pub fn open(engine: &Engine, dir: &Path, size: u64, limits: CompileLimits) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("failed to create cache dir `{}`: {e}", dir.display()))?;
         let cache = Self {
@@ -97,6 +101,7 @@ impl ModuleCache {
             hot: DashMap::new(),
             index: std::sync::Mutex::new(LruIndex::new(size)),
             locks: DashMap::new(),
+            limits,
             stats: CacheStats::default(),
         };
         // What is on disk already, oldest first, so that it ages properly.
@@ -268,23 +273,28 @@ impl ModuleCache {
         // An unknown layer is left to the module parser, which says what it found.
         let kind = wasm::kind(&bytes).unwrap_or(Kind::Module);
         let started = std::time::Instant::now();
-        let engine = self.engine.clone();
         let (raw, artifact) = (self.raw(hash), self.artifact(hash));
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> Result<Compiled, PrepareError> {
-            let compiled = match kind {
-                Kind::Module => engine.precompile_module(&bytes),
-                Kind::Component => engine.precompile_component(&bytes),
-            }
-            .map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
-            write_atomically(&dir, &raw, &bytes).map_err(|e| node_err("failed to cache module", &e))?;
-            write_atomically(&dir, &artifact, &compiled)
-                .map_err(|e| node_err("failed to cache compiled module", &e))?;
+        let written = tokio::task::spawn_blocking(move || {
+            write_atomically(&dir, &raw, &bytes)?;
+            tempfile::Builder::new().suffix(".cwasm-partial").tempfile_in(&dir)
+        });
+        let partial = written
+            .await
+            .map_err(|e| node_err("cache task failed", &e))?
+            .map_err(|e| node_err("failed to cache module", &e))?;
+        if let Err(e) = compile::compile(kind, &self.raw(hash), partial.path(), self.limits).await {
+            let _ = std::fs::remove_file(self.raw(hash));
+            return Err(e);
+        }
+        partial.persist(&artifact).map_err(|e| node_err("failed to cache compiled module", &e.error))?;
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
             deserialize(&engine, &artifact)
                 .map_err(|e| refused(&e).unwrap_or_else(|| node_err("failed to load compiled module", &e)))
         })
         .await
-        .map_err(|e| node_err("compile task failed", &e))?
+        .map_err(|e| node_err("load task failed", &e))?
         .inspect(|_| {
             self.stats.compile.observe(started.elapsed().as_secs_f64());
             tracing::info!(module = %hash.short(), kind = kind.name(), elapsed = ?started.elapsed(), "module compiled")
@@ -363,7 +373,7 @@ mod tests {
         capacity.slots = 2;
         capacity.per_job.memory = 64 << 20;
         let engine = new_engine(&capacity).unwrap();
-        ModuleCache::open(&engine, dir, 1 << 30).unwrap()
+        ModuleCache::open(&engine, dir, 1 << 30, CompileLimits::default()).unwrap()
     }
 
     async fn get(cache: &ModuleCache, bytes: &[u8]) -> Result<Prepared, PrepareError> {

@@ -1,5 +1,6 @@
 //! `NodeConfig`: what a volunteer gives, and where the node keeps its files.
 
+use crate::compile::CompileLimits;
 use grid_core::connect::Trust;
 use grid_core::{Capacity, Ceilings, FuelQuota};
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub struct NodeConfig {
     pub cache_dir: PathBuf,
     /// The most the compiled-module cache holds on disk.
     pub cache_size: u64,
+    /// How long and how much memory compiling one module may take.
+    pub compile: CompileLimits,
     /// How long running jobs may go on after a shutdown signal before they
     /// are handed back to the master.
     pub grace: Duration,
@@ -62,6 +65,7 @@ impl NodeConfig {
             },
             cache_dir: cache_dir.into(),
             cache_size: 1 << 30,
+            compile: CompileLimits::default(),
             grace: Duration::from_secs(30),
             summary_every: Duration::from_secs(60),
         }

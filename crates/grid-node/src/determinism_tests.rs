@@ -85,7 +85,7 @@ async fn run_with_dirs(
     capacity.slots = 1;
     capacity.per_job.memory = 64 << 20;
     let engine = new_engine(&capacity).unwrap();
-    let cache = ModuleCache::open(&engine, dir.path(), 1 << 30).unwrap();
+    let cache = ModuleCache::open(&engine, dir.path(), 1 << 30, crate::compile::CompileLimits::default()).unwrap();
     let bytes = wat::parse_str(text).unwrap();
     let hash = ModuleHash::of(&bytes);
     let pre = cache.get(&hash, || async move { Ok(bytes) }).await.unwrap();

@@ -7,6 +7,7 @@
 //! embedded grid of `grid-cli` run this very code in-process.
 
 pub mod cache;
+pub mod compile;
 pub mod config;
 pub mod credential;
 pub mod ctx;
@@ -69,7 +70,8 @@ impl Node {
     /// Sets up the engine and opens the cache directory.
     pub fn new(config: NodeConfig) -> anyhow::Result<Self> {
         let engine = engine::new_engine(&config.capacity)?;
-        let cache = cache::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size)?;
+        let cache =
+            cache::ModuleCache::open(&engine, &config.cache_dir.join("modules"), config.cache_size, config.compile)?;
         let jobs_dir = config.cache_dir.join("jobs");
         clear_stale_scratch(&jobs_dir);
         // Each node process has its own scratch root, so several nodes (or

@@ -65,6 +65,16 @@ struct Args {
     #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = parse_job_disk, help_heading = "The most any one job gets")]
     max_job_disk: u64,
 
+    /// The longest compiling one module may take; a module that takes
+    /// longer fails its jobs as an invalid module. Not counted against any
+    /// job's timeout.
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_duration, help_heading = "Compiling")]
+    compile_timeout: Duration,
+    /// The most memory (address space) compiling one module may take; a
+    /// module that needs more fails its jobs as an invalid module.
+    #[arg(long, default_value = "4GiB", value_name = "SIZE", value_parser = parse_size, help_heading = "Compiling")]
+    compile_memory: u64,
+
     /// Where the node's credential, compiled modules and job scratch space
     /// live [default: the user's cache dir, `wasm-grid/node`].
     #[arg(long, value_name = "DIR")]
@@ -99,6 +109,7 @@ fn parse_job_disk(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    grid_node::compile::serve_if_child();
     let args: Args = grid_core::usage::parse();
     // Refused before anything starts: a node would otherwise retry for ever.
     if let Err(why) = grid_core::Masters::parse(&args.master) {
@@ -154,6 +165,7 @@ async fn run(args: Args, cache_dir: PathBuf, trust: grid_core::connect::Trust) -
     c.per_job.timeout = args.max_job_timeout;
     c.per_job.disk = args.max_job_disk.min(args.disk);
     config.cache_size = args.cache_size;
+    config.compile = grid_node::compile::CompileLimits { time: args.compile_timeout, memory: args.compile_memory };
     config.grace = args.grace;
     config.summary_every = args.summary_every;
     tracing::info!(
