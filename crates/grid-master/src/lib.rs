@@ -163,7 +163,7 @@ impl MasterConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
-            max_module_size: 64 << 20,
+            max_module_size: 256 << 20,
             heartbeat: Duration::from_secs(2),
             max_attempts: 3,
             fsync: true,

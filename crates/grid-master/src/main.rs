@@ -22,8 +22,9 @@ struct Args {
     /// [default: the user's data dir, `wasm-grid/master`].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Largest module accepted, e.g. `64MiB`.
-    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
+    /// Largest module accepted, e.g. `64MiB`; the default admits real
+    /// programs, which toolchains build to tens of MiB.
+    #[arg(long, default_value = "256MiB", value_name = "SIZE", value_parser = grid_core::parse_size)]
     max_module_size: u64,
     /// How often nodes send heartbeats; a node silent for three is dropped.
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = grid_core::parse_duration)]
