@@ -34,5 +34,6 @@ mod signals;
 mod standing;
 mod tenants;
 mod trust;
+mod uploads;
 mod verbs;
 mod verification;

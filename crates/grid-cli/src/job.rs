@@ -125,14 +125,14 @@ impl JobArgs {
     /// directories, connects, and uploads the module if the master lacks
     /// it. Returns the connected client and the spec.
     pub async fn prepare(&self, master: Option<&crate::login::Remote>, stdin: &[u8]) -> Result<(Client, JobSpec)> {
-        let bytes = crate::module::load(&self.module)?;
+        let module = crate::module::load(&self.module)?;
         let spec = self.spec(stdin)?;
         let mut client = Client::connect_to_run(master).await.map_err(|e| match crate::rpc::refusal(&e).is_some() {
             true => e,
             false => Failure::with(exit::GRID_ERROR, format!("{e:#}")),
         })?;
         let module = client
-            .ensure_module(&bytes)
+            .ensure_module(&module)
             .await
             .with_context(|| format!("failed to upload `{}`", self.module.display()))?;
         Ok((client, JobSpec { module, ..spec }))

@@ -2,24 +2,79 @@
 //! core module or a component, either way.
 
 use crate::exit::{CANNOT_RUN, Failure, USAGE};
-use std::path::Path;
+use grid_core::ModuleHash;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// The module's binary bytes. A file that cannot be read is a usage error:
-/// the person named it.
-pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let shown = path.display();
-    let bytes =
-        std::fs::read(path).map_err(|e| Failure::with(USAGE, format!("failed to read module `{shown}`: {e}")))?;
-    if bytes.starts_with(grid_core::wasm::MAGIC) {
-        return Ok(bytes);
+/// A module a person named, ready to hash and send: a binary file, read as
+/// it goes and never whole, or text compiled to its binary in memory.
+#[derive(Debug, Clone)]
+pub enum Module {
+    /// A binary file of `size` bytes.
+    File { path: PathBuf, size: u64 },
+    /// Binary bytes compiled from text.
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// How much of a file is read at a time.
+pub const CHUNK: usize = 1 << 20;
+
+impl Module {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        match self {
+            Module::File { size, .. } => *size,
+            Module::Bytes(bytes) => bytes.len() as u64,
+        }
     }
+
+    /// Its hash, read through once.
+    pub fn hash(&self) -> anyhow::Result<ModuleHash> {
+        match self {
+            Module::Bytes(bytes) => Ok(ModuleHash::of(bytes)),
+            Module::File { path, .. } => {
+                let mut file = std::fs::File::open(path).map_err(|e| read_failure(path, &e))?;
+                let mut hasher = grid_core::hash::Hasher::default();
+                let mut buf = vec![0; CHUNK];
+                loop {
+                    match file.read(&mut buf) {
+                        Ok(0) => return Ok(hasher.finish()),
+                        Ok(n) => hasher.update(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(read_failure(path, &e)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn read_failure(path: &Path, e: &std::io::Error) -> anyhow::Error {
+    Failure::with(USAGE, format!("failed to read module `{}`: {e}", path.display())).into()
+}
+
+/// The module at `path`. A file that cannot be read is a usage error: the
+/// person named it.
+pub fn load(path: &Path) -> anyhow::Result<Module> {
+    let shown = path.display();
+    let mut file = std::fs::File::open(path).map_err(|e| read_failure(path, &e))?;
+    let size = file.metadata().map_err(|e| read_failure(path, &e))?.len();
+    let mut head = Vec::with_capacity(4);
+    (&mut file).take(4).read_to_end(&mut head).map_err(|e| read_failure(path, &e))?;
+    if head.starts_with(grid_core::wasm::MAGIC) {
+        return Ok(Module::File { path: path.to_owned(), size });
+    }
+    // Text: read whole, as the parser needs it.
+    let mut bytes = head;
+    file.read_to_end(&mut bytes).map_err(|e| read_failure(path, &e))?;
     let named_text = matches!(path.extension().and_then(|e| e.to_str()), Some("wat" | "wast"));
     let not_binary =
         || Failure::with(CANNOT_RUN, format!("invalid module `{shown}`: not a WebAssembly binary (bad magic number)"));
     if !named_text && std::str::from_utf8(&bytes).is_err() {
-        return Err(not_binary());
+        return Err(not_binary().into());
     }
-    wat::parse_bytes(&bytes).map(|b| b.into_owned()).map_err(|e| {
+    let binary = wat::parse_bytes(&bytes).map(|b| b.into_owned()).map_err(|e| {
         // Any text is tried as WAT, but a file not named as text that is
         // not WAT either is most likely not WebAssembly at all.
         if !named_text && !bytes.trim_ascii_start().starts_with(b"(") {
@@ -27,7 +82,8 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
         }
         let why = e.to_string().lines().next().unwrap_or_default().to_owned();
         Failure::with(CANNOT_RUN, format!("invalid module `{shown}`: {why}"))
-    })
+    })?;
+    Ok(Module::Bytes(Arc::new(binary)))
 }
 
 #[cfg(test)]
@@ -39,7 +95,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, contents).unwrap();
-        load(&path)
+        let module = load(&path)?;
+        let hash = module.hash()?;
+        let bytes = match module {
+            Module::File { path, size } => {
+                let bytes = std::fs::read(path).unwrap();
+                assert_eq!(bytes.len() as u64, size);
+                bytes
+            }
+            Module::Bytes(bytes) => bytes.to_vec(),
+        };
+        assert_eq!(hash, ModuleHash::of(&bytes));
+        Ok(bytes)
     }
 
     #[test]

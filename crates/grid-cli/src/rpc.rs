@@ -6,11 +6,15 @@ pub mod admin;
 
 use crate::embedded::{self, Mode};
 use crate::login::Remote;
+use crate::module::{CHUNK, Module};
 use anyhow::{Context, Result, anyhow};
+use futures::Stream;
 use grid_core::connect::{Conn, Trust};
 use grid_core::{Attempt, JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 /// `$client.call(retry, ..)` of the master's method `$method` with `$req`,
@@ -26,9 +30,6 @@ macro_rules! call {
             .await
     }};
 }
-
-/// Module upload chunk size.
-const CHUNK: usize = 1 << 20;
 
 /// The most jobs a master returns in one page of a listing.
 const PAGE_MAX: u32 = 1000;
@@ -351,31 +352,29 @@ impl Client {
         Ok(())
     }
 
-    /// Makes sure the master has `bytes`, uploading them only if it lacks them.
-    pub async fn ensure_module(&mut self, bytes: &[u8]) -> Result<ModuleHash> {
-        let hash = ModuleHash::of(bytes);
+    /// Makes sure the master has `module`, uploading it only if it lacks
+    /// it: read from its file as it goes, never whole, with a progress bar
+    /// on a terminal for a large one.
+    pub async fn ensure_module(&mut self, module: &Module) -> Result<ModuleHash> {
+        let hash = {
+            let module = module.clone();
+            tokio::task::spawn_blocking(move || module.hash()).await.context("hash task failed")??
+        };
         let req = pb::MissingModulesRequest { hashes: vec![hash.to_string()] };
         let missing = call!(self, Retry::Safe, missing_modules(req)).map_err(status)?.into_inner().missing;
         if missing.is_empty() {
             return Ok(hash);
         }
-        let total_size = bytes.len() as u64;
-        let mut chunks: Vec<pb::UploadChunk> = bytes
-            .chunks(CHUNK)
-            .map(|c| pb::UploadChunk { hash: String::new(), total_size: 0, data: c.to_vec() })
-            .collect();
-        if chunks.is_empty() {
-            chunks.push(pb::UploadChunk::default());
-        }
-        chunks[0].hash = hash.to_string();
-        chunks[0].total_size = total_size;
+        let bar = upload_bar(module.size());
         // The module is known by its hash: uploading it again changes nothing.
+        let (module_ref, hash_ref, bar_ref) = (module.clone(), hash.clone(), bar.clone());
         self.call(Retry::Safe, move |mut m| {
-            let chunks = chunks.clone();
-            async move { m.upload_module(tokio_stream::iter(chunks)).await }
+            let chunks = upload_chunks(module_ref.clone(), hash_ref.clone(), bar_ref.clone());
+            async move { m.upload_module(chunks).await }
         })
         .await
         .map_err(status)?;
+        bar.finish_and_clear();
         Ok(hash)
     }
 
@@ -557,4 +556,71 @@ mod tests {
             "grid: failed to submit the job: the master answered: operation is not implemented or not supported"
         );
     }
+}
+
+/// Modules at least this large show a progress bar while they upload.
+const BAR_FROM: u64 = 8 << 20;
+
+/// A progress bar in bytes on a terminal's stderr; hidden elsewhere, and
+/// for a small module.
+fn upload_bar(size: u64) -> ProgressBar {
+    if size < BAR_FROM || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("uploading {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The upload's chunks, read from the module as the master takes them; the
+/// first carries the hash and the size. A file that fails to read midway
+/// ends the stream short, which the master refuses as incomplete.
+fn upload_chunks(module: Module, hash: ModuleHash, bar: ProgressBar) -> impl Stream<Item = pb::UploadChunk> + Send {
+    use tokio::io::AsyncReadExt;
+    let total_size = module.size();
+    bar.set_position(0);
+    let state = (module, None::<tokio::fs::File>, 0u64, Some(hash));
+    futures::stream::unfold(state, move |(module, mut file, sent, first)| {
+        let bar = bar.clone();
+        async move {
+            if sent >= total_size && first.is_none() {
+                return None;
+            }
+            let data = match &module {
+                Module::Bytes(bytes) => {
+                    let start = usize::try_from(sent).ok()?;
+                    bytes[start..(start + CHUNK).min(bytes.len())].to_vec()
+                }
+                Module::File { path, .. } => {
+                    if file.is_none() {
+                        file = Some(tokio::fs::File::open(path).await.ok()?);
+                    }
+                    let mut data = Vec::with_capacity(CHUNK);
+                    let reading = file.as_mut()?;
+                    while data.len() < CHUNK {
+                        let read =
+                            (&mut *reading).take((CHUNK - data.len()) as u64).read_to_end(&mut data).await.ok()?;
+                        if read == 0 {
+                            break;
+                        }
+                    }
+                    data
+                }
+            };
+            if data.is_empty() && first.is_none() {
+                return None;
+            }
+            bar.inc(data.len() as u64);
+            let sent = sent + data.len() as u64;
+            let chunk = match &first {
+                Some(hash) => pb::UploadChunk { hash: hash.to_string(), total_size, data },
+                None => pb::UploadChunk { hash: String::new(), total_size: 0, data },
+            };
+            Some((chunk, (module, file, sent, None)))
+        }
+    })
 }

@@ -7,7 +7,7 @@ use crate::when;
 use anyhow::Result;
 use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
-use grid_core::{JobState, ModuleHash};
+use grid_core::JobState;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::LazyLock;
@@ -87,7 +87,7 @@ impl JobsCommand {
         let module_prefix = match &self.module {
             None => None,
             Some(ModuleArg::Prefix(prefix)) => Some(prefix.clone()),
-            Some(ModuleArg::File(path)) => Some(ModuleHash::of(&crate::module::load(path)?).to_string()),
+            Some(ModuleArg::File(path)) => Some(crate::module::load(path)?.hash()?.to_string()),
         };
         let query = JobQuery {
             state: self.state.map(|s| s.0),
