@@ -51,7 +51,7 @@ impl Module {
 }
 
 fn read_failure(path: &Path, e: &std::io::Error) -> anyhow::Error {
-    Failure::with(USAGE, format!("failed to read module `{}`: {e}", path.display())).into()
+    Failure::with(USAGE, format!("failed to read module `{}`: {e}", path.display()))
 }
 
 /// The module at `path`. A file that cannot be read is a usage error: the
@@ -72,7 +72,7 @@ pub fn load(path: &Path) -> anyhow::Result<Module> {
     let not_binary =
         || Failure::with(CANNOT_RUN, format!("invalid module `{shown}`: not a WebAssembly binary (bad magic number)"));
     if !named_text && std::str::from_utf8(&bytes).is_err() {
-        return Err(not_binary().into());
+        return Err(not_binary());
     }
     let binary = wat::parse_bytes(&bytes).map(|b| b.into_owned()).map_err(|e| {
         // Any text is tried as WAT, but a file not named as text that is

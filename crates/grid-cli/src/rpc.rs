@@ -528,36 +528,6 @@ pub(crate) async fn channel(url: &str, ca: Option<&std::path::Path>) -> Result<t
     grid_core::connect::channel(url, &trust).await.map_err(|e| anyhow!(e))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shown(s: tonic::Status) -> String {
-        let e = status(s).context("failed to submit the job");
-        match refusal(&e) {
-            Some(refused) => format!("grid: {refused}"),
-            None => format!("grid: {e:#}"),
-        }
-    }
-
-    #[test]
-    fn refused_credentials_read_as_one_line_whatever_the_context() {
-        assert_eq!(
-            shown(tonic::Status::unauthenticated("the token is revoked")),
-            "grid: the master refused the credentials: the token is revoked"
-        );
-        assert_eq!(
-            shown(tonic::Status::permission_denied("a node token cannot submit")),
-            "grid: permission denied: a node token cannot submit"
-        );
-        assert_eq!(shown(tonic::Status::not_found("no job x")), "grid: failed to submit the job: no job x");
-        assert_eq!(
-            shown(tonic::Status::unimplemented("")),
-            "grid: failed to submit the job: the master answered: operation is not implemented or not supported"
-        );
-    }
-}
-
 /// Modules at least this large show a progress bar while they upload.
 const BAR_FROM: u64 = 8 << 20;
 
@@ -623,4 +593,34 @@ fn upload_chunks(module: Module, hash: ModuleHash, bar: ProgressBar) -> impl Str
             Some((chunk, (module, file, sent, None)))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(s: tonic::Status) -> String {
+        let e = status(s).context("failed to submit the job");
+        match refusal(&e) {
+            Some(refused) => format!("grid: {refused}"),
+            None => format!("grid: {e:#}"),
+        }
+    }
+
+    #[test]
+    fn refused_credentials_read_as_one_line_whatever_the_context() {
+        assert_eq!(
+            shown(tonic::Status::unauthenticated("the token is revoked")),
+            "grid: the master refused the credentials: the token is revoked"
+        );
+        assert_eq!(
+            shown(tonic::Status::permission_denied("a node token cannot submit")),
+            "grid: permission denied: a node token cannot submit"
+        );
+        assert_eq!(shown(tonic::Status::not_found("no job x")), "grid: failed to submit the job: no job x");
+        assert_eq!(
+            shown(tonic::Status::unimplemented("")),
+            "grid: failed to submit the job: the master answered: operation is not implemented or not supported"
+        );
+    }
 }
