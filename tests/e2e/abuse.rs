@@ -12,6 +12,7 @@ use grid_proto as pb;
 use grid_tests::rogue::{self, Code, OnAssign, RogueClient, RogueNode, registration};
 use grid_tests::{GridSandbox, number};
 use serde_json::Value;
+use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
 
@@ -163,6 +164,31 @@ fn a_node_that_holds_a_job_past_its_deadline_loses_it() {
     drop(rogue);
     grid.wait_node_gone("rogue");
     still_serves(&grid);
+}
+
+#[test]
+fn a_node_that_says_it_compiles_holds_its_job_as_compiling_once() {
+    let grid = GridSandbox::builder(0).master_args(&["--grace", "1s"]).start();
+    let rogue = RogueNode::connect(&grid.node_access("rogue"), registration("rogue", vec![]), OnAssign::Hold);
+    let id = grid.submit(&["--timeout", "1s", &hello()]);
+    assert_eq!(rogue.wait_assigned(), id);
+    rogue.compiling(&id, false);
+    grid.wait_until("the job shows as compiling", |g| (g.status(&id)["waiting"] == "compiling").then_some(()));
+    let shown = grid.run(&["status", &id]);
+    assert!(shown.stdout.contains("compiling"), "{shown:#?}");
+    // Well past its timeout and grace it is still the node's: compiling
+    // is not charged against the job's timeout.
+    std::thread::sleep(Duration::from_secs(4));
+    let job = grid.status(&id);
+    let seen = (job["state"].as_str(), job["node"].as_str(), number(&job["attempts"]));
+    assert_eq!(seen, (Some("running"), Some("rogue"), 1), "{job:#}");
+    assert!(rogue.cancelled().is_empty(), "taken back while compiling");
+    // Compiled: the job's clock starts now. Saying it compiles again is not
+    // believed, so the job is taken back at its deadline all the same.
+    rogue.compiling(&id, true);
+    rogue.compiling(&id, false);
+    grid.wait_until("the node was told to stop the overdue job", |_| rogue.cancelled().contains(&id).then_some(()));
+    assert_ne!(grid.status(&id)["waiting"], "compiling");
 }
 
 #[test]

@@ -50,6 +50,10 @@ fn compiling_is_not_charged_against_the_job_s_timeout() {
     let run = grid.run(&["run", "--timeout", "50ms", module.to_str().unwrap()]);
     run.assert_clean_success();
     assert_eq!(run.stdout, "first\n");
+    // The node told the master, which started the job's clock after it.
+    let log = grid.master_log();
+    assert!(log.contains("the job's node compiles its module"), "{log}");
+    assert!(log.contains("the job's node compiled its module; the job starts"), "{log}");
 }
 
 #[test]

@@ -444,6 +444,13 @@ impl RogueNode {
         block_on(self.tx.send(msg(pb::node_message::Msg::Heartbeat(hb)))).expect("the node session closed");
     }
 
+    /// Says it compiles job `job_id`'s module (`done` false), or has
+    /// compiled it (`done` true), whether or not it does.
+    pub fn compiling(&self, job_id: &str, done: bool) {
+        let notice = pb::JobCompiling { job_id: job_id.to_owned(), done };
+        block_on(self.tx.send(msg(pb::node_message::Msg::Compiling(notice)))).expect("the node session closed");
+    }
+
     /// The jobs the master assigned it so far.
     pub fn assigned(&self) -> Vec<String> {
         self.orders.lock().unwrap().assigned.clone()

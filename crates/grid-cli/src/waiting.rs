@@ -54,6 +54,9 @@ impl Waiting {
         let text = match row.state {
             JobState::Queued if row.waiting.is_empty() => format!("job {} queued", self.job_id),
             JobState::Queued => format!("job {} queued: {}", self.job_id, row.waiting),
+            JobState::Running if row.waiting == grid_core::COMPILING => {
+                format!("job {} compiling its module on node `{}`", self.job_id, row.node)
+            }
             JobState::Running => starting(&self.job_id, &row.node),
             // It ended: the end comes on the event stream.
             _ => return,

@@ -31,7 +31,7 @@ pub use log_format::LogFormat;
 pub use masters::Masters;
 pub use node_state::NodeState;
 pub use quota::TokenBucket;
-pub use state::{Attempt, AttemptEnd, JobState, OutputStream, UnknownState, Verdict};
+pub use state::{Attempt, AttemptEnd, COMPILING, JobState, OutputStream, UnknownState, Verdict};
 pub use submission::Submission;
 pub use tenant::TenantQuota;
 pub use token::{JoinToken, Token, TokenKind};

@@ -5,6 +5,10 @@ use crate::{JobReport, Outcome};
 use std::fmt;
 use std::str::FromStr;
 
+/// What a running job's `waiting` says while its node compiles its module
+/// (it has not started yet, and its timeout does not run).
+pub const COMPILING: &str = "compiling";
+
 /// Where a job stands, as the record, the live state, the wire and the CLI
 /// name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

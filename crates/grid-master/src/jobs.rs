@@ -5,6 +5,7 @@
 //! record ([`light_spec`](crate::record::light_spec)), a running job's output is a bounded window, and
 //! an ended job keeps only what its summary shows.
 
+use crate::compiling::Compiling;
 use crate::model::{JobEvent, JobId, JobSummary, NodeId, now_ms};
 use crate::record::{JobStore, OutputExtent};
 use crate::scheduler::Demand;
@@ -48,6 +49,8 @@ pub struct Replica {
     /// Its attempt's number.
     pub number: u32,
     pub assigned_at: Instant,
+    /// What its node said of compiling the module.
+    pub compiling: Compiling,
     pub started_ms: u64,
     /// Its output, kept aside until the quorum decides.
     pub spool: Spool,
@@ -161,8 +164,11 @@ pub struct Job {
     pub result: Option<Arc<JobReport>>,
     /// Whether its end wrote back directories, which only the record holds.
     pub dirs_in_record: bool,
-    /// When the current attempt was sent to its node.
+    /// When the current attempt was sent to its node (or its node said it
+    /// had compiled the module and started it).
     pub assigned_at: Option<Instant>,
+    /// What the current attempt's node said of compiling the module.
+    pub compiling: Compiling,
     /// A job that runs on several nodes until a quorum agrees; `None` for
     /// one that runs once.
     pub verify: Option<Box<Verification>>,
@@ -201,6 +207,7 @@ impl Job {
             result: None,
             dirs_in_record: false,
             assigned_at: None,
+            compiling: Compiling::default(),
             verify: None,
             replica_history: Vec::new(),
         }
@@ -239,6 +246,7 @@ impl Job {
             owner: owner.map(str::to_owned),
             number,
             assigned_at: Instant::now(),
+            compiling: Compiling::default(),
             started_ms: self.started_ms,
             spool,
             done: None,
@@ -293,6 +301,45 @@ impl Job {
     }
 
     /// Whether `node` runs it now (a replica of it, for a verified job).
+    /// Its node (or a replica's) said it compiles the module, and has not
+    /// said it finished.
+    pub fn compiling_now(&self) -> bool {
+        match &self.verify {
+            Some(v) => v.replicas.iter().any(|r| r.running() && r.compiling.now()),
+            None => matches!(self.phase, Phase::Running(_)) && self.compiling.now(),
+        }
+    }
+
+    /// Node `node`, which runs it, said it compiles its module (`done`
+    /// false) or has compiled it (`done` true), at `now`. Returns whether
+    /// it was believed.
+    pub fn told_compiling(&mut self, node: NodeId, done: bool, now: Instant) -> bool {
+        match self.verify.as_mut() {
+            Some(v) => v.running_on(node).is_some_and(|r| r.compiling.told(done, now, &mut r.assigned_at)),
+            None if self.phase == Phase::Running(node) => {
+                let mut at = self.assigned_at.unwrap_or(now);
+                let told = self.compiling.told(done, now, &mut at);
+                self.assigned_at = Some(at);
+                told
+            }
+            None => false,
+        }
+    }
+
+    /// When its attempt on `node` is overdue, `grace` past its deadline;
+    /// `None` if it runs on no such attempt.
+    pub fn deadline_on(&self, node: NodeId, grace: Duration) -> Option<Instant> {
+        let timeout = self.spec.limits.timeout;
+        match &self.verify {
+            Some(v) => v
+                .replicas
+                .iter()
+                .find(|r| r.node == node && r.running())
+                .map(|r| r.compiling.deadline(r.assigned_at, timeout, grace)),
+            None => self.assigned_at.map(|at| self.compiling.deadline(at, timeout, grace)),
+        }
+    }
+
     pub fn runs_on(&self, node: NodeId) -> bool {
         match &self.verify {
             Some(v) => v.replicas.iter().any(|r| r.node == node && r.running()),
@@ -330,6 +377,7 @@ impl Job {
     pub fn assign(&mut self, node: NodeId, name: &str) {
         self.phase = Phase::Running(node);
         self.assigned_at = Some(Instant::now());
+        self.compiling = Compiling::default();
         self.started_ms = now_ms();
         self.attempts += 1;
         self.node_name = name.to_owned();
@@ -353,6 +401,7 @@ impl Job {
     /// deadline counted from when the attempt started.
     pub fn resume_on(&mut self, node: NodeId) {
         self.phase = Phase::Running(node);
+        self.compiling = Compiling::default();
         let ran = Duration::from_millis(now_ms().saturating_sub(self.started_ms));
         self.assigned_at = Some(Instant::now().checked_sub(ran).unwrap_or_else(Instant::now));
     }
@@ -420,7 +469,10 @@ impl Job {
             state,
             tenant: self.submission.tenant.clone(),
             priority: self.submission.priority,
-            waiting: (self.phase == Phase::Queued).then(waiting),
+            waiting: match self.compiling_now() {
+                true => Some(grid_core::COMPILING.to_owned()),
+                false => (self.phase == Phase::Queued).then(waiting),
+            },
             node: self.node_name.clone(),
             attempts: self.attempts,
             submitted_ms: self.submitted_ms,

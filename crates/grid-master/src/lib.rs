@@ -7,6 +7,7 @@
 mod admin;
 pub mod auth;
 pub mod ceilings;
+pub mod compiling;
 pub mod data_dir;
 pub mod dispatch;
 pub mod error;

@@ -79,6 +79,7 @@ pub async fn read_node<S>(
                 live.job_finished(node_id, &f.job_id, report);
             }
             Msg::Rejected(r) => live.job_rejected(node_id, &r.job_id, &r.reason),
+            Msg::Compiling(c) => live.job_compiling(node_id, &c.job_id, c.done),
         }
     };
     live.node_gone(node_id, &why, state);

@@ -767,6 +767,20 @@ impl LiveState {
     /// A node refused or handed back a job: it goes back to the front of
     /// the queue. Each hand-back counts as an attempt, so a node cannot
     /// bounce a job for ever; with none left the job fails.
+    /// Node `node` says it compiles job `job`'s module (`done` false) or
+    /// has compiled it and starts the job (`done` true). Believed once each
+    /// per attempt, and only from the node that runs it.
+    pub fn job_compiling(&self, node: NodeId, job: &str, done: bool) {
+        let mut inner = self.lock();
+        let Some(j) = inner.jobs.get_mut(job) else { return };
+        if j.told_compiling(node, done, Instant::now()) {
+            match done {
+                false => tracing::info!(job, "the job's node compiles its module"),
+                true => tracing::info!(job, "the job's node compiled its module; the job starts"),
+            }
+        }
+    }
+
     pub fn job_rejected(&self, node: NodeId, job: &str, reason: &str) {
         let mut inner = self.lock();
         let Some(j) = inner.jobs.get(job).filter(|j| j.runs_on(node)) else { return };
@@ -992,12 +1006,7 @@ impl LiveState {
         let mut overdue = Vec::new();
         for (node_id, n) in &inner.nodes {
             for id in &n.running {
-                let job = &inner.jobs[id];
-                let assigned_at = match &job.verify {
-                    Some(v) => v.replicas.iter().find(|r| r.node == *node_id && r.running()).map(|r| r.assigned_at),
-                    None => job.assigned_at,
-                };
-                if assigned_at.is_some_and(|at| now >= at + job.spec.limits.timeout + self.grace) {
+                if inner.jobs[id].deadline_on(*node_id, self.grace).is_some_and(|deadline| now >= deadline) {
                     overdue.push((*node_id, id.clone()));
                 }
             }

@@ -165,6 +165,11 @@ impl ModuleCache {
             .collect()
     }
 
+    /// Whether the code for `hash` is compiled: in memory, or on disk.
+    pub fn is_compiled(&self, hash: &ModuleHash) -> bool {
+        self.hot.contains_key(hash) || self.artifact(hash).is_file()
+    }
+
     /// The ready-to-instantiate code for `hash`: from memory, else from the
     /// precompiled artifact on disk, else compiled from bytes (from disk, or
     /// from `fetch`), verified against the hash first.

@@ -142,6 +142,17 @@ impl Outbox {
         self.moved.notify_one();
     }
 
+    /// Tells the master of the session that holds the job now `msg`, a
+    /// notice that may be lost (a compile starting or done), sent ahead of
+    /// any output still to go; nothing if no session holds it or its
+    /// stream is full.
+    pub(crate) fn notify(&self, msg: pb::NodeMessage) {
+        let s = self.lock();
+        if let Some(uplink) = s.uplink.as_ref().filter(|_| !s.abandoned) {
+            let _ = uplink.try_send(msg);
+        }
+    }
+
     /// The session is lost: the job's messages wait for another.
     pub(crate) fn detach(&self) {
         let mut s = self.lock();

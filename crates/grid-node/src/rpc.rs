@@ -407,10 +407,23 @@ async fn run_job(
     received: std::time::Instant,
 ) -> JobReport {
     let name = &node.config.name;
+    // A module compiled here for the first time shows as `compiling`, and
+    // the job's clock on the master starts once it is.
+    let compiling = |done| {
+        let job_id = job.outbox.job_id().to_owned();
+        up(Up::Compiling(pb::JobCompiling { job_id, done }))
+    };
+    let compiles = !node.cache.is_compiled(&spec.module);
+    if compiles {
+        job.outbox.notify(compiling(false));
+    }
     let pre = tokio::select! {
         pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone())) => pre,
         _ = job.stop.notified() => return JobReport::before_start(Outcome::Cancelled, name, &spec.limits),
     };
+    if compiles && pre.is_ok() {
+        job.outbox.notify(compiling(true));
+    }
     let pre = match pre {
         Ok(pre) => pre,
         Err(e) => {
