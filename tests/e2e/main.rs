@@ -5,6 +5,7 @@ mod abuse;
 mod cli_tools;
 mod compiling;
 mod components;
+mod conformance;
 mod dashboard;
 mod deterministic;
 mod embedded;

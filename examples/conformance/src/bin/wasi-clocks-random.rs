@@ -1,0 +1,28 @@
+//! Clocks, sleeping in `poll_oneoff`, and `random_get`.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+unsafe extern "C" {
+    fn random_get(buf: *mut u8, len: usize) -> u16;
+}
+
+fn random() -> [u8; 32] {
+    let mut buf = [0u8; 32];
+    // SAFETY: `random_get` writes `len` bytes at `buf`, which has them.
+    let errno = unsafe { random_get(buf.as_mut_ptr(), buf.len()) };
+    assert_eq!(errno, 0, "random_get failed");
+    buf
+}
+
+fn main() {
+    let start = Instant::now();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    println!("wall clock after 2001: {}", since_epoch.as_secs() > 978_307_200);
+    std::thread::sleep(Duration::from_millis(20));
+    println!("slept at least 20ms: {}", start.elapsed() >= Duration::from_millis(20));
+    println!("monotonic: {}", Instant::now() >= start);
+    let (a, b) = (random(), random());
+    println!("random draws differ: {}", a != b);
+    println!("random not all zero: {}", a.iter().any(|&x| x != 0));
+}
