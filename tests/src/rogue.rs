@@ -344,6 +344,7 @@ pub fn registration(name: &str, cached: Vec<String>) -> pb::Register {
         cached_hashes: cached,
         identity: format!("rogue-{:x}", NEXT_IDENTITY.fetch_add(1, Ordering::Relaxed)),
         held: vec![],
+        compile_timeout_ms: 0,
     }
 }
 

@@ -37,6 +37,7 @@ pub fn node(name: &str) -> NodeRegistration {
         cached: Vec::new(),
         identity: format!("id-{name}"),
         owner: None,
+        compile_allowance: crate::compiling::DEFAULT_ALLOWANCE,
     }
 }
 

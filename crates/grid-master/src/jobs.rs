@@ -107,6 +107,11 @@ impl Verification {
         self.replicas.iter_mut().find(|r| r.node == node && r.running())
     }
 
+    /// The replica running on `node`, to read.
+    pub fn replica_on(&self, node: NodeId) -> Option<&Replica> {
+        self.replicas.iter().find(|r| r.node == node && r.running())
+    }
+
     /// Replicas running now.
     pub fn running(&self) -> u32 {
         self.replicas.iter().filter(|r| r.running()).count() as u32
@@ -300,7 +305,6 @@ impl Job {
         self.refused_by.get(&node) == Some(&Refusal::ForEver)
     }
 
-    /// Whether `node` runs it now (a replica of it, for a verified job).
     /// Its node (or a replica's) said it compiles the module, and has not
     /// said it finished.
     pub fn compiling_now(&self) -> bool {
@@ -310,15 +314,15 @@ impl Job {
         }
     }
 
-    /// Node `node`, which runs it, said it compiles its module (`done`
-    /// false) or has compiled it (`done` true), at `now`. Returns whether
-    /// it was believed.
-    pub fn told_compiling(&mut self, node: NodeId, done: bool, now: Instant) -> bool {
+    /// Node `node`, which runs it and may compile for `allowance`, said it
+    /// compiles its module (`done` false) or has compiled it (`done`
+    /// true), at `now`. Returns whether it was believed.
+    pub fn told_compiling(&mut self, node: NodeId, done: bool, now: Instant, allowance: Duration) -> bool {
         match self.verify.as_mut() {
-            Some(v) => v.running_on(node).is_some_and(|r| r.compiling.told(done, now, &mut r.assigned_at)),
+            Some(v) => v.running_on(node).is_some_and(|r| r.compiling.told(done, now, &mut r.assigned_at, allowance)),
             None if self.phase == Phase::Running(node) => {
                 let mut at = self.assigned_at.unwrap_or(now);
-                let told = self.compiling.told(done, now, &mut at);
+                let told = self.compiling.told(done, now, &mut at, allowance);
                 self.assigned_at = Some(at);
                 told
             }
@@ -326,23 +330,21 @@ impl Job {
         }
     }
 
-    /// When its attempt on `node` is overdue, `grace` past its deadline;
-    /// `None` if it runs on no such attempt.
-    pub fn deadline_on(&self, node: NodeId, grace: Duration) -> Option<Instant> {
+    /// When its attempt on `node` (which may compile for `allowance`) is
+    /// overdue, `grace` past its deadline; `None` if it runs on no such
+    /// attempt.
+    pub fn deadline_on(&self, node: NodeId, grace: Duration, allowance: Duration) -> Option<Instant> {
         let timeout = self.spec.limits.timeout;
         match &self.verify {
-            Some(v) => v
-                .replicas
-                .iter()
-                .find(|r| r.node == node && r.running())
-                .map(|r| r.compiling.deadline(r.assigned_at, timeout, grace)),
-            None => self.assigned_at.map(|at| self.compiling.deadline(at, timeout, grace)),
+            Some(v) => v.replica_on(node).map(|r| r.compiling.deadline(r.assigned_at, timeout, grace, allowance)),
+            None => self.assigned_at.map(|at| self.compiling.deadline(at, timeout, grace, allowance)),
         }
     }
 
+    /// Whether `node` runs it now (a replica of it, for a verified job).
     pub fn runs_on(&self, node: NodeId) -> bool {
         match &self.verify {
-            Some(v) => v.replicas.iter().any(|r| r.node == node && r.running()),
+            Some(v) => v.replica_on(node).is_some(),
             None => self.phase == Phase::Running(node),
         }
     }
@@ -397,13 +399,17 @@ impl Job {
         }
     }
 
-    /// Its node came back with it as node `node`: it runs on there, its
-    /// deadline counted from when the attempt started.
+    /// Its node came back with it as node `node`: it runs on there. Its
+    /// deadline is as this master knew it; taken back from the record, it
+    /// counts from when the attempt started, and the node says again if
+    /// it still compiles.
     pub fn resume_on(&mut self, node: NodeId) {
         self.phase = Phase::Running(node);
-        self.compiling = Compiling::default();
-        let ran = Duration::from_millis(now_ms().saturating_sub(self.started_ms));
-        self.assigned_at = Some(Instant::now().checked_sub(ran).unwrap_or_else(Instant::now));
+        if self.assigned_at.is_none() {
+            self.compiling = Compiling::default();
+            let ran = Duration::from_millis(now_ms().saturating_sub(self.started_ms));
+            self.assigned_at = Some(Instant::now().checked_sub(ran).unwrap_or_else(Instant::now));
+        }
     }
 
     /// Back in the queue, on no node; a started attempt's output is void,

@@ -6,7 +6,7 @@ use grid_core::{
     Attempt, AttemptEnd, Capacity, JobReport, JobSpec, JobState, ModuleHash, NodeState, Outcome, OutputStream, Verdict,
 };
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A job's id: a ULID in lower case, unique across master restarts.
 pub type JobId = String;
@@ -63,6 +63,9 @@ pub struct NodeRegistration {
     /// The tenant whose jobs alone the node runs (a private node, from its
     /// credential); `None` for a public node.
     pub owner: Option<String>,
+    /// How long the master lets the node compile a job's module (see
+    /// [`crate::compiling`]).
+    pub compile_allowance: Duration,
 }
 
 /// What a node reports with each heartbeat.

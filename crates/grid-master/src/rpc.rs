@@ -549,8 +549,17 @@ impl Master for MasterService {
         if let Some(recorded) = self.read(move |store| store.node(&known)).await? {
             self.live.recall_node(recorded);
         }
-        let registration =
-            NodeRegistration { name: name.clone(), address, capacity, fuel_available, cached, identity, owner };
+        let compile_allowance = crate::compiling::allowance(Duration::from_millis(reg.compile_timeout_ms));
+        let registration = NodeRegistration {
+            name: name.clone(),
+            address,
+            capacity,
+            fuel_available,
+            cached,
+            identity,
+            owner,
+            compile_allowance,
+        };
         // Jobs it held from an earlier session: a bounded number, each with
         // an id of a sane length (no job has a longer one).
         let held: Vec<(JobId, u64)> = reg
@@ -774,6 +783,7 @@ mod tests {
             cached_hashes: vec![],
             identity: "a".into(),
             held: vec![],
+            compile_timeout_ms: 0,
         };
         let hello = pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(register)) };
         let (_keep, rx) = tokio::sync::mpsc::channel(1);

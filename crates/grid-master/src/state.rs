@@ -764,16 +764,14 @@ impl LiveState {
         self.dispatch(&mut inner);
     }
 
-    /// A node refused or handed back a job: it goes back to the front of
-    /// the queue. Each hand-back counts as an attempt, so a node cannot
-    /// bounce a job for ever; with none left the job fails.
     /// Node `node` says it compiles job `job`'s module (`done` false) or
     /// has compiled it and starts the job (`done` true). Believed once each
     /// per attempt, and only from the node that runs it.
     pub fn job_compiling(&self, node: NodeId, job: &str, done: bool) {
         let mut inner = self.lock();
+        let Some(allowance) = inner.nodes.get(&node).map(|n| n.reg.compile_allowance) else { return };
         let Some(j) = inner.jobs.get_mut(job) else { return };
-        if j.told_compiling(node, done, Instant::now()) {
+        if j.told_compiling(node, done, Instant::now(), allowance) {
             match done {
                 false => tracing::info!(job, "the job's node compiles its module"),
                 true => tracing::info!(job, "the job's node compiled its module; the job starts"),
@@ -781,6 +779,9 @@ impl LiveState {
         }
     }
 
+    /// A node refused or handed back a job: it goes back to the front of
+    /// the queue. Each hand-back counts as an attempt, so a node cannot
+    /// bounce a job for ever; with none left the job fails.
     pub fn job_rejected(&self, node: NodeId, job: &str, reason: &str) {
         let mut inner = self.lock();
         let Some(j) = inner.jobs.get(job).filter(|j| j.runs_on(node)) else { return };
@@ -1006,7 +1007,8 @@ impl LiveState {
         let mut overdue = Vec::new();
         for (node_id, n) in &inner.nodes {
             for id in &n.running {
-                if inner.jobs[id].deadline_on(*node_id, self.grace).is_some_and(|deadline| now >= deadline) {
+                let deadline = inner.jobs[id].deadline_on(*node_id, self.grace, n.reg.compile_allowance);
+                if deadline.is_some_and(|deadline| now >= deadline) {
                     overdue.push((*node_id, id.clone()));
                 }
             }

@@ -104,6 +104,15 @@ impl ModuleCache {
             limits,
             stats: CacheStats::default(),
         };
+        // Compiles cut short (by a crash of the node or of its compiler)
+        // left partial artifacts: nothing reads them.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(PARTIAL) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         // What is on disk already, oldest first, so that it ages properly.
         let mut known: Vec<_> = cache
             .cached()
@@ -165,26 +174,40 @@ impl ModuleCache {
             .collect()
     }
 
-    /// Whether the code for `hash` is compiled: in memory, or on disk.
-    pub fn is_compiled(&self, hash: &ModuleHash) -> bool {
-        self.hot.contains_key(hash) || self.artifact(hash).is_file()
-    }
-
     /// The ready-to-instantiate code for `hash`: from memory, else from the
     /// precompiled artifact on disk, else compiled from bytes (from disk, or
-    /// from `fetch`), verified against the hash first.
-    pub async fn get<F, Fut>(&self, hash: &ModuleHash, fetch: F) -> Result<Prepared, PrepareError>
+    /// from `fetch`), verified against the hash first. `compiling` is
+    /// awaited once before the caller waits on a compile: its own, or
+    /// another caller's of the same module.
+    pub async fn get<F, Fut, C, CFut>(
+        &self,
+        hash: &ModuleHash,
+        fetch: F,
+        compiling: C,
+    ) -> Result<Prepared, PrepareError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, String>>,
+        C: FnOnce() -> CFut,
+        CFut: Future<Output = ()>,
     {
         if let Some(pre) = self.hot.get(hash) {
             self.lock_index().touch(hash);
             self.stats.hits.inc();
             return Ok(pre.clone());
         }
+        let mut compiling = Some(compiling);
         let lock = self.locks.entry(hash.clone()).or_default().clone();
-        let _guard = lock.lock().await;
+        let _guard = match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Another job compiles it: this one waits for that.
+                if let Some(say) = compiling.take() {
+                    say().await;
+                }
+                lock.lock().await
+            }
+        };
         if let Some(pre) = self.hot.get(hash) {
             self.stats.hits.inc();
             return Ok(pre.clone());
@@ -195,6 +218,9 @@ impl ModuleCache {
                 compiled
             }
             None => {
+                if let Some(say) = compiling.take() {
+                    say().await;
+                }
                 self.stats.misses.inc();
                 let bytes = match tokio::fs::read(self.raw(hash)).await {
                     Ok(bytes) if hash.verify(&bytes).is_ok() => bytes,
@@ -282,7 +308,7 @@ impl ModuleCache {
         let dir = self.dir.clone();
         let written = tokio::task::spawn_blocking(move || {
             write_atomically(&dir, &raw, &bytes)?;
-            tempfile::Builder::new().suffix(".cwasm-partial").tempfile_in(&dir)
+            tempfile::Builder::new().suffix(PARTIAL).tempfile_in(&dir)
         });
         let partial = written
             .await
@@ -306,6 +332,9 @@ impl ModuleCache {
         })
     }
 }
+
+/// The ending of an artifact being compiled.
+const PARTIAL: &str = ".cwasm-partial";
 
 /// The export that makes a component a command, without its version.
 const RUN_EXPORT: &str = "wasi:cli/run";
@@ -383,7 +412,7 @@ mod tests {
 
     async fn get(cache: &ModuleCache, bytes: &[u8]) -> Result<Prepared, PrepareError> {
         let owned = bytes.to_vec();
-        cache.get(&ModuleHash::of(bytes), || async move { Ok(owned) }).await
+        cache.get(&ModuleHash::of(bytes), || async move { Ok(owned) }, || async {}).await
     }
 
     fn binary(text: &str) -> Vec<u8> {
@@ -416,7 +445,7 @@ mod tests {
         // Without the raw bytes and with no fetch, only the artifact can serve.
         std::fs::remove_file(dir.path().join(format!("{hash}.wasm"))).unwrap();
         let restarted = cache(dir.path());
-        let pre = restarted.get(&hash, || async { Err("fetched again".to_owned()) }).await.unwrap();
+        let pre = restarted.get(&hash, || async { Err("fetched again".to_owned()) }, || async {}).await.unwrap();
         assert_eq!(pre.kind(), Kind::Component);
     }
 

@@ -34,8 +34,8 @@ impl Default for CompileLimits {
     }
 }
 
-/// Set in a compiling child's environment: kind, memory, input and output,
-/// a line each.
+/// Set in a compiling child's environment: kind, memory, seconds of CPU,
+/// input and output, a line each.
 const CHILD_ENV: &str = "GRID_NODE_COMPILE";
 /// The child's exit code when the module is invalid (its reason on stderr).
 const INVALID: u8 = 3;
@@ -46,6 +46,9 @@ const OUT_OF_MEMORY: u8 = 4;
 /// failed, a mapping refused, a thread that could not start.
 const OUT_OF_MEMORY_SIGNS: [&str; 4] =
     ["memory allocation of", "Cannot allocate memory", "out of memory", "Resource temporarily unavailable"];
+
+/// The running binary, on Linux.
+const SELF_EXE: &str = "/proc/self/exe";
 
 /// Whether this binary called [`serve_if_child`], so a child of it compiles.
 static CHILD_CAPABLE: AtomicBool = AtomicBool::new(false);
@@ -63,18 +66,26 @@ pub fn serve_if_child() {
 
 /// Does a child's compile and gives its exit code.
 fn compile_as_child(task: &str) -> u8 {
-    let mut parts = task.splitn(4, '\n');
-    let (Some(kind), Some(memory), Some(input), Some(output)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let mut parts = task.splitn(5, '\n');
+    let (Some(kind), Some(memory), Some(cpu), Some(input), Some(output)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
         eprintln!("malformed compile task");
         return 1;
     };
-    if let Some(memory) = memory.parse::<u64>().ok().filter(|m| *m > 0) {
-        let limit = libc::rlimit { rlim_cur: memory, rlim_max: memory };
+    // A child whose node died (its deadline died with it) dies too, and in
+    // any case burns no more CPU than its deadline allows on every core.
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and nothing else.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        eprintln!("failed to tie the compile to its node: {}", std::io::Error::last_os_error());
+        return 1;
+    }
+    for (resource, value, what) in [(libc::RLIMIT_AS, memory, "memory"), (libc::RLIMIT_CPU, cpu, "CPU time")] {
+        let Some(value) = value.parse::<u64>().ok().filter(|v| *v > 0) else { continue };
+        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
         // SAFETY: setrlimit reads the struct it is given and nothing else.
-        if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
-            eprintln!("failed to limit the compile's memory: {}", std::io::Error::last_os_error());
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            eprintln!("failed to limit the compile's {what}: {}", std::io::Error::last_os_error());
             return 1;
         }
     }
@@ -123,8 +134,14 @@ fn too_big(limits: CompileLimits) -> PrepareError {
 }
 
 async fn in_child(kind: Kind, input: &Path, output: &Path, limits: CompileLimits) -> Result<(), PrepareError> {
-    let exe = std::env::current_exe().map_err(|e| PrepareError::Node(format!("no binary to compile with: {e}")))?;
-    let task = format!("{}\n{}\n{}\n{}", kind.name(), limits.memory, input.display(), output.display());
+    // The running binary itself, even if its file was replaced since.
+    let exe = match Path::new(SELF_EXE).exists() {
+        true => SELF_EXE.into(),
+        false => std::env::current_exe().map_err(|e| PrepareError::Node(format!("no binary to compile with: {e}")))?,
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let cpu = limits.time.as_secs().saturating_add(1).saturating_mul(cores);
+    let task = format!("{}\n{}\n{cpu}\n{}\n{}", kind.name(), limits.memory, input.display(), output.display());
     let child = tokio::process::Command::new(exe)
         .env(CHILD_ENV, task)
         .env_remove("RUST_LOG")

@@ -88,7 +88,7 @@ async fn run_with_dirs(
     let cache = ModuleCache::open(&engine, dir.path(), 1 << 30, crate::compile::CompileLimits::default()).unwrap();
     let bytes = wat::parse_str(text).unwrap();
     let hash = ModuleHash::of(&bytes);
-    let pre = cache.get(&hash, || async move { Ok(bytes) }).await.unwrap();
+    let pre = cache.get(&hash, || async move { Ok(bytes) }, || async {}).await.unwrap();
     let spec = JobSpec { dirs, ..spec(hash, args, deterministic) };
     let scratch = dir.path().join("scratch");
     std::fs::create_dir(&scratch).unwrap();

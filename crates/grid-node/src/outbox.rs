@@ -32,6 +32,9 @@ pub(crate) const REATTACH_WITHIN: Duration = Duration::from_secs(60);
 /// How long a job's end is held after it went up, and how many ends.
 const DELIVERED_FOR: Duration = Duration::from_secs(15);
 const DELIVERED_MAX: usize = 1024;
+/// How long a notice waits for room in a session's stream before it is
+/// dropped (a master that reads nothing loses the node soon anyway).
+const NOTICE_WITHIN: Duration = Duration::from_secs(5);
 
 /// A session's stream up to the master.
 pub(crate) type Uplink = mpsc::Sender<pb::NodeMessage>;
@@ -43,6 +46,8 @@ pub(crate) struct Outbox {
     /// Wakes the job's sender: output came, the end came, or a session
     /// took the job back.
     moved: Notify,
+    /// Whether the node compiles the job's module now.
+    compiling: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -87,7 +92,12 @@ impl Outbox {
     /// The outbox of job `job_id`, sending to `uplink`.
     pub(crate) fn new(job_id: &str, uplink: Uplink) -> Arc<Self> {
         let state = State { uplink: Some(uplink), ..State::default() };
-        Arc::new(Self { job_id: job_id.to_owned(), state: Mutex::new(state), moved: Notify::new() })
+        Arc::new(Self {
+            job_id: job_id.to_owned(),
+            state: Mutex::new(state),
+            moved: Notify::new(),
+            compiling: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -142,14 +152,38 @@ impl Outbox {
         self.moved.notify_one();
     }
 
-    /// Tells the master of the session that holds the job now `msg`, a
-    /// notice that may be lost (a compile starting or done), sent ahead of
-    /// any output still to go; nothing if no session holds it or its
-    /// stream is full.
-    pub(crate) fn notify(&self, msg: pb::NodeMessage) {
-        let s = self.lock();
-        if let Some(uplink) = s.uplink.as_ref().filter(|_| !s.abandoned) {
-            let _ = uplink.try_send(msg);
+    /// Tells the master of the session that holds the job that the node
+    /// compiles its module (`done` false) or has compiled it (`done` true).
+    /// A master that takes the job back later is told again
+    /// ([`Outbox::resay_compiling`]).
+    pub(crate) async fn say_compiling(&self, done: bool) {
+        self.compiling.store(!done, std::sync::atomic::Ordering::Relaxed);
+        self.tell(self.compiling_notice(done)).await;
+    }
+
+    /// Tells a master that took the job back that its module still
+    /// compiles, if it does.
+    pub(crate) async fn resay_compiling(&self) {
+        if self.compiling.load(std::sync::atomic::Ordering::Relaxed) {
+            self.tell(self.compiling_notice(false)).await;
+        }
+    }
+
+    fn compiling_notice(&self, done: bool) -> pb::NodeMessage {
+        let notice = pb::JobCompiling { job_id: self.job_id.clone(), done };
+        pb::NodeMessage { msg: Some(Up::Compiling(notice)) }
+    }
+
+    /// Sends a notice up the session that holds the job, ahead of any
+    /// output still to go, waiting at most [`NOTICE_WITHIN`] for room;
+    /// nothing if no session holds it.
+    async fn tell(&self, msg: pb::NodeMessage) {
+        let uplink = {
+            let s = self.lock();
+            s.uplink.clone().filter(|_| !s.abandoned)
+        };
+        if let Some(uplink) = uplink {
+            let _ = tokio::time::timeout(NOTICE_WITHIN, uplink.send(msg)).await;
         }
     }
 

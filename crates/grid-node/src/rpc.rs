@@ -143,6 +143,7 @@ pub(crate) async fn session(
         capacity: Some(capacity_to_pb(&cfg.capacity, node.ledger.snapshot().fuel_available)),
         cached_hashes: node.cache.cached().iter().map(|h| h.to_string()).collect(),
         identity: node.identity.clone(),
+        compile_timeout_ms: u64::try_from(cfg.compile.time.as_millis()).unwrap_or(u64::MAX),
         held: held
             .iter()
             .chain(&delivered)
@@ -250,6 +251,7 @@ async fn take_back(
         match taken {
             Some((_, true)) => {
                 tracing::info!(job = %id, "the master took the job back; it goes on");
+                outbox.resay_compiling().await;
                 if ended {
                     // Its end goes up again, as a held job's.
                     node.outboxes.insert(id.clone(), outbox.clone());
@@ -407,22 +409,19 @@ async fn run_job(
     received: std::time::Instant,
 ) -> JobReport {
     let name = &node.config.name;
-    // A module compiled here for the first time shows as `compiling`, and
-    // the job's clock on the master starts once it is.
-    let compiling = |done| {
-        let job_id = job.outbox.job_id().to_owned();
-        up(Up::Compiling(pb::JobCompiling { job_id, done }))
+    // While the module compiles (here, or for another job) the job shows as
+    // `compiling`, and its clock on the master starts once it is compiled.
+    let compiles = std::sync::atomic::AtomicBool::new(false);
+    let compiling = || async {
+        compiles.store(true, Ordering::Relaxed);
+        job.outbox.say_compiling(false).await;
     };
-    let compiles = !node.cache.is_compiled(&spec.module);
-    if compiles {
-        job.outbox.notify(compiling(false));
-    }
     let pre = tokio::select! {
-        pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone())) => pre,
+        pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone()), compiling) => pre,
         _ = job.stop.notified() => return JobReport::before_start(Outcome::Cancelled, name, &spec.limits),
     };
-    if compiles && pre.is_ok() {
-        job.outbox.notify(compiling(true));
+    if compiles.load(Ordering::Relaxed) && pre.is_ok() {
+        job.outbox.say_compiling(true).await;
     }
     let pre = match pre {
         Ok(pre) => pre,

@@ -203,6 +203,7 @@ async fn a_node_joins_with_a_join_token_and_a_revoked_node_s_session_ends_at_onc
             cached_hashes: vec![],
             identity: "i1".into(),
             held: vec![],
+            compile_timeout_ms: 0,
         };
         let hello = pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(reg)) };
         let (keep, rx) = tokio::sync::mpsc::channel::<pb::NodeMessage>(1);
@@ -285,6 +286,7 @@ async fn a_credential_revoked_before_its_node_registers_serves_nothing() {
         cached_hashes: vec![],
         identity: "s".into(),
         held: vec![],
+        compile_timeout_ms: 0,
     };
     tx.send(pb::NodeMessage { msg: Some(pb::node_message::Msg::Register(reg)) }).await.unwrap();
     let mut orders = session.await.unwrap().unwrap().into_inner();
