@@ -11,8 +11,8 @@ use std::sync::Arc;
 /// it goes and never whole, or text compiled to its binary in memory.
 #[derive(Debug, Clone)]
 pub enum Module {
-    /// A binary file of `size` bytes.
-    File { path: PathBuf, size: u64 },
+    /// A binary file.
+    File { path: PathBuf },
     /// Binary bytes compiled from text.
     Bytes(Arc<Vec<u8>>),
 }
@@ -21,26 +21,28 @@ pub enum Module {
 pub const CHUNK: usize = 1 << 20;
 
 impl Module {
-    /// Its size in bytes.
-    pub fn size(&self) -> u64 {
-        match self {
-            Module::File { size, .. } => *size,
-            Module::Bytes(bytes) => bytes.len() as u64,
-        }
+    /// Its hash.
+    pub fn hash(&self) -> anyhow::Result<ModuleHash> {
+        self.measure().map(|(hash, _)| hash)
     }
 
-    /// Its hash, read through once.
-    pub fn hash(&self) -> anyhow::Result<ModuleHash> {
+    /// Its hash and size as read through once: what an upload declares,
+    /// and sends no more than.
+    pub fn measure(&self) -> anyhow::Result<(ModuleHash, u64)> {
         match self {
-            Module::Bytes(bytes) => Ok(ModuleHash::of(bytes)),
-            Module::File { path, .. } => {
+            Module::Bytes(bytes) => Ok((ModuleHash::of(bytes), bytes.len() as u64)),
+            Module::File { path } => {
                 let mut file = std::fs::File::open(path).map_err(|e| read_failure(path, &e))?;
                 let mut hasher = grid_core::hash::Hasher::default();
                 let mut buf = vec![0; CHUNK];
+                let mut size = 0;
                 loop {
                     match file.read(&mut buf) {
-                        Ok(0) => return Ok(hasher.finish()),
-                        Ok(n) => hasher.update(&buf[..n]),
+                        Ok(0) => return Ok((hasher.finish(), size)),
+                        Ok(n) => {
+                            hasher.update(&buf[..n]);
+                            size += n as u64;
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(read_failure(path, &e)),
                     }
@@ -59,11 +61,10 @@ fn read_failure(path: &Path, e: &std::io::Error) -> anyhow::Error {
 pub fn load(path: &Path) -> anyhow::Result<Module> {
     let shown = path.display();
     let mut file = std::fs::File::open(path).map_err(|e| read_failure(path, &e))?;
-    let size = file.metadata().map_err(|e| read_failure(path, &e))?.len();
     let mut head = Vec::with_capacity(4);
     (&mut file).take(4).read_to_end(&mut head).map_err(|e| read_failure(path, &e))?;
     if head.starts_with(grid_core::wasm::MAGIC) {
-        return Ok(Module::File { path: path.to_owned(), size });
+        return Ok(Module::File { path: path.to_owned() });
     }
     // Text: read whole, as the parser needs it.
     let mut bytes = head;
@@ -96,16 +97,12 @@ mod tests {
         let path = dir.path().join(name);
         std::fs::write(&path, contents).unwrap();
         let module = load(&path)?;
-        let hash = module.hash()?;
+        let (hash, size) = module.measure()?;
         let bytes = match module {
-            Module::File { path, size } => {
-                let bytes = std::fs::read(path).unwrap();
-                assert_eq!(bytes.len() as u64, size);
-                bytes
-            }
+            Module::File { path } => std::fs::read(path).unwrap(),
             Module::Bytes(bytes) => bytes.to_vec(),
         };
-        assert_eq!(hash, ModuleHash::of(&bytes));
+        assert_eq!((hash, size), (ModuleHash::of(&bytes), bytes.len() as u64));
         Ok(bytes)
     }
 

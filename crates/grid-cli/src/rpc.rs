@@ -15,6 +15,7 @@ use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `$client.call(retry, ..)` of the master's method `$method` with `$req`,
@@ -356,25 +357,33 @@ impl Client {
     /// it: read from its file as it goes, never whole, with a progress bar
     /// on a terminal for a large one.
     pub async fn ensure_module(&mut self, module: &Module) -> Result<ModuleHash> {
-        let hash = {
+        let (hash, size) = {
             let module = module.clone();
-            tokio::task::spawn_blocking(move || module.hash()).await.context("hash task failed")??
+            tokio::task::spawn_blocking(move || module.measure()).await.context("hash task failed")??
         };
         let req = pb::MissingModulesRequest { hashes: vec![hash.to_string()] };
         let missing = call!(self, Retry::Safe, missing_modules(req)).map_err(status)?.into_inner().missing;
         if missing.is_empty() {
             return Ok(hash);
         }
-        let bar = upload_bar(module.size());
+        let bar = upload_bar(size);
+        let unread = Arc::new(Mutex::new(None));
         // The module is known by its hash: uploading it again changes nothing.
-        let (module_ref, hash_ref, bar_ref) = (module.clone(), hash.clone(), bar.clone());
-        self.call(Retry::Safe, move |mut m| {
-            let chunks = upload_chunks(module_ref.clone(), hash_ref.clone(), bar_ref.clone());
-            async move { m.upload_module(chunks).await }
-        })
-        .await
-        .map_err(status)?;
+        let upload =
+            Upload { module: module.clone(), hash: hash.clone(), size, bar: bar.clone(), unread: unread.clone() };
+        let sent = self
+            .call(Retry::Safe, move |mut m| {
+                let chunks = upload.chunks();
+                async move { m.upload_module(chunks).await }
+            })
+            .await;
         bar.finish_and_clear();
+        // A file that failed to read midway is the reason, not what the
+        // master made of the short upload.
+        if let Some(why) = unread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(anyhow!("failed to read the module as it was sent: {why}"));
+        }
+        sent.map_err(status)?;
         Ok(hash)
     }
 
@@ -546,53 +555,74 @@ fn upload_bar(size: u64) -> ProgressBar {
     bar
 }
 
-/// The upload's chunks, read from the module as the master takes them; the
-/// first carries the hash and the size. A file that fails to read midway
-/// ends the stream short, which the master refuses as incomplete.
-fn upload_chunks(module: Module, hash: ModuleHash, bar: ProgressBar) -> impl Stream<Item = pb::UploadChunk> + Send {
-    use tokio::io::AsyncReadExt;
-    let total_size = module.size();
-    bar.set_position(0);
-    let state = (module, None::<tokio::fs::File>, 0u64, Some(hash));
-    futures::stream::unfold(state, move |(module, mut file, sent, first)| {
-        let bar = bar.clone();
-        async move {
-            if sent >= total_size && first.is_none() {
-                return None;
-            }
-            let data = match &module {
-                Module::Bytes(bytes) => {
-                    let start = usize::try_from(sent).ok()?;
-                    bytes[start..(start + CHUNK).min(bytes.len())].to_vec()
+/// One upload of a module: what to send, and where a read that failed
+/// says why.
+#[derive(Clone)]
+struct Upload {
+    module: Module,
+    hash: ModuleHash,
+    /// The size it was hashed at: what is declared and sent, no more.
+    size: u64,
+    bar: ProgressBar,
+    unread: Arc<Mutex<Option<String>>>,
+}
+
+impl Upload {
+    /// The chunks, read from the module as the master takes them; the
+    /// first carries the hash and the size. A file that fails to read, or
+    /// ends before its size, ends the stream short and leaves the reason
+    /// in `unread`.
+    fn chunks(&self) -> impl Stream<Item = pb::UploadChunk> + Send + use<> {
+        use tokio::io::AsyncReadExt;
+        let up = self.clone();
+        up.bar.set_position(0);
+        let state = (None::<tokio::fs::File>, 0u64, true);
+        futures::stream::unfold(state, move |(mut file, sent, first)| {
+            let up = up.clone();
+            async move {
+                if sent >= up.size && !first {
+                    return None;
                 }
-                Module::File { path, .. } => {
-                    if file.is_none() {
-                        file = Some(tokio::fs::File::open(path).await.ok()?);
+                let want = usize::try_from((up.size - sent).min(CHUNK as u64)).unwrap_or(CHUNK);
+                let data = match &up.module {
+                    Module::Bytes(bytes) => {
+                        let start = usize::try_from(sent).ok()?;
+                        bytes[start..start + want].to_vec()
                     }
-                    let mut data = Vec::with_capacity(CHUNK);
-                    let reading = file.as_mut()?;
-                    while data.len() < CHUNK {
-                        let read =
-                            (&mut *reading).take((CHUNK - data.len()) as u64).read_to_end(&mut data).await.ok()?;
-                        if read == 0 {
-                            break;
+                    Module::File { path, .. } => {
+                        let failed = |why: String| {
+                            *up.unread.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                        };
+                        if file.is_none() {
+                            match tokio::fs::File::open(path).await {
+                                Ok(f) => file = Some(f),
+                                Err(e) => {
+                                    failed(format!("`{}`: {e}", path.display()));
+                                    return None;
+                                }
+                            }
                         }
+                        let mut data = vec![0; want];
+                        if let Err(e) = file.as_mut()?.read_exact(&mut data).await {
+                            let why = match e.kind() {
+                                std::io::ErrorKind::UnexpectedEof => "it is shorter than when it was hashed".to_owned(),
+                                _ => e.to_string(),
+                            };
+                            failed(format!("`{}`: {why}", path.display()));
+                            return None;
+                        }
+                        data
                     }
-                    data
-                }
-            };
-            if data.is_empty() && first.is_none() {
-                return None;
+                };
+                up.bar.inc(data.len() as u64);
+                let chunk = match first {
+                    true => pb::UploadChunk { hash: up.hash.to_string(), total_size: up.size, data },
+                    false => pb::UploadChunk { hash: String::new(), total_size: 0, data },
+                };
+                Some((chunk, (file, sent + want as u64, false)))
             }
-            bar.inc(data.len() as u64);
-            let sent = sent + data.len() as u64;
-            let chunk = match &first {
-                Some(hash) => pb::UploadChunk { hash: hash.to_string(), total_size, data },
-                None => pb::UploadChunk { hash: String::new(), total_size: 0, data },
-            };
-            Some((chunk, (module, file, sent, None)))
-        }
-    })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -87,7 +87,11 @@ impl JobsCommand {
         let module_prefix = match &self.module {
             None => None,
             Some(ModuleArg::Prefix(prefix)) => Some(prefix.clone()),
-            Some(ModuleArg::File(path)) => Some(crate::module::load(path)?.hash()?.to_string()),
+            Some(ModuleArg::File(path)) => {
+                let module = crate::module::load(path)?;
+                let hash = tokio::task::spawn_blocking(move || module.hash()).await??;
+                Some(hash.to_string())
+            }
         };
         let query = JobQuery {
             state: self.state.map(|s| s.0),
