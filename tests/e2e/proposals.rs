@@ -175,6 +175,21 @@ fn gc_allocations_end_at_the_memory_limit() {
 }
 
 #[test]
+fn wide_and_second_memories_count_against_the_memory_limit() {
+    let mut grid = GridSandbox::start(1);
+    // A 64-bit memory grown 1 MiB at a time, for ever.
+    let wide = guest_with("(memory $wide i64 1)", "(loop $l (drop (memory.grow $wide (i64.const 16))) (br $l))");
+    // A second memory grown while the first holds its page: the two are summed.
+    let second = guest_with("(memory $second 1)", "(loop $l (drop (memory.grow $second (i32.const 16))) (br $l))");
+    for (name, module) in [("memory64-bomb", wide), ("second-memory-bomb", second)] {
+        let module = grid.wat(name, &module);
+        let run = grid.run(&["run", "--memory", "8MiB", module.to_str().unwrap()]);
+        run.assert_grid_failure(122, "grid: memory limit");
+    }
+    still_serves(&mut grid);
+}
+
+#[test]
 fn proposals_run_under_fuel_and_time_limits() {
     let mut grid = GridSandbox::start(1);
     // A tail call to itself for ever: ends by its fuel.
