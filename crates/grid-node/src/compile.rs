@@ -89,31 +89,31 @@ fn compile_as_child(task: &str) -> u8 {
             return 1;
         }
     }
-    let compiled = engine::compile_engine().and_then(|engine| {
-        let bytes = std::fs::read(input)?;
-        let compiled = match kind {
-            "component" => engine.precompile_component(&bytes),
-            _ => engine.precompile_module(&bytes),
-        };
-        compiled.map_err(|e| anyhow::anyhow!(Invalid(one_line(&e))))
-    });
-    match compiled.and_then(|artifact| Ok(std::fs::write(output, artifact)?)) {
-        Ok(()) => 0,
-        Err(e) => {
-            let why = one_line(&e);
-            eprintln!("{why}");
-            if OUT_OF_MEMORY_SIGNS.iter().any(|sign| why.contains(sign)) {
-                return OUT_OF_MEMORY;
-            }
-            if e.is::<Invalid>() { INVALID } else { 1 }
-        }
+    let kind = if kind == Kind::Component.name() { Kind::Component } else { Kind::Module };
+    let Err(e) = compile_file(kind, Path::new(input), Path::new(output)) else { return 0 };
+    let why = match &e {
+        PrepareError::InvalidModule(why) | PrepareError::Node(why) => why.clone(),
+        other => other.to_string(),
+    };
+    eprintln!("{why}");
+    if OUT_OF_MEMORY_SIGNS.iter().any(|sign| why.contains(sign)) {
+        return OUT_OF_MEMORY;
     }
+    if matches!(e, PrepareError::InvalidModule(_)) { INVALID } else { 1 }
 }
 
-/// A module the compiler refused.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Invalid(String);
+/// Compiles the module or component at `input` to the artifact `output`,
+/// here and now: what a compiling child, or thread, does.
+fn compile_file(kind: Kind, input: &Path, output: &Path) -> Result<(), PrepareError> {
+    let engine = engine::compile_engine().map_err(|e| PrepareError::Node(one_line(&e)))?;
+    let bytes = std::fs::read(input).map_err(|e| PrepareError::Node(format!("failed to read module: {e}")))?;
+    let artifact = match kind {
+        Kind::Module => engine.precompile_module(&bytes),
+        Kind::Component => engine.precompile_component(&bytes),
+    }
+    .map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
+    std::fs::write(output, artifact).map_err(|e| PrepareError::Node(format!("failed to write artifact: {e}")))
+}
 
 /// Compiles the module or component at `input` to the artifact `output`
 /// within `limits`.
@@ -171,17 +171,7 @@ async fn in_child(kind: Kind, input: &Path, output: &Path, limits: CompileLimits
 
 async fn on_thread(kind: Kind, input: &Path, output: &Path, limits: CompileLimits) -> Result<(), PrepareError> {
     let (input, output) = (input.to_owned(), output.to_owned());
-    let compiling = tokio::task::spawn_blocking(move || -> Result<(), PrepareError> {
-        let node_err = |e: anyhow::Error| PrepareError::Node(one_line(&e));
-        let engine = engine::compile_engine().map_err(node_err)?;
-        let bytes = std::fs::read(&input).map_err(|e| PrepareError::Node(format!("failed to read module: {e}")))?;
-        let artifact = match kind {
-            Kind::Module => engine.precompile_module(&bytes),
-            Kind::Component => engine.precompile_component(&bytes),
-        }
-        .map_err(|e| PrepareError::InvalidModule(one_line(&e)))?;
-        std::fs::write(&output, artifact).map_err(|e| PrepareError::Node(format!("failed to write artifact: {e}")))
-    });
+    let compiling = tokio::task::spawn_blocking(move || compile_file(kind, &input, &output));
     // Past the deadline the thread is left to finish; its result is dropped.
     match tokio::time::timeout(limits.time, compiling).await {
         Err(_) => Err(too_long(limits)),

@@ -153,12 +153,19 @@ impl Outbox {
     }
 
     /// Tells the master of the session that holds the job that the node
-    /// compiles its module (`done` false) or has compiled it (`done` true).
-    /// A master that takes the job back later is told again
-    /// ([`Outbox::resay_compiling`]).
-    pub(crate) async fn say_compiling(&self, done: bool) {
-        self.compiling.store(!done, std::sync::atomic::Ordering::Relaxed);
-        self.tell(self.compiling_notice(done)).await;
+    /// compiles its module. A master that takes the job back later is told
+    /// again ([`Outbox::resay_compiling`]).
+    pub(crate) async fn say_compiling(&self) {
+        self.compiling.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.tell(self.compiling_notice(false)).await;
+    }
+
+    /// Tells the master that the module it was told compiles has compiled;
+    /// nothing if it was told no such thing.
+    pub(crate) async fn say_compiled(&self) {
+        if self.compiling.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.tell(self.compiling_notice(true)).await;
+        }
     }
 
     /// Tells a master that took the job back that its module still

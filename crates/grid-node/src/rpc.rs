@@ -411,17 +411,13 @@ async fn run_job(
     let name = &node.config.name;
     // While the module compiles (here, or for another job) the job shows as
     // `compiling`, and its clock on the master starts once it is compiled.
-    let compiles = std::sync::atomic::AtomicBool::new(false);
-    let compiling = || async {
-        compiles.store(true, Ordering::Relaxed);
-        job.outbox.say_compiling(false).await;
-    };
+    let compiling = || job.outbox.say_compiling();
     let pre = tokio::select! {
         pre = node.cache.get(&spec.module, || fetch(client, spec.module.clone()), compiling) => pre,
         _ = job.stop.notified() => return JobReport::before_start(Outcome::Cancelled, name, &spec.limits),
     };
-    if compiles.load(Ordering::Relaxed) && pre.is_ok() {
-        job.outbox.say_compiling(true).await;
+    if pre.is_ok() {
+        job.outbox.say_compiled().await;
     }
     let pre = match pre {
         Ok(pre) => pre,
