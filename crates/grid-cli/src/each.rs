@@ -10,8 +10,8 @@ use crate::rpc::{Client, Event};
 use crate::signals::Signals;
 use anyhow::{Context, Result};
 use grid_core::{JobReport, JobSpec, OutputStream, Submission};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::{IsTerminal, Write};
+use indicatif::ProgressBar;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -192,14 +192,7 @@ fn expand(pattern: &str) -> Result<Vec<PathBuf>> {
 }
 
 fn progress(total: u64) -> ProgressBar {
-    let target =
-        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} jobs ({eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+    crate::bar::on_terminal(total, "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} jobs ({eta} left)")
 }
 
 /// Follows one job, writing its stdout to `out`, its stderr (if any) to

@@ -4,6 +4,7 @@
 #[macro_use]
 mod out;
 
+mod bar;
 mod commands;
 mod each;
 mod embedded;

@@ -13,8 +13,7 @@ use grid_core::connect::{Conn, Trust};
 use grid_core::{Attempt, JobReport, JobSpec, JobState, ModuleHash, OutputStream, Submission};
 use grid_proto as pb;
 use grid_proto::master_client::MasterClient;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use indicatif::ProgressBar;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -543,16 +542,10 @@ const BAR_FROM: u64 = 8 << 20;
 /// A progress bar in bytes on a terminal's stderr; hidden elsewhere, and
 /// for a small module.
 fn upload_bar(size: u64) -> ProgressBar {
-    if size < BAR_FROM || !std::io::stderr().is_terminal() {
+    if size < BAR_FROM {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("uploading {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)")
-    {
-        bar.set_style(style);
-    }
-    bar
+    crate::bar::on_terminal(size, "uploading {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)")
 }
 
 /// One upload of a module: what to send, and where a read that failed
