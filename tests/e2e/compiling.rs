@@ -21,24 +21,26 @@ fn many_functions(n: usize) -> String {
     guest_with(&fields, &format!("(drop (call $f{} (i64.const 1))) (call $print (i32.const 200) (i32.const 6))", n - 1))
 }
 
-#[test]
-fn a_compile_past_the_node_s_time_limit_fails_the_job_as_an_invalid_module() {
-    let mut grid = GridSandbox::builder(1).node_args(&["--compile-timeout", "10ms"]).start();
-    let module = grid.wat("many", &many_functions(3000));
-    let run = grid.run(&["run", module.to_str().unwrap()]);
-    run.assert_grid_failure(126, "grid: invalid module: compile took longer than 10ms");
+/// Runs `module` on a node started with `node_args`: its job fails with
+/// `reason`, and the node serves on.
+fn fails_to_compile(node_args: &[&str], module: &str, reason: &str) {
+    let mut grid = GridSandbox::builder(1).node_args(node_args).start();
+    let module = grid.wat("module", module);
+    grid.run(&["run", module.to_str().unwrap()]).assert_grid_failure(126, reason);
     assert!(grid.all_alive(), "a server process died");
     assert_eq!(grid.nodes().len(), 1, "the node still serves");
 }
 
 #[test]
+fn a_compile_past_the_node_s_time_limit_fails_the_job_as_an_invalid_module() {
+    let reason = "grid: invalid module: compile took longer than 10ms";
+    fails_to_compile(&["--compile-timeout", "10ms"], &many_functions(3000), reason);
+}
+
+#[test]
 fn a_compile_past_the_node_s_memory_limit_fails_the_job_as_an_invalid_module() {
-    let mut grid = GridSandbox::builder(1).node_args(&["--compile-memory", "32MiB"]).start();
-    let module = grid.wat("hello", &hello());
-    let run = grid.run(&["run", module.to_str().unwrap()]);
-    run.assert_grid_failure(126, "grid: invalid module: compile needed more than 32MiB of memory");
-    assert!(grid.all_alive(), "a server process died");
-    assert_eq!(grid.nodes().len(), 1, "the node still serves");
+    let reason = "grid: invalid module: compile needed more than 32MiB of memory";
+    fails_to_compile(&["--compile-memory", "32MiB"], &hello(), reason);
 }
 
 #[test]
