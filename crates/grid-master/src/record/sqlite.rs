@@ -92,6 +92,9 @@ fn add_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<
     }
 }
 
+/// How long an opening of the record waits for another process's lock.
+const OPEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn open_conn(path: &Path, fsync: bool) -> Result<Connection> {
     let conn = Connection::open(path).map_err(db_err(path))?;
     // First of all: another process's master (an embedded `run` beside a
@@ -110,6 +113,21 @@ impl SqliteStore {
     /// Opens (creating it if needed) the record at `path`; with `fsync`,
     /// each commit waits until it is on the disk.
     pub fn open(path: &Path, fsync: bool) -> Result<Self> {
+        // Another process closing the record (its last connection
+        // checkpoints and drops the WAL under an exclusive lock) can refuse
+        // an opening at once, past any busy timeout: try again a while.
+        let deadline = std::time::Instant::now() + OPEN_WITHIN;
+        loop {
+            match Self::open_once(path, fsync) {
+                Err(MasterError::Db(e)) if e.contains("database is locked") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, fsync: bool) -> Result<Self> {
         let writer = open_conn(path, fsync)?;
         writer.execute_batch(SCHEMA).map_err(db_err(path))?;
         // Records made before tenants and priorities, start times and
