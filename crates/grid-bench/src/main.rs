@@ -5,6 +5,9 @@
 //! out, holds two million jobs through one master). Figures are medians over
 //! repeated runs with min and max; ratios are taken pair by pair.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod grid;
 mod guests;
 mod soak;

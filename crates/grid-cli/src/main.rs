@@ -1,6 +1,9 @@
 //! The `grid-cli` binary: parse flags, run the subcommand, map errors to
 //! one `grid:` line and a documented exit code.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[macro_use]
 mod out;
 

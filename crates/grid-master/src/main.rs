@@ -1,5 +1,8 @@
 //! The `grid-master` binary: flags, logging, then [`grid_master::Master::serve`].
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use grid_master::trust::{VerifyMode, VerifyPolicy};

@@ -1,5 +1,8 @@
 //! The `grid-node` binary: flags, logging, then [`grid_node::Node::run`].
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use grid_core::{FuelQuota, parse_duration, parse_fuel, parse_size};
