@@ -173,8 +173,8 @@ impl JobStore for Feeding {
         self.noted(id);
     }
 
-    fn billed(&self, id: &str, runs: u64, fuel: u64) {
-        self.inner.billed(id, runs, fuel);
+    fn billed(&self, tenant: &str, runs: u64, fuel: u64) {
+        self.inner.billed(tenant, runs, fuel);
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
@@ -189,7 +189,7 @@ impl JobStore for Feeding {
         self.inner.output_extent(id)
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: Option<&str>) {
         self.inner.finished(id, report, drop_input, end, ran);
         self.noted(id);
     }

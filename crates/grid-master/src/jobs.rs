@@ -668,14 +668,21 @@ mod tests {
         ) {
             self.inner.replica(id, number, end, digest, verdict)
         }
-        fn billed(&self, id: &str, runs: u64, fuel: u64) {
-            self.inner.billed(id, runs, fuel)
+        fn billed(&self, tenant: &str, runs: u64, fuel: u64) {
+            self.inner.billed(tenant, runs, fuel)
         }
         fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
             self.outputs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.inner.output(id, seq, stream, data)
         }
-        fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: grid_core::AttemptEnd, ran: bool) {
+        fn finished(
+            &self,
+            id: &str,
+            report: &JobReport,
+            drop_input: bool,
+            end: grid_core::AttemptEnd,
+            ran: Option<&str>,
+        ) {
             self.inner.finished(id, report, drop_input, end, ran)
         }
         fn tenant_use(&self) -> crate::Result<Vec<crate::model::TenantUse>> {

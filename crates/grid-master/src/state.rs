@@ -1192,7 +1192,7 @@ impl LiveState {
         self.metrics.finished(&report.outcome, took);
         let report = Arc::new(report);
         let drop_input = job.finish(report.clone());
-        self.store.finished(id, &report, drop_input, end, ran);
+        self.store.finished(id, &report, drop_input, end, ran.then_some(job.submission.tenant.as_str()));
         inner.finished.push_back(id.to_owned());
         while inner.finished.len() > FINISHED_KEPT {
             if let Some(old) = inner.finished.pop_front()

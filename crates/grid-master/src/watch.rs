@@ -440,7 +440,7 @@ mod tests {
         let dirs = vec![grid_core::MappedDir { guest_path: "/d".into(), archive: b"tar".to_vec() }];
         let full =
             JobReport { dirs: dirs.clone(), ..JobReport::before_start(Outcome::Exited(0), "a", &Limits::default()) };
-        store.finished("j", &full, false, grid_core::AttemptEnd::Finished, false);
+        store.finished("j", &full, false, grid_core::AttemptEnd::Finished, None);
         let light = Arc::new(JobReport { dirs: Vec::new(), ..full });
         let log = Arc::new(EventLog::ended("a", Some(light), true));
         let first = log.watch("j", store.clone()).next_now().await.unwrap().unwrap();

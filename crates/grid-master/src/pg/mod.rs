@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_record", include_str!("migrations/0001_record.sql")),
     ("0002_lease", include_str!("migrations/0002_lease.sql")),
     ("0003_identity", include_str!("migrations/0003_identity.sql")),
+    ("0004_keyless_jobs", include_str!("migrations/0004_keyless_jobs.sql")),
 ];
 
 /// Any key of PostgreSQL's advisory locks, held while migrations run so

@@ -18,7 +18,7 @@ pub(super) enum Op {
         at_ms: u64,
     },
     Billed {
-        id: JobId,
+        tenant: String,
         runs: u64,
         fuel: u64,
     },
@@ -55,8 +55,9 @@ pub(super) enum Op {
         drop_input: bool,
         end: AttemptEnd,
         at_ms: u64,
-        /// The fuel its node burned, when a node ran it to this end.
-        ran: Option<u64>,
+        /// The job's tenant and the fuel its node burned, when a node ran
+        /// it to this end.
+        ran: Option<(String, u64)>,
     },
     Flush {
         done: oneshot::Sender<Result<()>>,

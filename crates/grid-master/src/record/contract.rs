@@ -118,7 +118,7 @@ macro_rules! job_store_contract {
                 assert_eq!((job.state, job.node.as_str(), job.attempts), (JobState::Running, "node-b", 2));
 
                 let kept = JobSpec { stdin: Vec::new(), ..spec() };
-                s.finished("j1", &ended(Outcome::Exited(0)), true, AttemptEnd::Finished, false);
+                s.finished("j1", &ended(Outcome::Exited(0)), true, AttemptEnd::Finished, None);
                 s.flush().await.unwrap();
                 let job = s.job("j1").unwrap().unwrap();
                 assert_eq!(job.state, JobState::Succeeded);
@@ -136,7 +136,7 @@ macro_rules! job_store_contract {
                 let s = &*f.store;
                 for (id, outcome) in [("a", Outcome::Exited(0)), ("b", Outcome::Exited(2)), ("c", Outcome::Cancelled)] {
                     insert(s, id, &Submission::default(), 1).await;
-                    s.finished(id, &ended(outcome), false, AttemptEnd::Finished, false);
+                    s.finished(id, &ended(outcome), false, AttemptEnd::Finished, None);
                 }
                 s.flush().await.unwrap();
                 let states: Vec<_> = ["a", "b", "c"].iter().map(|id| s.job(id).unwrap().unwrap().state).collect();
@@ -151,7 +151,7 @@ macro_rules! job_store_contract {
                     insert(s, id, &Submission::default(), i as u64).await;
                 }
                 s.running("j2", "node-a", 1);
-                s.finished("j3", &ended(Outcome::Exited(0)), false, AttemptEnd::Finished, false);
+                s.finished("j3", &ended(Outcome::Exited(0)), false, AttemptEnd::Finished, None);
                 s.flush().await.unwrap();
                 let list = |state, limit| ids(s.list(&Filter::state(state), None, limit).unwrap().jobs);
                 assert_eq!(list(None, 10), ["j4", "j3", "j2", "j1"]);
@@ -215,7 +215,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.job("heavy").unwrap().unwrap().spec, heavy);
                 let dirs = vec![MappedDir { guest_path: "/d".into(), archive: b"after".to_vec() }];
                 let report = JobReport { dirs: dirs.clone(), ..ended(Outcome::Exited(0)) };
-                s.finished("heavy", &report, true, AttemptEnd::Finished, false);
+                s.finished("heavy", &report, true, AttemptEnd::Finished, None);
                 s.flush().await.unwrap();
                 let done = s.job("heavy").unwrap().unwrap();
                 assert_eq!(done.spec, JobSpec { stdin: Vec::new(), dirs: Vec::new(), ..heavy });
@@ -233,7 +233,7 @@ macro_rules! job_store_contract {
                 assert_eq!(s.newest_id().unwrap().as_deref(), Some("new"));
                 s.running("old", "node-a", 1);
                 s.output("old", 0, OutputStream::Stdout, b"x".to_vec());
-                s.finished("old", &ended(Outcome::Exited(0)), true, AttemptEnd::Finished, false);
+                s.finished("old", &ended(Outcome::Exited(0)), true, AttemptEnd::Finished, None);
                 s.running("running", "node-a", 1);
                 s.flush().await.unwrap();
                 // Nothing finished before the epoch; everything finished before the far future.
@@ -267,7 +267,7 @@ macro_rules! job_store_contract {
                 for (i, id) in all.iter().enumerate() {
                     insert(s, id, &Submission::default(), i as u64).await;
                     if i % 3 == 0 {
-                        s.finished(id, &ended(Outcome::Exited(0)), true, AttemptEnd::Finished, false);
+                        s.finished(id, &ended(Outcome::Exited(0)), true, AttemptEnd::Finished, None);
                     }
                 }
                 s.flush().await.unwrap();
@@ -331,7 +331,7 @@ macro_rules! job_store_contract {
                 // A requeued job's node is no longer its own.
                 assert_eq!(s.job("j1").unwrap().unwrap().node, "");
                 s.running("j1", "node-b", 2);
-                s.finished("j1", &ended(Outcome::Exited(0)), false, AttemptEnd::Finished, false);
+                s.finished("j1", &ended(Outcome::Exited(0)), false, AttemptEnd::Finished, None);
                 s.flush().await.unwrap();
                 let attempts = s.attempts("j1").unwrap();
                 let seen: Vec<_> = attempts.iter().map(|a| (a.number, a.node.as_str(), a.end)).collect();
@@ -341,7 +341,7 @@ macro_rules! job_store_contract {
                 assert!(job.finished_ms.is_some_and(|end| Some(end) >= job.started_ms));
                 // A job cancelled before it ran has no attempt.
                 insert(s, "j2", &Submission::default(), 2).await;
-                s.finished("j2", &ended(Outcome::Cancelled), false, AttemptEnd::Cancelled, false);
+                s.finished("j2", &ended(Outcome::Cancelled), false, AttemptEnd::Cancelled, None);
                 s.flush().await.unwrap();
                 assert!(s.attempts("j2").unwrap().is_empty());
                 s.prune(u64::MAX >> 2).await.unwrap();
@@ -466,11 +466,11 @@ macro_rules! job_store_contract {
                     insert(s, id, &as_tenant(tenant), 1).await;
                 }
                 let burned = |fuel| JobReport { fuel_used: fuel, ..ended(Outcome::Exited(0)) };
-                s.finished("j1", &burned(40), false, AttemptEnd::Finished, true);
-                s.finished("j2", &burned(u64::MAX >> 2), false, AttemptEnd::Cancelled, true);
-                s.finished("j3", &burned(5), false, AttemptEnd::Finished, true);
+                s.finished("j1", &burned(40), false, AttemptEnd::Finished, Some("alice"));
+                s.finished("j2", &burned(u64::MAX >> 2), false, AttemptEnd::Cancelled, Some("alice"));
+                s.finished("j3", &burned(5), false, AttemptEnd::Finished, Some("bob"));
                 // Ended before any node ran it to its end: not counted.
-                s.finished("j4", &burned(7), false, AttemptEnd::Lost, false);
+                s.finished("j4", &burned(7), false, AttemptEnd::Lost, None);
                 s.flush().await.unwrap();
                 let alice = TenantUse { name: "alice".into(), jobs_run: 2, fuel_burned: 40 + (u64::MAX >> 2) };
                 let bob = TenantUse { name: "bob".into(), jobs_run: 1, fuel_burned: 5 };

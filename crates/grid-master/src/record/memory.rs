@@ -30,6 +30,16 @@ impl Jobs {
         self.jobs.get_mut(seq)
     }
 
+    /// `runs` more runs and `fuel` more fuel for `tenant`, saturating.
+    fn count_use(&mut self, tenant: &str, runs: u64, fuel: u64) {
+        let used = self
+            .tenant_use
+            .entry(tenant.to_owned())
+            .or_insert_with(|| TenantUse { name: tenant.to_owned(), ..Default::default() });
+        used.jobs_run = used.jobs_run.saturating_add(runs);
+        used.fuel_burned = used.fuel_burned.saturating_add(fuel);
+    }
+
     /// Ends job `id`'s running attempt, if it has one.
     fn end_attempt(&mut self, id: &str, end: AttemptEnd, at_ms: u64) {
         let running = self.attempts.get_mut(id).and_then(|a| a.last_mut()).filter(|a| a.end.is_none());
@@ -144,33 +154,20 @@ impl JobStore for MemoryStore {
         a.verdict = verdict.or(a.verdict);
     }
 
-    fn billed(&self, id: &str, runs: u64, fuel: u64) {
-        let mut inner = self.lock();
-        if let Some(tenant) = inner.get_mut(id).map(|j| j.tenant.clone()) {
-            let used = inner
-                .tenant_use
-                .entry(tenant.clone())
-                .or_insert_with(|| TenantUse { name: tenant, ..Default::default() });
-            used.jobs_run = used.jobs_run.saturating_add(runs);
-            used.fuel_burned = used.fuel_burned.saturating_add(fuel);
-        }
+    fn billed(&self, tenant: &str, runs: u64, fuel: u64) {
+        self.lock().count_use(tenant, runs, fuel);
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
         self.lock().output.entry(id.to_owned()).or_default().insert(seq, (stream, data));
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: Option<&str>) {
         let mut inner = self.lock();
         let now = now_ms();
         inner.end_attempt(id, end, now);
-        if ran && let Some(tenant) = inner.get_mut(id).map(|j| j.tenant.clone()) {
-            let used = inner
-                .tenant_use
-                .entry(tenant.clone())
-                .or_insert_with(|| TenantUse { name: tenant, ..Default::default() });
-            used.jobs_run = used.jobs_run.saturating_add(1);
-            used.fuel_burned = used.fuel_burned.saturating_add(report.fuel_used);
+        if let Some(tenant) = ran {
+            inner.count_use(tenant, 1, report.fuel_used);
         }
         if let Some(job) = inner.get_mut(id) {
             job.finished_ms = Some(now);

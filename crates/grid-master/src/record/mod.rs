@@ -12,6 +12,7 @@ pub mod backlog;
 mod change;
 pub mod memory;
 mod pg_batch;
+mod pg_columns;
 pub mod postgres;
 pub mod sqlite;
 
@@ -185,9 +186,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// does not change.
     fn replica(&self, id: &str, number: u32, end: Option<AttemptEnd>, digest: Option<&str>, verdict: Option<Verdict>);
 
-    /// The job's tenant used `runs` more runs and `fuel` more fuel than its
+    /// A job of `tenant` used `runs` more runs and `fuel` more fuel than its
     /// end counts: the other replicas of a verified job.
-    fn billed(&self, id: &str, runs: u64, fuel: u64);
+    fn billed(&self, tenant: &str, runs: u64, fuel: u64);
 
     /// A chunk of output, number `seq` of the job (numbers are not reused
     /// across attempts; the caller keeps a job's chunks within its output
@@ -203,9 +204,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// How the job ended, and how its running attempt (if any) ended. With
     /// `drop_input`, the recorded spec loses its stdin and mapped
     /// directories (they are not needed any more). With `ran` (its node ran
-    /// it to this end), its tenant's use counts one more job and the
-    /// report's fuel, in the same change.
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool);
+    /// it to this end: the job's tenant), that tenant's use counts one more
+    /// job and the report's fuel, in the same change.
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: Option<&str>);
 
     /// What each tenant has run, by name.
     fn tenant_use(&self) -> Result<Vec<TenantUse>>;

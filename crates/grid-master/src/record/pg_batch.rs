@@ -1,16 +1,18 @@
 //! A batch of changes to the PostgreSQL record, as its writer applies them
-//! in one transaction: a prepared statement per change (a job's changes
-//! merged into one statement where they touch several tables), all sent
-//! on the writer's connection before any answer is awaited (pipelined), so
-//! a batch costs one round trip and one commit, however many changes it
-//! holds.
+//! in one transaction: laid out by [`pg_columns`](super::pg_columns) (new
+//! jobs, output and tenants' use a multi-row statement each; other changes
+//! a prepared statement each, a job's changes merged into one statement
+//! where they touch several tables), all sent on the writer's connection
+//! before any answer is awaited (pipelined), so a batch costs one round
+//! trip and one commit, however many changes it holds.
 
 use super::Inserted;
 use super::change::Op;
+use super::pg_columns::{Chunks, Merge, lay_out};
 use crate::error::{MasterError, Result};
 use futures::future::{BoxFuture, MaybeDone, maybe_done};
 use grid_core::wire::{decode_spec, encode_spec};
-use grid_core::{AttemptEnd, OutputStream, Verdict};
+use grid_core::{AttemptEnd, Verdict};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,8 +25,13 @@ pub(super) fn int(v: u64) -> i64 {
 
 // The writer's statements.
 
-const INSERT_JOB: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms, fingerprint)
-    VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7) ON CONFLICT DO NOTHING";
+/// New jobs, a column each, in the order they came (so their `seq` too).
+const INSERT_JOBS: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spec, state, submitted_ms, fingerprint)
+    SELECT id, idem_key, tenant, priority, spec, 'queued', submitted_ms, fingerprint
+    FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::INTEGER[], $5::BYTEA[], $6::BIGINT[], $7::TEXT[])
+        WITH ORDINALITY AS new (id, idem_key, tenant, priority, spec, submitted_ms, fingerprint, n)
+    ORDER BY n
+    ON CONFLICT DO NOTHING";
 /// After an insert that recorded nothing: its own row (a commit whose
 /// answer was lost with the connection, tried again), or the job that
 /// holds its key.
@@ -50,22 +57,44 @@ const REPLICA: &str = "UPDATE attempts SET
         digest = COALESCE($4::TEXT, digest),
         verdict = COALESCE($5::TEXT, verdict)
     WHERE job_id = $1 AND number = $2";
-/// `$3` more jobs run, and `$2` more fuel burned, for the tenant of job
-/// `$1`, saturating.
+/// More jobs run and fuel burned by tenants, a column each (`$1` the
+/// names, each once), saturating.
 const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned)
-    SELECT tenant, $3::BIGINT, $2::BIGINT FROM jobs WHERE id = $1
+    SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[])
     ON CONFLICT (name) DO UPDATE SET
         jobs_run = CASE WHEN tenant_use.jobs_run > 9223372036854775807 - excluded.jobs_run
                    THEN 9223372036854775807 ELSE tenant_use.jobs_run + excluded.jobs_run END,
         fuel_burned = CASE WHEN tenant_use.fuel_burned > 9223372036854775807 - excluded.fuel_burned
                       THEN 9223372036854775807 ELSE tenant_use.fuel_burned + excluded.fuel_burned END";
-const OUTPUT: &str = "INSERT INTO output (job_id, seq, stream, data) VALUES ($1, $2, $3, $4)
+/// Output chunks, a column each (no chunk twice).
+const OUTPUT: &str = "INSERT INTO output (job_id, seq, stream, data)
+    SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::SMALLINT[], $4::BYTEA[])
     ON CONFLICT (job_id, seq) DO UPDATE SET stream = excluded.stream, data = excluded.data";
 /// The job's end, and its running attempt's.
 const FINISHED: &str = "WITH job AS (
         UPDATE jobs SET state = $2, result = $3, finished_ms = $4 WHERE id = $1
     )
     UPDATE attempts SET ended_ms = $4, ending = $5 WHERE job_id = $1 AND ended_ms IS NULL";
+/// A job's first attempt, started and ended at once (both fell in one
+/// batch), recorded whole: as [`RAN`], where no other attempt can be open.
+const RAN_FIRST: &str = "WITH job AS (
+        UPDATE jobs SET state = $2, node = $3, attempts = $4, started_ms = $5, result = $6, finished_ms = $7
+        WHERE id = $1
+    )
+    INSERT INTO attempts (job_id, number, node, started_ms, ended_ms, ending) VALUES ($1, $4, $3, $5, $7, $8)
+    ON CONFLICT (job_id, number) DO UPDATE SET node = excluded.node, started_ms = excluded.started_ms,
+        ended_ms = excluded.ended_ms, ending = excluded.ending, digest = NULL, verdict = NULL";
+/// A job's start and end at once (both fell in one batch): its attempt
+/// `$4` is recorded whole, any other of its attempts still open ends.
+const RAN: &str = "WITH job AS (
+        UPDATE jobs SET state = $2, node = $3, attempts = $4, started_ms = $5, result = $6, finished_ms = $7
+        WHERE id = $1
+    ), others AS (
+        UPDATE attempts SET ended_ms = $7, ending = $8 WHERE job_id = $1 AND number <> $4 AND ended_ms IS NULL
+    )
+    INSERT INTO attempts (job_id, number, node, started_ms, ended_ms, ending) VALUES ($1, $4, $3, $5, $7, $8)
+    ON CONFLICT (job_id, number) DO UPDATE SET node = excluded.node, started_ms = excluded.started_ms,
+        ended_ms = excluded.ended_ms, ending = excluded.ending, digest = NULL, verdict = NULL";
 const SPECS: &str = "SELECT id, spec FROM jobs WHERE id = ANY($1)";
 const SET_SPEC: &str = "UPDATE jobs SET spec = $2 WHERE id = $1";
 const UPSERT_NODE: &str = "INSERT INTO nodes
@@ -86,6 +115,8 @@ pub(super) struct Statements {
     tenant_use: tokio_postgres::Statement,
     output: tokio_postgres::Statement,
     finished: tokio_postgres::Statement,
+    ran: tokio_postgres::Statement,
+    ran_first: tokio_postgres::Statement,
     node: tokio_postgres::Statement,
     specs: tokio_postgres::Statement,
     set_spec: tokio_postgres::Statement,
@@ -94,13 +125,15 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(c: &deadpool_postgres::Object) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
-            insert: c.prepare_cached(INSERT_JOB).await?,
+            insert: c.prepare_cached(INSERT_JOBS).await?,
             running: c.prepare_cached(RUNNING).await?,
             requeued: c.prepare_cached(REQUEUED).await?,
             replica: c.prepare_cached(REPLICA).await?,
             tenant_use: c.prepare_cached(ADD_TENANT_USE).await?,
             output: c.prepare_cached(OUTPUT).await?,
             finished: c.prepare_cached(FINISHED).await?,
+            ran: c.prepare_cached(RAN).await?,
+            ran_first: c.prepare_cached(RAN_FIRST).await?,
             node: c.prepare_cached(UPSERT_NODE).await?,
             specs: c.prepare_cached(SPECS).await?,
             set_spec: c.prepare_cached(SET_SPEC).await?,
@@ -177,21 +210,33 @@ pub(super) async fn apply(
         return Ok(());
     }
     let tx: &tokio_postgres::Transaction<'_> = tx;
-    let mut sent: Vec<Sent<'_>> = Vec::with_capacity(ops.len() * 2);
-    // Which statement is each insert's, by the change's index.
-    let mut inserts = Vec::new();
+    // Before `sent`, whose statements borrow it.
+    let layout = lay_out(ops);
+    let mut sent: Vec<Sent<'_>> = Vec::with_capacity(ops.len() + 4);
     let mut drop_input = Vec::new();
+    let jobs = &layout.jobs;
+    if !jobs.ids.is_empty() {
+        sent.push(Box::pin(async move {
+            let p: [&(dyn ToSql + Sync); 7] = [
+                &jobs.ids,
+                &jobs.keys,
+                &jobs.tenants,
+                &jobs.priorities,
+                &jobs.specs,
+                &jobs.submitted,
+                &jobs.fingerprints,
+            ];
+            tx.execute(&st.insert, &p).await
+        }));
+    }
+    let mut chunks = layout.chunks.iter().peekable();
+    let merge = &layout.merge;
     for (i, op) in ops.iter().enumerate() {
+        while let Some((_, group)) = chunks.next_if(|(at, _)| *at == i) {
+            sent.push(write_chunks(tx, st, group));
+        }
         match op {
-            Op::Insert { id, meta, spec, submitted_ms, fingerprint, .. } => {
-                inserts.push((first + i, sent.len(), id, meta.key.as_deref()));
-                let submitted = int(*submitted_ms);
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 7] =
-                        [id, &meta.key, &meta.tenant, &meta.priority, spec, &submitted, fingerprint];
-                    tx.execute(&st.insert, &p).await
-                }));
-            }
+            Op::Running { .. } if merge[i] == Merge::Later => {}
             Op::Running { id, node, attempts, at_ms } => {
                 let (n, at) = (i32::try_from(*attempts).unwrap_or(i32::MAX), int(*at_ms));
                 sent.push(Box::pin(async move {
@@ -214,31 +259,25 @@ pub(super) async fn apply(
                     tx.execute(&st.replica, &p).await
                 }));
             }
-            Op::Billed { id, runs, fuel } => {
-                let (runs, fuel) = (int(*runs), int(*fuel));
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 3] = [id, &fuel, &runs];
-                    tx.execute(&st.tenant_use, &p).await
-                }));
-            }
-            Op::Output { id, seq, stream, data } => {
-                let (seq, stream) = (int(*seq), if *stream == OutputStream::Stderr { 2i16 } else { 1i16 });
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 4] = [id, &seq, &stream, data];
-                    tx.execute(&st.output, &p).await
-                }));
-            }
-            Op::Finished { id, state, result, drop_input: drop, end, at_ms, ran } => {
+            Op::Finished { id, state, result, drop_input: drop, end, at_ms, .. } => {
                 let (state, at, end) = (state.as_str(), int(*at_ms), end.as_str());
-                sent.push(Box::pin(async move {
-                    let p: [&(dyn ToSql + Sync); 5] = [id, &state, result, &at, &end];
-                    tx.execute(&st.finished, &p).await
-                }));
-                if let Some(fuel) = ran {
-                    let fuel = int(*fuel);
+                if let Merge::With(start) = merge[i] {
+                    let Op::Running { node, attempts, at_ms: started, .. } = &ops[start] else {
+                        unreachable!("an end merges with a start")
+                    };
+                    let (n, started) = (i32::try_from(*attempts).unwrap_or(i32::MAX), int(*started));
+                    // A first attempt that starts and ends in one batch has
+                    // no other beside it: a replica's start comes after
+                    // the first's, and a replica's end before the job's.
+                    let ran = if n == 1 { &st.ran_first } else { &st.ran };
                     sent.push(Box::pin(async move {
-                        let p: [&(dyn ToSql + Sync); 3] = [id, &fuel, &1i64];
-                        tx.execute(&st.tenant_use, &p).await
+                        let p: [&(dyn ToSql + Sync); 8] = [id, &state, node, &n, &started, result, &at, &end];
+                        tx.execute(ran, &p).await
+                    }));
+                } else {
+                    sent.push(Box::pin(async move {
+                        let p: [&(dyn ToSql + Sync); 5] = [id, &state, result, &at, &end];
+                        tx.execute(&st.finished, &p).await
                     }));
                 }
                 if *drop {
@@ -273,26 +312,46 @@ pub(super) async fn apply(
                     }));
                 }
             }
-            Op::Flush { .. } | Op::Prune { .. } => {}
+            Op::Insert { .. } | Op::Output { .. } | Op::Billed { .. } | Op::Flush { .. } | Op::Prune { .. } => {}
         }
     }
+    for (_, group) in chunks {
+        sent.push(write_chunks(tx, st, group));
+    }
+    let used = &layout.used;
+    if !used.tenants.is_empty() {
+        sent.push(Box::pin(async move {
+            let p: [&(dyn ToSql + Sync); 3] = [&used.tenants, &used.runs, &used.fuel];
+            tx.execute(&st.tenant_use, &p).await
+        }));
+    }
     let rows = pipelined(sent).await?;
-    for (at, statement, id, key) in inserts {
-        if rows[statement] > 0 {
-            continue;
+    // Each new job is recorded, unless the statement recorded fewer.
+    if !jobs.ids.is_empty() && rows[0] < jobs.ids.len() as u64 {
+        for (n, &at) in jobs.at.iter().enumerate() {
+            let (id, key) = (jobs.ids[n], jobs.keys[n]);
+            // Its own row (recorded now, or by this very batch committed
+            // before the connection that carried it was lost), or the job
+            // that holds its key.
+            let holder = tx.query_opt(INSERTED_BEFORE, &[&id, &key]).await?;
+            let answer = match holder {
+                Some(row) if row.get::<_, &str>(0) == id => continue,
+                Some(row) => Ok(Inserted::Existing(row.get(0), row.get(1))),
+                None => Err(MasterError::Db(format!("job `{id}` was not recorded"))),
+            };
+            answers.push((first + at, Answer::Inserted(answer)));
         }
-        // Nothing recorded: the key is another job's (or this very insert
-        // committed before the connection that carried it was lost).
-        let holder = tx.query_opt(INSERTED_BEFORE, &[id, &key]).await?;
-        let answer = match holder {
-            Some(row) if row.get::<_, &str>(0) == id => Ok(Inserted::New),
-            Some(row) => Ok(Inserted::Existing(row.get(0), row.get(1))),
-            None => Err(MasterError::Db(format!("job `{id}` was not recorded"))),
-        };
-        answers.push((at, Answer::Inserted(answer)));
     }
     answers.sort_by_key(|(at, _)| *at);
     drop_job_input(tx, st, &drop_input).await
+}
+
+/// The statement that writes a group of output chunks.
+fn write_chunks<'s>(tx: &'s tokio_postgres::Transaction<'_>, st: &'s Statements, chunks: &'s Chunks<'_>) -> Sent<'s> {
+    Box::pin(async move {
+        let p: [&(dyn ToSql + Sync); 4] = [&chunks.ids, &chunks.seqs, &chunks.streams, &chunks.data];
+        tx.execute(&st.output, &p).await
+    })
 }
 
 /// Rewrites the recorded specs of jobs `ids` without their stdin and

@@ -8,6 +8,7 @@
 
 use super::change::Op;
 use super::pg_batch::{Answer, Failure, Statements, apply, int};
+use super::pg_columns::hold_back;
 use super::{Backlog, Filter, Inserted, JobStore, NewJob, OutputChunk, OutputExtent, Page, SCANNED, Unfinished};
 use crate::error::{MasterError, Result};
 use crate::model::{JobId, NodeRecord, Standing, StoredJob, TenantUse, now_ms};
@@ -31,6 +32,12 @@ const BATCH_OUTPUT: usize = 1 << 20;
 /// away; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Changes waiting at once past which the writer is busy, and gathers
+/// more for [`GATHER`] before it commits.
+const BUSY: usize = 8;
+const GATHER: Duration = Duration::from_millis(1);
+/// The longest a job's start waits for its end's batch.
+const HOLD: Duration = Duration::from_millis(10);
 
 /// The record in PostgreSQL: a writer task, and the pool for reads.
 pub struct PgStore {
@@ -263,8 +270,8 @@ impl JobStore for PgStore {
         });
     }
 
-    fn billed(&self, id: &str, runs: u64, fuel: u64) {
-        self.send(Op::Billed { id: id.to_owned(), runs, fuel });
+    fn billed(&self, tenant: &str, runs: u64, fuel: u64) {
+        self.send(Op::Billed { tenant: tenant.to_owned(), runs, fuel });
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
@@ -276,7 +283,7 @@ impl JobStore for PgStore {
         Some(self.backlog.clone())
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: Option<&str>) {
         self.send(Op::Finished {
             id: id.to_owned(),
             state: JobState::finished(report),
@@ -284,7 +291,7 @@ impl JobStore for PgStore {
             drop_input,
             end,
             at_ms: now_ms(),
-            ran: ran.then_some(report.fuel_used),
+            ran: ran.map(|tenant| (tenant.to_owned(), report.fuel_used)),
         });
     }
 
@@ -497,21 +504,46 @@ struct Writer {
 
 impl Writer {
     /// Applies changes in batches: everything waiting, up to [`BATCH`], in
-    /// one transaction.
+    /// one transaction (when busy, what comes within [`GATHER`] too). A
+    /// job's start with nothing after it in its batch waits for the next
+    /// batch (once, and at most [`HOLD`]), where its end usually is: the two
+    /// are then written as one change.
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
-        while let Some(first) = rx.recv().await {
+        let mut held: Vec<Op> = Vec::new();
+        loop {
+            let first = if held.is_empty() {
+                rx.recv().await
+            } else {
+                match tokio::time::timeout(HOLD, rx.recv()).await {
+                    Ok(first) => first,
+                    Err(_) => {
+                        self.commit(std::mem::take(&mut held)).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
             let mut output = first.output_bytes();
-            let mut batch = Vec::with_capacity(BATCH);
+            let mut batch = std::mem::take(&mut held);
+            let again = batch.len();
+            batch.reserve(BATCH);
             batch.push(first);
-            // Up to so many changes, and so much output: a batch's
-            // statements are encoded whole before they are sent.
-            while batch.len() < BATCH && output < BATCH_OUTPUT {
-                let Ok(op) = rx.try_recv() else { break };
-                output += op.output_bytes();
-                batch.push(op);
+            gather(&mut rx, &mut batch, &mut output);
+            // Busy: what comes within a moment goes in this transaction
+            // too. Each commit costs the database a round of work however
+            // little it carries; an idle grid's changes never wait.
+            if batch.len() - again >= BUSY {
+                tokio::time::sleep(GATHER).await;
+                gather(&mut rx, &mut batch, &mut output);
             }
-            self.commit(batch).await;
+            held = hold_back(&mut batch, again);
+            if !batch.is_empty() {
+                self.commit(batch).await;
+            }
             self.backlog.written(output);
+        }
+        if !held.is_empty() {
+            self.commit(held).await;
         }
     }
 
@@ -581,6 +613,17 @@ impl Writer {
         apply(&tx, &statements, &batch[start..], start, &mut answers).await?;
         tx.commit().await?;
         Ok(answers)
+    }
+}
+
+/// Adds to `batch` the changes waiting in `rx`, up to so many changes and
+/// so much output (`output` counts it): a batch's statements are encoded
+/// whole before they are sent.
+fn gather(rx: &mut mpsc::UnboundedReceiver<Op>, batch: &mut Vec<Op>, output: &mut usize) {
+    while batch.len() < BATCH && *output < BATCH_OUTPUT {
+        let Ok(op) = rx.try_recv() else { break };
+        *output += op.output_bytes();
+        batch.push(op);
     }
 }
 

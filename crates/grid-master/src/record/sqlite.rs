@@ -341,8 +341,8 @@ impl JobStore for SqliteStore {
         });
     }
 
-    fn billed(&self, id: &str, runs: u64, fuel: u64) {
-        self.send(Op::Billed { id: id.to_owned(), runs, fuel });
+    fn billed(&self, tenant: &str, runs: u64, fuel: u64) {
+        self.send(Op::Billed { tenant: tenant.to_owned(), runs, fuel });
     }
 
     fn output(&self, id: &str, seq: u64, stream: OutputStream, data: Vec<u8>) {
@@ -354,7 +354,7 @@ impl JobStore for SqliteStore {
         Some(self.backlog.clone())
     }
 
-    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: bool) {
+    fn finished(&self, id: &str, report: &JobReport, drop_input: bool, end: AttemptEnd, ran: Option<&str>) {
         let op = Op::Finished {
             id: id.to_owned(),
             state: JobState::finished(report),
@@ -362,7 +362,7 @@ impl JobStore for SqliteStore {
             drop_input,
             end,
             at_ms: now_ms(),
-            ran: ran.then_some(report.fuel_used),
+            ran: ran.map(|tenant| (tenant.to_owned(), report.fuel_used)),
         };
         self.send(op);
     }
@@ -619,9 +619,8 @@ const UPSERT_NODE: &str = "INSERT OR REPLACE INTO nodes
      streak, strikes, quarantined, credit)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
-/// One more job run, and the fuel it burned, for the tenant of job `?1`.
-const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned)
-    SELECT tenant, ?3, ?2 FROM jobs WHERE id = ?1
+/// `?3` more jobs run, and `?2` more fuel burned, for tenant `?1`.
+const ADD_TENANT_USE: &str = "INSERT INTO tenant_use (name, jobs_run, fuel_burned) VALUES (?1, ?3, ?2)
     ON CONFLICT (name) DO UPDATE SET
         jobs_run = CASE WHEN jobs_run > 9223372036854775807 - excluded.jobs_run THEN 9223372036854775807
                    ELSE jobs_run + excluded.jobs_run END,
@@ -800,9 +799,9 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf, backl
                             at_ms as i64
                         ])?;
                     }
-                    Op::Billed { id, runs, fuel } => {
+                    Op::Billed { tenant, runs, fuel } => {
                         tx.prepare_cached(ADD_TENANT_USE)?.execute(params![
-                            id,
+                            tenant,
                             i64::try_from(fuel).unwrap_or(i64::MAX),
                             i64::try_from(runs).unwrap_or(i64::MAX)
                         ])?;
@@ -817,9 +816,9 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf, backl
                     Op::Finished { id, state, result, drop_input, end, at_ms, ran } => {
                         tx.prepare_cached("UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4 WHERE id = ?1")?
                             .execute(params![id, state.as_str(), result, at_ms as i64])?;
-                        if let Some(fuel) = ran {
+                        if let Some((tenant, fuel)) = ran {
                             tx.prepare_cached(ADD_TENANT_USE)?.execute(params![
-                                id,
+                                tenant,
                                 i64::try_from(fuel).unwrap_or(i64::MAX),
                                 1
                             ])?;
@@ -891,7 +890,7 @@ mod tests {
             db.running("j1", "node-a", 1);
             db.output("j1", 0, OutputStream::Stdout, b"hello ".to_vec());
             let report = JobReport::before_start(Outcome::Exited(0), "node-a", &Limits::default());
-            db.finished("j1", &report, true, AttemptEnd::Finished, true);
+            db.finished("j1", &report, true, AttemptEnd::Finished, Some("t"));
             db.flush().await.unwrap();
         }
         let db = SqliteStore::open(&path, true).unwrap();
@@ -920,7 +919,7 @@ mod tests {
                 db.running(id, "node-a", 1);
                 let mut report = JobReport::before_start(Outcome::Exited(0), "node-a", &Limits::default());
                 report.fuel_used = u64::MAX;
-                db.finished(id, &report, true, AttemptEnd::Finished, true);
+                db.finished(id, &report, true, AttemptEnd::Finished, Some("t"));
             }
             db.flush().await.unwrap();
             let used = crate::model::TenantUse { name: "t".into(), jobs_run: 2, fuel_burned: i64::MAX as u64 };

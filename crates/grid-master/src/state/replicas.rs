@@ -322,8 +322,10 @@ impl LiveState {
                 tracing::error!(job = id, error = %e, "the accepted replica's output was lost");
             }
         }
-        if runs > 0 {
-            self.store.billed(id, runs, fuel);
+        if runs > 0
+            && let Some(job) = inner.jobs.get(id)
+        {
+            self.store.billed(&job.submission.tenant, runs, fuel);
         }
         let end = if report.outcome == Outcome::Cancelled { AttemptEnd::Cancelled } else { AttemptEnd::Finished };
         self.finish_ran(inner, id, report, end, ran);
