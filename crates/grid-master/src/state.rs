@@ -1180,7 +1180,7 @@ impl LiveState {
     /// and its tenant's counts in the record go up in the same change.
     fn finish_ran(&self, inner: &mut Inner, id: &str, report: JobReport, end: AttemptEnd, ran: bool) {
         let Some(job) = inner.jobs.get_mut(id) else { return };
-        tracing::info!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
+        tracing::debug!(job = id, outcome = %report.outcome, fuel = report.fuel_used, "job finished");
         if report.outcome.exit_code().is_some() {
             for name in std::mem::take(&mut job.lost_on) {
                 tracing::warn!(node = %name, job = id, "a job lost on this node ran to its end elsewhere");

@@ -365,7 +365,7 @@ async fn accept(node: &Arc<NodeShared>, client: &Client, tx: &mpsc::Sender<pb::N
             };
             up(Up::Rejected(pb::JobRejected { job_id, reason: reason.into() }))
         } else {
-            tracing::info!(job = %job_id, outcome = %report.outcome, fuel = report.fuel_used, wall = ?report.wall, "job finished");
+            tracing::debug!(job = %job_id, outcome = %report.outcome, fuel = report.fuel_used, wall = ?report.wall, "job finished");
             up(Up::Finished(pb::JobFinished { job_id, result: Some(report.into()) }))
         };
         // Sent once its output has gone up.
