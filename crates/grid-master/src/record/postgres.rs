@@ -724,6 +724,62 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_held_for_its_end_is_written_on_its_own_when_no_end_comes() {
+        let db = Arc::new(tokio::task::spawn_blocking(fresh).await.unwrap());
+        assert_eq!(db.insert(job("j1")).await.unwrap(), Inserted::New);
+        // Nothing follows the start and nobody flushes: it is written anyway.
+        db.running("j1", "node-a", 1);
+        let read = db.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let job = read.job("j1").unwrap().unwrap();
+                if job.state == JobState::Running || std::time::Instant::now() > deadline {
+                    return job;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((started.state, started.node.as_str()), (JobState::Running, "node-a"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_jobs_started_and_ended_at_once_are_each_recorded_whole() {
+        use grid_core::{JobReport, Outcome};
+        let db = Arc::new(tokio::task::spawn_blocking(fresh).await.unwrap());
+        let ids: Vec<String> = (0..200).map(|i| format!("j{i}")).collect();
+        for id in &ids {
+            assert_eq!(db.insert(job(id)).await.unwrap(), Inserted::New);
+        }
+        // Starts, output and ends of many jobs, sent at once: a busy batch.
+        let ended = JobReport::before_start(Outcome::Exited(0), "node-a", &grid_core::Limits::default());
+        let report = JobReport { fuel_used: 3, ..ended };
+        for id in &ids {
+            db.running(id, "node-a", 1);
+            db.output(id, 0, OutputStream::Stdout, id.as_bytes().to_vec());
+            db.finished(id, &report, false, AttemptEnd::Finished, Some(""));
+        }
+        db.flush().await.unwrap();
+        let read = db.clone();
+        tokio::task::spawn_blocking(move || {
+            for id in &ids {
+                let job = read.job(id).unwrap().unwrap();
+                assert_eq!((job.state, job.node.as_str(), job.attempts), (JobState::Succeeded, "node-a", 1), "{id}");
+                let attempts = read.attempts(id).unwrap();
+                assert_eq!(attempts.len(), 1, "{id}");
+                assert_eq!((attempts[0].node.as_str(), attempts[0].end), ("node-a", Some(AttemptEnd::Finished)));
+                assert_eq!(read.output_of(id).unwrap(), [(OutputStream::Stdout, id.as_bytes().to_vec())]);
+            }
+            let used = read.tenant_use().unwrap();
+            assert_eq!((used.len(), used[0].jobs_run, used[0].fuel_burned), (1, 200, 600));
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_master_whose_lease_moved_on_writes_nothing_and_knows_it() {
         let url = tokio::task::spawn_blocking(|| grid_testpg::shared().fresh_database().unwrap()).await.unwrap();
         let (pool, fence) = leading(&url).await;
