@@ -35,8 +35,7 @@ const INSERT_JOBS: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spe
 /// After an insert that recorded nothing: its own row (a commit whose
 /// answer was lost with the connection, tried again), or the job that
 /// holds its key.
-const INSERTED_BEFORE: &str = "SELECT id, fingerprint FROM jobs WHERE id = $1 OR idem_key = $2
-    ORDER BY (id = $1) DESC LIMIT 1";
+const INSERTED_BEFORE: &str = "SELECT id, fingerprint, idem_key FROM jobs WHERE id = ANY($1) OR idem_key = ANY($2)";
 const RUNNING: &str = "WITH job AS (
         UPDATE jobs SET state = 'running', node = $2, attempts = $3, started_ms = $4 WHERE id = $1
     )
@@ -326,17 +325,28 @@ pub(super) async fn apply(
         }));
     }
     let rows = pipelined(sent).await?;
-    // Each new job is recorded, unless the statement recorded fewer.
+    // Each new job is recorded, unless the statement recorded fewer: then
+    // one read finds, for each, its own row (recorded now, or by this very
+    // batch committed before the connection that carried it was lost), or
+    // the job that holds its key.
     if !jobs.ids.is_empty() && rows[0] < jobs.ids.len() as u64 {
+        let keys: Vec<&str> = jobs.keys.iter().flatten().copied().collect();
+        let found = tx.query(INSERTED_BEFORE, &[&jobs.ids, &keys]).await?;
+        let mut by_id = std::collections::HashSet::new();
+        let mut by_key = std::collections::HashMap::new();
+        for row in &found {
+            by_id.insert(row.get::<_, &str>(0));
+            if let Some(key) = row.get::<_, Option<&str>>(2) {
+                by_key.insert(key, (row.get::<_, String>(0), row.get::<_, Option<String>>(1)));
+            }
+        }
         for (n, &at) in jobs.at.iter().enumerate() {
-            let (id, key) = (jobs.ids[n], jobs.keys[n]);
-            // Its own row (recorded now, or by this very batch committed
-            // before the connection that carried it was lost), or the job
-            // that holds its key.
-            let holder = tx.query_opt(INSERTED_BEFORE, &[&id, &key]).await?;
-            let answer = match holder {
-                Some(row) if row.get::<_, &str>(0) == id => continue,
-                Some(row) => Ok(Inserted::Existing(row.get(0), row.get(1))),
+            let id = jobs.ids[n];
+            if by_id.contains(id) {
+                continue;
+            }
+            let answer = match jobs.keys[n].and_then(|key| by_key.get(key)) {
+                Some((holder, fingerprint)) => Ok(Inserted::Existing(holder.clone(), fingerprint.clone())),
                 None => Err(MasterError::Db(format!("job `{id}` was not recorded"))),
             };
             answers.push((first + at, Answer::Inserted(answer)));

@@ -134,16 +134,21 @@ pub(super) fn lay_out(ops: &[Op]) -> Layout<'_> {
 
 /// Takes out of `batch` the jobs' starts (from index `from` on: those
 /// before it were held back once already) that nothing after them in the
-/// batch touches but their output, to be written with the next batch.
-/// None is held from a batch that someone waits on to be written whole (a
-/// flush or a prune).
+/// batch touches, to be written with the next batch. Not even output: a
+/// job's output is never in the record before its start. None is held
+/// from a batch that someone waits on to be written whole (a flush or a
+/// prune).
 pub(super) fn hold_back(batch: &mut Vec<Op>, from: usize) -> Vec<Op> {
     if batch.iter().any(|op| matches!(op, Op::Flush { .. } | Op::Prune { .. })) {
         return Vec::new();
     }
     let mut last: HashMap<&str, usize> = HashMap::new();
     for (i, op) in batch.iter().enumerate() {
-        if let Op::Running { id, .. } | Op::Requeued { id, .. } | Op::Replica { id, .. } | Op::Finished { id, .. } = op
+        if let Op::Running { id, .. }
+        | Op::Requeued { id, .. }
+        | Op::Replica { id, .. }
+        | Op::Finished { id, .. }
+        | Op::Output { id, .. } = op
         {
             last.insert(id, i);
         }
@@ -222,7 +227,8 @@ mod tests {
 
     #[test]
     fn a_start_with_nothing_after_it_waits_for_the_next_batch_once() {
-        let mut batch = vec![running("a"), running("b"), output("b", 0), running("c"), finished("c"), running("d")];
+        let mut batch =
+            vec![running("a"), running("b"), output("b", 0), running("c"), finished("c"), running("d"), running("e")];
         let held = hold_back(&mut batch, 1);
         let ids = |ops: &[Op]| -> Vec<String> {
             ops.iter()
@@ -234,9 +240,10 @@ mod tests {
                 })
                 .collect()
         };
-        // `a` was held once already; `c` ends in this batch.
-        assert_eq!(ids(&held), ["start b", "start d"]);
-        assert_eq!(ids(&batch), ["start a", "output b", "start c", "end c"]);
+        // `a` was held once already; `b`'s output follows it (and must not
+        // reach the record before it); `c` ends in this batch.
+        assert_eq!(ids(&held), ["start d", "start e"]);
+        assert_eq!(ids(&batch), ["start a", "start b", "output b", "start c", "end c"]);
         let (done, _) = tokio::sync::oneshot::channel();
         let mut flushed = vec![running("e"), Op::Flush { done }];
         assert!(hold_back(&mut flushed, 0).is_empty(), "a start was held from a flush");

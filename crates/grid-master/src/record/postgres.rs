@@ -780,6 +780,22 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inserts_of_one_key_in_one_batch_yield_the_first_and_the_rest_are_recorded() {
+        let db = tokio::task::spawn_blocking(fresh).await.unwrap();
+        let sub = Submission { key: Some("k".into()), tenant: "t".into(), priority: 0 };
+        let spec = spec();
+        let keyed = |id| NewJob { id, submission: &sub, spec: &spec, submitted_ms: 1, fingerprint: Some("f") };
+        // Sent before any is awaited: one batch, with keyless jobs around them.
+        let all = [db.insert(job("a")), db.insert(keyed("k1")), db.insert(keyed("k2")), db.insert(job("b"))];
+        let answers = futures::future::join_all(all).await;
+        let answers: Vec<Inserted> = answers.into_iter().map(Result::unwrap).collect();
+        let existing = Inserted::Existing("k1".into(), Some("f".into()));
+        assert_eq!(answers, [Inserted::New, Inserted::New, existing.clone(), Inserted::New]);
+        // And later, from the record.
+        assert_eq!(db.insert(keyed("k3")).await.unwrap(), existing);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_master_whose_lease_moved_on_writes_nothing_and_knows_it() {
         let url = tokio::task::spawn_blocking(|| grid_testpg::shared().fresh_database().unwrap()).await.unwrap();
         let (pool, fence) = leading(&url).await;
