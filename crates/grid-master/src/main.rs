@@ -3,6 +3,29 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` in the version pinned (3.3.2, which
+/// `libmimalloc-sys` 0.1.49 builds): how long freed memory is kept before
+/// it goes back to the system, 1,000 ms by default.
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the system at once, not a second later (and
+/// then only once the allocator is called again): what a hostile client
+/// made the master hold, a stalled upload's buffers say, is returned as
+/// soon as it is dropped, so the master's memory stays within its bounds
+/// as the system sees it. The option is set only where it reads as its
+/// documented default: an operator's `MIMALLOC_PURGE_DELAY` is kept, and
+/// another version's numbering changes nothing.
+fn return_freed_memory_at_once() {
+    use libmimalloc_sys::{mi_option_get, mi_option_set};
+    // SAFETY: mimalloc's options are plain integers it reads atomically;
+    // setting one is safe at any time.
+    unsafe {
+        if mi_option_get(PURGE_DELAY) == 1000 {
+            mi_option_set(PURGE_DELAY, 0);
+        }
+    }
+}
+
 use anyhow::Context;
 use clap::Parser;
 use grid_master::trust::{VerifyMode, VerifyPolicy};
@@ -181,6 +204,7 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    return_freed_memory_at_once();
     let args: Args = grid_core::usage::parse();
     args.log_format.init();
     match run(args) {
