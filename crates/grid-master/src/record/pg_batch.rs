@@ -32,9 +32,9 @@ const INSERT_JOBS: &str = "INSERT INTO jobs (id, idem_key, tenant, priority, spe
         WITH ORDINALITY AS new (id, idem_key, tenant, priority, spec, submitted_ms, fingerprint, n)
     ORDER BY n
     ON CONFLICT DO NOTHING";
-/// After an insert that recorded nothing: its own row (a commit whose
-/// answer was lost with the connection, tried again), or the job that
-/// holds its key.
+/// After a batch's insert recorded fewer jobs than it sent: the rows that
+/// bear their ids (a commit whose answer was lost with the connection,
+/// tried again) or hold their keys.
 const INSERTED_BEFORE: &str = "SELECT id, fingerprint, idem_key FROM jobs WHERE id = ANY($1) OR idem_key = ANY($2)";
 const RUNNING: &str = "WITH job AS (
         UPDATE jobs SET state = 'running', node = $2, attempts = $3, started_ms = $4 WHERE id = $1
