@@ -74,26 +74,32 @@ const FINISHED: &str = "WITH job AS (
         UPDATE jobs SET state = $2, result = $3, finished_ms = $4 WHERE id = $1
     )
     UPDATE attempts SET ended_ms = $4, ending = $5 WHERE job_id = $1 AND ended_ms IS NULL";
-/// A job's first attempt, started and ended at once (both fell in one
-/// batch), recorded whole: as [`RAN`], where no other attempt can be open.
-const RAN_FIRST: &str = "WITH job AS (
+/// A job's start and end at once (both fell in one batch), with `$others`
+/// between its row's update and its attempt's: attempt `$4` is recorded
+/// whole.
+macro_rules! ran {
+    ($others:literal) => {
+        concat!(
+            "WITH job AS (
         UPDATE jobs SET state = $2, node = $3, attempts = $4, started_ms = $5, result = $6, finished_ms = $7
         WHERE id = $1
-    )
+    )",
+            $others,
+            "
     INSERT INTO attempts (job_id, number, node, started_ms, ended_ms, ending) VALUES ($1, $4, $3, $5, $7, $8)
     ON CONFLICT (job_id, number) DO UPDATE SET node = excluded.node, started_ms = excluded.started_ms,
-        ended_ms = excluded.ended_ms, ending = excluded.ending, digest = NULL, verdict = NULL";
-/// A job's start and end at once (both fell in one batch): its attempt
-/// `$4` is recorded whole, any other of its attempts still open ends.
-const RAN: &str = "WITH job AS (
-        UPDATE jobs SET state = $2, node = $3, attempts = $4, started_ms = $5, result = $6, finished_ms = $7
-        WHERE id = $1
-    ), others AS (
+        ended_ms = excluded.ended_ms, ending = excluded.ending, digest = NULL, verdict = NULL"
+        )
+    };
+}
+/// [`RAN`] for a job's first attempt, where no other can be open.
+const RAN_FIRST: &str = ran!("");
+/// [`ran!`], and any other attempt of the job still open ends.
+const RAN: &str = ran!(
+    ", others AS (
         UPDATE attempts SET ended_ms = $7, ending = $8 WHERE job_id = $1 AND number <> $4 AND ended_ms IS NULL
-    )
-    INSERT INTO attempts (job_id, number, node, started_ms, ended_ms, ending) VALUES ($1, $4, $3, $5, $7, $8)
-    ON CONFLICT (job_id, number) DO UPDATE SET node = excluded.node, started_ms = excluded.started_ms,
-        ended_ms = excluded.ended_ms, ending = excluded.ending, digest = NULL, verdict = NULL";
+    )"
+);
 const SPECS: &str = "SELECT id, spec FROM jobs WHERE id = ANY($1)";
 const SET_SPEC: &str = "UPDATE jobs SET spec = $2 WHERE id = $1";
 const UPSERT_NODE: &str = "INSERT INTO nodes
